@@ -1,0 +1,86 @@
+"""Records the node stores and syncs: one NamedTuple per stream.
+
+Records are NamedTuples rather than dataclasses because the store hands them
+to ``sqlite3.executemany`` as they are: a conversion per record would cost
+more than the insert itself (see ``bench/store.py``). Field order is the
+column order of the stream's table and of the wire format (``sync.wire``).
+
+Every record starts with the same three fields:
+
+- ``ts_ms``: the record's time, UTC milliseconds since 1970;
+- ``tsrc``: where ``ts_ms`` came from (:class:`TimeSource`), so the IOC can
+  tell a trustworthy time from a guess;
+- ``clock_ms``: the node's own wall clock when the record was made, kept
+  beside ``ts_ms`` even when it is wrong (a node booted without RTC sits at
+  1970), so clock drift can be proven afterwards.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import NamedTuple
+
+
+class TimeSource(IntEnum):
+    """Where a timestamp came from, best first."""
+
+    GPS = 1
+    """UTC from a GPS receiver that had a valid fix."""
+    NTP = 2
+    """The node's clock while the kernel reported it synchronised (NTP, chrony, timesyncd)."""
+    FREE = 3
+    """The node's clock with no evidence that it is right: a guess."""
+
+
+class Position(NamedTuple):
+    """One GPS fix: a position with the receiver's quality figures.
+
+    ``fix``, ``sats``, ``hdop`` and ``alt_m`` come from GGA, ``speed_kn`` and
+    ``course_deg`` from RMC or VTG; each is ``None`` when the receiver did
+    not send it.
+    """
+
+    ts_ms: int
+    tsrc: int
+    clock_ms: int
+    lat: float
+    lon: float
+    speed_kn: float | None = None
+    course_deg: float | None = None
+    fix: int | None = None
+    sats: int | None = None
+    hdop: float | None = None
+    alt_m: float | None = None
+
+
+class Alarm(NamedTuple):
+    """An alarm raised or cleared on the node (``state`` 1 = raised, 0 = cleared)."""
+
+    ts_ms: int
+    tsrc: int
+    clock_ms: int
+    source: str
+    kind: str
+    state: int
+    value: float | None = None
+    message: str = ""
+
+
+class Reading(NamedTuple):
+    """One raw sensor reading (a value of a named quantity from a named sensor)."""
+
+    ts_ms: int
+    tsrc: int
+    clock_ms: int
+    sensor: str
+    quantity: str
+    value: float
+
+
+class NodeStatus(NamedTuple):
+    """The node's own report: backlog, drops and rejects, as a JSON object in ``body``."""
+
+    ts_ms: int
+    tsrc: int
+    clock_ms: int
+    body: str
