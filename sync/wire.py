@@ -1,0 +1,367 @@
+"""The wire format between edge nodes and the IOC: topics, streams, batches and acks.
+
+This is the only module that ``ioc/`` shares with the edge side.
+
+Topics (``prefix`` is ``ioc/v1`` by default)::
+
+    {prefix}/{device}/up/{stream}   edge -> IOC   a batch of records (QoS 1)
+    {prefix}/{device}/ack           IOC -> edge   an end-to-end ack, sent after the IOC's commit
+
+A batch is one stream's records in column order, columnar: each column is
+turned into integers (fixed point for decimals), delta-encoded (twice for
+smooth series such as coordinates and timestamps), zig-zagged, stored in the
+narrowest byte width that fits and byte-shuffled (all low bytes, then all
+next bytes ...), so that slowly changing series become long runs of zeros.
+The columns are packed with msgpack and the whole is compressed; the first
+byte of the payload names the compression (see ``bench/drain.py`` for the
+bytes per record this gives).
+
+Example::
+
+    >>> from sync.records import Position
+    >>> batch = Batch("vessel-042", "a1b2c3d4e5f60718", "position", [7],
+    ...               [Position(1700000000000, 1, 1700000000000, 16.5, 107.6)])
+    >>> decode_batch(encode_batch(batch)) == batch
+    True
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zlib
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import msgpack
+import numpy as np
+import zstandard
+
+from edge.errors import IocEdgeError
+from sync.records import Alarm, NodeStatus, Position, Reading, TimeSource
+
+WIRE_VERSION = 1
+MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
+"""A compressed payload above this is refused unread."""
+MAX_DECODED_BYTES = 32 * 1024 * 1024
+"""Decompression stops here, so a small payload cannot expand into a memory bomb."""
+MAX_BATCH_RECORDS = 100_000
+
+DEVICE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+EPOCH_RE = re.compile(r"^[0-9a-f]{16}$")
+
+CODEC_ZLIB = 1
+CODEC_ZSTD = 2
+CODECS = {"zlib": CODEC_ZLIB, "zstd": CODEC_ZSTD}
+
+
+class WireError(IocEdgeError, ValueError):
+    """A payload that does not follow the wire format; ``reason`` is the counter it goes under."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Column:
+    """One field of a stream's records and how it travels.
+
+    ``kind`` is ``int``, ``fixed`` (a decimal sent as ``round(value * scale)``),
+    or ``text``. ``order`` is how many times the integers are delta-encoded
+    (2 suits series that change at a steady rate). ``nullable`` columns
+    carry a bitmap of which values are present. ``lo``/``hi`` bound the
+    values the IOC accepts.
+    """
+
+    name: str
+    kind: str = "int"
+    scale: int = 1
+    order: int = 1
+    nullable: bool = False
+    lo: float | None = None
+    hi: float | None = None
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A kind of record: its table, its columns and its priority.
+
+    ``priority`` 0 is the highest. The uplink sends higher priority first and
+    the store's retention drops lower priority first.
+    """
+
+    name: str
+    record: type
+    priority: int
+    columns: tuple[Column, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+
+_STAMP = (
+    Column("ts_ms", order=2),
+    Column("tsrc", lo=min(TimeSource), hi=max(TimeSource)),
+    Column("clock_ms", order=2),
+)
+
+ALARM = Stream(
+    "alarm",
+    Alarm,
+    0,
+    _STAMP
+    + (
+        Column("source", "text"),
+        Column("kind", "text"),
+        Column("state", lo=0, hi=1),
+        Column("value", "fixed", scale=1000, nullable=True),
+        Column("message", "text"),
+    ),
+)
+POSITION = Stream(
+    "position",
+    Position,
+    1,
+    _STAMP
+    + (
+        Column("lat", "fixed", scale=10_000_000, order=2, lo=-90, hi=90),
+        Column("lon", "fixed", scale=10_000_000, order=2, lo=-180, hi=180),
+        Column("speed_kn", "fixed", scale=100, nullable=True, lo=0, hi=1000),
+        Column("course_deg", "fixed", scale=10, nullable=True, lo=0, hi=360),
+        Column("fix", nullable=True, lo=0, hi=9),
+        Column("sats", nullable=True, lo=0, hi=255),
+        Column("hdop", "fixed", scale=100, nullable=True, lo=0, hi=100),
+        Column("alt_m", "fixed", scale=10, nullable=True, lo=-10_000, hi=100_000),
+    ),
+)
+STATUS = Stream("status", NodeStatus, 2, _STAMP + (Column("body", "text"),))
+READING = Stream(
+    "reading",
+    Reading,
+    5,
+    _STAMP
+    + (
+        Column("sensor", "text"),
+        Column("quantity", "text"),
+        Column("value", "fixed", scale=1000, nullable=True),
+    ),
+)
+
+STREAMS: dict[str, Stream] = {s.name: s for s in (ALARM, POSITION, STATUS, READING)}
+
+
+class Batch(NamedTuple):
+    """Records of one stream from one device and store epoch, with their sequence numbers."""
+
+    device: str
+    epoch: str
+    stream: str
+    seqs: list[int]
+    records: list[tuple]
+
+
+class Ack(NamedTuple):
+    """The IOC's end-to-end ack: records ``first..last`` of ``stream`` are committed centrally."""
+
+    epoch: str
+    stream: str
+    first: int
+    last: int
+
+
+def up_topic(prefix: str, device: str, stream: str) -> str:
+    return f"{prefix}/{device}/up/{stream}"
+
+
+def ack_topic(prefix: str, device: str) -> str:
+    return f"{prefix}/{device}/ack"
+
+
+def parse_up_topic(prefix: str, topic: str) -> tuple[str, str]:
+    """``(device, stream)`` of an uplink topic; raises :class:`WireError` for any other topic."""
+    parts = topic[len(prefix) + 1 :].split("/") if topic.startswith(prefix + "/") else []
+    if len(parts) != 3 or parts[1] != "up" or not DEVICE_RE.match(parts[0]):
+        raise WireError("bad_topic", f"{topic!r} is not {prefix}/<device>/up/<stream>")
+    if parts[2] not in STREAMS:
+        raise WireError("unknown_stream", f"stream {parts[2]!r} in {topic!r} is not one of {sorted(STREAMS)}")
+    return parts[0], parts[2]
+
+
+# -- columns -------------------------------------------------------------------------------------
+
+
+def _encode_ints(values: np.ndarray, order: int) -> list:
+    heads: list[int] = []
+    d = values
+    for _ in range(order):
+        if not len(d):
+            break
+        heads.append(int(d[0]))
+        d = np.diff(d)
+    z = ((d << 1) ^ (d >> 63)).view(np.uint64)
+    top = int(z.max()) if len(z) else 0
+    width = 0 if top == 0 else 1 if top < 1 << 8 else 2 if top < 1 << 16 else 4 if top < 1 << 32 else 8
+    data = z.astype(f"<u{width}").view(np.uint8).reshape(-1, width).T.tobytes() if width else b""
+    return [heads, width, data]
+
+
+def _decode_ints(encoded: Any, n: int) -> np.ndarray:
+    heads, width, data = encoded
+    if not isinstance(heads, list) or len(heads) > 2 or width not in (0, 1, 2, 4, 8):
+        raise WireError("bad_schema", "integer column header is malformed")
+    count = max(n - len(heads), 0)
+    if width:
+        if len(data) != count * width:
+            raise WireError("bad_schema", f"integer column holds {len(data)} bytes, expected {count * width}")
+        z = np.frombuffer(data, np.uint8).reshape(width, count).T.copy().view(f"<u{width}").ravel()
+        z = z.astype(np.uint64)
+    else:
+        z = np.zeros(count, np.uint64)
+    d = (z >> np.uint64(1)).astype(np.int64) ^ -(z & np.uint64(1)).astype(np.int64)
+    for head in reversed(heads):
+        d = np.concatenate(([head], head + np.cumsum(d)))
+    if len(d) != n:
+        raise WireError("bad_schema", f"integer column holds {len(d)} values, expected {n}")
+    return d
+
+
+def _encode_column(col: Column, values: list) -> list:
+    if col.kind == "text":
+        return values
+    arr = np.array(values, dtype=np.float64)
+    present = ~np.isnan(arr) if col.nullable else None
+    if present is not None and present.all():
+        present = None
+    if present is not None:
+        arr = arr[present]
+    ints = np.rint(arr * col.scale).astype(np.int64)
+    bitmap = None if present is None else np.packbits(present).tobytes()
+    return [bitmap, *_encode_ints(ints, col.order)]
+
+
+def _decode_column(col: Column, encoded: Any, n: int) -> list:
+    if col.kind == "text":
+        if not isinstance(encoded, list) or len(encoded) != n:
+            raise WireError("bad_schema", f"column {col.name}: expected a list of {n} strings")
+        if not all(isinstance(v, str) for v in encoded):
+            raise WireError("bad_schema", f"column {col.name}: expected strings")
+        return encoded
+    if not isinstance(encoded, list) or len(encoded) != 4:
+        raise WireError("bad_schema", f"column {col.name}: expected [bitmap, heads, width, data]")
+    bitmap, *ints = encoded
+    present = None
+    if bitmap is not None:
+        if not col.nullable or not isinstance(bitmap, bytes) or len(bitmap) != (n + 7) // 8:
+            raise WireError("bad_schema", f"column {col.name}: bad presence bitmap")
+        present = np.unpackbits(np.frombuffer(bitmap, np.uint8), count=n).astype(bool)
+    values = _decode_ints(ints, n if present is None else int(present.sum()))
+    scaled = values / col.scale if col.kind == "fixed" else values
+    if len(scaled) and (
+        (col.lo is not None and scaled.min() < col.lo) or (col.hi is not None and scaled.max() > col.hi)
+    ):
+        raise WireError("bad_value", f"column {col.name}: values outside [{col.lo}, {col.hi}]")
+    out = scaled.tolist()
+    if present is None:
+        return out
+    full: list = [None] * n
+    for i, v in zip(np.flatnonzero(present).tolist(), out, strict=True):
+        full[i] = v
+    return full
+
+
+# -- batches -------------------------------------------------------------------------------------
+
+
+def encode_batch(batch: Batch, compression: str = "zstd") -> bytes:
+    """The payload for ``batch``: msgpack of its columns, compressed (``zstd`` or ``zlib``)."""
+    stream = STREAMS[batch.stream]
+    columns = list(zip(*batch.records, strict=True)) if batch.records else [()] * len(stream.columns)
+    body = {
+        "v": WIRE_VERSION,
+        "dev": batch.device,
+        "ep": batch.epoch,
+        "st": batch.stream,
+        "n": len(batch.seqs),
+        "seq": _encode_ints(np.array(batch.seqs, dtype=np.int64), 1),
+        "c": [_encode_column(c, list(v)) for c, v in zip(stream.columns, columns, strict=True)],
+    }
+    packed = msgpack.packb(body, use_bin_type=True)
+    if compression == "zstd":
+        return bytes([CODEC_ZSTD]) + zstandard.ZstdCompressor(level=3).compress(packed)
+    return bytes([CODEC_ZLIB]) + zlib.compress(packed, 6)
+
+
+def _decompress(payload: bytes) -> bytes:
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise WireError("too_large", f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+    if not payload:
+        raise WireError("bad_compression", "empty payload")
+    codec, data = payload[0], payload[1:]
+    try:
+        if codec == CODEC_ZSTD:
+            reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data))
+            out = reader.read(MAX_DECODED_BYTES + 1)
+        elif codec == CODEC_ZLIB:
+            out = zlib.decompressobj().decompress(data, MAX_DECODED_BYTES + 1)
+        else:
+            raise WireError("bad_compression", f"unknown compression byte {codec}")
+    except (zstandard.ZstdError, zlib.error) as exc:
+        raise WireError("bad_compression", str(exc)) from None
+    if len(out) > MAX_DECODED_BYTES:
+        raise WireError("too_large", f"payload expands beyond {MAX_DECODED_BYTES} bytes")
+    return out
+
+
+def decode_batch(payload: bytes) -> Batch:
+    """The batch in ``payload``, validated; raises :class:`WireError` naming why it is refused."""
+    try:
+        body = msgpack.unpackb(_decompress(payload), raw=False, strict_map_key=True)
+    except WireError:
+        raise
+    except Exception as exc:  # msgpack raises a zoo of exception types for garbage
+        raise WireError("bad_encoding", f"not msgpack: {exc}") from None
+    expected = {"v", "dev", "ep", "st", "n", "seq", "c"}
+    if not isinstance(body, dict) or set(body) != expected:
+        raise WireError("bad_schema", f"expected a map with keys {sorted(expected)}")
+    if body["v"] != WIRE_VERSION:
+        raise WireError("bad_schema", f"wire version {body['v']!r} is not {WIRE_VERSION}")
+    stream = STREAMS.get(body["st"]) if isinstance(body["st"], str) else None
+    if stream is None:
+        raise WireError("unknown_stream", f"stream {body['st']!r} is not one of {sorted(STREAMS)}")
+    if not isinstance(body["dev"], str) or not DEVICE_RE.match(body["dev"]):
+        raise WireError("bad_schema", f"device {body['dev']!r} is not a valid device id")
+    if not isinstance(body["ep"], str) or not EPOCH_RE.match(body["ep"]):
+        raise WireError("bad_schema", f"epoch {body['ep']!r} is not 16 hex digits")
+    n = body["n"]
+    if not isinstance(n, int) or not 1 <= n <= MAX_BATCH_RECORDS:
+        raise WireError("bad_schema", f"record count {n!r} is not 1..{MAX_BATCH_RECORDS}")
+    if not isinstance(body["c"], list) or len(body["c"]) != len(stream.columns):
+        raise WireError("bad_schema", f"expected {len(stream.columns)} columns for stream {stream.name}")
+    try:
+        seqs = _decode_ints(body["seq"], n)
+        columns = [_decode_column(c, v, n) for c, v in zip(stream.columns, body["c"], strict=True)]
+    except WireError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise WireError("bad_schema", f"malformed column: {exc}") from None
+    if seqs[0] < 1 or (n > 1 and np.diff(seqs).min() < 1):
+        raise WireError("bad_value", "sequence numbers must be positive and strictly increasing")
+    records = [stream.record._make(r) for r in zip(*columns, strict=True)]
+    return Batch(body["dev"], body["ep"], stream.name, seqs.tolist(), records)
+
+
+def encode_ack(ack: Ack) -> bytes:
+    return msgpack.packb(list(ack), use_bin_type=True)
+
+
+def decode_ack(payload: bytes) -> Ack:
+    """The ack in ``payload``; raises :class:`WireError` when it is not one."""
+    try:
+        epoch, stream, first, last = msgpack.unpackb(payload, raw=False)
+    except Exception as exc:
+        raise WireError("bad_ack", f"not an ack: {exc}") from None
+    if stream not in STREAMS or not all(isinstance(v, int) for v in (first, last)):
+        raise WireError("bad_ack", f"not an ack: {stream!r} {first!r} {last!r}")
+    return Ack(epoch, stream, first, last)
