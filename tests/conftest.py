@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from ioc.broker import PrivateBroker
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -36,3 +38,10 @@ def pty_pair() -> Iterator[tuple[int, str]]:
     finally:
         os.close(master)
         os.close(slave)
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[PrivateBroker]:
+    """A private mosquitto on a free loopback port; ``broker.stop()``/``start()`` restart it."""
+    with PrivateBroker(tmp_path / "broker") as b:
+        yield b

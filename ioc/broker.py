@@ -1,0 +1,92 @@
+"""A private mosquitto on a loopback port, for the demo and the tests.
+
+Example::
+
+    with PrivateBroker(workdir) as broker:
+        print(broker.port)
+        broker.stop()      # a broker restart, as a node sees it
+        broker.start()     # same port, no persistence: everything it held is gone
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from edge.errors import IocEdgeError
+
+
+class BrokerError(IocEdgeError, RuntimeError):
+    """mosquitto is missing or would not start."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def find_mosquitto() -> str:
+    for candidate in (shutil.which("mosquitto"), "/usr/sbin/mosquitto"):
+        if candidate and Path(candidate).exists():
+            return candidate
+    raise BrokerError("mosquitto is not installed: `apt-get install mosquitto` (./dev setup does it)")
+
+
+class PrivateBroker:
+    """mosquitto listening on ``127.0.0.1:port`` only, without persistence, logging into ``workdir``."""
+
+    def __init__(self, workdir: str | Path, port: int | None = None) -> None:
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.host = "127.0.0.1"
+        self.port = port or free_port()
+        self.log_path = self.workdir / "mosquitto.log"
+        self._proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 10.0) -> None:
+        conf = self.workdir / "mosquitto.conf"
+        conf.write_text(
+            f"listener {self.port} {self.host}\n"
+            "allow_anonymous true\n"
+            "persistence false\n"
+            "max_queued_messages 100000\n"
+            "max_inflight_messages 100\n"
+            f"log_dest file {self.log_path}\n"
+        )
+        self._proc = subprocess.Popen(
+            [find_mosquitto(), "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise BrokerError(f"mosquitto exited at start: {self._proc.stderr.read().decode()[-500:]}")
+            try:
+                socket.create_connection((self.host, self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise BrokerError(f"mosquitto did not listen on {self.host}:{self.port} within {timeout} s")
+
+    def stop(self) -> None:
+        """Kill the broker (SIGKILL: a crash, not a clean shutdown)."""
+        if self._proc and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        self._proc = None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def __enter__(self) -> PrivateBroker:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

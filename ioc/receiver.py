@@ -1,0 +1,107 @@
+"""The central receiver: validates, de-duplicates and stores what the nodes send, then acks it."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections import Counter
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from ioc.db import Database
+from sync.wire import Ack, WireError, ack_topic, decode_batch, encode_ack, parse_up_topic
+
+log = logging.getLogger(__name__)
+
+
+class Receiver:
+    """Subscribes to every node's uplink through a shared subscription and stores what arrives.
+
+    Several receivers with the same ``group`` split the traffic between them;
+    the database's key on (device, epoch, seq) keeps one copy of each record
+    whichever of them stores it. A payload that fails validation is counted
+    under its reason (``Database.rejects``) and dropped; it never stops the
+    receiver or other devices' traffic.
+
+    Example::
+
+        receiver = Receiver(Database("sqlite:///ioc.db"), "127.0.0.1", 1883)
+        receiver.start()
+        ...
+        receiver.stop()
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        host: str,
+        port: int,
+        *,
+        prefix: str = "ioc/v1",
+        group: str = "ioc-center",
+        client_id: str | None = None,
+    ) -> None:
+        self.db = db
+        self.host, self.port, self.prefix, self.group = host, port, prefix, group
+        self.stats: Counter[str] = Counter()
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id or f"ioc-center-{socket.gethostname()}",
+            protocol=mqtt.MQTTv5,
+        )
+        self._client.max_inflight_messages_set(100)
+        self._client.reconnect_delay_set(0.5, 15)
+        self._client.on_connect = self._on_connect
+        self._client.on_message = self._on_message
+
+    def start(self) -> None:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 24 * 3600
+        self._client.connect_async(self.host, self.port, 30, clean_start=False, properties=props)
+        self._client.loop_start()
+
+    def stop(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.warning("event=receiver_refused reason=%s", reason_code)
+            return
+        client.subscribe(f"$share/{self.group}/{self.prefix}/+/up/+", qos=1)
+        log.info("event=receiver_connected host=%s port=%d", self.host, self.port)
+
+    def _on_message(self, client, userdata, message) -> None:
+        try:
+            ack = self.handle(message.topic, message.payload)
+        except Exception:
+            # A database failure must not kill paho's thread; without an ack the node sends again.
+            self.stats["errors"] += 1
+            log.exception("event=store_failed topic=%s", message.topic)
+            return
+        if ack is not None:
+            device = message.topic.split("/")[-3]
+            client.publish(ack_topic(self.prefix, device), encode_ack(ack), qos=1)
+
+    def handle(self, topic: str, payload: bytes) -> Ack | None:
+        """Validate and store one uplink message; the ack to send, or None when it was rejected."""
+        try:
+            device, stream = parse_up_topic(self.prefix, topic)
+            batch = decode_batch(payload)
+            if batch.device != device:
+                raise WireError("device_mismatch", f"payload of {batch.device!r} on the topic of {device!r}")
+            if batch.stream != stream:
+                raise WireError("stream_mismatch", f"{batch.stream!r} records on the topic of {stream!r}")
+        except WireError as exc:
+            self.stats[f"reject.{exc.reason}"] += 1
+            self.db.count_reject(exc.reason)
+            log.warning("event=reject topic=%s reason=%s detail=%s", topic, exc.reason, exc)
+            return None
+        new = self.db.store(batch)
+        self.stats["batches"] += 1
+        self.stats["records"] += new
+        self.stats["duplicates"] += len(batch.seqs) - new
+        return Ack(batch.epoch, batch.stream, batch.seqs[0], batch.seqs[-1])

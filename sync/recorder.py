@@ -1,0 +1,92 @@
+"""The recorder: takes records from the drivers and commits them to the store in batches."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+
+from sync.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Recorder:
+    """Buffers records and commits them at most ``flush_interval_s`` after they arrived.
+
+    A commit happens sooner when ``flush_records`` are waiting. ``append`` is
+    the sink the drivers are given and may be called from any thread; the
+    store is used only by the recorder's own thread (``open_store`` runs
+    there). Stopping commits what is still buffered.
+
+    Example::
+
+        recorder = Recorder(lambda: Store("store.db"), flush_interval_s=1.0)
+        recorder.start()
+        recorder.append("position", [position])
+        recorder.stop()
+    """
+
+    def __init__(
+        self, open_store: Callable[[], Store], flush_interval_s: float = 1.0, flush_records: int = 1000
+    ) -> None:
+        self._open_store = open_store
+        self.flush_interval_s = flush_interval_s
+        self.flush_records = flush_records
+        self._lock = threading.Lock()
+        self._buffer: dict[str, list[tuple]] = defaultdict(list)
+        self._buffered = 0
+        self._pending_counts: dict[str, dict[str, int]] = {}
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.committed = 0
+
+    def append(self, stream: str, records: Sequence[tuple]) -> None:
+        """Queue ``records`` of ``stream`` for the next commit."""
+        with self._lock:
+            self._buffer[stream].extend(records)
+            self._buffered += len(records)
+            if self._buffered >= self.flush_records:
+                self._wake.set()
+
+    def add_counts(self, group: str, counts: dict[str, int]) -> None:
+        """Queue counter increments (rejects, uplink figures) to be saved with the next commit."""
+        with self._lock:
+            mine = self._pending_counts.setdefault(group, {})
+            for k, v in counts.items():
+                mine[k] = mine.get(k, 0) + v
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread:
+            self._thread.join()
+
+    def _run(self) -> None:
+        store = self._open_store()
+        try:
+            while not self._stop.is_set():
+                self._wake.wait(self.flush_interval_s)
+                self._wake.clear()
+                self._flush(store)
+            self._flush(store)
+        finally:
+            store.close()
+
+    def _flush(self, store: Store) -> None:
+        with self._lock:
+            batches, self._buffer = dict(self._buffer), defaultdict(list)
+            counts, self._pending_counts = self._pending_counts, {}
+            self._buffered = 0
+        if batches:
+            store.write(batches)
+            self.committed += sum(len(rows) for rows in batches.values())
+        for group, values in counts.items():
+            if not store.add_counts(group, values):
+                self.add_counts(group, values)  # the store is full: keep them for the next try

@@ -1,0 +1,197 @@
+"""The MQTT uplink: sends the store's records to the IOC and deletes them once the IOC acked them.
+
+The store is the only truth. paho keeps its in-flight QoS 1 messages in
+memory only, and a broker restarted without persistence forgets what it
+PUBACKed, so a batch leaves the store only when the IOC's end-to-end ack
+(published after its database commit) arrives. On every (re)connection the
+uplink sends everything still in the store again, and a batch whose ack
+does not come within ``ack_timeout_s`` is sent again; the IOC de-duplicates
+on (device, epoch, stream, seq).
+
+Alarms (priority 0) are sent before anything else and are not held back by
+the in-flight window, so an alarm never waits behind a backlog.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from sync.backoff import Backoff
+from sync.store import Store
+from sync.wire import Ack, Batch, WireError, ack_topic, decode_ack, encode_batch, up_topic
+
+log = logging.getLogger(__name__)
+
+SESSION_EXPIRY_S = 7 * 24 * 3600
+"""How long the broker keeps the node's session (its ack subscription and queued acks) while it is away."""
+
+
+class MqttUplink:
+    """Sends the store's backlog over MQTT v5 (QoS 1, persistent session, client id = device id).
+
+    ``config`` is the node's ``[uplink]`` section (``edge.config.UplinkConfig``).
+    ``stats`` counts batches and records sent, resent and acked.
+
+    Example::
+
+        uplink = MqttUplink(Store("store.db"), "vessel-042", UplinkConfig(host="127.0.0.1"))
+        uplink.start()
+        ...
+        uplink.stop()
+    """
+
+    def __init__(self, store: Store, device_id: str, config) -> None:
+        self.store = store
+        self.device_id = device_id
+        self.config = config
+        self.stats: Counter[str] = Counter()
+        self.connected = False
+        self._streams = sorted(store.streams.values(), key=lambda s: s.priority)
+        self._cursor: dict[str, int] = {}
+        self._inflight: dict[tuple[str, int, int], float] = {}
+        self._acks: list[Ack] = []
+        self._backoff = Backoff(config.backoff_min_s, config.backoff_max_s)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._client = self._make_client()
+
+    def _make_client(self) -> mqtt.Client:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.device_id, protocol=mqtt.MQTTv5)
+        client.max_inflight_messages_set(self.config.max_inflight + 16)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    # -- paho callbacks (run in the uplink's own thread, inside client.loop) ---------------------
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.warning("event=uplink_refused reason=%s", reason_code)
+            return
+        self.connected = True
+        self._backoff.reset()
+        self.stats["unreachable"] = 0
+        self.stats["connects"] += 1
+        client.subscribe(ack_topic(self.config.topic_prefix, self.device_id), qos=1)
+        # Whatever was in flight may be lost with the old connection: send it all again.
+        self._cursor = {s.name: 0 for s in self._streams}
+        self._inflight.clear()
+        log.info("event=uplink_connected host=%s port=%d", self.config.host, self.config.port)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        if self.connected:
+            log.warning("event=uplink_lost reason=%s", reason_code)
+        self.connected = False
+
+    def _on_message(self, client, userdata, message) -> None:
+        try:
+            self._acks.append(decode_ack(message.payload))
+        except WireError as exc:
+            self.stats["bad_acks"] += 1
+            log.warning("event=bad_ack topic=%s error=%s", message.topic, exc)
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="uplink", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+
+    def _run(self) -> None:
+        linked = False  # a socket is open (CONNACK may still be on its way; see self.connected)
+        while not self._stop.is_set():
+            if not linked:
+                linked = self._connect()
+                if not linked:
+                    self._stop.wait(self._backoff.next())
+                    continue
+            if self._client.loop(timeout=0.05) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                linked = self.connected = False
+                self._stop.wait(self._backoff.next())
+                continue
+            if self.connected:
+                self.step(time.monotonic())
+        if self.connected:
+            self._client.disconnect()
+            self._client.loop(timeout=0.1)
+
+    def _connect(self) -> bool:
+        first = self.stats["connect_attempts"] == 0
+        self.stats["connect_attempts"] += 1
+        try:
+            if first:
+                props = Properties(PacketTypes.CONNECT)
+                props.SessionExpiryInterval = SESSION_EXPIRY_S
+                # clean_start=False: paho's default wipes the session (and queued acks) at every start.
+                self._client.connect(
+                    self.config.host,
+                    self.config.port,
+                    self.config.keepalive_s,
+                    clean_start=False,
+                    properties=props,
+                )
+            else:
+                self._client.reconnect()
+            return True
+        except OSError as exc:
+            if first or self.stats["unreachable"] == 0:
+                log.warning(
+                    "event=uplink_unreachable host=%s port=%d error=%s", self.config.host, self.config.port, exc
+                )
+            self.stats["unreachable"] += 1
+            return False
+
+    def step(self, now: float) -> None:
+        """One round: apply acks, resend what timed out, send what the window allows."""
+        if self._acks:
+            acks, self._acks = self._acks, []
+            for ack in acks:
+                self._inflight.pop((ack.stream, ack.first, ack.last), None)
+            self.stats["acked_records"] += self.store.acknowledge(acks)
+        for key, deadline in list(self._inflight.items()):
+            if deadline < now:
+                self._resend(key[0])
+        for stream in self._streams:
+            while stream.priority == 0 or len(self._inflight) < self.config.max_inflight:
+                if not self._send_one(stream.name, now):
+                    break
+
+    def _resend(self, stream: str) -> None:
+        keys = [k for k in self._inflight if k[0] == stream]
+        self._cursor[stream] = min(k[1] for k in keys) - 1
+        for k in keys:
+            del self._inflight[k]
+        self.stats["resent_batches"] += len(keys)
+        log.info("event=ack_timeout stream=%s batches=%d action=resend", stream, len(keys))
+
+    def _send_one(self, stream: str, now: float) -> bool:
+        seqs, records = self.store.read(stream, self._cursor.get(stream, 0), self.config.batch_records)
+        if not seqs:
+            return False
+        payload = encode_batch(
+            Batch(self.device_id, self.store.epoch, stream, seqs, records), self.config.compression
+        )
+        info = self._client.publish(
+            up_topic(self.config.topic_prefix, self.device_id, stream), payload, qos=1
+        )
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            return False
+        self._inflight[(stream, seqs[0], seqs[-1])] = now + self.config.ack_timeout_s
+        self._cursor[stream] = seqs[-1]
+        self.stats["sent_batches"] += 1
+        self.stats["sent_records"] += len(seqs)
+        self.stats["sent_bytes"] += len(payload)
+        return True
