@@ -1,0 +1,170 @@
+"""The node's runtime: starts the components in order, stops them in reverse.
+
+Data flows one way: drivers -> recorder (the store) -> uplink -> IOC. The
+status reporter only reads the others' counters and writes the node's own
+status record, which syncs like any other.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from drivers.base import Driver
+from drivers.nmea import NmeaGps
+from drivers.transport import open_transport
+from edge.clock import Clock
+from edge.config import NodeConfig
+from sync.records import NodeStatus
+from sync.recorder import Recorder
+from sync.store import Store
+from sync.uplink import MqttUplink
+
+log = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+
+DRIVER_TYPES: dict[str, type[Driver]] = {"nmea": NmeaGps}
+
+
+def store_path(config: NodeConfig) -> Path:
+    """Where the node's store lives: ``store.path`` under ``node.state_dir`` unless absolute."""
+    return config.node.state_dir / config.store.path
+
+
+def open_store(config: NodeConfig) -> Store:
+    """A new connection to the node's store, with its size cap."""
+    return Store(store_path(config), max_bytes=config.store.max_bytes, synchronous=config.store.synchronous)
+
+
+class StatusReporter:
+    """Every ``interval_s``, saves the components' counters and records a ``status`` record.
+
+    Counters are saved as increments, so they keep adding up across restarts
+    of the node; the status record carries the backlog, drops and the
+    counters of this run, for the IOC's view of the node.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        recorder: Recorder,
+        sources: dict[str, Callable[[], Counter[str]]],
+        clock: Clock,
+        interval_s: float,
+    ) -> None:
+        self.store, self.recorder, self.sources, self.clock = store, recorder, sources, clock
+        self.interval_s = interval_s
+        self._saved: dict[str, Counter[str]] = {name: Counter() for name in sources}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="status", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+        self.report()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.report()
+
+    def report(self) -> None:
+        current = {name: Counter(read()) for name, read in self.sources.items()}
+        for name, counts in current.items():
+            delta = counts - self._saved[name]
+            if delta:
+                self.recorder.add_counts(name, dict(delta))
+            self._saved[name] = counts
+        body = {
+            "version": VERSION,
+            "epoch": self.store.epoch,
+            "backlog": self.store.backlog(),
+            "drops": self.store.drops(),
+            "counters": {name: dict(c) for name, c in current.items() if c},
+        }
+        stamp = self.clock.now()
+        self.recorder.append("status", [NodeStatus(*stamp, json.dumps(body, sort_keys=True))])
+
+
+class Node:
+    """An edge node built from its config.
+
+    Example::
+
+        node = Node(load_config("edge.toml"))
+        node.start()
+        ...
+        node.stop()
+    """
+
+    def __init__(self, config: NodeConfig, clock: Clock | None = None) -> None:
+        self.config = config
+        self.clock = clock or Clock()
+        self.recorder: Recorder | None = None
+        self.uplink: MqttUplink | None = None
+        self.drivers: list[Driver] = []
+        self.status: StatusReporter | None = None
+        self._started: list = []
+
+    def start(self) -> None:
+        self.init_store()
+        self.start_recorder()
+        self.start_uplink()
+        self.start_drivers()
+        self.start_status()
+        log.info("event=node_started device=%s drivers=%d", self.config.node.device_id, len(self.drivers))
+
+    def init_store(self) -> None:
+        # Open once here so a broken store fails the start with its message, before any thread runs.
+        open_store(self.config).close()
+
+    def start_recorder(self) -> None:
+        cfg = self.config.store
+        self.recorder = Recorder(lambda: open_store(self.config), cfg.flush_interval_s, cfg.flush_records)
+        self._run(self.recorder)
+
+    def start_uplink(self) -> None:
+        if self.config.uplink.enabled:
+            self.uplink = MqttUplink(open_store(self.config), self.config.node.device_id, self.config.uplink)
+            self._run(self.uplink)
+
+    def start_drivers(self) -> None:
+        for name, cfg in self.config.drivers.items():
+            driver = DRIVER_TYPES[cfg.type](name, open_transport(cfg.transport), self.recorder.append, self.clock)
+            self.drivers.append(driver)
+            self._run(driver)
+
+    def start_status(self) -> None:
+        sources: dict[str, Callable[[], Counter[str]]] = {}
+        for d in self.drivers:
+            sources[f"reject.{d.name}"] = lambda d=d: d.rejects
+            sources[f"ignored.{d.name}"] = lambda d=d: d.ignored
+        if self.uplink:
+            sources["uplink"] = lambda: self.uplink.stats
+        self.status = StatusReporter(
+            open_store(self.config), self.recorder, sources, self.clock, self.config.store.status_interval_s
+        )
+        self._run(self.status)
+
+    def _run(self, component) -> None:
+        component.start()
+        self._started.append(component)
+
+    def stop(self) -> None:
+        """Stop everything in reverse order; what the drivers produced is committed before the end."""
+        while self._started:
+            self._started.pop().stop()
+        if self.uplink:
+            self.uplink.store.close()
+        if self.status:
+            self.status.store.close()
+        log.info("event=node_stopped device=%s", self.config.node.device_id)

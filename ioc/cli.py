@@ -1,0 +1,91 @@
+"""``ioc-center``: the central side's command line (a thin layer over ``ioc``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+
+import click
+
+from edge.errors import IocEdgeError
+from ioc.db import Database
+
+DEFAULT_DB = "sqlite:///ioc.db"
+
+
+def _fail(exc: Exception) -> click.ClickException:
+    return click.ClickException(str(exc))
+
+
+@click.group()
+@click.option("--log-level", default="WARNING", show_default=True, help="DEBUG, INFO, WARNING or ERROR.")
+def main(log_level: str) -> None:
+    """The IOC's receiver and tools.
+
+    Example: ioc-center run --mqtt-port 1883 --db sqlite:///ioc.db
+    """
+    logging.basicConfig(
+        level=log_level.upper(), stream=sys.stderr, format="%(asctime)s level=%(levelname)s %(name)s %(message)s"
+    )
+
+
+@main.command()
+@click.option("--mqtt-host", default="127.0.0.1", show_default=True, help="Broker host.")
+@click.option("--mqtt-port", default=1883, show_default=True, help="Broker port.")
+@click.option("--db", "url", default=DEFAULT_DB, show_default=True, help="Database URL (sqlite:///path).")
+@click.option("--group", default="ioc-center", show_default=True, help="Shared-subscription group name.")
+@click.option("--client-id", default=None, help="MQTT client id (default: ioc-center-<hostname>).")
+@click.option("--topic-prefix", default="ioc/v1", show_default=True, help="Root of the topic tree.")
+def run(mqtt_host: str, mqtt_port: int, url: str, group: str, client_id: str | None, topic_prefix: str) -> None:
+    """Receive, validate, de-duplicate, store and ack what the nodes send, until stopped.
+
+    Run several with the same --group and distinct --client-id to share the load.
+
+    Example: ioc-center run --mqtt-port 1883 --db sqlite:///var/lib/ioc/ioc.db
+    """
+    from ioc.receiver import Receiver
+
+    try:
+        receiver = Receiver(Database(url), mqtt_host, mqtt_port, prefix=topic_prefix, group=group,
+                            client_id=client_id)
+    except IocEdgeError as exc:
+        raise _fail(exc) from None
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    receiver.start()
+    stop.wait()
+    receiver.stop()
+
+
+@main.command()
+@click.argument("stream")
+@click.option("--device", default=None, help="Only this device's records.")
+@click.option("--db", "url", default=DEFAULT_DB, show_default=True, help="Database URL (sqlite:///path).")
+def dump(stream: str, device: str | None, url: str) -> None:
+    """Print the stored records of STREAM (position, alarm, status, reading) as JSON lines.
+
+    Example: ioc-center dump position --device vessel-042
+    """
+    try:
+        for record in Database(url).dump(stream, device):
+            click.echo(json.dumps(record))
+    except IocEdgeError as exc:
+        raise _fail(exc) from None
+
+
+@main.command()
+@click.option("--db", "url", default=DEFAULT_DB, show_default=True, help="Database URL (sqlite:///path).")
+def rejects(url: str) -> None:
+    """Print the payloads refused so far, counted by reason.
+
+    Example: ioc-center rejects --db sqlite:///ioc.db
+    """
+    try:
+        for reason, count in sorted(Database(url).rejects().items()):
+            click.echo(f"{reason}: {count}")
+    except IocEdgeError as exc:
+        raise _fail(exc) from None
