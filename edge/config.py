@@ -1,0 +1,553 @@
+"""The node's configuration: one TOML file, validated by pydantic models.
+
+Every model forbids unknown keys and every field states its bounds, so a typo is an error
+at startup rather than a silently ignored setting. Errors name the dotted key, the file and
+line, the value and what was expected, one problem a line::
+
+    drivers.gps.transport.baudrate (edge.toml line 14): '4800x' is not an integer
+    node.device_id (edge.toml line 2): missing: required (a string, e.g. 'vessel-042')
+
+A complete file (only ``[node]`` and ``node.device_id`` are required)::
+
+    [node]
+    device_id = "vessel-042"      # MQTT client id and topic segment
+    site = "thuan-an"
+    state_dir = "state"           # relative paths are resolved against this file's directory
+
+    [store]
+    path = "store.db"             # relative to state_dir
+    max_bytes = 268435456
+    flush_interval_s = 1.0
+    flush_records = 1000
+    synchronous = "full"
+    status_interval_s = 60
+
+    [uplink]
+    host = "127.0.0.1"
+    port = 1883
+    keepalive_s = 30
+    topic_prefix = "ioc/v1"
+    batch_records = 5000
+    max_inflight = 8
+    ack_timeout_s = 20
+    backoff_min_s = 0.5
+    backoff_max_s = 60
+    compression = "zstd"
+    enabled = true
+
+    [drivers.gps]
+    type = "nmea"
+
+    [drivers.gps.transport]
+    type = "serial"               # or "pty" (path = ...) or "replay" (path, speed, baudrate, loop)
+    port = "/dev/ttyUSB0"
+    baudrate = 4800
+
+Use :func:`load_config` for a file and :func:`parse_config` for text (tests); both raise
+:class:`ConfigError` and never write anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+import types
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+
+from edge.errors import IocEdgeError
+
+__all__ = [
+    "ConfigError",
+    "DriverConfig",
+    "NmeaDriverConfig",
+    "NodeConfig",
+    "NodeSection",
+    "PtyTransportConfig",
+    "ReplayTransportConfig",
+    "SerialTransportConfig",
+    "StoreConfig",
+    "TransportConfig",
+    "UplinkConfig",
+    "load_config",
+    "parse_config",
+]
+
+STANDARD_BAUDRATES = (
+    110, 300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600,
+)  # fmt: skip
+
+
+class ConfigError(IocEdgeError, ValueError):
+    """The configuration is unreadable or invalid; ``problems`` holds one message per problem.
+
+    ``str(error)`` is the problems joined by newlines, ready to print.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+def _check_baudrate(value: int) -> int:
+    if value not in STANDARD_BAUDRATES:
+        rates = ", ".join(map(str, STANDARD_BAUDRATES))
+        raise ValueError(f"{value} is not a standard baud rate; expected one of: {rates}")
+    return value
+
+
+Baudrate = Annotated[int, AfterValidator(_check_baudrate)]
+
+
+def _against_base_dir(path: Path, info: ValidationInfo) -> Path:
+    """Resolve a relative path against the config file's directory (passed as context)."""
+    base = (info.context or {}).get("base_dir")
+    if base is None or path.is_absolute():
+        return path
+    return Path(os.path.normpath(Path(base) / path))
+
+
+class _Section(BaseModel):
+    # strict: TOML has real types, so "4800" (a string) for an integer is a mistake to report,
+    # not something to coerce silently.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class NodeSection(_Section):
+    """``[node]``: who this node is and where it keeps its state."""
+
+    device_id: str = Field(
+        description="The node's id: its MQTT client id and a segment of its MQTT topics.",
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$",
+        examples=["vessel-042"],
+    )
+    site: str = Field("", description="Where the node is installed (free text).", max_length=128)
+    state_dir: Path = Field(
+        Path("/var/lib/ioc-edge"),
+        description="Directory of the node's state (the store); relative to the config file.",
+        strict=False,
+    )
+
+    @field_validator("state_dir")
+    @classmethod
+    def _resolve_state_dir(cls, value: Path, info: ValidationInfo) -> Path:
+        return _against_base_dir(value, info)
+
+
+class StoreConfig(_Section):
+    """``[store]``: the on-node SQLite store."""
+
+    path: Path = Field(
+        Path("store.db"), description="The SQLite file; relative to node.state_dir.", strict=False
+    )
+    max_bytes: int = Field(
+        256 * 1024 * 1024,
+        description="Size cap of the store in bytes; retention drops the oldest records beyond it.",
+        ge=1024 * 1024,
+    )
+    flush_interval_s: float = Field(
+        1.0, description="Longest time a record waits in memory before it is written.", gt=0, le=60
+    )
+    flush_records: int = Field(
+        1000, description="Write as soon as this many records are waiting.", ge=1, le=1_000_000
+    )
+    synchronous: Literal["full", "normal"] = Field(
+        "full", description="SQLite synchronous mode: 'full' survives power loss, 'normal' is faster."
+    )
+    status_interval_s: float = Field(
+        60, description="How often the node records its own status.", ge=1, le=3600
+    )
+
+
+class UplinkConfig(_Section):
+    """``[uplink]``: the MQTT connection to the operations centre."""
+
+    host: str = Field("127.0.0.1", description="MQTT broker host name or address.", min_length=1)
+    port: int = Field(1883, description="MQTT broker TCP port.", ge=1, le=65535)
+    keepalive_s: int = Field(30, description="MQTT keepalive interval.", ge=5, le=3600)
+    topic_prefix: str = Field(
+        "ioc/v1",
+        description="Prefix of every topic the node publishes to (no MQTT wildcards).",
+        pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$",
+    )
+    batch_records: int = Field(5000, description="Most records in one message.", ge=1, le=100_000)
+    max_inflight: int = Field(8, description="Most unacknowledged messages at once.", ge=1, le=64)
+    ack_timeout_s: float = Field(
+        20, description="Resend a message not acknowledged within this time.", ge=1, le=3600
+    )
+    backoff_min_s: float = Field(0.5, description="First reconnect delay.", gt=0, le=3600)
+    backoff_max_s: float = Field(
+        60, description="Longest reconnect delay (>= backoff_min_s).", gt=0, le=3600
+    )
+    compression: Literal["zstd", "zlib"] = Field("zstd", description="Compression of message bodies.")
+    enabled: bool = Field(True, description="Whether the node uploads at all.")
+
+    @field_validator("backoff_max_s")
+    @classmethod
+    def _max_not_below_min(cls, value: float, info: ValidationInfo) -> float:
+        low = info.data.get("backoff_min_s")
+        if low is not None and value < low:
+            raise ValueError(f"{value} is below backoff_min_s ({low}); expected >= {low}")
+        return value
+
+
+class SerialTransportConfig(_Section):
+    """A serial port (USB or UART) read with pyserial."""
+
+    type: Literal["serial"] = Field(description="Transport kind.")
+    port: str = Field(description="Device path of the port.", min_length=1, examples=["/dev/ttyUSB0"])
+    baudrate: Baudrate = Field(4800, description="Line speed in bits per second (a standard rate).")
+    bytesize: Literal[5, 6, 7, 8] = Field(8, description="Data bits per character.")
+    parity: Literal["N", "E", "O"] = Field("N", description="Parity: none, even or odd.")
+    stopbits: Literal[1, 2] = Field(1, description="Stop bits.")
+
+
+class PtyTransportConfig(_Section):
+    """A pseudo-terminal slave (a simulator or ``socat`` on the other side)."""
+
+    type: Literal["pty"] = Field(description="Transport kind.")
+    path: str = Field(description="Path of the pty slave.", min_length=1, examples=["/dev/pts/3"])
+
+
+class ReplayTransportConfig(_Section):
+    """A capture file replayed at the pace of a serial line."""
+
+    type: Literal["replay"] = Field(description="Transport kind.")
+    path: Path = Field(
+        description="The capture file; relative to the config file.",
+        strict=False,
+        examples=["captures/gps.log"],
+    )
+    speed: float = Field(
+        1.0, description="Replay speed factor; 0 replays as fast as possible.", ge=0, le=10_000
+    )
+    baudrate: Baudrate = Field(4800, description="Line speed to imitate: baudrate/10 bytes per second.")
+    loop: bool = Field(False, description="Start over at the end of the file instead of stopping.")
+
+    @field_validator("path")
+    @classmethod
+    def _resolve_path(cls, value: Path, info: ValidationInfo) -> Path:
+        return _against_base_dir(value, info)
+
+
+TransportConfig = Annotated[
+    Union[SerialTransportConfig, PtyTransportConfig, ReplayTransportConfig],  # noqa: UP007
+    Field(discriminator="type"),
+]
+
+
+class NmeaDriverConfig(_Section):
+    """An NMEA 0183 GPS receiver."""
+
+    type: Literal["nmea"] = Field(description="Driver kind.")
+    transport: TransportConfig = Field(description="Where the receiver's bytes come from.")
+
+
+# A union of one for now: later drivers (sds011, pms5003, ...) join it, and the error
+# messages already name the allowed `type` values.
+DriverConfig = Annotated[Union[NmeaDriverConfig], Field(discriminator="type")]  # noqa: UP007
+
+DriverName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_-]{1,32}$")]
+
+
+class NodeConfig(_Section):
+    """The whole file: ``[node]`` (required), ``[store]``, ``[uplink]`` and ``[drivers.NAME]``.
+
+    Example::
+
+        >>> cfg = parse_config('[node]\\ndevice_id = "vessel-042"\\n', "edge.toml", "/etc/ioc-edge")
+        >>> cfg.store.path
+        PosixPath('/var/lib/ioc-edge/store.db')
+    """
+
+    node: NodeSection = Field(description="Identity of the node and its state directory.")
+    store: StoreConfig = Field(default_factory=StoreConfig, description="The on-node store.")
+    uplink: UplinkConfig = Field(default_factory=UplinkConfig, description="The MQTT uplink.")
+    drivers: dict[DriverName, DriverConfig] = Field(
+        default_factory=dict, description="Device drivers by name.", max_length=64
+    )
+
+    @model_validator(mode="after")
+    def _store_in_state_dir(self) -> NodeConfig:
+        if not self.store.path.is_absolute():
+            self.store.path = Path(os.path.normpath(self.node.state_dir / self.store.path))
+        return self
+
+
+def load_config(path: str | os.PathLike[str]) -> NodeConfig:
+    """Read and validate the config file at ``path``.
+
+    Raises :class:`ConfigError` when the file is missing or unreadable, is not valid TOML, or
+    does not validate; the message lists every problem, one a line, with its line number.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: config file not found"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read config file: {exc.strerror or exc}"]) from None
+    return parse_config(text, path.name, path.resolve().parent)
+
+
+def parse_config(text: str, source_name: str = "<config>", base_dir: str | os.PathLike[str] = ".") -> NodeConfig:
+    """Validate config ``text``; ``source_name`` names it in errors, ``base_dir`` anchors relative paths.
+
+    Raises :class:`ConfigError` as :func:`load_config` does.
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([_syntax_problem(str(exc), text, source_name)]) from None
+    base = Path(os.path.abspath(base_dir))
+    try:
+        return NodeConfig.model_validate(data, context={"base_dir": base})
+    except ValidationError as exc:
+        lines = _KeyLines(text)
+        problems = [_problem(err, source_name, lines) for err in exc.errors(include_url=False)]
+        raise ConfigError(problems) from None
+
+
+# --- error messages ------------------------------------------------------------------------
+
+
+def _syntax_problem(message: str, text: str, source: str) -> str:
+    found = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
+    if found:
+        where = f"{source} line {found.group(1)}, column {found.group(2)}"
+    else:
+        found = re.search(r"\s*\(at end of document\)$", message)
+        if not found:
+            return f"{source}: invalid TOML: {message}"
+        where = f"{source} line {len(text.splitlines()) or 1}, at the end"
+    return f"{where}: invalid TOML: {message[: found.start()]}"
+
+
+class _KeyLines:
+    """Line numbers of the keys and table headers of a TOML text (tomllib keeps none).
+
+    A line scanner, not a parser: it knows ``[table]``, ``[[array]]``, ``key = ...`` with dotted
+    and quoted keys, and skips multi-line strings; that covers config files written by people.
+    Keys inside inline tables are not indexed: they map to the line of the enclosing key.
+    """
+
+    _PART = re.compile(r"""\s*(?:([A-Za-z0-9_-]+)|"((?:[^"\\]|\\.)*)"|'([^']*)')\s*""")
+
+    def __init__(self, text: str) -> None:
+        self.lines: dict[tuple[str, ...], int] = {}
+        table: tuple[str, ...] = ()
+        in_string: str | None = None
+        for number, raw in enumerate(text.splitlines(), start=1):
+            line = raw.strip()
+            if in_string:
+                if raw.count(in_string) % 2:
+                    in_string = None
+                continue
+            if line.startswith("["):
+                inner = line[2:] if line.startswith("[[") else line[1:]
+                key, _ = self._key(inner, "]")
+                if key:
+                    table = key
+                    self.lines.setdefault(table, number)
+                continue
+            key, rest = self._key(line, "=")
+            if key:
+                for size in range(1, len(key) + 1):  # `a.b = 1` also defines table `a`
+                    self.lines.setdefault(table + key[:size], number)
+                for quote in ('"""', "'''"):
+                    if rest.count(quote) % 2:
+                        in_string = quote
+
+    def _key(self, text: str, end: str) -> tuple[tuple[str, ...], str]:
+        parts: list[str] = []
+        pos = 0
+        while True:
+            found = self._PART.match(text, pos)
+            if not found or found.end() == pos:
+                return (), ""
+            bare, basic, literal = found.groups()
+            if basic is not None:
+                try:
+                    basic = json.loads(f'"{basic}"')
+                except ValueError:
+                    pass
+            parts.append(bare if bare is not None else basic if basic is not None else literal)
+            pos = found.end()
+            if text.startswith(end, pos):
+                return tuple(parts), text[pos + 1 :]
+            if not text.startswith(".", pos):
+                return (), ""
+            pos += 1
+
+    def find(self, path: list[str]) -> int | None:
+        """The line of ``path``, else of its closest enclosing key or table that is in the file."""
+        for size in range(len(path), 0, -1):
+            number = self.lines.get(tuple(path[:size]))
+            if number is not None:
+                return number
+        return None
+
+
+class _Where:
+    """Where a pydantic error location points in the model tree."""
+
+    def __init__(self, loc: tuple[int | str, ...]) -> None:
+        self.path: list[str] = []
+        self.model: type[BaseModel] | None = None
+        self.field: FieldInfo | None = None
+        self.tp: Any = NodeConfig
+        self.dict_key = False
+        for part in loc:
+            self._step(part)
+
+    def _step(self, part: int | str) -> None:
+        tp = _unannotate(self.tp)
+        tags = _union_tags(tp)
+        if part == "[key]":
+            self.dict_key = True  # the error is about the key itself, already in the path
+        elif str(part) in tags and str(part) not in getattr(tp, "model_fields", {}):
+            # pydantic puts the discriminator's value into the location; the file has no such key
+            self.tp = tags[str(part)]
+        elif isinstance(tp, type) and issubclass(tp, BaseModel):
+            self.model, self.field = tp, tp.model_fields.get(str(part))
+            self.path.append(str(part))
+            self.tp = self.field.annotation if self.field else None
+        elif get_origin(tp) is dict:
+            self.path.append(str(part))
+            self.tp = get_args(tp)[1]
+        else:
+            self.path.append(str(part))
+            self.tp = None
+
+    def dotted(self) -> str:
+        bare = re.compile(r"^[A-Za-z0-9_-]+$")
+        return ".".join(p if bare.match(p) else json.dumps(p) for p in self.path) or "(top level)"
+
+
+def _unannotate(tp: Any) -> Any:
+    while get_origin(tp) is Annotated:
+        tp = get_args(tp)[0]
+    return tp
+
+
+def _union_tags(tp: Any) -> dict[str, type[BaseModel]]:
+    """``{tag: model}`` of a union of models discriminated on ``type``, else ``{}``."""
+    tp = _unannotate(tp)
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        members: tuple[Any, ...] = (tp,) if "type" in tp.model_fields else ()
+    elif get_origin(tp) in (Union, types.UnionType):
+        members = get_args(tp)
+    else:
+        return {}
+    tags = {}
+    for member in members:
+        field = getattr(member, "model_fields", {}).get("type")
+        if field is not None:
+            for tag in get_args(field.annotation):
+                tags[str(tag)] = member
+    return tags
+
+
+def _expected(field: FieldInfo | None, tp: Any) -> str:
+    """Plain words for what a field takes, e.g. "a string, e.g. 'vessel-042'"."""
+    tp = _unannotate(field.annotation if field is not None else tp)
+    if _union_tags(tp) and not (isinstance(tp, type) and issubclass(tp, BaseModel)):
+        words = "a table with type = " + " or ".join(repr(t) for t in _union_tags(tp))
+    elif isinstance(tp, type) and issubclass(tp, BaseModel):
+        words = "a table"
+    elif get_origin(tp) is Literal:
+        words = "one of: " + ", ".join(repr(v) for v in get_args(tp))
+    else:
+        names = {str: "a string", int: "an integer", float: "a number", bool: "true or false", Path: "a path"}
+        words = names.get(tp, "a value")
+    if field is not None and field.examples:
+        words += f", e.g. {field.examples[0]!r}"
+    return words
+
+
+def _problem(err: dict[str, Any], source: str, lines: _KeyLines) -> str:
+    where = _Where(err["loc"])
+    kind, value, ctx = err["type"], err.get("input"), err.get("ctx") or {}
+    if kind == "missing":
+        if isinstance(_unannotate(where.tp), type) and issubclass(_unannotate(where.tp), BaseModel):
+            text = f"missing: required table [{where.dotted()}]"
+        else:
+            text = f"missing: required ({_expected(where.field, where.tp)})"
+    elif kind == "extra_forbidden":
+        allowed = ", ".join(where.model.model_fields) if where.model else "none"
+        text = f"unknown key; expected one of: {allowed}"
+    elif kind in ("union_tag_invalid", "union_tag_not_found"):
+        where.path.append("type")
+        tags = ", ".join(repr(t) for t in _union_tags(where.tp))
+        if kind == "union_tag_invalid":
+            text = f"{ctx.get('tag')!r} is not a known type; expected one of: {tags}"
+        else:
+            text = f"missing: required (one of: {tags})"
+    elif kind == "string_pattern_mismatch" and where.dict_key:
+        text = f"{value!r} is not a valid name; expected one matching {ctx.get('pattern')}"
+    else:
+        text = _value_problem(kind, value, ctx, err["msg"], where)
+    number = lines.find(where.path)
+    at = f"{source} line {number}" if number is not None else source
+    return f"{where.dotted()} ({at}): {text}"
+
+
+_TYPE_WORDS = {
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "string_type": "a string",
+    "path_type": "a path (a string)",
+    "model_type": "a table",
+    "model_attributes_type": "a table",
+    "dict_type": "a table",
+}
+
+_BOUND_WORDS = {
+    "greater_than": ("too small", "> {gt}"),
+    "greater_than_equal": ("too small", ">= {ge}"),
+    "less_than": ("too large", "< {lt}"),
+    "less_than_equal": ("too large", "<= {le}"),
+    "string_too_short": ("too short", "at least {min_length} characters"),
+    "string_too_long": ("too long", "at most {max_length} characters"),
+    "too_long": ("too long", "at most {max_length} entries"),
+}
+
+
+def _value_problem(kind: str, value: Any, ctx: dict[str, Any], msg: str, where: _Where) -> str:
+    if kind in _TYPE_WORDS:
+        return f"{value!r} is not {_TYPE_WORDS[kind]}"
+    if kind in _BOUND_WORDS:
+        word, bound = _BOUND_WORDS[kind]
+        shown = f"{len(value)} entries" if kind == "too_long" else repr(value)
+        plain = {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in ctx.items()}
+        return f"{shown} is {word}; expected {bound.format(**plain)}"
+    if kind == "literal_error":
+        return f"{value!r} is not allowed; expected {_expected(where.field, where.tp)}"
+    if kind == "string_pattern_mismatch":
+        return f"{value!r} does not match the pattern {ctx.get('pattern')}"
+    if kind == "value_error":
+        # our validators write complete sentences; pydantic prefixes them
+        return str(ctx.get("error", msg)).removeprefix("Value error, ")
+    return f"{value!r}: {msg[:1].lower()}{msg[1:]}"
