@@ -1,0 +1,143 @@
+"""The driver component: a thread that turns a transport's bytes into records.
+
+Drivers are the first stage of the node (drivers -> store -> uplink): they hand their records
+to a ``sink`` and never call into a later stage.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from drivers.transport import EndOfStream, Transport, TransportError
+from edge.clock import Clock
+
+__all__ = ["Driver", "Sink"]
+
+log = logging.getLogger(__name__)
+
+Sink = Callable[[str, list[Any]], None]
+"""``sink(stream, records)``: receives each batch of records (NamedTuples of ``stream``)."""
+
+READ_TIMEOUT_S = 0.2
+"""Longest wait in one read: also how quickly ``stop()`` is noticed."""
+
+RETRY_MIN_S, RETRY_MAX_S = 0.5, 30.0
+
+
+class Driver:
+    """A long-running component reading one device through a transport.
+
+    ``Driver(name, transport, sink, clock)``: :meth:`start` runs a thread that reads the
+    transport and passes what it read to :meth:`feed`; the records it returns go to
+    ``sink(self.stream, records)``. The thread ends on :meth:`stop` or when the transport
+    reports :class:`~drivers.transport.EndOfStream` (then :meth:`flush` gets the last word).
+    A :class:`~drivers.transport.TransportError` is logged once and the read retried with a
+    growing delay. The driver does not close the transport: whoever opened it does.
+
+    Subclasses must set ``stream`` (the record stream's name) and override ``feed(data)``
+    (bytes in, list of records out; it must not raise on bad input: count it in ``rejects``
+    by reason, or in ``ignored`` for input that is valid but of no use). They may override
+    ``flush()`` (records still pending at the end of the stream; default none).
+
+    Counters, read by the node's status report: ``rejects`` and ``ignored`` (reason ->
+    count), ``records`` (records produced).
+
+    Example::
+
+        class Echo(Driver):
+            stream = "echo"
+
+            def feed(self, data):
+                return [data]
+
+        echo = Echo("echo", MemoryTransport(b"hi"), print, Clock())
+        echo.start()
+        echo.join()     # ('echo', [b'hi'])
+    """
+
+    stream: ClassVar[str] = ""
+
+    def __init__(self, name: str, transport: Transport, sink: Sink, clock: Clock) -> None:
+        self.name = name
+        self.transport = transport
+        self.sink = sink
+        self.clock = clock
+        self.rejects: Counter[str] = Counter()
+        self.ignored: Counter[str] = Counter()
+        self.records = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def feed(self, data: bytes) -> list[Any]:
+        """Bytes from the transport in, records out (subclasses override)."""
+        raise NotImplementedError
+
+    def flush(self) -> list[Any]:
+        """Records still pending at the end of the stream."""
+        return []
+
+    def start(self) -> None:
+        """Start reading in a thread of its own."""
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=f"driver-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float | None = 5.0) -> None:
+        """Ask the thread to end and wait for it (at most a read timeout plus the sink's time)."""
+        self._stop.set()
+        self.join(timeout)
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the thread to end (it ends by itself at the end of the stream)."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _emit(self, records: list[Any]) -> None:
+        if records:
+            self.records += len(records)
+            self.sink(self.stream, records)
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except Exception:
+            # a bug, not bad input (feed must not raise on that): say so loudly and stop
+            log.exception("event=driver_crashed driver=%s", self.name)
+
+    def _loop(self) -> None:
+        delay = RETRY_MIN_S
+        failing: str | None = None
+        while not self._stop.is_set():
+            try:
+                data = self.transport.read(timeout=READ_TIMEOUT_S)
+            except EndOfStream as exc:
+                log.info(
+                    "event=end_of_stream driver=%s transport=%s reason=%r",
+                    self.name,
+                    self.transport,
+                    str(exc),
+                )
+                break
+            except TransportError as exc:
+                if failing != str(exc):  # once per distinct failure, not once per retry
+                    log.warning(
+                        "event=transport_error driver=%s error=%r retry_s=%.1f", self.name, str(exc), delay
+                    )
+                    failing = str(exc)
+                self._stop.wait(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+                continue
+            if failing is not None:
+                log.info("event=transport_recovered driver=%s", self.name)
+                failing, delay = None, RETRY_MIN_S
+            if data:
+                self._emit(self.feed(data))
+        self._emit(self.flush())
