@@ -72,10 +72,14 @@ def _tod(text: str) -> int:
 
 def _coord(value: str, hemisphere: str, positive: str, negative: str, limit: float) -> float:
     """``dddmm.mmmm`` and a hemisphere letter -> signed decimal degrees."""
-    number = float(value)
-    degrees = int(number // 100)  # ValueError for nan, OverflowError for inf
-    minutes = number - degrees * 100
-    if not (0 <= minutes < 60 and degrees >= 0):
+    # split the text rather than the float: 4807.038 - 4800 is 7.038000000000011
+    dot = value.find(".")
+    if dot < 0:
+        dot = len(value)
+    if dot < 3:
+        raise ValueError(f"bad coordinate {value!r}")
+    degrees, minutes = int(value[: dot - 2]), float(value[dot - 2 :])
+    if not (0 <= minutes < 60 and degrees >= 0):  # also refuses nan
         raise ValueError(f"bad coordinate {value!r}")
     result = degrees + minutes / 60
     if result > limit:

@@ -49,6 +49,7 @@ Use :func:`load_config` for a file and :func:`parse_config` for text (tests); bo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -191,9 +192,7 @@ class UplinkConfig(_Section):
         20, description="Resend a message not acknowledged within this time.", ge=1, le=3600
     )
     backoff_min_s: float = Field(0.5, description="First reconnect delay.", gt=0, le=3600)
-    backoff_max_s: float = Field(
-        60, description="Longest reconnect delay (>= backoff_min_s).", gt=0, le=3600
-    )
+    backoff_max_s: float = Field(60, description="Longest reconnect delay (>= backoff_min_s).", gt=0, le=3600)
     compression: Literal["zstd", "zlib"] = Field("zstd", description="Compression of message bodies.")
     enabled: bool = Field(True, description="Whether the node uploads at all.")
 
@@ -307,7 +306,9 @@ def load_config(path: str | os.PathLike[str]) -> NodeConfig:
     return parse_config(text, path.name, path.resolve().parent)
 
 
-def parse_config(text: str, source_name: str = "<config>", base_dir: str | os.PathLike[str] = ".") -> NodeConfig:
+def parse_config(
+    text: str, source_name: str = "<config>", base_dir: str | os.PathLike[str] = "."
+) -> NodeConfig:
     """Validate config ``text``; ``source_name`` names it in errors, ``base_dir`` anchors relative paths.
 
     Raises :class:`ConfigError` as :func:`load_config` does.
@@ -384,10 +385,8 @@ class _KeyLines:
                 return (), ""
             bare, basic, literal = found.groups()
             if basic is not None:
-                try:
+                with contextlib.suppress(ValueError):  # a bad escape: keep the text as written
                     basic = json.loads(f'"{basic}"')
-                except ValueError:
-                    pass
             parts.append(bare if bare is not None else basic if basic is not None else literal)
             pos = found.end()
             if text.startswith(end, pos):

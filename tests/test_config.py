@@ -74,7 +74,13 @@ def test_minimal_config():
 
 
 def test_replay_path_relative_to_config_dir():
-    text = '[node]\ndevice_id = "a"\n[drivers.gps]\ntype = "nmea"\ntransport = {type = "replay", path = "c/g.log"}\n'
+    text = """\
+[node]
+device_id = "a"
+[drivers.gps]
+type = "nmea"
+transport = {type = "replay", path = "c/g.log"}
+"""
     transport = parse_config(text, "edge.toml", "/etc/ioc-edge").drivers["gps"].transport
     assert transport == ReplayTransportConfig(type="replay", path=Path("/etc/ioc-edge/c/g.log"))
     assert (transport.speed, transport.baudrate, transport.loop) == (1.0, 4800, False)
@@ -90,7 +96,9 @@ def test_wrong_type_names_field_line_and_value():
 def test_non_standard_baudrate():
     text = GOOD.replace("baudrate = 9600", "baudrate = 9601")
     (problem,) = problems(text)
-    assert problem.startswith("drivers.gps.transport.baudrate (edge.toml line 20): 9601 is not a standard baud rate")
+    assert problem.startswith(
+        "drivers.gps.transport.baudrate (edge.toml line 20): 9601 is not a standard baud rate"
+    )
     assert "expected one of: 110, 300," in problem
 
 
@@ -125,7 +133,8 @@ backoff_max_s = 1
 enabled = "yes"
 """
     assert problems(text) == [
-        "node.device_id (edge.toml line 2): 'Vessel 42' does not match the pattern ^[a-z0-9][a-z0-9_-]{0,63}$",
+        "node.device_id (edge.toml line 2): 'Vessel 42' does not match the pattern "
+        "^[a-z0-9][a-z0-9_-]{0,63}$",
         "store.max_bytes (edge.toml line 4): 10 is too small; expected >= 1048576",
         "store.synchronous (edge.toml line 5): 'fast' is not allowed; expected one of: 'full', 'normal'",
         "uplink.backoff_max_s (edge.toml line 8): 1.0 is below backoff_min_s (5.0); expected >= 5.0",
@@ -152,7 +161,8 @@ transport.path = "x.log"
 transport.speed = -1
 """
     assert problems(text) == [
-        "drivers.\"GPS X\" (edge.toml line 3): 'GPS X' is not a valid name; expected one matching ^[a-z0-9_-]{1,32}$",
+        "drivers.\"GPS X\" (edge.toml line 3): 'GPS X' is not a valid name; "
+        "expected one matching ^[a-z0-9_-]{1,32}$",
         "drivers.b.type (edge.toml line 7): 'sds' is not a known type; expected one of: 'nmea'",
         "drivers.c.transport.type (edge.toml line 10): 'usb' is not a known type; "
         "expected one of: 'serial', 'pty', 'replay'",
