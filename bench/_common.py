@@ -38,7 +38,7 @@ def vessel_track(n: int, seed: int = 1, t0_ms: int = 1_764_000_000_000) -> list[
     out = []
     for i in range(n):
         heading = (heading + rng.gauss(0, 0.5)) % 360
-        speed = max(0.0, speed + rng.gauss(0, 0.05))
+        speed = max(0.5, speed + 0.01 * (6.0 - speed) + rng.gauss(0, 0.05))
         d = speed * 0.5144
         lat += d * math.cos(math.radians(heading)) / 111_320
         lon += d * math.sin(math.radians(heading)) / (111_320 * math.cos(math.radians(lat)))
@@ -51,7 +51,7 @@ def vessel_track(n: int, seed: int = 1, t0_ms: int = 1_764_000_000_000) -> list[
                 t0_ms + i * 1000 + rng.randint(0, 40),
                 round(lat + err_n / 111_320, 7),
                 round(lon + err_e / (111_320 * math.cos(math.radians(lat))), 7),
-                round(speed + rng.gauss(0, 0.1), 2),
+                round(abs(speed + rng.gauss(0, 0.1)), 2),
                 round((heading + rng.gauss(0, 1.5)) % 360, 1),
                 1,
                 rng.choice((9, 10, 10, 11)),

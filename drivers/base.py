@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from drivers.transport import EndOfStream, Transport, TransportError
+from edge.backoff import Backoff
 from edge.clock import Clock
 
 __all__ = ["Driver", "Sink"]
@@ -113,7 +114,7 @@ class Driver:
             log.exception("event=driver_crashed driver=%s", self.name)
 
     def _loop(self) -> None:
-        delay = RETRY_MIN_S
+        backoff = Backoff(RETRY_MIN_S, RETRY_MAX_S)
         failing: str | None = None
         while not self._stop.is_set():
             try:
@@ -127,17 +128,18 @@ class Driver:
                 )
                 break
             except TransportError as exc:
+                delay = backoff.next()
                 if failing != str(exc):  # once per distinct failure, not once per retry
                     log.warning(
                         "event=transport_error driver=%s error=%r retry_s=%.1f", self.name, str(exc), delay
                     )
                     failing = str(exc)
                 self._stop.wait(delay)
-                delay = min(delay * 2, RETRY_MAX_S)
                 continue
             if failing is not None:
                 log.info("event=transport_recovered driver=%s", self.name)
-                failing, delay = None, RETRY_MIN_S
+                failing = None
+                backoff.reset()
             if data:
                 self._emit(self.feed(data))
         self._emit(self.flush())

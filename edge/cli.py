@@ -7,7 +7,8 @@ usage errors exit with 2 (click's convention).
 from __future__ import annotations
 
 import json
-import logging
+import signal
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -19,11 +20,10 @@ from drivers.transport import ReplayTransport
 from edge.clock import Clock
 from edge.config import load_config
 from edge.errors import IocEdgeError
+from edge.logs import LOG_LEVELS, setup_logging
 from sync.records import Position, TimeSource
 
 __all__ = ["main"]
-
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 class Failed(click.ClickException):
@@ -33,35 +33,6 @@ class Failed(click.ClickException):
 
     def show(self, file=None) -> None:  # noqa: ANN001 - click's signature
         click.echo(self.message, err=True)
-
-
-class KeyValueFormatter(logging.Formatter):
-    """``ts=... level=... logger=... event=... key=value``: one greppable line per event.
-
-    Messages are written as ``event=name key=value ...``; a message without ``=`` is quoted
-    into ``msg="..."``.
-    """
-
-    converter = time.gmtime
-
-    def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
-        if "=" not in message:
-            message = f"msg={json.dumps(message)}"
-        line = f"ts={self.formatTime(record, '%Y-%m-%dT%H:%M:%S')}Z level={record.levelname.lower()} "
-        line += f"logger={record.name} {message}"
-        if record.exc_info:
-            line += " exc=" + json.dumps(self.formatException(record.exc_info))
-        return line
-
-
-def setup_logging(level: str) -> None:
-    """Log to stderr in key=value lines at ``level``."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(KeyValueFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -148,3 +119,60 @@ def _position_json(position: Position) -> str:
 
 def _counts(counts: Counter[str]) -> str:
     return " ".join(f"{key}={value}" for key, value in sorted(counts.items())) or "none"
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def run(file: Path) -> None:
+    """Run the node described by FILE until SIGTERM or Ctrl-C: drivers, store, uplink.
+
+    A broken config is refused at start with one line per problem.
+
+    Example: ioc-edge --log-level INFO run /etc/ioc-edge/edge.toml
+    """
+    from edge.runtime import Node
+
+    try:
+        node = Node(load_config(file))
+        node.start()
+    except IocEdgeError as exc:
+        raise Failed(str(exc)) from None
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    node.stop()
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+def status(file: Path, as_json: bool) -> None:
+    """Show the backlog, last ack, drops and rejects of the node described by FILE.
+
+    Reads the node's store; works while the node runs.
+
+    Example: ioc-edge status /etc/ioc-edge/edge.toml
+    """
+    from edge.runtime import open_store
+
+    try:
+        store = open_store(load_config(file))
+        report = store.status()
+        store.close()
+    except IocEdgeError as exc:
+        raise Failed(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(report, sort_keys=True))
+        return
+    last_ack = report["last_ack_ms"]
+    click.echo(f"epoch: {report['epoch']}")
+    click.echo(f"store: {report['size_bytes']} bytes")
+    click.echo(f"backlog: {_counts(Counter(report['backlog']))}")
+    click.echo(
+        "last ack: "
+        + (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(last_ack / 1000)) if last_ack else "never")
+    )
+    click.echo(f"dropped: {_counts(Counter(report['drops']))}")
+    for group, counts in sorted(report["counters"].items()):
+        click.echo(f"{group}: {_counts(Counter(counts))}")

@@ -19,8 +19,8 @@ from drivers.nmea import NmeaGps
 from drivers.transport import open_transport
 from edge.clock import Clock
 from edge.config import NodeConfig
-from sync.records import NodeStatus
 from sync.recorder import Recorder
+from sync.records import NodeStatus
 from sync.store import Store
 from sync.uplink import MqttUplink
 
@@ -139,7 +139,9 @@ class Node:
 
     def start_drivers(self) -> None:
         for name, cfg in self.config.drivers.items():
-            driver = DRIVER_TYPES[cfg.type](name, open_transport(cfg.transport), self.recorder.append, self.clock)
+            driver = DRIVER_TYPES[cfg.type](
+                name, open_transport(cfg.transport), self.recorder.append, self.clock
+            )
             self.drivers.append(driver)
             self._run(driver)
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import logging
 import signal
-import sys
 import threading
 
 import click
 
 from edge.errors import IocEdgeError
+from edge.logs import LOG_LEVELS, setup_logging
 from ioc.db import Database
 
 DEFAULT_DB = "sqlite:///ioc.db"
@@ -21,15 +20,19 @@ def _fail(exc: Exception) -> click.ClickException:
 
 
 @click.group()
-@click.option("--log-level", default="WARNING", show_default=True, help="DEBUG, INFO, WARNING or ERROR.")
+@click.option(
+    "--log-level",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    default="WARNING",
+    show_default=True,
+    help="Least severe log messages shown (on stderr, as key=value lines).",
+)
 def main(log_level: str) -> None:
     """The IOC's receiver and tools.
 
     Example: ioc-center run --mqtt-port 1883 --db sqlite:///ioc.db
     """
-    logging.basicConfig(
-        level=log_level.upper(), stream=sys.stderr, format="%(asctime)s level=%(levelname)s %(name)s %(message)s"
-    )
+    setup_logging(log_level)
 
 
 @main.command()
@@ -39,7 +42,9 @@ def main(log_level: str) -> None:
 @click.option("--group", default="ioc-center", show_default=True, help="Shared-subscription group name.")
 @click.option("--client-id", default=None, help="MQTT client id (default: ioc-center-<hostname>).")
 @click.option("--topic-prefix", default="ioc/v1", show_default=True, help="Root of the topic tree.")
-def run(mqtt_host: str, mqtt_port: int, url: str, group: str, client_id: str | None, topic_prefix: str) -> None:
+def run(
+    mqtt_host: str, mqtt_port: int, url: str, group: str, client_id: str | None, topic_prefix: str
+) -> None:
     """Receive, validate, de-duplicate, store and ack what the nodes send, until stopped.
 
     Run several with the same --group and distinct --client-id to share the load.
@@ -49,8 +54,9 @@ def run(mqtt_host: str, mqtt_port: int, url: str, group: str, client_id: str | N
     from ioc.receiver import Receiver
 
     try:
-        receiver = Receiver(Database(url), mqtt_host, mqtt_port, prefix=topic_prefix, group=group,
-                            client_id=client_id)
+        receiver = Receiver(
+            Database(url), mqtt_host, mqtt_port, prefix=topic_prefix, group=group, client_id=client_id
+        )
     except IocEdgeError as exc:
         raise _fail(exc) from None
     stop = threading.Event()

@@ -62,12 +62,15 @@ class Database:
                 cols["received_ms"] = int
                 self.db[f"rec_{stream.name}"].create(cols, pk=("device", "epoch", "seq"), if_not_exists=True)
             self.db["epochs"].create(
-                {"device": str, "epoch": str, "first_seen_ms": int}, pk=("device", "epoch"), if_not_exists=True
+                {"device": str, "epoch": str, "first_seen_ms": int},
+                pk=("device", "epoch"),
+                if_not_exists=True,
             )
             self.db["devices"].create({"device": str, "last_seen_ms": int}, pk="device", if_not_exists=True)
             self.db["rejects"].create({"reason": str, "count": int}, pk="reason", if_not_exists=True)
         self._insert = {
-            s.name: f"INSERT OR IGNORE INTO rec_{s.name} (device, epoch, seq, {', '.join(s.names)}, received_ms) "
+            s.name: f"INSERT OR IGNORE INTO rec_{s.name} "
+            f"(device, epoch, seq, {', '.join(s.names)}, received_ms) "
             f"VALUES ({', '.join('?' * (len(s.names) + 4))})"
             for s in STREAMS.values()
         }
@@ -87,7 +90,9 @@ class Database:
                 "INSERT OR IGNORE INTO epochs (device, epoch, first_seen_ms) VALUES (?, ?, ?)",
                 [batch.device, batch.epoch, now],
             )
-            conn.execute("INSERT OR REPLACE INTO devices (device, last_seen_ms) VALUES (?, ?)", [batch.device, now])
+            conn.execute(
+                "INSERT OR REPLACE INTO devices (device, last_seen_ms) VALUES (?, ?)", [batch.device, now]
+            )
         return new
 
     def count_reject(self, reason: str) -> None:

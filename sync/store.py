@@ -237,7 +237,8 @@ class Store:
                     )
                     deleted += cur.rowcount
             self.conn.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_ack_ms', ?)", [str(time.time_ns() // 10**6)]
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_ack_ms', ?)",
+                [str(time.time_ns() // 10**6)],
             )
         return deleted
 

@@ -24,7 +24,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from sync.backoff import Backoff
+from edge.backoff import Backoff
 from sync.store import Store
 from sync.wire import Ack, Batch, WireError, ack_topic, decode_ack, encode_batch, up_topic
 
@@ -88,7 +88,7 @@ class MqttUplink:
         log.info("event=uplink_connected host=%s port=%d", self.config.host, self.config.port)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        if self.connected:
+        if self.connected and not self._stop.is_set():
             log.warning("event=uplink_lost reason=%s", reason_code)
         self.connected = False
 
@@ -149,7 +149,10 @@ class MqttUplink:
         except OSError as exc:
             if first or self.stats["unreachable"] == 0:
                 log.warning(
-                    "event=uplink_unreachable host=%s port=%d error=%s", self.config.host, self.config.port, exc
+                    "event=uplink_unreachable host=%s port=%d error=%s",
+                    self.config.host,
+                    self.config.port,
+                    exc,
                 )
             self.stats["unreachable"] += 1
             return False
@@ -162,7 +165,7 @@ class MqttUplink:
                 self._inflight.pop((ack.stream, ack.first, ack.last), None)
             self.stats["acked_records"] += self.store.acknowledge(acks)
         for key, deadline in list(self._inflight.items()):
-            if deadline < now:
+            if deadline < now and key in self._inflight:
                 self._resend(key[0])
         for stream in self._streams:
             while stream.priority == 0 or len(self._inflight) < self.config.max_inflight:
