@@ -1,0 +1,357 @@
+"""The whole path, edge driver to IOC store, through a real mosquitto, under the faults a field node sees."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from drivers.nmea import NmeaParser
+from edge.cli import main as edge_cli
+from edge.clock import Clock
+from edge.config import NodeConfig, parse_config
+from edge.runtime import Node, open_store
+from ioc.broker import PrivateBroker
+from ioc.db import Database
+from ioc.receiver import Receiver
+from sync.records import Alarm, Reading, TimeSource
+
+# Values travel in fixed point (sync.wire): compare each field to its wire resolution.
+TOLERANCE = {"lat": 1e-7, "lon": 1e-7, "speed_kn": 0.01, "course_deg": 0.1, "hdop": 0.01, "alt_m": 0.1}
+COMPARED = ("ts_ms", "tsrc", "lat", "lon", "speed_kn", "course_deg", "fix", "sats", "hdop", "alt_m")
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def node_config(
+    tmp_path: Path, port: int, transport: str, device: str = "vessel-1", extra: str = ""
+) -> NodeConfig:
+    text = f"""
+[node]
+device_id = "{device}"
+state_dir = "{tmp_path / device}"
+
+[store]
+flush_interval_s = 0.2
+status_interval_s = 1
+{extra}
+
+[uplink]
+port = {port}
+ack_timeout_s = 3
+backoff_min_s = 0.1
+backoff_max_s = 1
+
+[drivers.gps]
+type = "nmea"
+
+[drivers.gps.transport]
+{transport}
+"""
+    (tmp_path / "edge.toml").write_text(text)
+    return parse_config(text, "edge.toml", tmp_path)
+
+
+def expected_positions(path: Path) -> list[dict]:
+    parser = NmeaParser(Clock())
+    return [p._asdict() for p in parser.feed(path.read_bytes()) + parser.flush()]
+
+
+def assert_same_positions(stored: list[dict], expected: list[dict]) -> None:
+    assert len(stored) == len(expected)
+    for got, want in zip(stored, expected, strict=True):
+        for field in COMPARED:
+            g, w = got[field], want[field]
+            if field == "tsrc":
+                assert g == TimeSource(w).name.lower()
+            elif field == "ts_ms" and want["tsrc"] != TimeSource.GPS:
+                assert abs(g - w) < 60_000  # the node's clock when it read the fix: not reproducible
+            elif w is None or field not in TOLERANCE:
+                assert g == w, (field, got, want)
+            else:
+                assert abs(g - w) <= TOLERANCE[field] / 2 + 1e-9, (field, got, want)
+
+
+@pytest.fixture
+def ioc_db(tmp_path: Path) -> Iterator[Database]:
+    db = Database(f"sqlite:///{tmp_path / 'ioc.db'}")
+    yield db
+    db.close()
+
+
+@pytest.fixture
+def receiver(broker: PrivateBroker, ioc_db: Database) -> Iterator[Receiver]:
+    r = Receiver(ioc_db, broker.host, broker.port, client_id="ioc-test")
+    r.start()
+    yield r
+    r.stop()
+
+
+@pytest.fixture
+def run_node() -> Iterator[Callable[..., Node]]:
+    nodes: list[Node] = []
+
+    def start(config: NodeConfig, clock: Clock | None = None) -> Node:
+        node = Node(config, clock)
+        node.start()
+        nodes.append(node)
+        return node
+
+    yield start
+    for node in nodes:
+        node.stop()
+
+
+def store_status(config: NodeConfig) -> dict:
+    store = open_store(config)
+    try:
+        return store.status()
+    finally:
+        store.close()
+
+
+def backlog(config: NodeConfig) -> int:
+    return sum(v for k, v in store_status(config)["backlog"].items() if k != "status")
+
+
+NMEA_LOGS = sorted(
+    p.name
+    for p in (Path(os.environ.get("IOC_EDGE_SHARED", Path(__file__).parents[2] / "shared")) / "nmea").glob(
+        "*.log"
+    )
+)
+
+
+@pytest.mark.parametrize("log_name", NMEA_LOGS or ["ais-nmea.log"])
+def test_every_position_of_a_replayed_capture_arrives_once_in_order(
+    shared_dir, tmp_path, broker, receiver, ioc_db, run_node, log_name
+):
+    path = shared_dir / "nmea" / log_name
+    expected = expected_positions(path)
+    config = node_config(tmp_path, broker.port, f'type = "replay"\npath = "{path}"\nspeed = 0')
+    run_node(config)
+    wait_for(lambda: ioc_db.count("position") >= len(expected) and backlog(config) == 0, 30, "the positions")
+    stored = list(ioc_db.dump("position", "vessel-1"))
+    assert_same_positions(stored, expected)
+    assert [r["seq"] for r in stored] == list(range(1, len(expected) + 1))
+    if log_name == "ais-nmea.log":
+        assert len(stored) == 164
+        assert {r["tsrc"] for r in stored} == {"gps"}
+
+
+def test_broker_down_30s_while_positions_keep_coming(
+    shared_dir, tmp_path, broker, receiver, ioc_db, run_node
+):
+    path = shared_dir / "nmea" / "ais-nmea.log"
+    expected = expected_positions(path)
+    # 85 kB at 4800 baud x 4: about 45 s of positions, 30 of them with the broker gone.
+    config = node_config(tmp_path, broker.port, f'type = "replay"\npath = "{path}"\nspeed = 4')
+    node = run_node(config)
+    wait_for(lambda: ioc_db.count("position") > 0, 20, "the first positions")
+    broker.stop()
+    during = node.drivers[0].records
+    time.sleep(30)
+    assert node.drivers[0].records > during + 50  # positions kept coming and were stored meanwhile
+    assert backlog(config) > 0
+    broker.start()
+    wait_for(lambda: ioc_db.count("position") >= len(expected) and backlog(config) == 0, 90, "the backlog")
+    stored = list(ioc_db.dump("position", "vessel-1"))
+    assert_same_positions(stored, expected)
+    assert node.uplink.stats["connects"] >= 2
+
+
+def nmea_sentence(body: str) -> bytes:
+    checksum = 0
+    for ch in body.encode():
+        checksum ^= ch
+    return f"${body}*{checksum:02X}\r\n".encode()
+
+
+def fix_sentences(i: int) -> bytes:
+    """Fix ``i`` of a scripted track: a new UTC time every 50 ms, RMC then GGA."""
+    t = 3600_000 + i * 50
+    hh, mm, ss = t // 3_600_000, t // 60_000 % 60, t % 60_000 / 1000
+    tod = f"{hh:02d}{mm:02d}{ss:05.2f}"
+    lat = f"{1630 + i * 0.0001:.4f}"
+    rmc = nmea_sentence(f"GPRMC,{tod},A,{lat},N,10736.0000,E,5.0,45.0,251126,,,A")
+    gga = nmea_sentence(f"GPGGA,{tod},{lat},N,10736.0000,E,1,09,0.9,3.0,M,0.0,M,,")
+    return rmc + gga
+
+
+class EdgeProcess:
+    """``ioc-edge run`` in a child process, to be killed like a node losing power."""
+
+    def __init__(self, config_path: Path, log_path: Path) -> None:
+        self.config_path, self.log_path = config_path, log_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "edge", "run", str(self.config_path)],
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+            )
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def terminate(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+def test_edge_killed_three_times_loses_and_duplicates_nothing(tmp_path, broker, receiver, ioc_db, pty_pair):
+    master, slave_path = pty_pair
+    config = node_config(tmp_path, broker.port, f'type = "pty"\npath = "{slave_path}"')
+    edge = EdgeProcess(tmp_path / "edge.toml", tmp_path / "edge.log")
+    total = 240
+    stop = threading.Event()
+
+    def write_track() -> None:
+        for i in range(total):
+            if stop.is_set():
+                return
+            os.write(master, fix_sentences(i))  # blocks while no one reads: the pty buffers
+            time.sleep(0.05)
+
+    writer = threading.Thread(target=write_track, daemon=True)
+    edge.start()
+    try:
+        time.sleep(1.5)
+        writer.start()
+        for _ in range(3):
+            time.sleep(2.5)
+            edge.kill()  # mid-stream: records buffered in memory but not committed are lost, nothing else
+            edge.start()
+        writer.join(60)
+        time.sleep(1.0)
+        edge.terminate()  # a clean stop commits the fix still being assembled
+        edge.start()
+        wait_for(lambda: backlog(config) == 0 and ioc_db.count("position") > 0, 60, "the node to drain")
+    finally:
+        stop.set()
+        edge.terminate()
+    stored = list(ioc_db.dump("position", "vessel-1"))
+    store = open_store(config)
+    committed = store.conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 's_position'").fetchone()[0]
+    store.close()
+    # Every committed record reached the IOC once: one epoch, seqs 1..committed without a gap.
+    assert {r["epoch"] for r in stored} == {store.epoch}
+    assert [r["seq"] for r in stored] == list(range(1, committed + 1))
+    # No fix was stored twice and the order is the track's order.
+    times = [r["ts_ms"] for r in stored]
+    assert times == sorted(set(times))
+    assert committed >= total * 0.8  # the few lost were in memory during a kill, never committed
+
+
+def test_receiver_down_then_back_gets_what_was_not_acked(shared_dir, tmp_path, broker, ioc_db, run_node):
+    path = shared_dir / "nmea" / "ais-nmea.log"
+    expected = expected_positions(path)
+    first = Receiver(ioc_db, broker.host, broker.port, client_id="ioc-a")
+    first.start()
+    config = node_config(tmp_path, broker.port, f'type = "replay"\npath = "{path}"\nspeed = 12')
+    node = run_node(config)
+    wait_for(lambda: ioc_db.count("position") > 0, 20, "the first positions")
+    first.stop()
+    time.sleep(6)  # twice the ack timeout: the node resends into the void
+    assert backlog(config) > 0
+    second = Receiver(ioc_db, broker.host, broker.port, client_id="ioc-b")
+    second.start()
+    try:
+        wait_for(
+            lambda: ioc_db.count("position") >= len(expected) and backlog(config) == 0, 60, "the backlog"
+        )
+    finally:
+        second.stop()
+    assert_same_positions(list(ioc_db.dump("position", "vessel-1")), expected)
+    assert node.uplink.stats["resent_batches"] >= 1
+
+
+def test_store_full_drops_by_priority_keeps_running_and_resumes(
+    shared_dir, tmp_path, broker, ioc_db, run_node
+):
+    path = shared_dir / "nmea" / "ais-nmea.log"
+    broker.stop()  # the link is down the whole time the store fills
+    config = node_config(
+        tmp_path, broker.port, f'type = "replay"\npath = "{path}"\nspeed = 0', extra="max_bytes = 1048576"
+    )
+    node = run_node(config)
+    stamp = Clock().now()
+    node.recorder.append("alarm", [Alarm(*stamp, "river-1", "water_level", 1, 3.2, "flood")] * 5)
+    wait_for(lambda: store_status(config)["backlog"]["position"] == 164, 20, "the positions to be stored")
+    for _ in range(60):
+        node.recorder.append(
+            "reading", [Reading(*stamp, "pm-1", "pm25", float(j % 500)) for j in range(2000)]
+        )
+        time.sleep(0.02)
+    wait_for(lambda: store_status(config)["drops"].get("reading", 0) > 0, 20, "drops")
+    time.sleep(0.5)
+    kept, drops = store_status(config)["backlog"], store_status(config)["drops"]
+    assert kept["alarm"] == 5 and kept["position"] == 164
+    assert drops["reading"] > 0 and "position" not in drops and "alarm" not in drops
+    assert node.recorder.committed > 0 and node.status._thread.is_alive() and node.recorder._thread.is_alive()
+    result = CliRunner().invoke(edge_cli, ["status", "--json", str(tmp_path / "edge.toml")])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["drops"]["reading"] == drops["reading"]
+
+    broker.start()
+    receiver = Receiver(ioc_db, broker.host, broker.port, client_id="ioc-test")
+    receiver.start()
+    try:
+        wait_for(lambda: backlog(config) == 0, 60, "the backlog to drain")
+        assert ioc_db.count("alarm") == 5 and ioc_db.count("position") == 164
+        # The alarm lane goes first: the alarms were stored before any position.
+        first_alarm = min(r["received_ms"] for r in ioc_db.dump("alarm"))
+        assert first_alarm <= min(r["received_ms"] for r in ioc_db.dump("position"))
+        # Room was made: new readings are kept again, no new drops.
+        node.recorder.append("reading", [Reading(*stamp, "pm-1", "pm25", 1.0)] * 100)
+        wait_for(lambda: backlog(config) == 0 and ioc_db.count("reading") >= 100, 30, "new readings")
+        assert store_status(config)["drops"]["reading"] == drops["reading"]
+        # The node reported its drops to the IOC in its status records.
+        wait_for(
+            lambda: any(json.loads(r["body"])["drops"].get("reading") for r in ioc_db.dump("status")),
+            20,
+            "a status record with the drops",
+        )
+    finally:
+        receiver.stop()
+
+
+def test_node_with_clock_at_1970_records_and_syncs(shared_dir, tmp_path, broker, receiver, ioc_db, run_node):
+    path = shared_dir / "nmea" / "telit-he910.log"  # starts without a fix, gets one later
+    expected = expected_positions(path)
+    start = time.monotonic()
+    clock = Clock(wall=lambda: 1000.0 + time.monotonic() - start, synced=lambda: False)
+    config = node_config(tmp_path, broker.port, f'type = "replay"\npath = "{path}"\nspeed = 0')
+    run_node(config, clock)
+    wait_for(
+        lambda: (
+            ioc_db.count("position") >= len(expected) and ioc_db.count("status") > 0 and backlog(config) == 0
+        ),
+        30,
+        "positions and status",
+    )
+    stored = list(ioc_db.dump("position", "vessel-1"))
+    assert_same_positions(stored, expected)
+    assert {r["tsrc"] for r in stored} == {"gps"}
+    assert all(r["clock_ms"] < 10_000_000 for r in stored)  # the node's own clock, kept as it was
+    assert all(r["ts_ms"] > 1_000_000_000_000 for r in stored)  # GPS time, not 1970
