@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 from collections import Counter
 
 import paho.mqtt.client as mqtt
@@ -55,6 +56,9 @@ class Receiver:
         self._client.max_inflight_messages_set(100)
         self._client.reconnect_delay_set(0.5, 15)
         self._client.on_connect = self._on_connect
+        self._client.on_subscribe = self._on_subscribe
+        self.subscribed = threading.Event()
+        """Set once the broker has confirmed the subscription: from then on nothing sent is missed."""
         self._client.on_message = self._on_message
 
     def start(self) -> None:
@@ -73,6 +77,10 @@ class Receiver:
             return
         client.subscribe(f"$share/{self.group}/{self.prefix}/+/up/+", qos=1)
         log.info("event=receiver_connected host=%s port=%d", self.host, self.port)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        if not any(rc.is_failure for rc in reason_codes):
+            self.subscribed.set()
 
     def _on_message(self, client, userdata, message) -> None:
         try:

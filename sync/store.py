@@ -242,6 +242,12 @@ class Store:
             )
         return deleted
 
+    def discard(self, stream: str, seqs: Sequence[int]) -> None:
+        """Delete records that can never be sent (invalid values); counted under ``invalid``."""
+        with self.conn:
+            self.conn.executemany(f"DELETE FROM s_{stream} WHERE seq = ?", [(s,) for s in seqs])
+        self.add_counts("invalid", {stream: len(seqs)})
+
     # -- reporting -------------------------------------------------------------------------------
 
     def backlog(self) -> dict[str, int]:

@@ -26,7 +26,7 @@ from paho.mqtt.properties import Properties
 
 from edge.backoff import Backoff
 from sync.store import Store
-from sync.wire import Ack, Batch, WireError, ack_topic, decode_ack, encode_batch, up_topic
+from sync.wire import Ack, Batch, InvalidRecords, WireError, ack_topic, decode_ack, encode_batch, up_topic
 
 log = logging.getLogger(__name__)
 
@@ -184,9 +184,16 @@ class MqttUplink:
         seqs, records = self.store.read(stream, self._cursor.get(stream, 0), self.config.batch_records)
         if not seqs:
             return False
-        payload = encode_batch(
-            Batch(self.device_id, self.store.epoch, stream, seqs, records), self.config.compression
-        )
+        try:
+            payload = encode_batch(
+                Batch(self.device_id, self.store.epoch, stream, seqs, records), self.config.compression
+            )
+        except InvalidRecords as exc:
+            # A record the IOC must refuse would block its stream for ever: set it aside, counted.
+            bad = [seqs[i] for i in exc.rows]
+            self.store.discard(stream, bad)
+            log.warning("event=invalid_records stream=%s count=%d error=%s", stream, len(bad), exc)
+            return True
         info = self._client.publish(
             up_topic(self.config.topic_prefix, self.device_id, stream), payload, qos=1
         )

@@ -63,6 +63,14 @@ class WireError(IocEdgeError, ValueError):
         self.reason = reason
 
 
+class InvalidRecords(IocEdgeError, ValueError):
+    """Records that the IOC would refuse (a value out of range or missing): ``rows`` are their indexes."""
+
+    def __init__(self, column: str, rows: list[int]) -> None:
+        super().__init__(f"{len(rows)} record(s) with an invalid {column}")
+        self.column, self.rows = column, rows
+
+
 @dataclass(frozen=True)
 class Column:
     """One field of a stream's records and how it travels.
@@ -229,11 +237,23 @@ def _decode_ints(encoded: Any, n: int) -> np.ndarray:
 
 def _encode_column(col: Column, values: list) -> list:
     if col.kind == "text":
+        if not all(isinstance(v, str) for v in values):
+            raise InvalidRecords(col.name, [i for i, v in enumerate(values) if not isinstance(v, str)])
         return values
-    arr = np.array(values, dtype=np.float64)
-    present = ~np.isnan(arr) if col.nullable else None
-    if present is not None and present.all():
-        present = None
+    try:
+        arr = np.array(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        arr = np.array([v if isinstance(v, int | float) else np.nan for v in values], dtype=np.float64)
+    missing = np.isnan(arr)
+    bad = missing.copy() if not col.nullable else np.zeros(len(arr), bool)
+    # NaN compares False, so a missing value is never out of range.
+    if col.lo is not None:
+        bad |= arr < col.lo
+    if col.hi is not None:
+        bad |= arr > col.hi
+    if bad.any():
+        raise InvalidRecords(col.name, np.flatnonzero(bad).tolist())
+    present = ~missing if missing.any() else None
     if present is not None:
         arr = arr[present]
     ints = np.rint(arr * col.scale).astype(np.int64)
@@ -275,7 +295,11 @@ def _decode_column(col: Column, encoded: Any, n: int) -> list:
 
 
 def encode_batch(batch: Batch, compression: str = "zstd") -> bytes:
-    """The payload for ``batch``: msgpack of its columns, compressed (``zstd`` or ``zlib``)."""
+    """The payload for ``batch``: msgpack of its columns, compressed (``zstd`` or ``zlib``).
+
+    Raises :class:`InvalidRecords` naming the records the IOC would refuse, so
+    that the sender can set them aside instead of sending them for ever.
+    """
     stream = STREAMS[batch.stream]
     columns = list(zip(*batch.records, strict=True)) if batch.records else [()] * len(stream.columns)
     body = {

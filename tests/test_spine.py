@@ -99,6 +99,7 @@ def ioc_db(tmp_path: Path) -> Iterator[Database]:
 def receiver(broker: PrivateBroker, ioc_db: Database) -> Iterator[Receiver]:
     r = Receiver(ioc_db, broker.host, broker.port, client_id="ioc-test")
     r.start()
+    assert r.subscribed.wait(10)
     yield r
     r.stop()
 
@@ -268,6 +269,7 @@ def test_receiver_down_then_back_gets_what_was_not_acked(shared_dir, tmp_path, b
     expected = expected_positions(path)
     first = Receiver(ioc_db, broker.host, broker.port, client_id="ioc-a")
     first.start()
+    assert first.subscribed.wait(10)
     config = node_config(tmp_path, broker.port, f'type = "replay"\npath = "{path}"\nspeed = 12')
     node = run_node(config)
     wait_for(lambda: ioc_db.count("position") > 0, 20, "the first positions")

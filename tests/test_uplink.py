@@ -1,0 +1,70 @@
+"""The uplink against a real mosquitto and receiver: ordering of lanes and records the IOC would refuse."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from edge.config import UplinkConfig
+from ioc.db import Database
+from ioc.receiver import Receiver
+from sync.records import Alarm, Position
+from sync.store import Store
+from sync.uplink import MqttUplink
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def position(i: int, lat: float = 16.46) -> Position:
+    return Position(1_764_000_000_000 + i * 1000, 1, 1_764_000_000_000 + i * 1000, lat, 107.59, 5.0, 45.0)
+
+
+def test_invalid_records_are_set_aside_counted_and_the_rest_flows(tmp_path: Path, broker) -> None:
+    store = Store(tmp_path / "store.db")
+    records = [position(i) for i in range(10)]
+    records[3] = position(3, lat=95.0)  # a driver bug: no such latitude
+    store.write({"position": records})
+    db = Database(f"sqlite:///{tmp_path / 'ioc.db'}")
+    receiver = Receiver(db, broker.host, broker.port, client_id="ioc-test")
+    receiver.start()
+    assert receiver.subscribed.wait(10)
+    uplink = MqttUplink(store, "vessel-1", UplinkConfig(port=broker.port))
+    uplink.start()
+    try:
+        wait_for(lambda: db.count("position") == 9, 20, "the valid positions")
+        wait_for(lambda: Store(tmp_path / "store.db").backlog()["position"] == 0, 20, "the acks")
+    finally:
+        uplink.stop()
+        receiver.stop()
+    assert [r["seq"] for r in db.dump("position")] == [1, 2, 3, 5, 6, 7, 8, 9, 10]
+    assert Store(tmp_path / "store.db").counters("invalid") == {"position": 1}
+    assert db.rejects() == {}
+
+
+def test_alarms_go_before_a_backlog(tmp_path: Path, broker) -> None:
+    store = Store(tmp_path / "store.db")
+    store.write({"position": [position(i) for i in range(50_000)]})
+    store.write({"alarm": [Alarm(1_764_000_000_000, 1, 0, "gps", "geofence", 1, None, "left zone")]})
+    db = Database(f"sqlite:///{tmp_path / 'ioc.db'}")
+    receiver = Receiver(db, broker.host, broker.port, client_id="ioc-test")
+    receiver.start()
+    assert receiver.subscribed.wait(10)
+    uplink = MqttUplink(store, "vessel-1", UplinkConfig(port=broker.port, batch_records=1000, max_inflight=2))
+    uplink.start()
+    try:
+        wait_for(lambda: db.count("position") == 50_000 and db.count("alarm") == 1, 60, "everything")
+    finally:
+        uplink.stop()
+        receiver.stop()
+    alarm_at = next(db.dump("alarm"))["received_ms"]
+    first_positions_at = min(r["received_ms"] for r in db.dump("position"))
+    last_positions_at = max(r["received_ms"] for r in db.dump("position"))
+    assert alarm_at <= first_positions_at < last_positions_at
