@@ -114,6 +114,7 @@ class Node:
         self.drivers: list[Driver] = []
         self.status: StatusReporter | None = None
         self._started: list = []
+        self._opened: list = []  # transports: the node opens them, so the node closes them
 
     def start(self) -> None:
         self.init_store()
@@ -139,9 +140,9 @@ class Node:
 
     def start_drivers(self) -> None:
         for name, cfg in self.config.drivers.items():
-            driver = DRIVER_TYPES[cfg.type](
-                name, open_transport(cfg.transport), self.recorder.append, self.clock
-            )
+            transport = open_transport(cfg.transport)
+            self._opened.append(transport)
+            driver = DRIVER_TYPES[cfg.type](name, transport, self.recorder.append, self.clock)
             self.drivers.append(driver)
             self._run(driver)
 
@@ -165,6 +166,8 @@ class Node:
         """Stop everything in reverse order; what the drivers produced is committed before the end."""
         while self._started:
             self._started.pop().stop()
+        while self._opened:
+            self._opened.pop().close()
         if self.uplink:
             self.uplink.store.close()
         if self.status:

@@ -357,3 +357,36 @@ def test_node_with_clock_at_1970_records_and_syncs(shared_dir, tmp_path, broker,
     assert {r["tsrc"] for r in stored} == {"gps"}
     assert all(r["clock_ms"] < 10_000_000 for r in stored)  # the node's own clock, kept as it was
     assert all(r["ts_ms"] > 1_000_000_000_000 for r in stored)  # GPS time, not 1970
+
+
+def test_garbled_nmea_on_the_wire_is_counted_and_the_valid_fixes_still_arrive(
+    pty_pair, tmp_path, broker, receiver, ioc_db, run_node
+):
+    master, slave_path = pty_pair
+    config = node_config(tmp_path, broker.port, f'type = "pty"\npath = "{slave_path}"')
+    node = run_node(config)
+    good = [fix_sentences(i) for i in range(21)]
+    bad_checksum = (
+        nmea_sentence("GPRMC,010000.00,A,1630.0000,N,10736.0000,E,5.0,45.0,251126,,,A")[:-4] + b"00\r\n"
+    )
+    noise = [
+        bytes(range(128, 256)) + b"\r\n",  # binary line noise
+        good[0][:30] + b"\r\n",  # a truncated sentence
+        bad_checksum,
+        b"$GPGGA," + b"9" * 300 + b"\r\n",  # a very long line
+    ]
+    stream = b"".join(g + noise[i % len(noise)] for i, g in enumerate(good))
+    for i in range(0, len(stream), 97):  # arbitrary chunking, as a UART delivers it
+        os.write(master, stream[i : i + 97])
+    wait_for(lambda: ioc_db.count("position") >= 20, 20, "the valid fixes")
+    stored = list(ioc_db.dump("position", "vessel-1"))
+    assert [r["ts_ms"] % 86_400_000 for r in stored] == [3600_000 + i * 50 for i in range(20)]
+    rejects = node.drivers[0].rejects
+    assert rejects["bad_checksum"] == 5 and rejects["too_long"] == 5 and rejects["not_ascii"] == 6
+    assert rejects["truncated"] + rejects["no_checksum"] + rejects["parse_error"] >= 5
+    wait_for(
+        lambda: store_status(config)["counters"].get("reject.gps", {}).get("bad_checksum") == 5, 10, "status"
+    )
+    result = CliRunner().invoke(edge_cli, ["status", str(tmp_path / "edge.toml")])
+    assert result.exit_code == 0
+    assert "reject.gps: " in result.output and "bad_checksum=5" in result.output
