@@ -67,6 +67,7 @@ SETTLE_S = STATUS_INTERVAL_S + FLUSH_INTERVAL_S + 1.0
 """After the replay's end, time for its last records and the node's final counters to be committed."""
 POLL_S = 1.0
 NODE_STOP_TIMEOUT_S = 20.0
+SUBSCRIBE_TIMEOUT_S = 10.0
 DEFAULT_CAPTURE = Path("nmea") / "ais-nmea.log"
 
 HEADER = (
@@ -125,7 +126,6 @@ status_interval_s = {STATUS_INTERVAL_S}             # often, so the demo's summa
 [uplink]
 host = "127.0.0.1"
 port = {port}
-ack_timeout_s = 5                 # a batch sent before the receiver subscribed is resent soon
 
 [drivers.{DRIVER}]
 type = "nmea"
@@ -220,6 +220,9 @@ class Demo:
         self.receiver = Receiver(self.db, self.broker.host, self.broker.port, client_id="ioc-center-demo")
         self.receiver.start()
         self._undo.append(self.receiver.stop)
+        # Batches published before the shared subscription exists would reach no one (until resent).
+        if not self.receiver.subscribed.wait(SUBSCRIBE_TIMEOUT_S):
+            raise DemoError(f"the receiver did not subscribe within {SUBSCRIBE_TIMEOUT_S:g} s")
         # A connection of our own to read new rows; the receiver's is busy in its thread.
         self.reader = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, check_same_thread=False)
         self._undo.append(self.reader.close)
@@ -301,6 +304,7 @@ class Demo:
             ("duplicates dropped by the IOC", str(self.receiver.stats["duplicates"])),
             ("rejected by the IOC", _counts(self.db.rejects())),
             ("rejected by the node", _counts(self.store.counters(f"reject.{DRIVER}"))),
+            ("set aside by the node", _counts(self.store.counters("invalid"))),
             ("ignored by the node", _counts(self.store.counters(f"ignored.{DRIVER}"))),
             ("see them", f"ioc-center dump position --db sqlite:///{self.shown / 'ioc.db'}"),
             ("the node's view", f"ioc-edge status {self.shown / 'edge.toml'}"),
