@@ -189,6 +189,7 @@ class Demo:
             self.watch()
         finally:
             self.stop()
+        self.echo("demo: stopped the node, the receiver and the broker")
 
     # -- start, in order ---------------------------------------------------------------------------
 
