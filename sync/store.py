@@ -1,19 +1,23 @@
 """The node's SQLite store: everything it records waits here until the IOC has acknowledged it.
 
-One table per stream (``s_position``, ``s_alarm`` ...), whose ``seq`` column is
-an ``AUTOINCREMENT`` key: SQLite assigns it when the record is committed and
-never hands out a number twice, even after the records holding the highest
-numbers were deleted. (A plain rowid would reuse the number of the newest
-record once it was acked and deleted, and the IOC would then throw the new
-record away as a duplicate.) The store's ``epoch`` is drawn when the file is
-created, so a wiped or re-flashed node starts a new epoch the IOC can tell
+Records are kept in chunks: one row per stream per commit, holding that
+commit's records packed with msgpack and compressed with zstd. A row per
+record would cost a B-tree insert and ~160 bytes written to the SD card per
+record; a chunk costs one insert and ~10-30 bytes a record (``bench/store.py``).
+
+Each stream has a sequence counter (table ``seqs``) that only moves up, in the
+same transaction as the chunk it numbers: a record's ``seq`` is assigned when
+it is committed and never handed out twice, even after the newest records
+were acknowledged and deleted (a reused number would make the IOC throw the
+new record away as a duplicate). The store's ``epoch`` is drawn when the file
+is created, so a wiped or re-flashed node starts a new epoch the IOC can tell
 from the old one.
 
 When the store reaches ``max_bytes`` (enforced with ``PRAGMA max_page_count``,
 which is per connection, so every :class:`Store` sets it) or the disk is full,
-a write makes room by deleting the oldest records of streams of lower
-priority than its own; when there are none, the incoming records are
-dropped. Either way the count lands in :meth:`Store.drops`, never silently.
+a write makes room by deleting the oldest chunks of streams of lower priority
+than its own; when there are none, the incoming records are dropped. Either
+way the count lands in :meth:`Store.drops`, never silently.
 
 Example::
 
@@ -35,17 +39,19 @@ import secrets
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from itertools import islice
 from pathlib import Path
 
+import msgpack
 import sqlite_utils
+import zstandard
 
 from edge.errors import IocEdgeError
 from sync.wire import STREAMS, Ack, Stream
 
 log = logging.getLogger(__name__)
-
-_SQL_TYPES = {"int": "INTEGER", "fixed": "REAL", "text": "TEXT"}
 
 
 class StoreError(IocEdgeError, OSError):
@@ -91,16 +97,10 @@ class Store:
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open store {self.path}: {exc}") from None
         self.conn = conn
-        self._insert = {
-            s.name: f"INSERT INTO s_{s.name} ({', '.join(s.names)}) VALUES ({', '.join('?' * len(s.names))})"
-            for s in self.streams.values()
-        }
-        self._select = {
-            s.name: f"SELECT seq, {', '.join(s.names)} FROM s_{s.name} WHERE seq > ? ORDER BY seq LIMIT ?"
-            for s in self.streams.values()
-        }
         self._unsaved_drops: Counter[str] = Counter()
         self._full = False
+        self._zc = zstandard.ZstdCompressor(level=1)
+        self._zd = zstandard.ZstdDecompressor()
 
     def _create_schema(self) -> None:
         with self.db.conn:
@@ -108,14 +108,79 @@ class Store:
             self.db["counters"].create(
                 {"grp": str, "name": str, "count": int}, pk=("grp", "name"), if_not_exists=True
             )
+            self.db["seqs"].create({"stream": str, "last": int}, pk="stream", if_not_exists=True)
             self.db.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?)", [secrets.token_hex(8)]
             )
             for s in self.streams.values():
-                cols = ", ".join(f"{c.name} {_SQL_TYPES[c.kind]}" for c in s.columns)
-                self.db.execute(
-                    f"CREATE TABLE IF NOT EXISTS s_{s.name} (seq INTEGER PRIMARY KEY AUTOINCREMENT, {cols})"
+                self.db.execute("INSERT OR IGNORE INTO seqs (stream, last) VALUES (?, 0)", [s.name])
+                # id: the first seq the chunk was written with; lo..hi: the seqs it still holds.
+                self.db[f"k_{s.name}"].create(
+                    {"id": int, "lo": int, "hi": int, "n": int, "ts_min": int, "ts_max": int, "body": bytes},
+                    pk="id",
+                    not_null={"lo", "hi", "n", "body"},
+                    if_not_exists=True,
                 )
+                self.db[f"k_{s.name}"].create_index(["hi"], if_not_exists=True)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        # The connection is in autocommit mode (isolation_level=None), where ``with conn:`` does not
+        # open a transaction: a chunk and its seq counter must commit together, or not at all.
+        self.conn.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self._rollback()
+            raise
+        self.conn.execute("COMMIT")
+
+    # -- chunks ----------------------------------------------------------------------------------
+
+    def _pack(self, seqs: int | list[int], rows: Sequence[tuple]) -> bytes:
+        """A chunk's body: ``seqs`` is the first seq when they run on without a gap, else the list."""
+        return self._zc.compress(msgpack.packb([seqs, rows], use_bin_type=True))
+
+    def _unpack(self, body: bytes) -> tuple[list[int], list]:
+        seqs, rows = msgpack.unpackb(self._zd.decompress(body), use_list=True)
+        if isinstance(seqs, int):
+            seqs = list(range(seqs, seqs + len(rows)))
+        return seqs, rows
+
+    def _insert_chunk(self, stream: str, rows: Sequence[tuple]) -> None:
+        (last,) = self.conn.execute("SELECT last FROM seqs WHERE stream = ?", [stream]).fetchone()
+        first, hi = last + 1, last + len(rows)
+        stamps = [r[0] for r in rows]
+        self.conn.execute(
+            f"INSERT INTO k_{stream} (id, lo, hi, n, ts_min, ts_max, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [first, first, hi, len(rows), min(stamps), max(stamps), self._pack(first, rows)],
+        )
+        self.conn.execute("UPDATE seqs SET last = ? WHERE stream = ?", [hi, stream])
+
+    def _rewrite(self, stream: str, chunk_id: int, seqs: list[int], rows: list) -> None:
+        """Keep only ``seqs``/``rows`` of a chunk (the rest was acknowledged or discarded)."""
+        if not seqs:
+            self.conn.execute(f"DELETE FROM k_{stream} WHERE id = ?", [chunk_id])
+            return
+        contiguous = seqs[-1] - seqs[0] + 1 == len(seqs)
+        self.conn.execute(
+            f"UPDATE k_{stream} SET lo = ?, hi = ?, n = ?, body = ? WHERE id = ?",
+            [seqs[0], seqs[-1], len(seqs), self._pack(seqs[0] if contiguous else seqs, rows), chunk_id],
+        )
+
+    def _remove(self, stream: str, lo: int, hi: int, drop: Callable[[int], bool]) -> int:
+        """Delete the records between ``lo`` and ``hi`` for which ``drop(seq)``; returns how many went."""
+        removed = 0
+        chunks = self.conn.execute(
+            f"SELECT id, body FROM k_{stream} WHERE hi >= ? AND lo <= ? ORDER BY id", [lo, hi]
+        ).fetchall()
+        for chunk_id, body in chunks:
+            seqs, rows = self._unpack(body)
+            kept = [(q, r) for q, r in zip(seqs, rows, strict=True) if not drop(q)]
+            removed += len(seqs) - len(kept)
+            if len(kept) != len(seqs):
+                self._rewrite(stream, chunk_id, [q for q, _ in kept], [r for _, r in kept])
+        return removed
 
     # -- writing -----------------------------------------------------------------------------------
 
@@ -127,11 +192,10 @@ class Store:
         be kept is counted in :meth:`drops`.
         """
         try:
-            self.conn.execute("BEGIN")
-            for name, rows in batches.items():
-                if rows:
-                    self.conn.executemany(self._insert[name], rows)
-            self.conn.execute("COMMIT")
+            with self._transaction():
+                for name, rows in batches.items():
+                    if rows:
+                        self._insert_chunk(name, rows)
             if self._full:
                 self._full = False
                 log.warning("event=store_room path=%s", self.path)
@@ -151,8 +215,8 @@ class Store:
     def _write_making_room(self, stream: Stream, rows: Sequence[tuple]) -> None:
         while True:
             try:
-                with self.conn:
-                    self.conn.executemany(self._insert[stream.name], rows)
+                with self._transaction():
+                    self._insert_chunk(stream.name, rows)
                 return
             except sqlite3.OperationalError as exc:
                 self._rollback()
@@ -163,26 +227,27 @@ class Store:
                 self._unsaved_drops[stream.name] += len(rows)
                 log.debug("event=store_drop stream=%s records=%d reason=full", stream.name, len(rows))
                 return
-            self._evict(victim, max(2 * len(rows), 1000))
+            self._evict(victim)
 
     def _victim(self, priority: int) -> Stream | None:
         """The lowest-priority stream below ``priority`` that still holds records."""
         for s in reversed(self._by_priority):
             if s.priority <= priority:
                 return None
-            if self.conn.execute(f"SELECT 1 FROM s_{s.name} LIMIT 1").fetchone():
+            if self.conn.execute(f"SELECT 1 FROM k_{s.name} LIMIT 1").fetchone():
                 return s
         return None
 
-    def _evict(self, stream: Stream, count: int) -> None:
-        with self.conn:
-            cur = self.conn.execute(
-                f"DELETE FROM s_{stream.name} WHERE seq IN "
-                f"(SELECT seq FROM s_{stream.name} ORDER BY seq LIMIT ?)",
-                [count],
-            )
-        self._unsaved_drops[stream.name] += cur.rowcount
-        log.debug("event=store_evict stream=%s records=%d reason=full", stream.name, cur.rowcount)
+    def _evict(self, stream: Stream, chunks: int = 8) -> None:
+        with self._transaction():
+            rows = self.conn.execute(
+                f"DELETE FROM k_{stream.name} WHERE id IN "
+                f"(SELECT id FROM k_{stream.name} ORDER BY id LIMIT ?) RETURNING n",
+                [chunks],
+            ).fetchall()
+        count = sum(n for (n,) in rows)
+        self._unsaved_drops[stream.name] += count
+        log.debug("event=store_evict stream=%s records=%d reason=full", stream.name, count)
 
     def _rollback(self) -> None:
         if self.conn.in_transaction:
@@ -196,7 +261,7 @@ class Store:
     def add_counts(self, group: str, counts: Mapping[str, int]) -> bool:
         """Add ``counts`` to the persistent counters of ``group``; False if the store was too full."""
         try:
-            with self.conn:
+            with self._transaction():
                 self.conn.executemany(
                     "INSERT INTO counters (grp, name, count) VALUES (?, ?, ?) "
                     "ON CONFLICT (grp, name) DO UPDATE SET count = count + excluded.count",
@@ -212,7 +277,7 @@ class Store:
     def set_meta(self, key: str, value: str) -> None:
         """Record ``key = value`` in the store's metadata (best effort on a full store)."""
         try:
-            with self.conn:
+            with self._transaction():
                 self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, value])
         except sqlite3.OperationalError as exc:
             self._rollback()
@@ -223,19 +288,33 @@ class Store:
 
     def read(self, stream: str, after: int, limit: int) -> tuple[list[int], list[tuple]]:
         """Up to ``limit`` records of ``stream`` with ``seq > after``: their seqs and the records."""
-        rows = self.conn.execute(self._select[stream], [after, limit]).fetchall()
-        return [r[0] for r in rows], [r[1:] for r in rows]
+        make = self.streams[stream].record._make
+        picked = list(islice(self._scan(stream, after), max(limit, 0)))
+        return [q for q, _ in picked], [make(row) for _, row in picked]
+
+    def _scan(self, stream: str, after: int) -> Iterator[tuple[int, list]]:
+        cur = self.conn.execute(f"SELECT body FROM k_{stream} WHERE hi > ? ORDER BY id", [after])
+        for (body,) in cur:
+            seqs, rows = self._unpack(body)
+            for s, row in zip(seqs, rows, strict=True):
+                if s > after:
+                    yield s, row
 
     def acknowledge(self, acks: Iterable[Ack]) -> int:
         """Delete what the IOC acknowledged (acks of another epoch are ignored); returns records deleted."""
         deleted = 0
-        with self.conn:
+        with self._transaction():
             for ack in acks:
-                if ack.epoch == self.epoch and ack.stream in self.streams:
-                    cur = self.conn.execute(
-                        f"DELETE FROM s_{ack.stream} WHERE seq BETWEEN ? AND ?", [ack.first, ack.last]
-                    )
-                    deleted += cur.rowcount
+                if ack.epoch != self.epoch or ack.stream not in self.streams:
+                    continue
+                k = f"k_{ack.stream}"
+                # Whole chunks inside the range go at once; a chunk across its edge is rewritten.
+                gone = self.conn.execute(
+                    f"DELETE FROM {k} WHERE lo >= ? AND hi <= ? RETURNING n", [ack.first, ack.last]
+                ).fetchall()
+                deleted += sum(n for (n,) in gone)
+                first, last = ack.first, ack.last
+                deleted += self._remove(ack.stream, first, last, lambda q, a=first, b=last: a <= q <= b)
             self.conn.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_ack_ms', ?)",
                 [str(time.time_ns() // 10**6)],
@@ -244,16 +323,24 @@ class Store:
 
     def discard(self, stream: str, seqs: Sequence[int]) -> None:
         """Delete records that can never be sent (invalid values); counted under ``invalid``."""
-        with self.conn:
-            self.conn.executemany(f"DELETE FROM s_{stream} WHERE seq = ?", [(s,) for s in seqs])
-        self.add_counts("invalid", {stream: len(seqs)})
+        if not seqs:
+            return
+        with self._transaction():
+            gone = set(seqs)
+            removed = self._remove(stream, min(gone), max(gone), gone.__contains__)
+        self.add_counts("invalid", {stream: removed})
+
+    def last_seq(self, stream: str) -> int:
+        """The highest seq ever assigned in ``stream`` (0 before the first record)."""
+        return self.conn.execute("SELECT last FROM seqs WHERE stream = ?", [stream]).fetchone()[0]
 
     # -- reporting -------------------------------------------------------------------------------
 
     def backlog(self) -> dict[str, int]:
         """Records waiting for the IOC's ack, per stream."""
         return {
-            name: self.conn.execute(f"SELECT count(*) FROM s_{name}").fetchone()[0] for name in self.streams
+            name: self.conn.execute(f"SELECT coalesce(sum(n), 0) FROM k_{name}").fetchone()[0]
+            for name in self.streams
         }
 
     def counters(self, group: str) -> dict[str, int]:

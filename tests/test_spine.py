@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -253,7 +254,7 @@ def test_edge_killed_three_times_loses_and_duplicates_nothing(tmp_path, broker, 
         edge.terminate()
     stored = list(ioc_db.dump("position", "vessel-1"))
     store = open_store(config)
-    committed = store.conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 's_position'").fetchone()[0]
+    committed = store.last_seq("position")
     store.close()
     # Every committed record reached the IOC once: one epoch, seqs 1..committed without a gap.
     assert {r["epoch"] for r in stored} == {store.epoch}
@@ -300,12 +301,15 @@ def test_store_full_drops_by_priority_keeps_running_and_resumes(
     stamp = Clock().now()
     node.recorder.append("alarm", [Alarm(*stamp, "river-1", "water_level", 1, 3.2, "flood")] * 5)
     wait_for(lambda: store_status(config)["backlog"]["position"] == 164, 20, "the positions to be stored")
-    for _ in range(60):
+    rng = random.Random(7)
+    deadline = time.monotonic() + 60
+    # Noisy readings (they compress poorly) until the 1 MiB store is full and drops begin.
+    while not store_status(config)["drops"].get("reading") and time.monotonic() < deadline:
         node.recorder.append(
-            "reading", [Reading(*stamp, "pm-1", "pm25", float(j % 500)) for j in range(2000)]
+            "reading", [Reading(*stamp, "pm-1", "pm25", rng.random() * 500) for _ in range(5000)]
         )
-        time.sleep(0.02)
-    wait_for(lambda: store_status(config)["drops"].get("reading", 0) > 0, 20, "drops")
+        time.sleep(0.1)
+    assert store_status(config)["drops"].get("reading"), "the store never filled"
     time.sleep(0.5)
     kept, drops = store_status(config)["backlog"], store_status(config)["drops"]
     assert kept["alarm"] == 5 and kept["position"] == 164
