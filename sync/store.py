@@ -62,6 +62,17 @@ def _is_full(exc: sqlite3.Error) -> bool:
     return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "full" in str(exc)
 
 
+def _runs(seqs: Sequence[int]) -> list[list[int]]:
+    """``[1, 2, 3, 7, 8]`` -> ``[[1, 3], [7, 2]]``: holes left by acks and discards stay cheap."""
+    runs: list[list[int]] = []
+    for q in seqs:
+        if runs and runs[-1][0] + runs[-1][1] == q:
+            runs[-1][1] += 1
+        else:
+            runs.append([q, 1])
+    return runs
+
+
 class Store:
     """One connection to the node's store; use one per thread.
 
@@ -137,15 +148,13 @@ class Store:
 
     # -- chunks ----------------------------------------------------------------------------------
 
-    def _pack(self, seqs: int | list[int], rows: Sequence[tuple]) -> bytes:
-        """A chunk's body: ``seqs`` is the first seq when they run on without a gap, else the list."""
-        return self._zc.compress(msgpack.packb([seqs, rows], use_bin_type=True))
+    def _pack(self, runs: list[list[int]], rows: Sequence[tuple]) -> bytes:
+        """A chunk's body: its seqs as runs ``[[start, count], ...]`` and its rows."""
+        return self._zc.compress(msgpack.packb([runs, rows], use_bin_type=True))
 
     def _unpack(self, body: bytes) -> tuple[list[int], list]:
-        seqs, rows = msgpack.unpackb(self._zd.decompress(body), use_list=True)
-        if isinstance(seqs, int):
-            seqs = list(range(seqs, seqs + len(rows)))
-        return seqs, rows
+        runs, rows = msgpack.unpackb(self._zd.decompress(body), use_list=True)
+        return [q for start, count in runs for q in range(start, start + count)], rows
 
     def _insert_chunk(self, stream: str, rows: Sequence[tuple]) -> None:
         (last,) = self.conn.execute("SELECT last FROM seqs WHERE stream = ?", [stream]).fetchone()
@@ -153,20 +162,22 @@ class Store:
         stamps = [r[0] for r in rows]
         self.conn.execute(
             f"INSERT INTO k_{stream} (id, lo, hi, n, ts_min, ts_max, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [first, first, hi, len(rows), min(stamps), max(stamps), self._pack(first, rows)],
+            [first, first, hi, len(rows), min(stamps), max(stamps), self._pack([[first, len(rows)]], rows)],
         )
         self.conn.execute("UPDATE seqs SET last = ? WHERE stream = ?", [hi, stream])
 
     def _rewrite(self, stream: str, chunk_id: int, seqs: list[int], rows: list) -> None:
         """Keep only ``seqs``/``rows`` of a chunk (the rest was acknowledged or discarded)."""
-        if not seqs:
-            self.conn.execute(f"DELETE FROM k_{stream} WHERE id = ?", [chunk_id])
-            return
-        contiguous = seqs[-1] - seqs[0] + 1 == len(seqs)
-        self.conn.execute(
-            f"UPDATE k_{stream} SET lo = ?, hi = ?, n = ?, body = ? WHERE id = ?",
-            [seqs[0], seqs[-1], len(seqs), self._pack(seqs[0] if contiguous else seqs, rows), chunk_id],
-        )
+        # Delete, then insert: an UPDATE of the body takes new pages before it frees the old ones,
+        # which a full store does not have.
+        (ts_min, ts_max) = self.conn.execute(
+            f"DELETE FROM k_{stream} WHERE id = ? RETURNING ts_min, ts_max", [chunk_id]
+        ).fetchone()
+        if seqs:
+            self.conn.execute(
+                f"INSERT INTO k_{stream} (id, lo, hi, n, ts_min, ts_max, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [chunk_id, seqs[0], seqs[-1], len(seqs), ts_min, ts_max, self._pack(_runs(seqs), rows)],
+            )
 
     def _remove(self, stream: str, lo: int, hi: int, drop: Callable[[int], bool]) -> int:
         """Delete the records between ``lo`` and ``hi`` for which ``drop(seq)``; returns how many went."""
@@ -301,24 +312,31 @@ class Store:
                     yield s, row
 
     def acknowledge(self, acks: Iterable[Ack]) -> int:
-        """Delete what the IOC acknowledged (acks of another epoch are ignored); returns records deleted."""
+        """Delete what the IOC acknowledged (acks of another epoch are ignored); returns records deleted.
+
+        Whole chunks inside an acked range go first, in one transaction. A chunk
+        across a range's edge is then rewritten without the acked records; on a
+        full store that may fail, and the chunk stays whole: the IOC ignores
+        the records it already has when they come again.
+        """
+        acks = [a for a in acks if a.epoch == self.epoch and a.stream in self.streams]
         deleted = 0
         with self._transaction():
             for ack in acks:
-                if ack.epoch != self.epoch or ack.stream not in self.streams:
-                    continue
-                k = f"k_{ack.stream}"
-                # Whole chunks inside the range go at once; a chunk across its edge is rewritten.
                 gone = self.conn.execute(
-                    f"DELETE FROM {k} WHERE lo >= ? AND hi <= ? RETURNING n", [ack.first, ack.last]
+                    f"DELETE FROM k_{ack.stream} WHERE lo >= ? AND hi <= ? RETURNING n", [ack.first, ack.last]
                 ).fetchall()
                 deleted += sum(n for (n,) in gone)
-                first, last = ack.first, ack.last
-                deleted += self._remove(ack.stream, first, last, lambda q, a=first, b=last: a <= q <= b)
-            self.conn.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_ack_ms', ?)",
-                [str(time.time_ns() // 10**6)],
-            )
+        self.set_meta("last_ack_ms", str(time.time_ns() // 10**6))
+        for ack in acks:
+            try:
+                with self._transaction():
+                    deleted += self._remove(
+                        ack.stream, ack.first, ack.last, lambda q, a=ack: a.first <= q <= a.last
+                    )
+            except sqlite3.OperationalError as exc:
+                if not _is_full(exc):
+                    raise
         return deleted
 
     def discard(self, stream: str, seqs: Sequence[int]) -> None:

@@ -15,6 +15,7 @@ the in-flight window, so an alarm never waits behind a backlog.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -123,7 +124,13 @@ class MqttUplink:
                 self._stop.wait(self._backoff.next())
                 continue
             if self.connected:
-                self.step(time.monotonic())
+                try:
+                    self.step(time.monotonic())
+                except sqlite3.Error:
+                    # The store may be busy or full for a while; the next round tries again.
+                    self.stats["store_errors"] += 1
+                    log.exception("event=uplink_store_error")
+                    self._stop.wait(self._backoff.next())
         if self.connected:
             self._client.disconnect()
             self._client.loop(timeout=0.1)

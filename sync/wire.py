@@ -200,6 +200,9 @@ def parse_up_topic(prefix: str, topic: str) -> tuple[str, str]:
 # -- columns -------------------------------------------------------------------------------------
 
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
 def _encode_ints(values: np.ndarray, order: int) -> list:
     heads: list[int] = []
     d = values
@@ -217,7 +220,14 @@ def _encode_ints(values: np.ndarray, order: int) -> list:
 
 def _decode_ints(encoded: Any, n: int) -> np.ndarray:
     heads, width, data = encoded
-    if not isinstance(heads, list) or len(heads) > 2 or width not in (0, 1, 2, 4, 8):
+    if (
+        not isinstance(heads, list)
+        or len(heads) > 2
+        or not all(type(h) is int and _INT64_MIN <= h <= _INT64_MAX for h in heads)
+        or type(width) is not int
+        or width not in (0, 1, 2, 4, 8)
+        or not isinstance(data, bytes)
+    ):
         raise WireError("bad_schema", "integer column header is malformed")
     count = max(n - len(heads), 0)
     if width:
@@ -359,7 +369,7 @@ def decode_batch(payload: bytes) -> Batch:
     if not isinstance(body["ep"], str) or not EPOCH_RE.match(body["ep"]):
         raise WireError("bad_schema", f"epoch {body['ep']!r} is not 16 hex digits")
     n = body["n"]
-    if not isinstance(n, int) or not 1 <= n <= MAX_BATCH_RECORDS:
+    if type(n) is not int or not 1 <= n <= MAX_BATCH_RECORDS:
         raise WireError("bad_schema", f"record count {n!r} is not 1..{MAX_BATCH_RECORDS}")
     if not isinstance(body["c"], list) or len(body["c"]) != len(stream.columns):
         raise WireError("bad_schema", f"expected {len(stream.columns)} columns for stream {stream.name}")
@@ -386,6 +396,12 @@ def decode_ack(payload: bytes) -> Ack:
         epoch, stream, first, last = msgpack.unpackb(payload, raw=False)
     except Exception as exc:
         raise WireError("bad_ack", f"not an ack: {exc}") from None
-    if stream not in STREAMS or not all(isinstance(v, int) for v in (first, last)):
-        raise WireError("bad_ack", f"not an ack: {stream!r} {first!r} {last!r}")
+    if (
+        not isinstance(epoch, str)
+        or not EPOCH_RE.match(epoch)
+        or stream not in STREAMS
+        or not all(type(v) is int for v in (first, last))
+        or not 1 <= first <= last
+    ):
+        raise WireError("bad_ack", f"not an ack: {epoch!r} {stream!r} {first!r} {last!r}")
     return Ack(epoch, stream, first, last)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -412,13 +411,6 @@ def test_acknowledging_makes_room_again(small_store, tmp_path, caplog):
     assert [r.getMessage() for r in caplog.records] == [f"event=store_room path={tmp_path / 'small.db'}"]
 
 
-@pytest.mark.xfail(
-    reason="bug: acknowledge() keeps the rest of a commit it cuts with an UPDATE of the chunk, which on a "
-    "full store needs pages before it frees any: sqlite3.OperationalError (database or disk is full), the "
-    "ack is rolled back, and MqttUplink.step() lets the error end the uplink thread",
-    raises=sqlite3.OperationalError,
-    strict=True,
-)
 def test_acknowledging_part_of_a_commit_on_a_full_store_succeeds(small_store):
     fill_until_dropped(small_store, "position", positions)
     backlog = small_store.backlog()["position"]
