@@ -59,7 +59,11 @@ class PrivateBroker:
             f"log_dest file {self.log_path}\n"
         )
         self._proc = subprocess.Popen(
-            [find_mosquitto(), "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            [find_mosquitto(), "-c", str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            # Its own session: a Ctrl-C in the terminal must not kill the broker before the nodes stop.
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
