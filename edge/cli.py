@@ -17,32 +17,18 @@ import click
 
 from drivers.nmea import NmeaParser
 from drivers.transport import ReplayTransport
+from edge.clikit import Failed, log_level_option
 from edge.clock import Clock
 from edge.config import load_config
 from edge.errors import IocEdgeError
-from edge.logs import LOG_LEVELS, setup_logging
+from edge.logs import setup_logging
 from sync.records import Position, TimeSource
 
 __all__ = ["main"]
 
 
-class Failed(click.ClickException):
-    """A library error, shown as its own lines (a config error has one line per problem)."""
-
-    exit_code = 1
-
-    def show(self, file=None) -> None:  # noqa: ANN001 - click's signature
-        click.echo(self.message, err=True)
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--log-level",
-    type=click.Choice(LOG_LEVELS, case_sensitive=False),
-    default="WARNING",
-    show_default=True,
-    help="Least severe log messages shown (on stderr, as key=value lines).",
-)
+@log_level_option
 def main(log_level: str) -> None:
     """Gateway software for the field devices of a city operations centre.
 

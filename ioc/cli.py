@@ -8,25 +8,16 @@ import threading
 
 import click
 
+from edge.clikit import Failed, log_level_option
 from edge.errors import IocEdgeError
-from edge.logs import LOG_LEVELS, setup_logging
+from edge.logs import setup_logging
 from ioc.db import Database
 
 DEFAULT_DB = "sqlite:///ioc.db"
 
 
-def _fail(exc: Exception) -> click.ClickException:
-    return click.ClickException(str(exc))
-
-
 @click.group()
-@click.option(
-    "--log-level",
-    type=click.Choice(LOG_LEVELS, case_sensitive=False),
-    default="WARNING",
-    show_default=True,
-    help="Least severe log messages shown (on stderr, as key=value lines).",
-)
+@log_level_option
 def main(log_level: str) -> None:
     """The IOC's receiver and tools.
 
@@ -58,7 +49,7 @@ def run(
             Database(url), mqtt_host, mqtt_port, prefix=topic_prefix, group=group, client_id=client_id
         )
     except IocEdgeError as exc:
-        raise _fail(exc) from None
+        raise Failed(str(exc)) from None
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -80,7 +71,7 @@ def dump(stream: str, device: str | None, url: str) -> None:
         for record in Database(url).dump(stream, device):
             click.echo(json.dumps(record))
     except IocEdgeError as exc:
-        raise _fail(exc) from None
+        raise Failed(str(exc)) from None
 
 
 @main.command()
@@ -94,7 +85,7 @@ def rejects(url: str) -> None:
         for reason, count in sorted(Database(url).rejects().items()):
             click.echo(f"{reason}: {count}")
     except IocEdgeError as exc:
-        raise _fail(exc) from None
+        raise Failed(str(exc)) from None
 
 
 @main.command()
@@ -136,4 +127,4 @@ def demo(workdir: str, speed: float, capture: str | None, exit_when_done: bool) 
         options = DemoOptions(Path(workdir), find_capture(capture), speed, exit_when_done)
         Demo(options, stop, click.echo).run()
     except IocEdgeError as exc:
-        raise _fail(exc) from None
+        raise Failed(str(exc)) from None

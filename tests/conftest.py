@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ioc.broker import PrivateBroker
+from ioc.db import Database
 
 HERE = Path(__file__).resolve().parent
 
@@ -45,3 +46,11 @@ def broker(tmp_path: Path) -> Iterator[PrivateBroker]:
     """A private mosquitto on a free loopback port; ``broker.stop()``/``start()`` restart it."""
     with PrivateBroker(tmp_path / "broker") as b:
         yield b
+
+
+@pytest.fixture
+def ioc_db(tmp_path: Path) -> Iterator[Database]:
+    """The IOC's database in a fresh SQLite file."""
+    db = Database(f"sqlite:///{tmp_path / 'ioc.db'}")
+    yield db
+    db.close()

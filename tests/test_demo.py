@@ -106,7 +106,7 @@ def test_demo_without_shared_data_names_ioc_edge_shared(tmp_path: Path) -> None:
 
     assert result.returncode == 1
     assert result.stderr == (
-        f"Error: shared data not found: {tmp_path / 'nowhere' / 'nmea' / 'ais-nmea.log'} does not exist; "
+        f"shared data not found: {tmp_path / 'nowhere' / 'nmea' / 'ais-nmea.log'} does not exist; "
         "set IOC_EDGE_SHARED to the shared/ directory (the one holding nmea/), or pass --capture FILE\n"
     )
     assert not (tmp_path / "demo").exists()  # nothing was started

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,6 +15,7 @@ import paho.mqtt.client as mqtt
 import pytest
 import zstandard
 from click.testing import CliRunner
+from helpers import wait_for
 from paho.mqtt.enums import CallbackAPIVersion
 
 import ioc.db
@@ -41,14 +41,6 @@ PREFIX = "ioc/v1"
 EPOCH = "a1b2c3d4e5f60718"
 T0 = 1_700_000_000_000
 GPS, NTP = int(TimeSource.GPS), int(TimeSource.NTP)
-
-
-def wait_for(condition: Callable[[], object], timeout: float = 10.0, what: str = "the condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
 
 
 def positions(start: int, n: int) -> list[Position]:
@@ -137,13 +129,6 @@ class Node:
 def wait_until_subscribed(receivers: list[Receiver]) -> None:
     """A receiver subscribes once connected; what the broker gets before that reaches nobody."""
     wait_for(lambda: all(r.subscribed.is_set() for r in receivers), what="the receivers' subscriptions")
-
-
-@pytest.fixture
-def ioc_db(tmp_path: Path) -> Iterator[Database]:
-    db = Database(f"sqlite:///{tmp_path / 'ioc.db'}")
-    yield db
-    db.close()
 
 
 @pytest.fixture
@@ -380,7 +365,7 @@ def test_dump_of_an_unknown_stream_fails_cleanly(cli, filled_db):
     assert result.stdout == ""
     assert (
         result.stderr
-        == "Error: unknown stream 'video': expected one of ['alarm', 'position', 'reading', 'status']\n"
+        == "unknown stream 'video': expected one of ['alarm', 'position', 'reading', 'status']\n"
     )
 
 
@@ -395,5 +380,5 @@ def test_unsupported_database_url_fails_cleanly(cli):
     result = cli.invoke(main, ["rejects", "--db", "postgresql://ioc@db/ioc"])
     assert result.exit_code == 1
     assert result.stderr == (
-        "Error: unsupported database URL 'postgresql://ioc@db/ioc': use sqlite:///path/to/ioc.db\n"
+        "unsupported database URL 'postgresql://ioc@db/ioc': use sqlite:///path/to/ioc.db\n"
     )

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import wait_for
 
 from drivers.nmea import NmeaParser
 from edge.cli import main as edge_cli
@@ -29,15 +30,6 @@ from sync.records import Alarm, Reading, TimeSource
 # Values travel in fixed point (sync.wire): compare each field to its wire resolution.
 TOLERANCE = {"lat": 1e-7, "lon": 1e-7, "speed_kn": 0.01, "course_deg": 0.1, "hdop": 0.01, "alt_m": 0.1}
 COMPARED = ("ts_ms", "tsrc", "lat", "lon", "speed_kn", "course_deg", "fix", "sats", "hdop", "alt_m")
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def node_config(
@@ -87,13 +79,6 @@ def assert_same_positions(stored: list[dict], expected: list[dict]) -> None:
                 assert g == w, (field, got, want)
             else:
                 assert abs(g - w) <= TOLERANCE[field] / 2 + 1e-9, (field, got, want)
-
-
-@pytest.fixture
-def ioc_db(tmp_path: Path) -> Iterator[Database]:
-    db = Database(f"sqlite:///{tmp_path / 'ioc.db'}")
-    yield db
-    db.close()
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from helpers import wait_for
 
 from sync.recorder import Recorder
 from sync.records import Alarm, Position, Reading, TimeSource
@@ -19,14 +20,6 @@ T0 = 1_700_000_000_000
 GPS = int(TimeSource.GPS)
 MIB = 1 << 20
 CHUNK = 500
-
-
-def wait_for(condition: Callable[[], object], timeout: float = 5.0, what: str = "the condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
 
 
 def noise(i: int, modulus: int) -> int:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
+
+from helpers import wait_for
 
 from edge.config import UplinkConfig
 from ioc.db import Database
@@ -12,15 +12,6 @@ from ioc.receiver import Receiver
 from sync.records import Alarm, Position
 from sync.store import Store
 from sync.uplink import MqttUplink
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def position(i: int, lat: float = 16.46) -> Position:

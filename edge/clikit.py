@@ -1,0 +1,24 @@
+"""What the two command lines (``ioc-edge``, ``ioc-center``) share: the log option and clean failures."""
+
+from __future__ import annotations
+
+import click
+
+from edge.logs import LOG_LEVELS
+
+log_level_option = click.option(
+    "--log-level",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    default="WARNING",
+    show_default=True,
+    help="Least severe log messages shown (on stderr, as key=value lines).",
+)
+
+
+class Failed(click.ClickException):
+    """A library error, shown as its own lines (a config error has one line per problem)."""
+
+    exit_code = 1
+
+    def show(self, file=None) -> None:  # noqa: ANN001 - click's signature
+        click.echo(self.message, err=True)
