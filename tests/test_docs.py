@@ -1,0 +1,27 @@
+"""The examples in the docstrings are documentation: they must run as written."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "drivers.nmea",
+    "drivers.transport",
+    "edge.backoff",
+    "edge.clock",
+    "edge.config",
+    "ioc.db",
+    "ioc.demo",
+    "sync.store",
+    "sync.wire",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples_run(name):
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0, f"{name} has no example to run"
+    assert result.failed == 0
