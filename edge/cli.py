@@ -7,8 +7,6 @@ usage errors exit with 2 (click's convention).
 from __future__ import annotations
 
 import json
-import signal
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -17,7 +15,7 @@ import click
 
 from drivers.nmea import NmeaParser
 from drivers.transport import ReplayTransport
-from edge.clikit import Failed, log_level_option
+from edge.clikit import Failed, log_level_option, wait_for_stop_signal
 from edge.clock import Clock
 from edge.config import load_config
 from edge.errors import IocEdgeError
@@ -123,10 +121,7 @@ def run(file: Path) -> None:
         node.start()
     except IocEdgeError as exc:
         raise Failed(str(exc)) from None
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
+    wait_for_stop_signal()
     node.stop()
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+
 import click
 
 from edge.logs import LOG_LEVELS
@@ -22,3 +25,11 @@ class Failed(click.ClickException):
 
     def show(self, file=None) -> None:  # noqa: ANN001 - click's signature
         click.echo(self.message, err=True)
+
+
+def wait_for_stop_signal() -> None:
+    """Block until SIGTERM (systemd, ``kill``) or SIGINT (Ctrl-C) arrives."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()

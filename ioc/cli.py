@@ -8,7 +8,7 @@ import threading
 
 import click
 
-from edge.clikit import Failed, log_level_option
+from edge.clikit import Failed, log_level_option, wait_for_stop_signal
 from edge.errors import IocEdgeError
 from edge.logs import setup_logging
 from ioc.db import Database
@@ -50,11 +50,8 @@ def run(
         )
     except IocEdgeError as exc:
         raise Failed(str(exc)) from None
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
     receiver.start()
-    stop.wait()
+    wait_for_stop_signal()
     receiver.stop()
 
 
