@@ -19,6 +19,7 @@ import select
 import threading
 import time
 import tty
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -305,6 +306,42 @@ class SerialTransport(Transport):
 
     def close(self) -> None:
         self._serial.close()
+
+
+class ReopeningTransport(Transport):
+    """A transport opened on the first read, and opened again after it failed.
+
+    A GPS whose USB-serial adapter is absent when the node boots, or is
+    unplugged later, comes back without a restart of the node, and the rest
+    of the node (the store, the uplink draining the backlog) runs meanwhile.
+    Errors still reach the driver, which logs each once and retries with
+    backoff. :class:`EndOfStream` passes through untouched.
+
+    Example::
+
+        >>> t = ReopeningTransport(lambda: MemoryTransport(b"$GP"), name="gps")
+        >>> t.read(timeout=0.1)
+        b'$GP'
+    """
+
+    def __init__(self, opener: Callable[[], Transport], name: str) -> None:
+        self._opener = opener
+        self._inner: Transport | None = None
+        self.name = name
+
+    def read(self, timeout: float) -> bytes:
+        if self._inner is None:
+            self._inner = self._opener()
+        try:
+            return self._inner.read(timeout)
+        except TransportError:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._inner is not None:
+            self._inner.close()
+            self._inner = None
 
 
 def _serial_error(port: str, exc: Exception) -> TransportError:

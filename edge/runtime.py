@@ -16,7 +16,7 @@ from pathlib import Path
 
 from drivers.base import Driver
 from drivers.nmea import NmeaGps
-from drivers.transport import open_transport
+from drivers.transport import ReopeningTransport, open_transport
 from edge.clock import Clock
 from edge.config import NodeConfig
 from sync.recorder import Recorder
@@ -140,7 +140,8 @@ class Node:
 
     def start_drivers(self) -> None:
         for name, cfg in self.config.drivers.items():
-            transport = open_transport(cfg.transport)
+            # Opened by the driver's first read, so a device absent at boot does not stop the node.
+            transport = ReopeningTransport(lambda cfg=cfg: open_transport(cfg.transport), name)
             self._opened.append(transport)
             driver = DRIVER_TYPES[cfg.type](name, transport, self.recorder.append, self.clock)
             self.drivers.append(driver)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import tty
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -379,3 +380,31 @@ def test_garbled_nmea_on_the_wire_is_counted_and_the_valid_fixes_still_arrive(
     result = CliRunner().invoke(edge_cli, ["status", str(tmp_path / "edge.toml")])
     assert result.exit_code == 0
     assert "reject.gps: " in result.output and "bad_checksum=5" in result.output
+
+
+def test_gps_absent_at_start_then_plugged_unplugged_and_back(tmp_path, broker, receiver, ioc_db, run_node):
+    link = tmp_path / "ttyGPS"  # what udev would name the adapter; absent until it is plugged in
+    config = node_config(tmp_path, broker.port, f'type = "pty"\npath = "{link}"')
+    node = run_node(config)
+    time.sleep(1.0)
+    assert node.drivers[0].running  # waiting for the device, not dead
+    for plug in range(2):
+        master, slave = os.openpty()
+        tty.setraw(slave)
+        link.symlink_to(os.ttyname(slave))
+        before = ioc_db.count("position")
+        try:
+            # A receiver talks all the time; what it says before the port is opened is not heard.
+            for i in range(plug * 1000, plug * 1000 + 600):
+                os.write(master, fix_sentences(i))
+                time.sleep(0.05)
+                if ioc_db.count("position") >= before + 5:
+                    break
+            assert ioc_db.count("position") >= before + 5, f"no fixes from plug {plug}"
+        finally:
+            link.unlink()  # unplugged: the device node goes, the port hangs up
+            os.close(master)
+            os.close(slave)
+    times = [r["ts_ms"] % 86_400_000 for r in ioc_db.dump("position", "vessel-1")]
+    assert times == sorted(set(times))
+    assert times[0] < 3600_000 + 1000 * 50 <= times[-1]  # fixes from both plugs, in order, once
