@@ -303,7 +303,8 @@ def test_store_full_drops_by_priority_keeps_running_and_resumes(
     assert node.recorder.committed > 0 and node.status._thread.is_alive() and node.recorder._thread.is_alive()
     result = CliRunner().invoke(edge_cli, ["status", "--json", str(tmp_path / "edge.toml")])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["drops"]["reading"] == drops["reading"]
+    # The node's status records keep evicting readings while the store is full: the count only grows.
+    assert json.loads(result.output)["drops"]["reading"] >= drops["reading"]
 
     broker.start()
     receiver = Receiver(ioc_db, broker.host, broker.port, client_id="ioc-test")
@@ -315,8 +316,9 @@ def test_store_full_drops_by_priority_keeps_running_and_resumes(
         first_alarm = min(r["received_ms"] for r in ioc_db.dump("alarm"))
         assert first_alarm <= min(r["received_ms"] for r in ioc_db.dump("position"))
         # Room was made: new readings are kept again, no new drops.
+        drops, before = store_status(config)["drops"], ioc_db.count("reading")
         node.recorder.append("reading", [Reading(*stamp, "pm-1", "pm25", 1.0)] * 100)
-        wait_for(lambda: backlog(config) == 0 and ioc_db.count("reading") >= 100, 30, "new readings")
+        wait_for(lambda: ioc_db.count("reading") == before + 100, 30, "the new readings")
         assert store_status(config)["drops"]["reading"] == drops["reading"]
         # The node reported its drops to the IOC in its status records.
         wait_for(
