@@ -55,12 +55,14 @@ import os
 import re
 import tomllib
 import types
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -74,17 +76,24 @@ from pydantic.fields import FieldInfo
 from edge.errors import IocEdgeError
 
 __all__ = [
+    "CaptureTransportConfig",
     "ConfigError",
     "DriverConfig",
+    "DutyCycleConfig",
+    "FloatSwitchDriverConfig",
     "NmeaDriverConfig",
     "NodeConfig",
     "NodeSection",
+    "Pms5003DriverConfig",
     "PtyTransportConfig",
+    "RainGaugeDriverConfig",
     "ReplayTransportConfig",
     "SerialTransportConfig",
+    "Sds011DriverConfig",
     "StoreConfig",
     "TransportConfig",
     "UplinkConfig",
+    "WaterLevelDriverConfig",
     "load_config",
     "parse_config",
 ]
@@ -244,8 +253,28 @@ class ReplayTransportConfig(_Section):
         return _against_base_dir(value, info)
 
 
+class CaptureTransportConfig(_Section):
+    """A capture recorded by ``ioc-edge record``, replayed with its recorded timing."""
+
+    type: Literal["capture"] = Field(description="Transport kind.")
+    path: Path = Field(
+        description="The capture file; relative to the config file.",
+        strict=False,
+        examples=["captures/pm-1.cap"],
+    )
+    speed: float = Field(
+        1.0, description="Replay speed factor; 0 replays as fast as possible.", ge=0, le=10_000
+    )
+    loop: bool = Field(False, description="Start over at the end of the file instead of stopping.")
+
+    @field_validator("path")
+    @classmethod
+    def _resolve_path(cls, value: Path, info: ValidationInfo) -> Path:
+        return _against_base_dir(value, info)
+
+
 TransportConfig = Annotated[
-    Union[SerialTransportConfig, PtyTransportConfig, ReplayTransportConfig],  # noqa: UP007
+    Union[SerialTransportConfig, PtyTransportConfig, ReplayTransportConfig, CaptureTransportConfig],  # noqa: UP007
     Field(discriminator="type"),
 ]
 
@@ -257,9 +286,137 @@ class NmeaDriverConfig(_Section):
     transport: TransportConfig = Field(description="Where the receiver's bytes come from.")
 
 
-# A union of one for now: later drivers (sds011, pms5003, ...) join it, and the error
-# messages already name the allowed `type` values.
-DriverConfig = Annotated[Union[NmeaDriverConfig], Field(discriminator="type")]  # noqa: UP007
+class DutyCycleConfig(_Section):
+    """``[drivers.NAME.duty]`` of a particulate sensor: sleep between work periods to save the laser.
+
+    Each cycle: wake the sensor, discard ``warmup_s`` of readings (the fan and laser settle),
+    keep ``work_s`` of readings, then put it to sleep for ``sleep_s``.
+    """
+
+    work_s: float = Field(30, description="Readings kept per cycle, once warmed up (seconds).", ge=1, le=3600)
+    warmup_s: float = Field(
+        30, description="Readings discarded after waking while fan and laser settle (seconds).", ge=0, le=600
+    )
+    sleep_s: float = Field(
+        240, description="Laser and fan off between work periods (seconds).", ge=0, le=86_400
+    )
+
+
+def _check_uart_baudrate(sensor: str, baudrate: int) -> Callable[[TransportConfig], TransportConfig]:
+    def check(value: TransportConfig) -> TransportConfig:
+        if isinstance(value, SerialTransportConfig) and value.baudrate != baudrate:
+            raise ValueError(
+                f"baudrate {value.baudrate} is not the {sensor}'s; expected baudrate = {baudrate}"
+            )
+        return value
+
+    return check
+
+
+class Sds011DriverConfig(_Section):
+    """A Nova Fitness SDS011 particulate sensor (UART, 9600 8N1): PM2.5 and PM10."""
+
+    type: Literal["sds011"] = Field(description="Driver kind.")
+    transport: Annotated[TransportConfig, AfterValidator(_check_uart_baudrate("SDS011", 9600))] = Field(
+        description="Where the sensor's bytes come from (a serial port at 9600 baud)."
+    )
+    duty: DutyCycleConfig | None = Field(
+        None, description="Duty cycle; absent, the sensor runs continuously."
+    )
+
+
+class Pms5003DriverConfig(_Section):
+    """A Plantower PMS5003 / PMS7003 particulate sensor (UART, 9600 8N1): PM1, PM2.5 and PM10."""
+
+    type: Literal["pms5003"] = Field(description="Driver kind.")
+    transport: Annotated[TransportConfig, AfterValidator(_check_uart_baudrate("PMS5003", 9600))] = Field(
+        description="Where the sensor's bytes come from (a serial port at 9600 baud)."
+    )
+    duty: DutyCycleConfig | None = Field(
+        None, description="Duty cycle; absent, the sensor runs continuously."
+    )
+
+
+BCM_PINS = 54
+"""GPIO numbers of the Raspberry Pi's SoC (BCM numbering): 0..53."""
+
+_PIN_NAME = re.compile(r"^(?:(GPIO|BCM)(\d{1,2})|(?:BOARD|J8:|P1:)(\d{1,2}))$")
+
+
+def _check_pin(value: Any) -> int | str:
+    """A BCM number (``17``, ``"GPIO17"``, ``"BCM17"`` -> 17) or a header pin (``"BOARD11"``, ``"J8:11"``)."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"{value!r} is not a pin; expected a BCM number (e.g. 17) or a name like 'GPIO17'")
+    if isinstance(value, str):
+        found = _PIN_NAME.match(value)
+        if not found:
+            raise ValueError(
+                f"{value!r} is not a pin name; expected e.g. 'GPIO17', 'BCM17', 'BOARD11' or 'J8:11'"
+            )
+        if found.group(3) is not None:
+            if not 1 <= int(found.group(3)) <= 40:
+                raise ValueError(f"{value!r} is not a header pin; expected a physical pin 1..40")
+            return value  # physical numbering: gpiozero maps it to the GPIO
+        number = int(found.group(2))
+    else:
+        number = value
+    if not 0 <= number < BCM_PINS:
+        raise ValueError(f"{value!r} is not a GPIO number; expected 0..{BCM_PINS - 1}")
+    return number
+
+
+Pin = Annotated[int | str, BeforeValidator(_check_pin)]
+
+
+class RainGaugeDriverConfig(_Section):
+    """A tipping-bucket rain gauge: a reed switch on a GPIO pin closes once per tip."""
+
+    type: Literal["rain_gauge"] = Field(description="Driver kind.")
+    pin: Pin = Field(description="GPIO of the switch: BCM number or a name like 'GPIO17'.", examples=[17])
+    mm_per_tip: float = Field(0.2, description="Rain per tip of the bucket (millimetres).", gt=0, le=10)
+    bounce_s: float = Field(0.05, description="Debounce time of the switch (seconds).", ge=0, le=1)
+    pull_up: bool = Field(True, description="Internal pull-up (switch to ground) rather than pull-down.")
+
+
+class WaterLevelDriverConfig(_Section):
+    """An ultrasonic distance sensor (HC-SR04 style) pointing down at the water: the water level."""
+
+    type: Literal["water_level"] = Field(description="Driver kind.")
+    trigger_pin: Pin = Field(description="GPIO of the trigger input: BCM number or name.", examples=[23])
+    echo_pin: Pin = Field(description="GPIO of the echo output: BCM number or name.", examples=[24])
+    mount_height_m: float = Field(
+        description="Height of the sensor above the gauge's zero (metres).", gt=0, le=50, examples=[5.0]
+    )
+    max_distance_m: float = Field(4.0, description="Farthest echo measured (metres).", gt=0, le=10)
+    interval_s: float = Field(10.0, description="One level reading per interval (seconds).", ge=0.1, le=3600)
+
+    @field_validator("echo_pin")
+    @classmethod
+    def _distinct_pins(cls, value: int | str, info: ValidationInfo) -> int | str:
+        if value == info.data.get("trigger_pin"):
+            raise ValueError(f"{value!r} is also the trigger_pin; expected another pin")
+        return value
+
+
+class FloatSwitchDriverConfig(_Section):
+    """A float switch on a GPIO pin: water above or below its level."""
+
+    type: Literal["float_switch"] = Field(description="Driver kind.")
+    pin: Pin = Field(description="GPIO of the switch: BCM number or a name like 'GPIO27'.", examples=[27])
+    pull_up: bool = Field(True, description="Internal pull-up (switch to ground) rather than pull-down.")
+
+
+DriverConfig = Annotated[
+    Union[  # noqa: UP007
+        NmeaDriverConfig,
+        Sds011DriverConfig,
+        Pms5003DriverConfig,
+        RainGaugeDriverConfig,
+        WaterLevelDriverConfig,
+        FloatSwitchDriverConfig,
+    ],
+    Field(discriminator="type"),
+]
 
 DriverName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_-]{1,32}$")]
 
@@ -441,9 +598,17 @@ class _Where:
 
 
 def _unannotate(tp: Any) -> Any:
-    while get_origin(tp) is Annotated:
-        tp = get_args(tp)[0]
-    return tp
+    """The type under ``Annotated[...]`` and an optional's ``| None``."""
+    while True:
+        if get_origin(tp) is Annotated:
+            tp = get_args(tp)[0]
+        elif get_origin(tp) in (Union, types.UnionType) and type(None) in get_args(tp):
+            rest = [arg for arg in get_args(tp) if arg is not type(None)]
+            if len(rest) != 1:
+                return tp
+            tp = rest[0]
+        else:
+            return tp
 
 
 def _union_tags(tp: Any) -> dict[str, type[BaseModel]]:
@@ -475,7 +640,8 @@ def _expected(field: FieldInfo | None, tp: Any) -> str:
         words = "one of: " + ", ".join(repr(v) for v in get_args(tp))
     else:
         names = {str: "a string", int: "an integer", float: "a number", bool: "true or false", Path: "a path"}
-        words = names.get(tp, "a value")
+        members = get_args(tp) if get_origin(tp) in (Union, types.UnionType) else (tp,)
+        words = " or ".join(names.get(member, "a value") for member in members)
     if field is not None and field.examples:
         words += f", e.g. {field.examples[0]!r}"
     return words

@@ -10,10 +10,17 @@ from click.testing import CliRunner
 
 from edge.cli import main
 from edge.config import (
+    CaptureTransportConfig,
     ConfigError,
+    DutyCycleConfig,
+    FloatSwitchDriverConfig,
     NmeaDriverConfig,
+    Pms5003DriverConfig,
+    RainGaugeDriverConfig,
     ReplayTransportConfig,
+    Sds011DriverConfig,
     SerialTransportConfig,
+    WaterLevelDriverConfig,
     load_config,
     parse_config,
 )
@@ -163,9 +170,10 @@ transport.speed = -1
     assert problems(text) == [
         "drivers.\"GPS X\" (edge.toml line 3): 'GPS X' is not a valid name; "
         "expected one matching ^[a-z0-9_-]{1,32}$",
-        "drivers.b.type (edge.toml line 7): 'sds' is not a known type; expected one of: 'nmea'",
+        "drivers.b.type (edge.toml line 7): 'sds' is not a known type; expected one of: 'nmea', "
+        "'sds011', 'pms5003', 'rain_gauge', 'water_level', 'float_switch'",
         "drivers.c.transport.type (edge.toml line 10): 'usb' is not a known type; "
-        "expected one of: 'serial', 'pty', 'replay'",
+        "expected one of: 'serial', 'pty', 'replay', 'capture'",
         "drivers.d.transport.speed (edge.toml line 15): -1 is too small; expected >= 0",
     ]
 
@@ -174,7 +182,129 @@ def test_missing_transport():
     text = '[node]\ndevice_id = "a"\n\n[drivers.gps]\ntype = "nmea"\n'
     assert problems(text) == [
         "drivers.gps.transport (edge.toml line 4): missing: required "
-        "(a table with type = 'serial' or 'pty' or 'replay')",
+        "(a table with type = 'serial' or 'pty' or 'replay' or 'capture')",
+    ]
+
+
+SENSORS = """\
+[node]
+device_id = "pump-7"
+
+[drivers.pm-1]
+type = "sds011"
+[drivers.pm-1.transport]
+type = "serial"
+port = "/dev/ttyUSB1"
+baudrate = 9600
+[drivers.pm-1.duty]
+work_s = 30
+warmup_s = 30
+sleep_s = 240
+
+[drivers.pm-2]
+type = "pms5003"
+transport = {type = "capture", path = "captures/pm-2.cap", speed = 0, loop = true}
+
+[drivers.rain]
+type = "rain_gauge"
+pin = 17
+mm_per_tip = 0.2
+bounce_s = 0.05
+pull_up = true
+
+[drivers.river]
+type = "water_level"
+trigger_pin = 23
+echo_pin = 24
+mount_height_m = 5.0
+max_distance_m = 4.0
+interval_s = 10.0
+
+[drivers.float-1]
+type = "float_switch"
+pin = "GPIO27"
+pull_up = true
+"""
+
+
+def test_sensor_drivers():
+    drivers = parse_config(SENSORS, "edge.toml", "/etc/ioc-edge").drivers
+    assert drivers["pm-1"] == Sds011DriverConfig(
+        type="sds011",
+        transport=SerialTransportConfig(type="serial", port="/dev/ttyUSB1", baudrate=9600),
+        duty=DutyCycleConfig(work_s=30, warmup_s=30, sleep_s=240),
+    )
+    assert drivers["pm-2"] == Pms5003DriverConfig(
+        type="pms5003",
+        transport=CaptureTransportConfig(
+            type="capture", path=Path("/etc/ioc-edge/captures/pm-2.cap"), speed=0, loop=True
+        ),
+    )
+    assert drivers["pm-2"].duty is None  # absent: the sensor runs continuously
+    assert drivers["rain"] == RainGaugeDriverConfig(type="rain_gauge", pin=17)
+    assert drivers["river"] == WaterLevelDriverConfig(
+        type="water_level", trigger_pin=23, echo_pin=24, mount_height_m=5.0
+    )
+    assert drivers["float-1"] == FloatSwitchDriverConfig(type="float_switch", pin=27)  # "GPIO27" -> 27
+
+
+def test_capture_transport_defaults():
+    text = '[node]\ndevice_id = "a"\n[drivers.pm]\ntype = "sds011"\n'
+    text += 'transport = {type = "capture", path = "x.cap"}\n'
+    transport = parse_config(text, "edge.toml", "/srv").drivers["pm"].transport
+    assert transport == CaptureTransportConfig(type="capture", path=Path("/srv/x.cap"), speed=1.0, loop=False)
+
+
+@pytest.mark.parametrize(
+    ("pin", "expected"),
+    [(0, 0), (53, 53), ('"GPIO17"', 17), ('"BCM4"', 4), ('"BOARD11"', "BOARD11"), ('"J8:40"', "J8:40")],
+)
+def test_gpio_pin_forms(pin, expected):
+    text = f'[node]\ndevice_id = "a"\n[drivers.f]\ntype = "float_switch"\npin = {pin}\n'
+    assert parse_config(text, "edge.toml", "/x").drivers["f"].pin == expected
+
+
+def test_sensor_driver_errors_name_field_and_line():
+    text = (
+        SENSORS.replace("baudrate = 9600", "baudrate = 4800")
+        .replace("warmup_s = 30", "warmup_s = 601")
+        .replace("sleep_s = 240", "sleep_s = -1")
+        .replace("pin = 17", 'pin = "GPIO99"')
+        .replace("mm_per_tip = 0.2", "mm_per_tip = 0")
+        .replace("echo_pin = 24", "echo_pin = 23")
+        .replace("mount_height_m = 5.0", "mount_height_m = 0.0")
+        .replace("interval_s = 10.0", "interval_s = 0.01")
+        .replace('pin = "GPIO27"', "pin = 27.5")
+    )
+    assert problems(text) == [
+        "drivers.pm-1.transport (edge.toml line 6): baudrate 4800 is not the SDS011's; "
+        "expected baudrate = 9600",
+        "drivers.pm-1.duty.warmup_s (edge.toml line 12): 601 is too large; expected <= 600",
+        "drivers.pm-1.duty.sleep_s (edge.toml line 13): -1 is too small; expected >= 0",
+        "drivers.rain.pin (edge.toml line 21): 'GPIO99' is not a GPIO number; expected 0..53",
+        "drivers.rain.mm_per_tip (edge.toml line 22): 0 is too small; expected > 0",
+        "drivers.river.echo_pin (edge.toml line 29): 23 is also the trigger_pin; expected another pin",
+        "drivers.river.mount_height_m (edge.toml line 30): 0.0 is too small; expected > 0",
+        "drivers.river.interval_s (edge.toml line 32): 0.01 is too small; expected >= 0.1",
+        "drivers.float-1.pin (edge.toml line 36): 27.5 is not a pin; "
+        "expected a BCM number (e.g. 17) or a name like 'GPIO17'",
+    ]
+
+
+def test_sensor_driver_unknown_and_missing_keys():
+    text = (
+        SENSORS.replace("work_s = 30", "work = 30")
+        .replace('pin = "GPIO27"\n', "")
+        .replace("mount_height_m = 5.0\n", "")
+    )
+    assert problems(text) == [
+        "drivers.pm-1.duty.work (edge.toml line 11): unknown key; expected one of: work_s, warmup_s, sleep_s",
+        "drivers.river.mount_height_m (edge.toml line 26): missing: required (a number, e.g. 5.0)",
+        "drivers.float-1.pin (edge.toml line 33): missing: required (an integer or a string, e.g. 27)",
+    ]
+    bad_name = SENSORS.replace("pin = 17", 'pin = "J8:41"')
+    assert problems(bad_name) == [
+        "drivers.rain.pin (edge.toml line 21): 'J8:41' is not a header pin; expected a physical pin 1..40"
     ]
 
 
