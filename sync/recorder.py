@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
 from sync.store import Store
 
 log = logging.getLogger(__name__)
+
+EXPIRY_EVERY_S = 60.0
+"""How often records past their keeping time are deleted."""
 
 
 class Recorder:
@@ -29,7 +33,11 @@ class Recorder:
     """
 
     def __init__(
-        self, open_store: Callable[[], Store], flush_interval_s: float = 1.0, flush_records: int = 1000
+        self,
+        open_store: Callable[[], Store],
+        flush_interval_s: float = 1.0,
+        flush_records: int = 1000,
+        keep_s: dict[str, float] | None = None,
     ) -> None:
         self._open_store = open_store
         self.flush_interval_s = flush_interval_s
@@ -42,6 +50,9 @@ class Recorder:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.committed = 0
+        self.keep_s = keep_s or {}
+        """Streams kept only for a while on the node (raw readings): stream -> seconds."""
+        self._last_expiry = 0.0
 
     def append(self, stream: str, records: Sequence[tuple]) -> None:
         """Queue ``records`` of ``stream`` for the next commit."""
@@ -90,3 +101,7 @@ class Recorder:
         for group, values in counts.items():
             if not store.add_counts(group, values):
                 self.add_counts(group, values)  # the store is full: keep them for the next try
+        if self.keep_s and time.monotonic() - self._last_expiry > EXPIRY_EVERY_S:
+            self._last_expiry = time.monotonic()
+            for stream, keep_s in self.keep_s.items():
+                store.expire(stream, keep_s)

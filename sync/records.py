@@ -77,6 +77,29 @@ class Reading(NamedTuple):
     value: float
 
 
+class Summary(NamedTuple):
+    """One interval of one sensor's quantity: what the IOC gets instead of every raw reading.
+
+    ``ts_ms`` is the interval's start; ``rejected`` counts the frames the
+    sensor's driver refused during it. The statistics are ``None`` when no
+    reading came (``count`` 0).
+    """
+
+    ts_ms: int
+    tsrc: int
+    clock_ms: int
+    sensor: str
+    quantity: str
+    interval_s: int
+    count: int
+    mean: float | None
+    min: float | None
+    max: float | None
+    trimmed_mean: float | None
+    total: float
+    rejected: int
+
+
 class NodeStatus(NamedTuple):
     """The node's own report: backlog, drops and rejects, as a JSON object in ``body``."""
 

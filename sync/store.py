@@ -348,6 +348,22 @@ class Store:
             removed = self._remove(stream, min(gone), max(gone), gone.__contains__)
         self.add_counts("invalid", {stream: removed})
 
+    def expire(self, stream: str, keep_s: float) -> int:
+        """Delete records of ``stream`` older than ``keep_s`` before its newest one; counted as ``expired``.
+
+        Age is measured against the newest record rather than the clock, which
+        may be wrong (a node booted at 1970 that later got GPS time).
+        """
+        with self._transaction():
+            gone = self.conn.execute(
+                f"DELETE FROM k_{stream} WHERE ts_max < (SELECT max(ts_max) FROM k_{stream}) - ? RETURNING n",
+                [int(keep_s * 1000)],
+            ).fetchall()
+        count = sum(n for (n,) in gone)
+        if count:
+            self.add_counts("expired", {stream: count})
+        return count
+
     def last_seq(self, stream: str) -> int:
         """The highest seq ever assigned in ``stream`` (0 before the first record)."""
         return self.conn.execute("SELECT last FROM seqs WHERE stream = ?", [stream]).fetchone()[0]

@@ -38,7 +38,8 @@ SESSION_EXPIRY_S = 7 * 24 * 3600
 class MqttUplink:
     """Sends the store's backlog over MQTT v5 (QoS 1, persistent session, client id = device id).
 
-    ``config`` is the node's ``[uplink]`` section (``edge.config.UplinkConfig``).
+    ``config`` is the node's ``[uplink]`` section (``edge.config.UplinkConfig``);
+    ``send`` the streams to send (default: those the wire format marks synced).
     ``stats`` counts batches and records sent, resent and acked.
 
     Example::
@@ -49,13 +50,15 @@ class MqttUplink:
         uplink.stop()
     """
 
-    def __init__(self, store: Store, device_id: str, config) -> None:
+    def __init__(self, store: Store, device_id: str, config, send: set[str] | None = None) -> None:
         self.store = store
         self.device_id = device_id
         self.config = config
         self.stats: Counter[str] = Counter()
         self.connected = False
-        self._streams = sorted(store.streams.values(), key=lambda s: s.priority)
+        # By default the synced streams; ``send`` names them explicitly (raw readings too, say).
+        chosen = [s for s in store.streams.values() if (s.name in send if send is not None else s.synced)]
+        self._streams = sorted(chosen, key=lambda s: s.priority)
         self._cursor: dict[str, int] = {}
         self._inflight: dict[tuple[str, int, int], float] = {}
         self._acks: list[Ack] = []

@@ -38,7 +38,7 @@ import numpy as np
 import zstandard
 
 from edge.errors import IocEdgeError
-from sync.records import Alarm, NodeStatus, Position, Reading, TimeSource
+from sync.records import Alarm, NodeStatus, Position, Reading, Summary, TimeSource
 
 WIRE_VERSION = 1
 MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
@@ -96,13 +96,16 @@ class Stream:
     """A kind of record: its table, its columns and its priority.
 
     ``priority`` 0 is the highest. The uplink sends higher priority first and
-    the store's retention drops lower priority first.
+    the store's retention drops lower priority first. A stream that is not
+    ``synced`` by default stays in the node's store (raw readings: the IOC
+    gets their summaries) unless the node's config says otherwise.
     """
 
     name: str
     record: type
     priority: int
     columns: tuple[Column, ...]
+    synced: bool = True
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -145,6 +148,24 @@ POSITION = Stream(
     ),
 )
 STATUS = Stream("status", NodeStatus, 2, _STAMP + (Column("body", "text"),))
+SUMMARY = Stream(
+    "summary",
+    Summary,
+    3,
+    _STAMP
+    + (
+        Column("sensor", "text"),
+        Column("quantity", "text"),
+        Column("interval_s", lo=1, hi=86_400),
+        Column("count", lo=0),
+        Column("mean", "fixed", scale=1000, nullable=True),
+        Column("min", "fixed", scale=1000, nullable=True),
+        Column("max", "fixed", scale=1000, nullable=True),
+        Column("trimmed_mean", "fixed", scale=1000, nullable=True),
+        Column("total", "fixed", scale=1000),
+        Column("rejected", lo=0),
+    ),
+)
 READING = Stream(
     "reading",
     Reading,
@@ -155,9 +176,10 @@ READING = Stream(
         Column("quantity", "text"),
         Column("value", "fixed", scale=1000, nullable=True),
     ),
+    synced=False,
 )
 
-STREAMS: dict[str, Stream] = {s.name: s for s in (ALARM, POSITION, STATUS, READING)}
+STREAMS: dict[str, Stream] = {s.name: s for s in (ALARM, POSITION, STATUS, SUMMARY, READING)}
 
 
 class Batch(NamedTuple):
