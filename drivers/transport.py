@@ -24,6 +24,7 @@ from pathlib import Path
 from types import TracebackType
 
 from edge.config import (
+    CaptureTransportConfig,
     PtyTransportConfig,
     ReplayTransportConfig,
     SerialTransportConfig,
@@ -35,6 +36,7 @@ __all__ = [
     "EndOfStream",
     "MemoryTransport",
     "PtyTransport",
+    "ReopeningTransport",
     "ReplayTransport",
     "SerialTransport",
     "Transport",
@@ -43,6 +45,8 @@ __all__ = [
 ]
 
 READ_SIZE = 4096
+WRITE_TIMEOUT_S = 1.0
+"""Longest wait for a device to take a command (a few bytes: only a stuck line takes longer)."""
 FAST_CHUNK = 65536
 """Chunk size of a replay at speed 0: large, because then the parser is what is measured."""
 
@@ -63,10 +67,11 @@ class EndOfStream(IocEdgeError, EOFError):
 
 
 class Transport:
-    """A source of bytes.
+    """A source of bytes, and for some devices a way to send them commands.
 
-    Subclasses must override :meth:`read` and may override :meth:`close` (the default does
-    nothing). A transport is a context manager that closes itself.
+    Subclasses must override :meth:`read` and may override :meth:`write` (the default
+    refuses) and :meth:`close` (the default does nothing). A transport is a context manager
+    that closes itself.
 
     ``read(timeout)`` returns the bytes that arrived, at most after ``timeout`` seconds;
     ``b""`` when nothing arrived in that time. It raises :class:`EndOfStream` when the source
@@ -79,6 +84,14 @@ class Transport:
 
     def read(self, timeout: float) -> bytes:
         raise NotImplementedError
+
+    def write(self, data: bytes) -> None:
+        """Send ``data`` to the device (a command to a sensor).
+
+        Raises :class:`TransportError` when the device fails or does not take the bytes in
+        time; the default raises it always: "this transport cannot send".
+        """
+        raise TransportError(f"{self.name}: this transport cannot send", errno.EOPNOTSUPP)
 
     def close(self) -> None:
         """Release the device or file; reading afterwards is an error."""
@@ -100,12 +113,16 @@ class MemoryTransport(Transport):
 
     More bytes can be pushed while a driver reads (as a device would send them); once the
     data is used up, reads raise :class:`EndOfStream` if ``eof`` is set, else wait for more.
+    What a driver writes (its commands) is kept in ``written``.
 
     Example::
 
         >>> transport = MemoryTransport(b"abc", chunk=2)
         >>> transport.read(0), transport.read(0)
         (b'ab', b'c')
+        >>> transport.write(b"sleep")
+        >>> transport.written
+        bytearray(b'sleep')
     """
 
     def __init__(self, data: bytes = b"", chunk: int = 256, eof: bool = True) -> None:
@@ -116,6 +133,8 @@ class MemoryTransport(Transport):
         self._data = bytearray(data)
         self._eof = eof
         self._ready = threading.Condition()
+        self.written = bytearray()
+        """Every byte written, in order."""
 
     def push(self, data: bytes) -> None:
         """Append bytes for the reader, as a device sending more."""
@@ -141,13 +160,19 @@ class MemoryTransport(Transport):
             del self._data[: self.chunk]
             return out
 
+    def write(self, data: bytes) -> None:
+        with self._ready:
+            self.written += data
+
 
 class ReplayTransport(Transport):
     """A capture file replayed at the pace of a serial line: ``baudrate / 10 * speed`` bytes/s.
 
     ``speed=0`` replays as fast as possible, in large chunks. Leading lines starting with
-    ``#`` (the comment header of gpsd-style logs) are skipped; later ``#`` bytes are data.
-    At the end the replay starts over if ``loop``, else reads raise :class:`EndOfStream`.
+    ``#`` (the comment header of gpsd-style logs) are skipped unless ``comments`` is false
+    (a binary dump); later ``#`` bytes are data. At the end the replay starts over if
+    ``loop``, else reads raise :class:`EndOfStream`. Writes (commands to a replayed sensor)
+    are kept in ``written`` and change nothing.
 
     Example::
 
@@ -155,7 +180,12 @@ class ReplayTransport(Transport):
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], speed: float = 1.0, baudrate: int = 4800, loop: bool = False
+        self,
+        path: str | os.PathLike[str],
+        speed: float = 1.0,
+        baudrate: int = 4800,
+        loop: bool = False,
+        comments: bool = True,
     ) -> None:
         if speed < 0 or baudrate <= 0:
             raise ValueError(f"speed must be >= 0 and baudrate > 0, not {speed} and {baudrate}")
@@ -169,9 +199,11 @@ class ReplayTransport(Transport):
             raise TransportError(f"replay file {self.path} not found: check the path", errno.ENOENT) from None
         except OSError as exc:
             raise TransportError(f"cannot open replay file {self.path}: {exc.strerror}", exc.errno) from None
-        self._start = self._skip_comments()
+        self._start = self._skip_comments() if comments else 0
         self._t0 = time.monotonic()
         self._sent = 0
+        self.written = bytearray()
+        """Every byte written, in order."""
 
     def _skip_comments(self) -> int:
         while True:
@@ -209,6 +241,9 @@ class ReplayTransport(Transport):
             next_byte = self._t0 + (self._sent + 1) / self.rate
             # wake at least 20 ms apart: byte-by-byte reads would cost more than they add
             time.sleep(max(0.0, min(deadline, max(next_byte, now + 0.02)) - now))
+
+    def write(self, data: bytes) -> None:
+        self.written += data
 
     def close(self) -> None:
         self._file.close()
@@ -255,6 +290,25 @@ class PtyTransport(Transport):
             raise TransportError(f"pseudo-terminal {self.name} hung up", errno.EIO)
         return data
 
+    def write(self, data: bytes) -> None:
+        if self._fd < 0:
+            raise TransportError(f"pseudo-terminal {self.name} is closed", errno.EBADF)
+        view = memoryview(data)
+        deadline = time.monotonic() + WRITE_TIMEOUT_S
+        try:
+            while view:
+                try:
+                    view = view[os.write(self._fd, view) :]
+                except BlockingIOError:  # the other side does not read: wait, a little
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise TransportError(
+                            f"pseudo-terminal {self.name} takes no more bytes", errno.ETIMEDOUT
+                        ) from None
+                    select.select([], [self._fd], [], left)
+        except OSError as exc:
+            raise TransportError(f"pseudo-terminal {self.name} hung up: {exc.strerror}", exc.errno) from None
+
     def close(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
@@ -283,7 +337,13 @@ class SerialTransport(Transport):
         self._error = serial.SerialException
         try:
             self._serial = serial.Serial(
-                port, baudrate=baudrate, bytesize=bytesize, parity=parity, stopbits=stopbits, timeout=0
+                port,
+                baudrate=baudrate,
+                bytesize=bytesize,
+                parity=parity,
+                stopbits=stopbits,
+                timeout=0,
+                write_timeout=WRITE_TIMEOUT_S,
             )
         except (serial.SerialException, OSError, ValueError) as exc:
             raise _serial_error(port, exc) from None
@@ -302,6 +362,14 @@ class SerialTransport(Transport):
             # pyserial raises TypeError from read() once the port is closed under it
             raise TransportError(
                 f"serial port {self.name} failed: {exc}: check the cable", errno.EIO
+            ) from None
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._serial.write(data)
+        except (self._error, OSError, TypeError) as exc:  # SerialTimeoutException is a SerialException
+            raise TransportError(
+                f"serial port {self.name} cannot send: {exc}: check the cable", errno.EIO
             ) from None
 
     def close(self) -> None:
@@ -334,6 +402,15 @@ class ReopeningTransport(Transport):
             self._inner = self._opener()
         try:
             return self._inner.read(timeout)
+        except TransportError:
+            self.close()
+            raise
+
+    def write(self, data: bytes) -> None:
+        if self._inner is None:
+            self._inner = self._opener()
+        try:
+            self._inner.write(data)
         except TransportError:
             self.close()
             raise
@@ -374,4 +451,8 @@ def open_transport(config: TransportConfig) -> Transport:
         return PtyTransport(config.path)
     if isinstance(config, ReplayTransportConfig):
         return ReplayTransport(config.path, speed=config.speed, baudrate=config.baudrate, loop=config.loop)
+    if isinstance(config, CaptureTransportConfig):
+        from drivers.capture import CaptureTransport  # capture.py builds on this module
+
+        return CaptureTransport(config.path, speed=config.speed, loop=config.loop)
     raise TypeError(f"not a transport config: {config!r}")
