@@ -42,7 +42,11 @@ class Driver:
     Subclasses must set ``stream`` (the record stream's name) and override ``feed(data)``
     (bytes in, list of records out; it must not raise on bad input: count it in ``rejects``
     by reason, or in ``ignored`` for input that is valid but of no use). They may override
-    ``flush()`` (records still pending at the end of the stream; default none).
+    ``flush()`` (records still pending at the end of the stream; default none), ``tick()``
+    (called in the driver's thread after every read, data or not, before ``feed`` gets the
+    data: timers such as a sensor's duty cycle; it returns records too, default none) and
+    ``at_end()`` (called once in the driver's thread when it ends, after ``flush``: e.g. put
+    the sensor to sleep; default nothing). Neither may raise on what the device does.
 
     Counters, read by the node's status report: ``rejects`` and ``ignored`` (reason ->
     count), ``records`` (records produced).
@@ -80,6 +84,13 @@ class Driver:
     def flush(self) -> list[Any]:
         """Records still pending at the end of the stream."""
         return []
+
+    def tick(self) -> list[Any]:
+        """Called after every read (at least every ``READ_TIMEOUT_S`` while the transport works)."""
+        return []
+
+    def at_end(self) -> None:
+        """Called once when the thread ends (stop or end of stream), after :meth:`flush`."""
 
     def start(self) -> None:
         """Start reading in a thread of its own."""
@@ -140,6 +151,8 @@ class Driver:
                 log.info("event=transport_recovered driver=%s", self.name)
                 failing = None
                 backoff.reset()
+            self._emit(self.tick())
             if data:
                 self._emit(self.feed(data))
         self._emit(self.flush())
+        self.at_end()
