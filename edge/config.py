@@ -204,6 +204,10 @@ class UplinkConfig(_Section):
     backoff_max_s: float = Field(60, description="Longest reconnect delay (>= backoff_min_s).", gt=0, le=3600)
     compression: Literal["zstd", "zlib"] = Field("zstd", description="Compression of message bodies.")
     enabled: bool = Field(True, description="Whether the node uploads at all.")
+    send_raw: bool = Field(
+        False,
+        description="Also upload every raw sensor reading, not only their summaries (costly on thin links).",
+    )
 
     @field_validator("backoff_max_s")
     @classmethod
@@ -421,6 +425,44 @@ DriverConfig = Annotated[
 DriverName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_-]{1,32}$")]
 
 
+class SummariesConfig(_Section):
+    """``[summaries]``: what the node makes of raw sensor readings before it syncs them."""
+
+    interval_s: int = Field(60, description="Length of one summary interval.", ge=1, le=86_400)
+    trim: float = Field(
+        0.1, description="Fraction of readings left out at each end for the trimmed mean.", ge=0, lt=0.5
+    )
+    keep_raw_s: float = Field(
+        7 * 86_400, description="How long raw readings stay in the node's store.", ge=60, le=366 * 86_400
+    )
+
+
+class AlarmRuleConfig(_Section):
+    """``[alarms.NAME]``: one threshold with hysteresis, raised and cleared on the node itself.
+
+    Exactly one of ``above`` and ``below``. ``quantity`` is a reading's
+    (``pm25``, ``pm10``, ``water_level_m``, ``rain_mm`` ...) or a rate computed
+    over ``window_s``: ``rain_mm_per_h``, ``water_rise_m_per_h``.
+    """
+
+    sensor: str = Field("*", description="Driver name whose readings are watched; '*' for every one.")
+    quantity: str = Field(description="The quantity watched.", min_length=1, examples=["water_level_m"])
+    above: float | None = Field(None, description="Raise when the value goes above this.")
+    below: float | None = Field(None, description="Raise when the value goes below this.")
+    hysteresis: float = Field(0.0, description="Clear only once back beyond the threshold by this.", ge=0)
+    window_s: float = Field(
+        0.0, description="Watch the mean (or rate) over this many seconds; 0: each reading.", ge=0, le=86_400
+    )
+
+    @model_validator(mode="after")
+    def _one_threshold(self) -> AlarmRuleConfig:
+        if (self.above is None) == (self.below is None):
+            raise ValueError("set exactly one of 'above' and 'below'")
+        if self.quantity in ("rain_mm_per_h", "water_rise_m_per_h") and not self.window_s:
+            raise ValueError(f"{self.quantity} is a rate: set window_s (e.g. 600)")
+        return self
+
+
 class NodeConfig(_Section):
     """The whole file: ``[node]`` (required), ``[store]``, ``[uplink]`` and ``[drivers.NAME]``.
 
@@ -436,6 +478,12 @@ class NodeConfig(_Section):
     uplink: UplinkConfig = Field(default_factory=UplinkConfig, description="The MQTT uplink.")
     drivers: dict[DriverName, DriverConfig] = Field(
         default_factory=dict, description="Device drivers by name.", max_length=64
+    )
+    summaries: SummariesConfig = Field(
+        default_factory=SummariesConfig, description="Summaries of sensor readings."
+    )
+    alarms: dict[DriverName, AlarmRuleConfig] = Field(
+        default_factory=dict, description="Local alarm rules by name.", max_length=64
     )
 
     @model_validator(mode="after")

@@ -36,5 +36,5 @@ def test_run_refuses_a_broken_config_with_the_field_and_line(tmp_path):
 def test_dump_of_an_unknown_stream_is_a_clean_error(tmp_path):
     result = CliRunner().invoke(center, ["dump", "boats", "--db", f"sqlite:///{tmp_path / 'ioc.db'}"])
     assert result.exit_code == 1
-    expected = "unknown stream 'boats': expected one of ['alarm', 'position', 'reading', 'status']"
+    expected = "unknown stream 'boats': expected one of ['alarm', 'position', 'reading', 'status', 'summary']"
     assert expected in result.output

@@ -365,7 +365,7 @@ def test_dump_of_an_unknown_stream_fails_cleanly(cli, filled_db):
     assert result.stdout == ""
     assert (
         result.stderr
-        == "unknown stream 'video': expected one of ['alarm', 'position', 'reading', 'status']\n"
+        == "unknown stream 'video': expected one of ['alarm', 'position', 'reading', 'status', 'summary']\n"
     )
 
 

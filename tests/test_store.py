@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -240,10 +241,10 @@ def test_discard_removes_records_and_counts_them_as_invalid(fresh_store):
 
 
 def test_backlog_counts_waiting_records_per_stream(fresh_store):
-    assert fresh_store.backlog() == {"alarm": 0, "position": 0, "status": 0, "reading": 0}
+    assert fresh_store.backlog() == {"alarm": 0, "position": 0, "status": 0, "summary": 0, "reading": 0}
     fresh_store.write({"position": positions(0, 7), "reading": readings(0, 3)})
     fresh_store.acknowledge([Ack(fresh_store.epoch, "position", 1, 2)])
-    assert fresh_store.backlog() == {"alarm": 0, "position": 5, "status": 0, "reading": 3}
+    assert fresh_store.backlog() == {"alarm": 0, "position": 5, "status": 0, "summary": 0, "reading": 3}
 
 
 def test_add_counts_accumulates_and_persists(tmp_path):
@@ -266,7 +267,7 @@ def test_status_shape(fresh_store):
     status = fresh_store.status()
     assert status == {
         "epoch": fresh_store.epoch,
-        "backlog": {"alarm": 2, "position": 3, "status": 0, "reading": 0},
+        "backlog": {"alarm": 2, "position": 3, "status": 0, "summary": 0, "reading": 0},
         "last_ack_ms": None,
         "drops": {},
         "counters": {"reject.gps": {"checksum": 4}},
@@ -374,7 +375,8 @@ def test_an_alarm_evicts_the_oldest_positions_when_full(small_store):
     position_seqs = all_of(small_store, "position")[0]
     dropped_positions = small_store.drops()["position"]
 
-    new = alarms(0, 1000)  # more than fits in the alarm table's empty root page, however packed
+    # Random messages do not compress: more than the free pages of a full store can take.
+    new = [a._replace(message=random.Random(i).randbytes(200).hex()) for i, a in enumerate(alarms(0, 1000))]
     small_store.write({"alarm": new})
 
     assert "alarm" not in small_store.drops()

@@ -39,7 +39,7 @@ T0 = 1_700_000_000_000
 GPS, NTP, FREE = int(TimeSource.GPS), int(TimeSource.NTP), int(TimeSource.FREE)
 COMPRESSIONS = ["zstd", "zlib"]
 REASONS = {"too_large", "bad_compression", "bad_encoding", "bad_schema", "unknown_stream", "bad_value"}
-STREAM_NAMES = "['alarm', 'position', 'reading', 'status']"
+STREAM_NAMES = "['alarm', 'position', 'reading', 'status', 'summary']"
 
 SAMPLES: dict[str, list[tuple]] = {
     "position": [
