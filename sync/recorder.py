@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections import defaultdict
@@ -50,6 +51,7 @@ class Recorder:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.committed = 0
+        self.errors = 0
         self.keep_s = keep_s or {}
         """Streams kept only for a while on the node (raw readings): stream -> seconds."""
         self._last_expiry = 0.0
@@ -85,10 +87,18 @@ class Recorder:
             while not self._stop.is_set():
                 self._wake.wait(self.flush_interval_s)
                 self._wake.clear()
-                self._flush(store)
-            self._flush(store)
+                self._guarded_flush(store)
+            self._guarded_flush(store)
         finally:
             store.close()
+
+    def _guarded_flush(self, store: Store) -> None:
+        try:
+            self._flush(store)
+        except sqlite3.Error:
+            # An I/O error of the SD card, say: log it and keep recording; the batch is lost, counted.
+            self.errors += 1
+            log.exception("event=store_write_failed path=%s", store.path)
 
     def _flush(self, store: Store) -> None:
         with self._lock:
