@@ -185,7 +185,8 @@ class CaptureTransport(Transport):
     """A capture replayed with its recorded timing, ``speed`` times as fast (0: at once).
 
     Each recorded chunk is handed out when its time has come (chunks already due are
-    joined into one read). At the end the capture starts over if ``loop``, else reads raise
+    joined into one read). At the end the capture starts over if ``loop`` (one average chunk
+    interval after the last chunk, so the rhythm goes on), else reads raise
     :class:`~drivers.transport.EndOfStream`. A record cut short at the end of the file is
     skipped and sets ``truncated``. Writes (commands to the replayed sensor) are kept in
     ``written`` and change nothing.
@@ -222,6 +223,7 @@ class CaptureTransport(Transport):
         self._pending: tuple[float, bytes] | None = None  # the next record: (offset s, bytes)
         self._t0 = monotonic()  # when offset 0 is (re)played
         self._last = 0.0  # offset of the last record handed out, for looping
+        self._count = 0  # records handed out in this round
 
     def _next_record(self) -> tuple[float, bytes] | None:
         head = self._file.read(RECORD.size)
@@ -239,10 +241,12 @@ class CaptureTransport(Transport):
         """The next record, starting over at the end if looping; EndOfStream if none."""
         if self._pending is None:
             self._pending = self._next_record()
-            if self._pending is None and self.loop:
+            if self._pending is None and self.loop and self._count:
                 self._file.seek(self._start)
-                # the first record of the next round follows the last one of this round
-                self._t0 += self._last / self.speed if self.speed else 0.0
+                # the next round begins one average interval after this round's last record
+                interval = self._last / (self._count - 1) if self._count > 1 else 0.0
+                self._t0 += (self._last + interval) / self.speed if self.speed else 0.0
+                self._count = 0
                 self._pending = self._next_record()
             if self._pending is None:
                 raise EndOfStream(f"end of capture file {self.path}")
@@ -279,6 +283,7 @@ class CaptureTransport(Transport):
             out += data
             self._pending = None
             self._last = offset
+            self._count += 1
         return bytes(out)
 
     def write(self, data: bytes) -> None:

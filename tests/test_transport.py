@@ -13,8 +13,10 @@ from drivers.transport import (
     EndOfStream,
     MemoryTransport,
     PtyTransport,
+    ReopeningTransport,
     ReplayTransport,
     SerialTransport,
+    Transport,
     TransportError,
     open_transport,
 )
@@ -155,3 +157,68 @@ def test_open_transport_from_config(capture, pty_pair):
     serial = open_transport(SerialTransportConfig(type="serial", port=path, baudrate=115200))
     assert isinstance(serial, SerialTransport)
     serial.close()
+
+
+def test_base_transport_cannot_send():
+    class ReadOnly(Transport):
+        name = "gps"
+
+    with pytest.raises(TransportError) as caught:
+        ReadOnly().write(b"x")
+    assert str(caught.value) == "gps: this transport cannot send"
+
+
+def test_memory_and_replay_keep_what_was_written(capture):
+    memory = MemoryTransport(b"")
+    memory.write(b"\xaa\xb4")
+    memory.write(b"\x06")
+    assert memory.written == bytearray(b"\xaa\xb4\x06")
+    with ReplayTransport(capture, speed=0) as replay:
+        replay.write(b"sleep")
+        assert replay.written == bytearray(b"sleep") and read_all(replay) == DATA  # nothing else changed
+
+
+def test_replay_without_comment_skipping_keeps_every_byte(capture):
+    with ReplayTransport(capture, speed=0, comments=False) as replay:
+        assert read_all(replay) == CAPTURE
+
+
+def test_pty_transport_writes_to_the_master(pty_pair):
+    master, path = pty_pair
+    with PtyTransport(path) as pty:
+        pty.write(b"\xaa\xb4\x06\x01\x00\r\n")
+        assert os.read(master, 100) == b"\xaa\xb4\x06\x01\x00\r\n"  # raw: no CR/LF translation
+    with pytest.raises(TransportError, match=f"pseudo-terminal {path} is closed"):
+        pty.write(b"x")
+
+
+def test_serial_transport_writes(pty_pair):
+    master, path = pty_pair
+    with SerialTransport(path, baudrate=9600) as serial:
+        serial.write(b"\x42\x4d\xe4\x00\x00\x01\x73")
+        got = b""
+        deadline = time.monotonic() + 2
+        while len(got) < 7 and time.monotonic() < deadline:
+            got += os.read(master, 100)
+    assert got == b"\x42\x4d\xe4\x00\x00\x01\x73"
+
+
+def test_reopening_transport_forwards_writes_and_reopens_after_failure():
+    opened: list[MemoryTransport] = []
+
+    class Flaky(MemoryTransport):
+        def write(self, data: bytes) -> None:
+            if data == b"fail":
+                raise TransportError("memory: unplugged")
+            super().write(data)
+
+    def opener() -> MemoryTransport:
+        opened.append(Flaky(b""))
+        return opened[-1]
+
+    transport = ReopeningTransport(opener, name="pm-1")
+    transport.write(b"work")  # opens the device when nothing read yet
+    with pytest.raises(TransportError, match="memory: unplugged"):
+        transport.write(b"fail")
+    transport.write(b"sleep")
+    assert [bytes(t.written) for t in opened] == [b"work", b"sleep"]
