@@ -8,7 +8,11 @@ import importlib
 import pytest
 
 MODULES = [
+    "drivers.capture",
     "drivers.nmea",
+    "drivers.particulate",
+    "drivers.pms5003",
+    "drivers.sds011",
     "drivers.transport",
     "edge.backoff",
     "edge.clock",
