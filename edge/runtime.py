@@ -15,20 +15,30 @@ from collections.abc import Callable
 from pathlib import Path
 
 from drivers.base import Driver
+from drivers.gpio import FloatSwitch, RainGauge, WaterLevel
 from drivers.nmea import NmeaGps
+from drivers.particulate import DutyCycledDriver
+from drivers.pms5003 import Pms5003
+from drivers.sds011 import Sds011
 from drivers.transport import ReopeningTransport, open_transport
+from edge.alarms import AlarmEngine, Rule
 from edge.clock import Clock
 from edge.config import NodeConfig
+from edge.summary import Summarizer
 from sync.recorder import Recorder
 from sync.records import NodeStatus
 from sync.store import Store
 from sync.uplink import MqttUplink
+from sync.wire import STREAMS
 
 log = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
 
-DRIVER_TYPES: dict[str, type[Driver]] = {"nmea": NmeaGps}
+TRANSPORT_TYPES: dict[str, type[Driver]] = {"nmea": NmeaGps, "sds011": Sds011, "pms5003": Pms5003}
+"""Drivers reading a byte transport, by config ``type``."""
+GPIO_TYPES = {"rain_gauge": RainGauge, "water_level": WaterLevel, "float_switch": FloatSwitch}
+"""Drivers reading GPIO pins through gpiozero, by config ``type``."""
 
 
 def store_path(config: NodeConfig) -> Path:
@@ -98,6 +108,9 @@ class StatusReporter:
 class Node:
     """An edge node built from its config.
 
+    ``pin_factory`` is gpiozero's (tests and demos pass a ``MockFactory``;
+    None picks the board's).
+
     Example::
 
         node = Node(load_config("edge.toml"))
@@ -106,12 +119,15 @@ class Node:
         node.stop()
     """
 
-    def __init__(self, config: NodeConfig, clock: Clock | None = None) -> None:
+    def __init__(self, config: NodeConfig, clock: Clock | None = None, pin_factory=None) -> None:
         self.config = config
         self.clock = clock or Clock()
+        self.pin_factory = pin_factory
         self.recorder: Recorder | None = None
         self.uplink: MqttUplink | None = None
-        self.drivers: list[Driver] = []
+        self.drivers: list = []
+        self.summarizer: Summarizer | None = None
+        self.alarms: AlarmEngine | None = None
         self.status: StatusReporter | None = None
         self._started: list = []
         self._opened: list = []  # transports: the node opens them, so the node closes them
@@ -120,6 +136,8 @@ class Node:
         self.init_store()
         self.start_recorder()
         self.start_uplink()
+        self.init_drivers()
+        self.start_processing()
         self.start_drivers()
         self.start_status()
         log.info("event=node_started device=%s drivers=%d", self.config.node.device_id, len(self.drivers))
@@ -130,21 +148,55 @@ class Node:
 
     def start_recorder(self) -> None:
         cfg = self.config.store
-        self.recorder = Recorder(lambda: open_store(self.config), cfg.flush_interval_s, cfg.flush_records)
+        keep = {} if self.config.uplink.send_raw else {"reading": self.config.summaries.keep_raw_s}
+        self.recorder = Recorder(
+            lambda: open_store(self.config), cfg.flush_interval_s, cfg.flush_records, keep
+        )
         self._run(self.recorder)
 
     def start_uplink(self) -> None:
-        if self.config.uplink.enabled:
-            self.uplink = MqttUplink(open_store(self.config), self.config.node.device_id, self.config.uplink)
+        cfg = self.config.uplink
+        if cfg.enabled:
+            send = {s.name for s in STREAMS.values() if s.synced or (cfg.send_raw and s.name == "reading")}
+            self.uplink = MqttUplink(open_store(self.config), self.config.node.device_id, cfg, send)
             self._run(self.uplink)
 
-    def start_drivers(self) -> None:
+    def init_drivers(self) -> None:
         for name, cfg in self.config.drivers.items():
-            # Opened by the driver's first read, so a device absent at boot does not stop the node.
-            transport = ReopeningTransport(lambda cfg=cfg: open_transport(cfg.transport), name)
-            self._opened.append(transport)
-            driver = DRIVER_TYPES[cfg.type](name, transport, self.recorder.append, self.clock)
-            self.drivers.append(driver)
+            self.drivers.append(self._make_driver(name, cfg))
+
+    def _make_driver(self, name: str, cfg):
+        if cfg.type in GPIO_TYPES:
+            params = cfg.model_dump(exclude={"type"})
+            return GPIO_TYPES[cfg.type](name, self.route, self.clock, pin_factory=self.pin_factory, **params)
+        # Opened by the driver's first read, so a device absent at boot does not stop the node.
+        transport = ReopeningTransport(lambda cfg=cfg: open_transport(cfg.transport), name)
+        self._opened.append(transport)
+        cls = TRANSPORT_TYPES[cfg.type]
+        options = {"duty": cfg.duty} if issubclass(cls, DutyCycledDriver) else {}
+        return cls(name, transport, self.route, self.clock, **options)
+
+    def start_processing(self) -> None:
+        cfg = self.config
+        rain = [(n, "rain_mm") for n, d in cfg.drivers.items() if d.type == "rain_gauge"]
+        rejects = {d.name: (lambda d=d: d.rejects) for d in self.drivers}
+        self.summarizer = Summarizer(
+            self.recorder.append, self.clock, cfg.summaries.interval_s, cfg.summaries.trim, rain, rejects
+        )
+        self._run(self.summarizer)
+        rules = [Rule(name, **rule.model_dump()) for name, rule in cfg.alarms.items()]
+        self.alarms = AlarmEngine(rules, self.recorder.append, self.clock)
+        self._run(self.alarms)
+
+    def route(self, stream: str, records: list) -> None:
+        """The drivers' sink: everything to the store; readings also to the summaries and the alarms."""
+        self.recorder.append(stream, records)
+        if stream == "reading":
+            self.summarizer.add(records)
+            self.alarms.feed(records)
+
+    def start_drivers(self) -> None:
+        for driver in self.drivers:
             self._run(driver)
 
     def start_status(self) -> None:

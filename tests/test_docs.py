@@ -8,6 +8,7 @@ import importlib
 import pytest
 
 MODULES = [
+    "drivers.gpio",
     "drivers.capture",
     "drivers.nmea",
     "drivers.particulate",

@@ -34,7 +34,12 @@ COMPARED = ("ts_ms", "tsrc", "lat", "lon", "speed_kn", "course_deg", "fix", "sat
 
 
 def node_config(
-    tmp_path: Path, port: int, transport: str, device: str = "vessel-1", extra: str = ""
+    tmp_path: Path,
+    port: int,
+    transport: str,
+    device: str = "vessel-1",
+    extra: str = "",
+    send_raw: bool = False,
 ) -> NodeConfig:
     text = f"""
 [node]
@@ -51,6 +56,7 @@ port = {port}
 ack_timeout_s = 3
 backoff_min_s = 0.1
 backoff_max_s = 1
+send_raw = {str(send_raw).lower()}
 
 [drivers.gps]
 type = "nmea"
@@ -282,7 +288,11 @@ def test_store_full_drops_by_priority_keeps_running_and_resumes(
     path = shared_dir / "nmea" / "ais-nmea.log"
     broker.stop()  # the link is down the whole time the store fills
     config = node_config(
-        tmp_path, broker.port, f'type = "replay"\npath = "{path}"\nspeed = 0', extra="max_bytes = 1048576"
+        tmp_path,
+        broker.port,
+        f'type = "replay"\npath = "{path}"\nspeed = 0',
+        extra="max_bytes = 1048576",
+        send_raw=True,  # readings, the lowest priority, fill the store and must drain too
     )
     node = run_node(config)
     stamp = Clock().now()
