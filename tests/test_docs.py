@@ -9,6 +9,7 @@ import pytest
 
 MODULES = [
     "drivers.gpio",
+    "drivers.gpiomock",
     "drivers.capture",
     "drivers.nmea",
     "drivers.particulate",

@@ -10,14 +10,15 @@ from collections import Counter
 
 import pytest
 from gpiozero import Button, GPIOPinInUse
-from gpiozero.pins.mock import MockFactory, MockPin, MockTriggerPin
+from gpiozero.pins.mock import MockFactory, MockTriggerPin
+from helpers import wait_for
 
 import drivers.gpio
 from drivers.gpio import Debouncer, FloatSwitch, RainGauge, WaterLevel, check_distance
+from drivers.gpiomock import echo_time, exact_sonar
 from edge.clock import Clock
 from edge.config import FloatSwitchDriverConfig, RainGaugeDriverConfig, WaterLevelDriverConfig
 from sync.records import Reading, TimeSource
-from tests.helpers import wait_for
 
 # gpiozero warns on every DistanceSensor without pigpio, and from its sampling thread on
 # every sample without echo: expected here
@@ -29,7 +30,6 @@ pytestmark = [
 WALL_S = 1_700_000_000.25
 WALL_MS = 1_700_000_000_250
 NTP = int(TimeSource.NTP)
-SPEED_OF_SOUND = 343.26  # m/s, gpiozero's figure
 SLACK_M = 0.25
 """How much farther than true MockTriggerPin's echo may read: its pulse is a sleep(), never early but
 late by the scheduler's delay (~0.2 ms idle: 3 cm; 1.5 ms, 25 cm, on a loaded machine)."""
@@ -68,11 +68,6 @@ def clock() -> Clock:
 
 def reading(sensor: str, quantity: str, value: float) -> Reading:
     return Reading(WALL_MS, NTP, WALL_MS, sensor, quantity, value)
-
-
-def echo_time(distance_m: float) -> float:
-    """The echo pulse of a surface ``distance_m`` away (there and back)."""
-    return 2 * distance_m / SPEED_OF_SOUND
 
 
 class FakeTime:
@@ -162,36 +157,6 @@ def test_debouncer_counts_closings_after_a_quiet_line():
 
 
 # --- water level ---
-
-
-class ExactEchoPin(MockPin):
-    """An echo pin whose pulse lasts exactly as long as a surface ``distance_m`` away says.
-
-    gpiozero measures the pulse between the ticks of the echo's rising and falling edges.
-    MockTriggerPin makes the pulse with sleep(), which runs late on a busy machine (by
-    milliseconds under load: decimetres); this pin stamps its falling edge at rise + the
-    pulse, so the distance gpiozero computes is exact.
-    """
-
-    def __init__(self, factory, info, distance_m: float = 1.0) -> None:
-        super().__init__(factory, info)
-        self.distance_m = distance_m
-        self._rise = 0.0
-
-    def _change_state(self, value: bool) -> bool:
-        changed = super()._change_state(value)
-        if changed and value:
-            self._rise = self._last_change
-        elif changed:
-            self._last_change = self._rise + echo_time(self.distance_m)  # the tick gpiozero is given
-        return changed
-
-
-def exact_sonar(factory: MockFactory, distance_m: float, trigger: int = 23, echo: int = 24) -> ExactEchoPin:
-    """Mock pins of a sensor looking at a surface ``distance_m`` away (made before the device)."""
-    echo_pin = factory.pin(echo, pin_class=ExactEchoPin, distance_m=distance_m)
-    factory.pin(trigger, pin_class=MockTriggerPin, echo_pin=echo_pin, echo_time=0.001)
-    return echo_pin
 
 
 def fresh(level: WaterLevel) -> None:

@@ -9,6 +9,7 @@ from collections import Counter
 
 import pytest
 from click.testing import CliRunner
+from helpers import pms_frame, sds_frame
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -29,17 +30,6 @@ FREE = 3
 
 def clock() -> Clock:
     return Clock(wall=lambda: WALL_S, synced=lambda: False)
-
-
-def sds_frame(pm25_tenths: int, pm10_tenths: int, device: int = 0xA160, kind: int = 0xC0) -> bytes:
-    data = pm25_tenths.to_bytes(2, "little") + pm10_tenths.to_bytes(2, "little") + device.to_bytes(2, "big")
-    return bytes([0xAA, kind]) + data + bytes([sum(data) & 0xFF, 0xAB])
-
-
-def pms_frame(pm1: int, pm25: int, pm10: int, cf1: tuple[int, int, int] = (0, 0, 0)) -> bytes:
-    words = (*cf1, pm1, pm25, pm10, 300, 100, 40, 16, 4, 2, 0x9700)
-    body = b"\x42\x4d\x00\x1c" + b"".join(w.to_bytes(2, "big") for w in words)
-    return body + (sum(body) & 0xFFFF).to_bytes(2, "big")
 
 
 def readings(values: list[tuple[str, float]], sensor: str) -> list[Reading]:
