@@ -1,0 +1,210 @@
+"""An environment node end to end: particulate sensors on ptys, rain and water level on mock pins,
+summaries and local alarms through a real mosquitto to the IOC store."""
+
+from __future__ import annotations
+
+import os
+import time
+import tty
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from gpiozero.pins.mock import MockFactory
+from helpers import pms_frame, sds_frame, wait_for
+
+from drivers.gpiomock import exact_sonar
+from edge.config import NodeConfig, parse_config
+from edge.runtime import Node, open_store
+from ioc.receiver import Receiver
+
+
+def env_config(
+    tmp_path: Path, port: int, drivers: str, alarms: str = "", extra_uplink: str = ""
+) -> NodeConfig:
+    text = f"""
+[node]
+device_id = "river-1"
+state_dir = "{tmp_path / "state"}"
+
+[store]
+flush_interval_s = 0.1
+status_interval_s = 60
+
+[uplink]
+port = {port}
+ack_timeout_s = 3
+backoff_min_s = 0.1
+backoff_max_s = 1
+{extra_uplink}
+
+[summaries]
+interval_s = 1
+trim = 0.0
+{drivers}
+{alarms}
+"""
+    return parse_config(text, "edge.toml", tmp_path)
+
+
+def backlog(config: NodeConfig, stream: str) -> int:
+    store = open_store(config)
+    try:
+        return store.backlog()[stream]
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def receiver(broker, ioc_db) -> Iterator[Receiver]:
+    r = Receiver(ioc_db, broker.host, broker.port, client_id="ioc-test")
+    r.start()
+    assert r.subscribed.wait(10)
+    yield r
+    r.stop()
+
+
+@pytest.fixture
+def run_node() -> Iterator[Callable[..., Node]]:
+    nodes: list[Node] = []
+
+    def start(config: NodeConfig, **kwargs) -> Node:
+        node = Node(config, **kwargs)
+        node.start()
+        nodes.append(node)
+        return node
+
+    yield start
+    for node in nodes:
+        node.stop()
+
+
+@pytest.fixture
+def two_ptys() -> Iterator[list[tuple[int, str]]]:
+    pairs = []
+    for _ in range(2):
+        master, slave = os.openpty()
+        tty.setraw(slave)
+        pairs.append((master, slave))
+    yield [(m, os.ttyname(s)) for m, s in pairs]
+    for m, s in pairs:
+        os.close(m)
+        os.close(s)
+
+
+def test_particulate_sensors_on_ptys_reach_the_ioc_as_summaries(
+    two_ptys, tmp_path, broker, receiver, ioc_db, run_node
+):
+    (sds_master, sds_path), (pms_master, pms_path) = two_ptys
+    drivers = f"""
+[drivers.pm-sds]
+type = "sds011"
+[drivers.pm-sds.transport]
+type = "pty"
+path = "{sds_path}"
+
+[drivers.pm-pms]
+type = "pms5003"
+[drivers.pm-pms.transport]
+type = "pty"
+path = "{pms_path}"
+"""
+    node = run_node(env_config(tmp_path, broker.port, drivers))
+    time.sleep(0.5)  # the drivers open their ports
+    deadline = time.monotonic() + 20
+    i = 0
+    while time.monotonic() < deadline and not {"pm-sds", "pm-pms"} <= {
+        r["sensor"] for r in ioc_db.dump("summary") if r["count"]
+    }:
+        os.write(sds_master, sds_frame(120 + i % 3, 250))  # 12.0..12.2 / 25.0 ug/m3
+        garbage = b"\x42\x4d\x00\x1c" + bytes(30) if i % 5 == 0 else b""  # a frame with a bad checksum
+        os.write(pms_master, garbage + pms_frame(5, 9 + i % 2, 14))
+        i += 1
+        time.sleep(0.05)
+    rows = [r for r in ioc_db.dump("summary") if r["count"]]
+    sds = [r for r in rows if r["sensor"] == "pm-sds" and r["quantity"] == "pm25"]
+    pms = [r for r in rows if r["sensor"] == "pm-pms" and r["quantity"] == "pm25"]
+    assert sds and pms, rows
+    assert all(12.0 <= r["min"] <= r["mean"] <= r["max"] <= 12.2 for r in sds)
+    assert all(9.0 <= r["mean"] <= 10.0 for r in pms)
+    assert {r["quantity"] for r in rows if r["sensor"] == "pm-pms"} >= {"pm1", "pm25", "pm10"}
+    wait_for(lambda: node.drivers[1].rejects["bad_checksum"] > 0, 5, "the bad frames counted")
+    wait_for(
+        lambda: sum(r["rejected"] for r in ioc_db.dump("summary") if r["sensor"] == "pm-pms") > 0,
+        10,
+        "the rejected frames in the summaries",
+    )
+    assert ioc_db.count("reading") == 0  # raw readings stay on the node by default
+
+
+def test_rain_and_water_level_on_mock_pins_summaries_and_a_flood_alarm_first(
+    tmp_path, broker, ioc_db, run_node
+):
+    factory = MockFactory()
+    reed = factory.pin(17)
+    echo = exact_sonar(factory, distance_m=3.0, trigger=23, echo=24)  # level 2.0 m under a 5 m mount
+    drivers = """
+[drivers.rain]
+type = "rain_gauge"
+pin = 17
+mm_per_tip = 0.2
+
+[drivers.river]
+type = "water_level"
+trigger_pin = 23
+echo_pin = 24
+mount_height_m = 5.0
+max_distance_m = 4.5
+interval_s = 0.1
+"""
+    alarms = """
+[alarms.flood]
+sensor = "river"
+quantity = "water_level_m"
+above = 3.5
+hysteresis = 0.2
+"""
+    broker.stop()  # the link is down: a backlog of summaries builds up before the flood
+    node = run_node(env_config(tmp_path, broker.port, drivers, alarms), pin_factory=factory)
+    for _ in range(5):  # five tips of the bucket
+        reed.drive_low()
+        time.sleep(0.08)
+        reed.drive_high()
+        time.sleep(0.08)
+    levels = [2.0, 2.5, 3.0, 3.4, 3.6, 3.8, 3.55, 3.4, 3.2, 3.0]  # up through 3.5, hovering, down
+    for level in levels:
+        echo.distance_m = 5.0 - level
+        time.sleep(0.4)
+    time.sleep(1.5)  # the last interval ends
+    alarms_raised = node.alarms.raised
+    assert alarms_raised == 1
+    broker.start()
+    receiver = Receiver(ioc_db, broker.host, broker.port, client_id="ioc-test")
+    receiver.start()
+    try:
+        wait_for(
+            lambda: ioc_db.count("alarm") == 2 and ioc_db.count("summary") > 0, 30, "alarms and summaries"
+        )
+        wait_for(lambda: backlog(node.config, "summary") == 0, 30, "the backlog")
+    finally:
+        receiver.stop()
+    alarms_stored = list(ioc_db.dump("alarm"))
+    assert [(a["source"], a["kind"], a["state"]) for a in alarms_stored] == [
+        ("river", "flood", 1),
+        ("river", "flood", 0),
+    ]
+    assert alarms_stored[0]["value"] > 3.5 and alarms_stored[1]["value"] < 3.3
+    summaries = list(ioc_db.dump("summary"))
+    # The alarm lane goes before the backlog of summaries recorded while the link was down.
+    assert max(a["received_ms"] for a in alarms_stored) <= min(s["received_ms"] for s in summaries)
+    rain = [s for s in summaries if s["sensor"] == "rain" and s["quantity"] == "rain_mm"]
+    assert sum(s["total"] for s in rain) == pytest.approx(1.0)  # 5 tips x 0.2 mm
+    assert sum(s["count"] for s in rain) == 5
+    per_hour = [s for s in summaries if s["quantity"] == "rain_mm_per_h" and s["total"] > 0]
+    assert sum(s["total"] for s in per_hour) == pytest.approx(
+        3600.0
+    )  # 1 mm in 1 s intervals: 3600 mm/h summed
+    level_rows = [s for s in summaries if s["quantity"] == "water_level_m"]
+    assert min(s["min"] for s in level_rows) == pytest.approx(2.0, abs=0.01)
+    assert max(s["max"] for s in level_rows) == pytest.approx(3.8, abs=0.01)
+    assert any(s["mean"] > 0 for s in summaries if s["quantity"] == "water_rise_m_per_h")
