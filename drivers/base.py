@@ -73,6 +73,8 @@ class Driver:
         self.clock = clock
         self.rejects: Counter[str] = Counter()
         self.ignored: Counter[str] = Counter()
+        self.health: Counter[str] = Counter()
+        """The transport's outages: ``transport_lost`` and ``transport_recovered``, once per outage."""
         self.records = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -140,6 +142,8 @@ class Driver:
                 break
             except TransportError as exc:
                 delay = backoff.next()
+                if failing is None:
+                    self.health["transport_lost"] += 1  # once per outage, however long it lasts
                 if failing != str(exc):  # once per distinct failure, not once per retry
                     log.warning(
                         "event=transport_error driver=%s error=%r retry_s=%.1f", self.name, str(exc), delay
@@ -149,6 +153,7 @@ class Driver:
                 continue
             if failing is not None:
                 log.info("event=transport_recovered driver=%s", self.name)
+                self.health["transport_recovered"] += 1
                 failing = None
                 backoff.reset()
             self._emit(self.tick())

@@ -204,6 +204,8 @@ class Node:
         for d in self.drivers:
             sources[f"reject.{d.name}"] = lambda d=d: d.rejects
             sources[f"ignored.{d.name}"] = lambda d=d: d.ignored
+            if hasattr(d, "health"):  # drivers on a transport: its outages
+                sources[f"health.{d.name}"] = lambda d=d: d.health
         if self.uplink:
             sources["uplink"] = lambda: self.uplink.stats
         self.status = StatusReporter(

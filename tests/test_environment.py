@@ -208,3 +208,44 @@ hysteresis = 0.2
     assert min(s["min"] for s in level_rows) == pytest.approx(2.0, abs=0.01)
     assert max(s["max"] for s in level_rows) == pytest.approx(3.8, abs=0.01)
     assert any(s["mean"] > 0 for s in summaries if s["quantity"] == "water_rise_m_per_h")
+
+
+def test_serial_port_removed_and_recreated_resumes_counted_once(tmp_path, broker, run_node):
+    link = tmp_path / "ttyUSB-pm"  # a udev by-id link to the adapter
+    drivers = f"""
+[drivers.pm]
+type = "sds011"
+[drivers.pm.transport]
+type = "pty"
+path = "{link}"
+"""
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    link.symlink_to(os.ttyname(slave))
+    node = run_node(env_config(tmp_path, broker.port, drivers))
+    driver = node.drivers[0]
+
+    def feed_until(count: int) -> None:
+        for _ in range(200):
+            if driver.records >= count:
+                return
+            os.write(master, sds_frame(100, 200))
+            time.sleep(0.05)
+        raise AssertionError(f"the driver read {driver.records} readings, expected {count}")
+
+    feed_until(4)
+    link.unlink()  # unplugged: the link goes, the port hangs up
+    os.close(master)
+    os.close(slave)
+    wait_for(lambda: driver.health["transport_lost"] == 1, 10, "the outage to be noticed")
+    time.sleep(1.5)  # several retries while it is away: still one outage
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    link.symlink_to(os.ttyname(slave))  # plugged back: a new pty behind the same path
+    try:
+        feed_until(driver.records + 4)
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert driver.running
+    assert driver.health == {"transport_lost": 1, "transport_recovered": 1}
