@@ -75,6 +75,13 @@ def parse_frame(frame: bytes) -> Pms5003Frame:
     return Pms5003Frame(*_WORDS.unpack(frame))
 
 
+def data_frame(pm1: int, pm25: int, pm10: int, cf1: tuple[int, int, int] = (0, 0, 0)) -> bytes:
+    """A 32-byte frame with the given atmospheric PM values (ug/m3): for simulators, demos and tests."""
+    words = (*cf1, pm1, pm25, pm10, 300, 100, 40, 16, 4, 2, 0x9700)
+    body = b"\x42\x4d\x00\x1c" + b"".join(w.to_bytes(2, "big") for w in words)
+    return body + (sum(body) & 0xFFFF).to_bytes(2, "big")
+
+
 def command(code: int, data: int = 0) -> bytes:
     """The 7-byte command ``42 4D code DATAH DATAL`` with its check code.
 

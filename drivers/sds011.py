@@ -51,6 +51,20 @@ _REPLIES = {
 }
 
 
+def data_frame(pm25_tenths: int, pm10_tenths: int, device_id: int = 0xA160, kind: int = 0xC0) -> bytes:
+    """The data frame a sensor sends (PM in tenths of ug/m3): for simulators, demos and tests.
+
+    ``kind`` 0xC5 makes a command reply of the same shape instead.
+
+    >>> data_frame(1236, 2618).hex(" ")
+    'aa c0 d4 04 3a 0a a1 60 1d ab'
+    """
+    data = (
+        pm25_tenths.to_bytes(2, "little") + pm10_tenths.to_bytes(2, "little") + device_id.to_bytes(2, "big")
+    )
+    return bytes([0xAA, kind]) + data + bytes([sum(data) & 0xFF, 0xAB])
+
+
 def command(code: int, params: bytes = b"", device_id: int = ANY_DEVICE) -> bytes:
     """The 19-byte command frame ``AA B4 code params... ID1 ID2 CS AB``.
 

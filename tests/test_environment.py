@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 from gpiozero.pins.mock import MockFactory
-from helpers import pms_frame, sds_frame, wait_for
+from helpers import wait_for
 
 from drivers.gpiomock import exact_sonar
+from drivers.pms5003 import data_frame as pms_frame
+from drivers.sds011 import data_frame as sds_frame
 from edge.config import NodeConfig, parse_config
 from edge.runtime import Node, open_store
 from ioc.receiver import Receiver

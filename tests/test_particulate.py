@@ -9,7 +9,6 @@ from collections import Counter
 
 import pytest
 from click.testing import CliRunner
-from helpers import pms_frame, sds_frame
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,7 +16,9 @@ from drivers import pms5003, sds011
 from drivers.capture import CaptureWriter
 from drivers.particulate import DutyCycle, DutySchedule, Phase
 from drivers.pms5003 import Pms5003, Pms5003Parser, parse_frame
+from drivers.pms5003 import data_frame as pms_frame
 from drivers.sds011 import Sds011, Sds011Parser
+from drivers.sds011 import data_frame as sds_frame
 from drivers.transport import MemoryTransport, PtyTransport, TransportError
 from edge.cli import main
 from edge.clock import Clock
