@@ -42,7 +42,7 @@ class Track:
 
 @dataclass(frozen=True, slots=True)
 class Crossing:
-    """A track crossing a counting line; ``direction`` is ``"in"`` or ``"out"`` as the line's config names them."""
+    """A track crossing a counting line, ``direction`` ``"in"`` or ``"out"`` as its config names them."""
 
     line: str
     track_id: int
