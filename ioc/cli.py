@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import signal
 import threading
@@ -60,15 +61,22 @@ def run(
 @click.option("--device", default=None, help="Only this device's records.")
 @click.option("--db", "url", default=DEFAULT_DB, show_default=True, help="Database URL (sqlite:///path).")
 def dump(stream: str, device: str | None, url: str) -> None:
-    """Print the stored records of STREAM (position, alarm, status, reading) as JSON lines.
+    """Print the stored records of STREAM (position, alarm, summary, count, event ...) as JSON lines.
+
+    Blobs (event snapshots) are printed in base64.
 
     Example: ioc-center dump position --device vessel-042
     """
     try:
         for record in Database(url).dump(stream, device):
-            click.echo(json.dumps(record))
+            click.echo(json.dumps(record, default=_base64))
     except IocEdgeError as exc:
         raise Failed(str(exc)) from None
+
+
+def _base64(value: bytes) -> str:
+    """Blobs (event snapshots) in JSON: base64, so a dump stays one line per record."""
+    return base64.b64encode(value).decode()
 
 
 @main.command()

@@ -27,7 +27,7 @@ from edge.errors import IocEdgeError
 from sync.records import TimeSource
 from sync.wire import STREAMS, Batch
 
-_PY_TYPES = {"int": int, "fixed": float, "text": str}
+_PY_TYPES = {"int": int, "fixed": float, "text": str, "blob": bytes}
 
 
 class DatabaseError(IocEdgeError, ValueError):

@@ -100,6 +100,45 @@ class Summary(NamedTuple):
     rejected: int
 
 
+class Count(NamedTuple):
+    """Objects of a class group that crossed a camera's counting line in one direction, in one interval.
+
+    ``ts_ms`` is the interval's start.
+    """
+
+    ts_ms: int
+    tsrc: int
+    clock_ms: int
+    camera: str
+    line: str
+    group: str
+    direction: str
+    interval_s: int
+    count: int
+
+
+class Event(NamedTuple):
+    """Something a camera rule saw, with one small JPEG of the best frame (people blurred by default).
+
+    ``x1..y2`` is the object's box in the frame's pixels.
+    """
+
+    ts_ms: int
+    tsrc: int
+    clock_ms: int
+    camera: str
+    rule: str
+    label: str
+    track_id: int
+    score: float
+    x1: int
+    y1: int
+    x2: int
+    y2: int
+    message: str
+    jpeg: bytes
+
+
 class NodeStatus(NamedTuple):
     """The node's own report: backlog, drops and rejects, as a JSON object in ``body``."""
 

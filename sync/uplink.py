@@ -191,7 +191,10 @@ class MqttUplink:
         log.info("event=ack_timeout stream=%s batches=%d action=resend", stream, len(keys))
 
     def _send_one(self, stream: str, now: float) -> bool:
-        seqs, records = self.store.read(stream, self._cursor.get(stream, 0), self.config.batch_records)
+        limit = min(
+            self.config.batch_records, self.store.streams[stream].max_batch or self.config.batch_records
+        )
+        seqs, records = self.store.read(stream, self._cursor.get(stream, 0), limit)
         if not seqs:
             return False
         try:

@@ -38,7 +38,7 @@ import numpy as np
 import zstandard
 
 from edge.errors import IocEdgeError
-from sync.records import Alarm, NodeStatus, Position, Reading, Summary, TimeSource
+from sync.records import Alarm, Count, Event, NodeStatus, Position, Reading, Summary, TimeSource
 
 WIRE_VERSION = 1
 MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
@@ -76,6 +76,7 @@ class Column:
     """One field of a stream's records and how it travels.
 
     ``kind`` is ``int``, ``fixed`` (a decimal sent as ``round(value * scale)``),
+    ``blob`` (bytes, e.g. a JPEG snapshot),
     or ``text``. ``order`` is how many times the integers are delta-encoded
     (2 suits series that change at a steady rate). ``nullable`` columns
     carry a bitmap of which values are present. ``lo``/``hi`` bound the
@@ -106,6 +107,8 @@ class Stream:
     priority: int
     columns: tuple[Column, ...]
     synced: bool = True
+    max_batch: int | None = None
+    """Most records in one message, for streams whose records are big (JPEG snapshots)."""
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -166,6 +169,40 @@ SUMMARY = Stream(
         Column("rejected", lo=0),
     ),
 )
+COUNT = Stream(
+    "count",
+    Count,
+    3,
+    _STAMP
+    + (
+        Column("camera", "text"),
+        Column("line", "text"),
+        Column("group", "text"),
+        Column("direction", "text"),
+        Column("interval_s", lo=1, hi=86_400),
+        Column("count", lo=0),
+    ),
+)
+EVENT = Stream(
+    "event",
+    Event,
+    4,
+    _STAMP
+    + (
+        Column("camera", "text"),
+        Column("rule", "text"),
+        Column("label", "text"),
+        Column("track_id", lo=0),
+        Column("score", "fixed", scale=1000, lo=0, hi=1),
+        Column("x1"),
+        Column("y1"),
+        Column("x2"),
+        Column("y2"),
+        Column("message", "text"),
+        Column("jpeg", "blob"),
+    ),
+    max_batch=50,  # 50 snapshots of <= 30 kB: well under the payload limit
+)
 READING = Stream(
     "reading",
     Reading,
@@ -179,7 +216,7 @@ READING = Stream(
     synced=False,
 )
 
-STREAMS: dict[str, Stream] = {s.name: s for s in (ALARM, POSITION, STATUS, SUMMARY, READING)}
+STREAMS: dict[str, Stream] = {s.name: s for s in (ALARM, POSITION, STATUS, SUMMARY, COUNT, EVENT, READING)}
 
 
 class Batch(NamedTuple):
@@ -267,10 +304,15 @@ def _decode_ints(encoded: Any, n: int) -> np.ndarray:
     return d
 
 
+_AS_IS = {"text": str, "blob": bytes}
+"""Columns sent as a plain list of values, and the type each value must have."""
+
+
 def _encode_column(col: Column, values: list) -> list:
-    if col.kind == "text":
-        if not all(isinstance(v, str) for v in values):
-            raise InvalidRecords(col.name, [i for i, v in enumerate(values) if not isinstance(v, str)])
+    if col.kind in _AS_IS:
+        kind = _AS_IS[col.kind]
+        if not all(isinstance(v, kind) for v in values):
+            raise InvalidRecords(col.name, [i for i, v in enumerate(values) if not isinstance(v, kind)])
         return values
     try:
         arr = np.array(values, dtype=np.float64)
@@ -294,11 +336,14 @@ def _encode_column(col: Column, values: list) -> list:
 
 
 def _decode_column(col: Column, encoded: Any, n: int) -> list:
-    if col.kind == "text":
-        if not isinstance(encoded, list) or len(encoded) != n:
-            raise WireError("bad_schema", f"column {col.name}: expected a list of {n} strings")
-        if not all(isinstance(v, str) for v in encoded):
-            raise WireError("bad_schema", f"column {col.name}: expected strings")
+    if col.kind in _AS_IS:
+        kind = _AS_IS[col.kind]
+        if (
+            not isinstance(encoded, list)
+            or len(encoded) != n
+            or not all(isinstance(v, kind) for v in encoded)
+        ):
+            raise WireError("bad_schema", f"column {col.name}: expected a list of {n} {col.kind} values")
         return encoded
     if not isinstance(encoded, list) or len(encoded) != 4:
         raise WireError("bad_schema", f"column {col.name}: expected [bitmap, heads, width, data]")

@@ -9,6 +9,7 @@ import click
 from click.testing import CliRunner
 
 from ioc.cli import main as center
+from sync.wire import STREAMS
 
 
 def test_every_ioc_center_command_has_help_with_an_example():
@@ -36,5 +37,5 @@ def test_run_refuses_a_broken_config_with_the_field_and_line(tmp_path):
 def test_dump_of_an_unknown_stream_is_a_clean_error(tmp_path):
     result = CliRunner().invoke(center, ["dump", "boats", "--db", f"sqlite:///{tmp_path / 'ioc.db'}"])
     assert result.exit_code == 1
-    expected = "unknown stream 'boats': expected one of ['alarm', 'position', 'reading', 'status', 'summary']"
+    expected = f"unknown stream 'boats': expected one of {sorted(STREAMS)}"
     assert expected in result.output

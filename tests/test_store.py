@@ -241,10 +241,26 @@ def test_discard_removes_records_and_counts_them_as_invalid(fresh_store):
 
 
 def test_backlog_counts_waiting_records_per_stream(fresh_store):
-    assert fresh_store.backlog() == {"alarm": 0, "position": 0, "status": 0, "summary": 0, "reading": 0}
+    assert fresh_store.backlog() == {
+        "alarm": 0,
+        "position": 0,
+        "status": 0,
+        "summary": 0,
+        "count": 0,
+        "event": 0,
+        "reading": 0,
+    }
     fresh_store.write({"position": positions(0, 7), "reading": readings(0, 3)})
     fresh_store.acknowledge([Ack(fresh_store.epoch, "position", 1, 2)])
-    assert fresh_store.backlog() == {"alarm": 0, "position": 5, "status": 0, "summary": 0, "reading": 3}
+    assert fresh_store.backlog() == {
+        "alarm": 0,
+        "position": 5,
+        "status": 0,
+        "summary": 0,
+        "count": 0,
+        "event": 0,
+        "reading": 3,
+    }
 
 
 def test_add_counts_accumulates_and_persists(tmp_path):
@@ -267,7 +283,15 @@ def test_status_shape(fresh_store):
     status = fresh_store.status()
     assert status == {
         "epoch": fresh_store.epoch,
-        "backlog": {"alarm": 2, "position": 3, "status": 0, "summary": 0, "reading": 0},
+        "backlog": {
+            "alarm": 2,
+            "position": 3,
+            "status": 0,
+            "summary": 0,
+            "count": 0,
+            "event": 0,
+            "reading": 0,
+        },
         "last_ack_ms": None,
         "drops": {},
         "counters": {"reject.gps": {"checksum": 4}},

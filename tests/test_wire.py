@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from edge.errors import IocEdgeError
-from sync.records import Alarm, NodeStatus, Position, Reading, TimeSource
+from sync.records import Alarm, Event, NodeStatus, Position, Reading, TimeSource
 from sync.wire import (
     CODEC_ZLIB,
     CODEC_ZSTD,
@@ -23,6 +23,7 @@ from sync.wire import (
     STREAMS,
     Ack,
     Batch,
+    InvalidRecords,
     WireError,
     ack_topic,
     decode_ack,
@@ -39,7 +40,7 @@ T0 = 1_700_000_000_000
 GPS, NTP, FREE = int(TimeSource.GPS), int(TimeSource.NTP), int(TimeSource.FREE)
 COMPRESSIONS = ["zstd", "zlib"]
 REASONS = {"too_large", "bad_compression", "bad_encoding", "bad_schema", "unknown_stream", "bad_value"}
-STREAM_NAMES = "['alarm', 'position', 'reading', 'status', 'summary']"
+STREAM_NAMES = str(sorted(STREAMS))
 
 SAMPLES: dict[str, list[tuple]] = {
     "position": [
@@ -416,9 +417,9 @@ def test_text_column_must_hold_strings():
     body = body_of(sample_batch("reading"))
     body["c"][3] = ["sds011", "sds011", 7, "bme280"]
     error = refusal(pack(body))
-    assert str(error) == "bad_schema: column sensor: expected strings"
+    assert str(error) == "bad_schema: column sensor: expected a list of 4 text values"
     body["c"][3] = ["sds011"]
-    assert str(refusal(pack(body))) == "bad_schema: column sensor: expected a list of 4 strings"
+    assert str(refusal(pack(body))) == "bad_schema: column sensor: expected a list of 4 text values"
 
 
 def test_presence_bitmap_on_a_column_that_cannot_be_missing():
@@ -645,3 +646,16 @@ def test_vessel_track_costs_at_most_12_bytes_per_record(compression):
     payload = encode_batch(batch, compression)
     assert len(payload) / len(track) <= 12.0, f"{len(payload) / len(track):.2f} bytes per record"
     assert_same_batch(decode_batch(payload), batch)
+
+
+def test_event_with_a_jpeg_blob_round_trips_and_a_wrong_type_is_refused():
+    jpeg = bytes(range(256)) * 40
+    t = 1_764_000_000_000
+    event = Event(
+        t, 1, t, "cam-1", "boat_at_night", "boat", 7, 0.81, 10, 20, 110, 90, "crossed at 21:40", jpeg
+    )
+    batch = Batch(DEVICE, EPOCH, "event", [1], [event])
+    assert decode_batch(encode_batch(batch)).records == [event]
+    with pytest.raises(InvalidRecords) as info:
+        encode_batch(batch._replace(records=[event._replace(jpeg="not bytes")]))
+    assert (info.value.column, info.value.rows) == ("jpeg", [0])
