@@ -55,6 +55,7 @@ import os
 import re
 import tomllib
 import types
+import zoneinfo
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -65,6 +66,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     StringConstraints,
     ValidationError,
     ValidationInfo,
@@ -410,9 +412,143 @@ class FloatSwitchDriverConfig(_Section):
     pull_up: bool = Field(True, description="Internal pull-up (switch to ground) rather than pull-down.")
 
 
+Point = Annotated[tuple[float, float], Strict(False)]
+"""[x, y] in frame pixels (TOML has arrays, not tuples: hence not strict)."""
+
+
+class CountingLineConfig(_Section):
+    """``[[drivers.NAME.lines]]``: a counting line from ``a`` to ``b`` in frame pixels."""
+
+    name: str = Field(description="Name of the line in counts and events.", pattern=r"^[a-z0-9_-]{1,32}$")
+    a: Point = Field(description="One end [x, y], pixels.", examples=[[0, 200]], strict=False)
+    b: Point = Field(description="The other end [x, y], pixels.", examples=[[640, 200]], strict=False)
+    in_name: str = Field(
+        "in", description="Name of the direction counted as 'in'.", min_length=1, max_length=32
+    )
+    out_name: str = Field("out", description="Name of the other direction.", min_length=1, max_length=32)
+    margin_px: float = Field(
+        4.0, description="How far past the line an object must go to count.", ge=0, le=200
+    )
+
+
+class ZoneConfig(_Section):
+    """``[[drivers.NAME.zones]]``: a polygon in frame pixels."""
+
+    name: str = Field(description="Name of the zone in events.", pattern=r"^[a-z0-9_-]{1,32}$")
+    polygon: list[Point] = Field(
+        description="Corners [[x, y], ...], pixels.", min_length=3, max_length=64, strict=False
+    )
+
+
+class CameraEventConfig(_Section):
+    """``[[drivers.NAME.events]]``: a rule that raises an event with a snapshot.
+
+    ``zone_enter``: an object of ``groups`` enters ``zone``; ``line_cross``: one
+    crosses ``line`` (in ``direction``, if set); ``count_above``: more than
+    ``threshold`` of ``groups`` crossed ``line`` in one counting interval. ``hours``
+    limits the rule to local hours [from, to) (``[18, 6]`` is the night).
+    """
+
+    name: str = Field(description="Name of the rule in events.", pattern=r"^[a-z0-9_-]{1,32}$")
+    kind: Literal["zone_enter", "line_cross", "count_above"] = Field(description="What the rule watches.")
+    groups: list[str] = Field(default_factory=list, description="Class groups it applies to; empty: all.")
+    zone: str | None = Field(None, description="Zone of a zone_enter rule.")
+    line: str | None = Field(None, description="Line of a line_cross or count_above rule.")
+    direction: str | None = Field(None, description="Only crossings in this direction (line_cross).")
+    threshold: int = Field(0, description="count_above: more than this many in an interval.", ge=0)
+    hours: tuple[int, int] | None = Field(
+        None, description="Local hours [from, to) when the rule applies.", strict=False
+    )
+    cooldown_s: float = Field(60.0, description="Least time between two events of the rule.", ge=0, le=86_400)
+
+    @model_validator(mode="after")
+    def _needs_its_target(self) -> CameraEventConfig:
+        if self.kind == "zone_enter" and not self.zone:
+            raise ValueError("a zone_enter rule needs 'zone'")
+        if self.kind != "zone_enter" and not self.line:
+            raise ValueError(f"a {self.kind} rule needs 'line'")
+        if self.hours and not all(0 <= h <= 24 for h in self.hours):
+            raise ValueError(f"hours {list(self.hours)} must be within 0..24")
+        return self
+
+
+class CameraDriverConfig(_Section):
+    """A camera with on-node detection, tracking, counting and events."""
+
+    type: Literal["camera"] = Field(description="Driver kind.")
+    source: str = Field(
+        description="Video file (relative to this file), rtsp:// or http:// URL, or a device index like '0'.",
+        min_length=1,
+    )
+    fps: float | None = Field(None, description="Most frames a second processed (None: all).", gt=0, le=120)
+    loop: bool = Field(False, description="Start a video file over at its end.")
+    model: Path = Field(description="ONNX detector of the YOLOX family; relative to this file.", strict=False)
+    labels: Path | None = Field(
+        None,
+        description="Class names, one a line (default: the model's name with .labels.txt).",
+        strict=False,
+    )
+    threads: int = Field(2, description="CPU threads for inference.", ge=1, le=16)
+    optimization: Literal["disable", "basic", "extended", "all"] = Field(
+        "all", description="onnxruntime graph optimisation level."
+    )
+    score_threshold: float = Field(0.35, description="Least detection score kept.", gt=0, lt=1)
+    motion_gate: bool = Field(True, description="Skip inference on frames where nothing moved.")
+    interval_s: int = Field(60, description="Counting interval.", ge=1, le=86_400)
+    groups: dict[str, list[str]] | None = Field(
+        None, description="Class groups (default: vehicles, people, boats) by model label."
+    )
+    lines: list[CountingLineConfig] = Field(
+        default_factory=list, description="Counting lines.", max_length=16
+    )
+    zones: list[ZoneConfig] = Field(default_factory=list, description="Zones.", max_length=16)
+    events: list[CameraEventConfig] = Field(default_factory=list, description="Event rules.", max_length=32)
+    blur_people: bool = Field(True, description="Blur people in snapshots (privacy).")
+    snapshot_max_bytes: int = Field(30_000, description="Largest snapshot JPEG.", ge=4_000, le=500_000)
+    timezone: str = Field("Asia/Ho_Chi_Minh", description="Time zone of the rules' hours.")
+
+    @field_validator("model", "labels")
+    @classmethod
+    def _resolve_model(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        return None if value is None else _against_base_dir(value, info)
+
+    @field_validator("source")
+    @classmethod
+    def _resolve_source(cls, value: str, info: ValidationInfo) -> str:
+        if value.isdigit() or "://" in value:
+            return value
+        return str(_against_base_dir(Path(value), info))
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"{value!r} is not a known time zone; expected e.g. 'Asia/Ho_Chi_Minh'"
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _rules_name_known_lines_and_zones(self) -> CameraDriverConfig:
+        lines, zones = {x.name for x in self.lines}, {z.name for z in self.zones}
+        for rule in self.events:
+            if rule.line and rule.line not in lines:
+                raise ValueError(
+                    f"event {rule.name!r} names line {rule.line!r}; expected one of {sorted(lines)}"
+                )
+            if rule.zone and rule.zone not in zones:
+                raise ValueError(
+                    f"event {rule.name!r} names zone {rule.zone!r}; expected one of {sorted(zones)}"
+                )
+        return self
+
+
 DriverConfig = Annotated[
     Union[  # noqa: UP007
         NmeaDriverConfig,
+        CameraDriverConfig,
         Sds011DriverConfig,
         Pms5003DriverConfig,
         RainGaugeDriverConfig,
