@@ -170,7 +170,7 @@ transport.speed = -1
     assert problems(text) == [
         "drivers.\"GPS X\" (edge.toml line 3): 'GPS X' is not a valid name; "
         "expected one matching ^[a-z0-9_-]{1,32}$",
-        "drivers.b.type (edge.toml line 7): 'sds' is not a known type; expected one of: 'nmea', "
+        "drivers.b.type (edge.toml line 7): 'sds' is not a known type; expected one of: 'nmea', 'camera', "
         "'sds011', 'pms5003', 'rain_gauge', 'water_level', 'float_switch'",
         "drivers.c.transport.type (edge.toml line 10): 'usb' is not a known type; "
         "expected one of: 'serial', 'pty', 'replay', 'capture'",
