@@ -239,6 +239,7 @@ def status(file: Path, as_json: bool) -> None:
     click.echo(f"epoch: {report['epoch']}")
     click.echo(f"store: {report['size_bytes']} bytes")
     click.echo(f"backlog: {_counts(Counter(report['backlog']))}")
+    click.echo(f"kept on the node only: {_counts(Counter(report['kept_local']))}")
     click.echo(
         "last ack: "
         + (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(last_ack / 1000)) if last_ack else "never")
@@ -246,3 +247,5 @@ def status(file: Path, as_json: bool) -> None:
     click.echo(f"dropped: {_counts(Counter(report['drops']))}")
     for group, counts in sorted(report["counters"].items()):
         click.echo(f"{group}: {_counts(Counter(counts))}")
+    for driver, error in sorted(report["failed_drivers"].items()):
+        click.echo(f"driver {driver} failed to start: {error}")

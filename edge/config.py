@@ -573,6 +573,16 @@ class SummariesConfig(_Section):
     )
 
 
+QUANTITIES = {
+    "sds011": ("pm25", "pm10"),
+    "pms5003": ("pm1", "pm25", "pm10"),
+    "rain_gauge": ("rain_mm", "rain_mm_per_h"),
+    "water_level": ("water_level_m", "water_rise_m_per_h"),
+    "float_switch": ("float_high",),
+}
+"""What each sensor driver reports (and the rates alarms may compute from it)."""
+
+
 class AlarmRuleConfig(_Section):
     """``[alarms.NAME]``: one threshold with hysteresis, raised and cleared on the node itself.
 
@@ -626,6 +636,23 @@ class NodeConfig(_Section):
     def _store_in_state_dir(self) -> NodeConfig:
         if not self.store.path.is_absolute():
             self.store.path = Path(os.path.normpath(self.node.state_dir / self.store.path))
+        return self
+
+    @model_validator(mode="after")
+    def _alarms_watch_what_exists(self) -> NodeConfig:
+        # A rule with a typo in its sensor or quantity would never fire, and nothing would say so.
+        for name, rule in self.alarms.items():
+            if rule.sensor != "*" and rule.sensor not in self.drivers:
+                raise ValueError(
+                    f"alarm {name!r} watches sensor {rule.sensor!r}; drivers: {sorted(self.drivers)}"
+                )
+            types = {d.type for n, d in self.drivers.items() if rule.sensor in ("*", n)}
+            known = set().union(*(QUANTITIES.get(t, ()) for t in types))
+            if rule.quantity not in known:
+                raise ValueError(
+                    f"alarm {name!r} watches quantity {rule.quantity!r}; "
+                    f"{rule.sensor!r} gives {sorted(known) or 'no readings'}"
+                )
         return self
 
 

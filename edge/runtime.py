@@ -14,6 +14,8 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+from gpiozero import GPIOZeroError
+
 from drivers.base import Driver
 from drivers.gpio import FloatSwitch, RainGauge, WaterLevel
 from drivers.nmea import NmeaGps
@@ -66,8 +68,10 @@ class StatusReporter:
         sources: dict[str, Callable[[], Counter[str]]],
         clock: Clock,
         interval_s: float,
+        failed: dict[str, str] | None = None,
     ) -> None:
         self.store, self.recorder, self.sources, self.clock = store, recorder, sources, clock
+        self.failed = failed if failed is not None else {}
         self.interval_s = interval_s
         self._saved: dict[str, Counter[str]] = {name: Counter() for name in sources}
         self._stop = threading.Event()
@@ -100,7 +104,10 @@ class StatusReporter:
             "backlog": self.store.backlog(),
             "drops": self.store.drops(),
             "counters": {name: dict(c) for name, c in current.items() if c},
+            "failed_drivers": self.failed,
         }
+        # Kept in the store's metadata too, for `ioc-edge status` on the node itself.
+        self.store.set_meta("failed_drivers", json.dumps(self.failed, sort_keys=True))
         stamp = self.clock.now()
         self.recorder.append("status", [NodeStatus(*stamp, json.dumps(body, sort_keys=True))])
 
@@ -129,6 +136,8 @@ class Node:
         self.summarizer: Summarizer | None = None
         self.alarms: AlarmEngine | None = None
         self.status: StatusReporter | None = None
+        self.failed: dict[str, str] = {}
+        """Drivers that could not start, with why."""
         self._started: list = []
         self._opened: list = []  # transports: the node opens them, so the node closes them
 
@@ -197,7 +206,14 @@ class Node:
 
     def start_drivers(self) -> None:
         for driver in self.drivers:
-            self._run(driver)
+            try:
+                self._run(driver)
+            except GPIOZeroError as exc:
+                # No GPIO library, a pin in use: the rest of the node runs; status reports it.
+                self.failed[driver.name] = f"{type(exc).__name__}: {exc}"
+                log.error(
+                    "event=driver_start_failed driver=%s error=%r", driver.name, self.failed[driver.name]
+                )
 
     def start_status(self) -> None:
         sources: dict[str, Callable[[], Counter[str]]] = {}
@@ -209,7 +225,12 @@ class Node:
         if self.uplink:
             sources["uplink"] = lambda: self.uplink.stats
         self.status = StatusReporter(
-            open_store(self.config), self.recorder, sources, self.clock, self.config.store.status_interval_s
+            open_store(self.config),
+            self.recorder,
+            sources,
+            self.clock,
+            self.config.store.status_interval_s,
+            self.failed,
         )
         self._run(self.status)
 

@@ -33,6 +33,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -395,14 +396,18 @@ class Store:
         return sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
 
     def status(self) -> dict:
-        """What ``ioc-edge status`` shows: epoch, backlog, last ack, drops, rejects, size."""
+        """What ``ioc-edge status`` shows: epoch, backlog to sync, records kept on the node only,
+        last ack, drops, counters, drivers that failed to start, size."""
         groups = [r[0] for r in self.conn.execute("SELECT DISTINCT grp FROM counters ORDER BY grp")]
+        counts = self.backlog()
         return {
             "epoch": self.epoch,
-            "backlog": self.backlog(),
+            "backlog": {k: v for k, v in counts.items() if self.streams[k].synced},
+            "kept_local": {k: v for k, v in counts.items() if not self.streams[k].synced},
             "last_ack_ms": int(v) if (v := self.meta("last_ack_ms")) else None,
             "drops": self.drops(),
             "counters": {g: self.counters(g) for g in groups if g != "drop"},
+            "failed_drivers": json.loads(self.meta("failed_drivers") or "{}"),
             "size_bytes": self.size_bytes(),
         }
 

@@ -378,3 +378,19 @@ def test_every_cli_command_has_help_with_an_example():
                 assert param.help, f"{name} {param.opts[0]} has no help"
         result = CliRunner().invoke(main, [*name.split()[1:], "--help"])
         assert result.exit_code == 0 and "Example" in result.output
+
+
+def test_an_alarm_on_a_sensor_or_quantity_that_does_not_exist_is_refused():
+    base = (
+        '[node]\ndevice_id = "x"\n[drivers.river]\ntype = "water_level"\ntrigger_pin = 23\necho_pin = 24\n'
+        'mount_height_m = 5.0\n[alarms.flood]\nsensor = "{}"\nquantity = "{}"\nabove = 3\n'
+    )
+    assert problems(base.format("rivr", "water_level_m")) == [
+        "(top level) (edge.toml): alarm 'flood' watches sensor 'rivr'; drivers: ['river']"
+    ]
+    assert problems(base.format("river", "pm25")) == [
+        "(top level) (edge.toml): alarm 'flood' watches quantity 'pm25'; "
+        "'river' gives ['water_level_m', 'water_rise_m_per_h']"
+    ]
+    rate = base.format("*", "water_rise_m_per_h").replace("above = 3", "above = 3\nwindow_s = 600")
+    assert parse_config(rate, "edge.toml").alarms["flood"].window_s == 600

@@ -3,6 +3,7 @@ summaries and local alarms through a real mosquitto to the IOC store."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import tty
@@ -10,12 +11,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from gpiozero.pins.mock import MockFactory
 from helpers import wait_for
 
 from drivers.gpiomock import exact_sonar
 from drivers.pms5003 import data_frame as pms_frame
 from drivers.sds011 import data_frame as sds_frame
+from edge.cli import main as edge_cli
 from edge.config import NodeConfig, parse_config
 from edge.runtime import Node, open_store
 from ioc.receiver import Receiver
@@ -38,7 +41,6 @@ port = {port}
 ack_timeout_s = 3
 backoff_min_s = 0.1
 backoff_max_s = 1
-{extra_uplink}
 
 [summaries]
 interval_s = 1
@@ -46,6 +48,7 @@ trim = 0.0
 {drivers}
 {alarms}
 """
+    (tmp_path / "edge.toml").write_text(text)
     return parse_config(text, "edge.toml", tmp_path)
 
 
@@ -251,3 +254,29 @@ path = "{link}"
         os.close(slave)
     assert driver.running
     assert driver.health == {"transport_lost": 1, "transport_recovered": 1}
+
+
+def test_a_gpio_driver_that_cannot_start_is_reported_and_the_node_runs_on(tmp_path, broker, run_node):
+    from gpiozero import Button
+
+    factory = MockFactory()
+    squatter = Button(17, pin_factory=factory)  # another program holds the rain gauge's pin
+    drivers = """
+[drivers.rain]
+type = "rain_gauge"
+pin = 17
+
+[drivers.float]
+type = "float_switch"
+pin = 27
+"""
+    config = env_config(tmp_path, broker.port, drivers)
+    node = run_node(config, pin_factory=factory)
+    try:
+        assert list(node.failed) == ["rain"] and node.failed["rain"].startswith("GPIOPinInUse")
+        assert node.drivers[1].running  # the float switch works
+        node.status.report()
+        result = CliRunner().invoke(edge_cli, ["status", "--json", str(tmp_path / "edge.toml")])
+        assert json.loads(result.output)["failed_drivers"] == node.failed
+    finally:
+        squatter.close()

@@ -283,18 +283,12 @@ def test_status_shape(fresh_store):
     status = fresh_store.status()
     assert status == {
         "epoch": fresh_store.epoch,
-        "backlog": {
-            "alarm": 2,
-            "position": 3,
-            "status": 0,
-            "summary": 0,
-            "count": 0,
-            "event": 0,
-            "reading": 0,
-        },
+        "backlog": {"alarm": 2, "position": 3, "status": 0, "summary": 0, "count": 0, "event": 0},
+        "kept_local": {"reading": 0},
         "last_ack_ms": None,
         "drops": {},
         "counters": {"reject.gps": {"checksum": 4}},
+        "failed_drivers": {},
         "size_bytes": status["size_bytes"],
     }
     assert status["size_bytes"] == fresh_store.size_bytes() > 0
