@@ -121,7 +121,9 @@ def store_status(config: NodeConfig) -> dict:
 
 
 def backlog(config: NodeConfig) -> int:
-    return sum(v for k, v in store_status(config)["backlog"].items() if k != "status")
+    status = store_status(config)
+    waiting = status["backlog"] | status["kept_local"]  # with send_raw, raw readings wait to be sent too
+    return sum(v for k, v in waiting.items() if k != "status")
 
 
 NMEA_LOGS = sorted(
