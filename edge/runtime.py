@@ -27,6 +27,7 @@ from edge.alarms import AlarmEngine, Rule
 from edge.clock import Clock
 from edge.config import NodeConfig
 from edge.summary import Summarizer
+from inference.build import build_camera
 from sync.recorder import Recorder
 from sync.records import NodeStatus
 from sync.store import Store
@@ -175,6 +176,8 @@ class Node:
             self.drivers.append(self._make_driver(name, cfg))
 
     def _make_driver(self, name: str, cfg):
+        if cfg.type == "camera":
+            return build_camera(name, cfg, self.route, self.clock)
         if cfg.type in GPIO_TYPES:
             params = cfg.model_dump(exclude={"type"})
             return GPIO_TYPES[cfg.type](name, self.route, self.clock, pin_factory=self.pin_factory, **params)

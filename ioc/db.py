@@ -68,9 +68,11 @@ class Database:
             )
             self.db["devices"].create({"device": str, "last_seen_ms": int}, pk="device", if_not_exists=True)
             self.db["rejects"].create({"reason": str, "count": int}, pk="reason", if_not_exists=True)
+        # Column names quoted: one may be an SQL keyword ("group").
+        quoted = {s.name: ", ".join(f'"{n}"' for n in s.names) for s in STREAMS.values()}
         self._insert = {
             s.name: f"INSERT OR IGNORE INTO rec_{s.name} "
-            f"(device, epoch, seq, {', '.join(s.names)}, received_ms) "
+            f"(device, epoch, seq, {quoted[s.name]}, received_ms) "
             f"VALUES ({', '.join('?' * (len(s.names) + 4))})"
             for s in STREAMS.values()
         }

@@ -1,0 +1,91 @@
+"""A camera node end to end: bikes.mp4 through the real detector, counts and an event with a
+snapshot (people blurred) through a real mosquitto to the IOC store."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from helpers import wait_for
+
+from edge.config import parse_config
+from edge.runtime import Node
+from inference.detector import ModelError
+from ioc.receiver import Receiver
+
+
+def camera_config(tmp_path, shared_dir, port, model=None):
+    text = f"""
+[node]
+device_id = "cam-1"
+state_dir = "{tmp_path / "state"}"
+
+[store]
+flush_interval_s = 0.1
+
+[uplink]
+port = {port}
+backoff_min_s = 0.1
+backoff_max_s = 1
+
+[drivers.street]
+type = "camera"
+source = "{shared_dir / "media" / "bikes.mp4"}"
+model = "{model or shared_dir / "models" / "yolox_nano.onnx"}"
+interval_s = 1
+
+[[drivers.street.lines]]
+name = "mid"
+a = [320, 0]
+b = [320, 272]
+
+[[drivers.street.zones]]
+name = "street"
+polygon = [[0, 0], [640, 0], [640, 272], [0, 272]]
+
+[[drivers.street.events]]
+name = "person_on_street"
+kind = "zone_enter"
+zone = "street"
+groups = ["people"]
+cooldown_s = 3600
+"""
+    return parse_config(text, "edge.toml", tmp_path)
+
+
+def test_counts_and_an_event_with_a_snapshot_reach_the_ioc(shared_dir, tmp_path, broker, ioc_db):
+    receiver = Receiver(ioc_db, broker.host, broker.port, client_id="ioc-test")
+    receiver.start()
+    assert receiver.subscribed.wait(10)
+    node = Node(camera_config(tmp_path, shared_dir, broker.port))
+    node.start()
+    try:
+        camera = node.drivers[0]
+        wait_for(lambda: not camera.running, 120, "the clip to be processed")
+        wait_for(lambda: ioc_db.count("event") == 1 and ioc_db.count("count") > 0, 30, "counts and the event")
+    finally:
+        node.stop()
+        receiver.stop()
+    counts = {(c["line"], c["group"], c["direction"]): 0 for c in ioc_db.dump("count")}
+    for c in ioc_db.dump("count"):
+        counts[(c["line"], c["group"], c["direction"])] += c["count"]
+    assert counts[("mid", "vehicles", "out")] >= 2 and counts[("mid", "people", "out")] >= 1
+    event = next(ioc_db.dump("event"))
+    assert (event["camera"], event["rule"], event["label"]) == ("street", "person_on_street", "person")
+    assert len(event["jpeg"]) <= 30_000
+    image = cv2.imdecode(np.frombuffer(event["jpeg"], np.uint8), cv2.IMREAD_COLOR)
+    assert image.shape == (272, 640, 3)
+    x1, y1, x2, y2 = event["x1"], event["y1"], event["x2"], event["y2"]
+    inside = cv2.cvtColor(image[y1 + 4 : y2 - 4, x1 + 4 : x2 - 4], cv2.COLOR_BGR2GRAY).astype(float)
+    # Blurred (pixelated) people: next to no fine detail left inside the person's box.
+    assert np.percentile(np.abs(np.diff(inside, axis=1)), 75) <= 3
+
+
+def test_a_corrupt_model_is_a_clear_error_at_start(shared_dir, tmp_path, broker):
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes((shared_dir / "models" / "yolox_nano.onnx").read_bytes()[:10_000])
+    node = Node(camera_config(tmp_path, shared_dir, broker.port, model=bad))
+    with pytest.raises(ModelError) as info:
+        node.start()
+    node.stop()
+    assert str(info.value).startswith(f"model file {bad} is not a readable ONNX model")
