@@ -139,7 +139,9 @@ class Store:
     def _transaction(self) -> Iterator[None]:
         # The connection is in autocommit mode (isolation_level=None), where ``with conn:`` does not
         # open a transaction: a chunk and its seq counter must commit together, or not at all.
-        self.conn.execute("BEGIN")
+        # IMMEDIATE takes the write lock up front, waiting (busy timeout) for the other connection;
+        # a deferred transaction that read first would fail at once with "database is locked".
+        self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield
         except BaseException:
