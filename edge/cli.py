@@ -18,7 +18,7 @@ from drivers.nmea import NmeaParser
 from drivers.particulate import FrameParser
 from drivers.pms5003 import Pms5003Parser
 from drivers.sds011 import Sds011Parser
-from drivers.transport import PtyTransport, ReplayTransport, SerialTransport, Transport
+from drivers.transport import EndOfStream, PtyTransport, ReplayTransport, SerialTransport, Transport
 from edge.clikit import Failed, log_level_option, wait_for_stop_signal
 from edge.clock import Clock
 from edge.config import load_config
@@ -249,3 +249,51 @@ def status(file: Path, as_json: bool) -> None:
         click.echo(f"{group}: {_counts(Counter(counts))}")
     for driver, error in sorted(report["failed_drivers"].items()):
         click.echo(f"driver {driver} failed to start: {error}")
+
+
+@main.command()
+@click.argument("video")
+@click.option(
+    "--model", type=click.Path(dir_okay=False, path_type=Path), required=True, help="YOLOX ONNX model."
+)
+@click.option(
+    "--fps", type=click.FloatRange(min=0.1), default=None, help="Frames a second to process (all: unset)."
+)
+@click.option(
+    "--score", type=click.FloatRange(0.01, 0.99), default=0.35, show_default=True, help="Least score."
+)
+def detect(video: str, model: Path, fps: float | None, score: float) -> None:
+    """Run the detector on VIDEO (a file, a camera URL or a device index): one JSON line per detection
+    (frame, label, score, box), then the objects counted, per label, on stderr.
+
+    How a technician checks what a camera sees before mounting it.
+
+    Example: ioc-edge detect ../shared/media/bikes.mp4 --model ../shared/models/yolox_nano.onnx
+    """
+    from drivers.camera import CameraSource
+    from inference.detector import Detector
+    from inference.tracker import Tracker
+
+    try:
+        detector = Detector(model, score_threshold=score)
+        source = CameraSource(int(video) if video.isdigit() else video, fps=fps)
+        tracker, seen = Tracker(), {}
+        while True:
+            frame = source.read(timeout=1.0)
+            if frame is None:
+                continue
+            detections = detector.detect(frame.image)
+            for d in detections:
+                box = [round(v, 1) for v in d.box]
+                click.echo(
+                    json.dumps(
+                        {"frame": frame.index, "label": d.label, "score": round(d.score, 3), "box": box}
+                    )
+                )
+            for track in tracker.update(detections):
+                seen[track.track_id] = track.label
+    except EndOfStream:
+        pass
+    except IocEdgeError as exc:
+        raise Failed(str(exc)) from None
+    click.echo(f"objects: {_counts(Counter(seen.values()))}", err=True)

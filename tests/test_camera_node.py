@@ -3,6 +3,8 @@ snapshot (people blurred) through a real mosquitto to the IOC store."""
 
 from __future__ import annotations
 
+import json
+
 import cv2
 import numpy as np
 import pytest
@@ -89,3 +91,17 @@ def test_a_corrupt_model_is_a_clear_error_at_start(shared_dir, tmp_path, broker)
         node.start()
     node.stop()
     assert str(info.value).startswith(f"model file {bad} is not a readable ONNX model")
+
+
+def test_detect_prints_detections_as_json_lines_and_the_objects(shared_dir):
+    from click.testing import CliRunner
+
+    from edge.cli import main
+
+    video, model = shared_dir / "media" / "bikes.mp4", shared_dir / "models" / "yolox_nano.onnx"
+    result = CliRunner().invoke(main, ["detect", str(video), "--model", str(model), "--fps", "5"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(x) for x in result.stdout.splitlines()]
+    assert {"frame", "label", "score", "box"} == set(lines[0])
+    assert {"person", "bicycle"} <= {x["label"] for x in lines if 20 <= x["frame"] <= 35}
+    assert result.stderr.startswith("objects: ") and "person=" in result.stderr
