@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import os
 import tty
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
+from edge.config import NodeConfig
+from edge.runtime import Node
 from ioc.broker import PrivateBroker
 from ioc.db import Database
+from ioc.receiver import Receiver
 
 HERE = Path(__file__).resolve().parent
 
@@ -54,3 +59,42 @@ def ioc_db(tmp_path: Path) -> Iterator[Database]:
     db = Database(f"sqlite:///{tmp_path / 'ioc.db'}")
     yield db
     db.close()
+
+
+@pytest.fixture
+def receiver(broker: PrivateBroker, ioc_db: Database) -> Iterator[Receiver]:
+    """The IOC's receiver on ``broker``, subscribed before the test goes on."""
+    r = Receiver(ioc_db, broker.host, broker.port, client_id="ioc-test")
+    r.start()
+    assert r.subscribed.wait(10)
+    yield r
+    r.stop()
+
+
+@pytest.fixture
+def run_node() -> Iterator[Callable[..., Node]]:
+    """Start edge nodes in the test's process; all are stopped at the end."""
+    nodes: list[Node] = []
+
+    def start(config: NodeConfig, **kwargs) -> Node:
+        node = Node(config, **kwargs)
+        node.start()
+        nodes.append(node)
+        return node
+
+    yield start
+    for node in nodes:
+        node.stop()
+
+
+@pytest.fixture(scope="session")
+def frames(shared_dir: Path) -> list[np.ndarray]:
+    """Frames 0..139 of bikes.mp4, read in order (seeking in an mp4 is not always frame exact)."""
+    capture = cv2.VideoCapture(str(shared_dir / "media" / "bikes.mp4"))
+    out = []
+    while len(out) < 140:
+        ok, frame = capture.read()
+        assert ok, f"bikes.mp4 ended after {len(out)} frames"
+        out.append(frame)
+    capture.release()
+    return out

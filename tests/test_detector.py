@@ -39,19 +39,6 @@ def detector(model: Path) -> Detector:
     return Detector(model)
 
 
-@pytest.fixture(scope="module")
-def frames(shared_dir: Path) -> list[np.ndarray]:
-    """Frames 0..139 of bikes.mp4, read in order (seeking in an mp4 is not always frame exact)."""
-    capture = cv2.VideoCapture(str(shared_dir / "media" / "bikes.mp4"))
-    out = []
-    while len(out) < 140:
-        ok, frame = capture.read()
-        assert ok, f"bikes.mp4 ended after {len(out)} frames"
-        out.append(frame)
-    capture.release()
-    return out
-
-
 def naive_letterbox(frame: np.ndarray, size: int = 416) -> np.ndarray:
     """The YOLOX reference preprocessing, written the plain way."""
     r = min(size / frame.shape[0], size / frame.shape[1])

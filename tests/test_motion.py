@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import doctest
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -14,19 +13,6 @@ from inference.motion import FrameError, MotionGate, MotionGateError
 
 # The waiting cyclist of bikes.mp4 (see tests/test_detector.py for how the box was read off frame 120)
 CYCLIST = (341.0, 9.0, 488.0, 272.0)
-
-
-@pytest.fixture(scope="module")
-def frames(shared_dir: Path) -> list[np.ndarray]:
-    """Frames 0..139 of bikes.mp4, read in order."""
-    capture = cv2.VideoCapture(str(shared_dir / "media" / "bikes.mp4"))
-    out = []
-    while len(out) < 140:
-        ok, frame = capture.read()
-        assert ok, f"bikes.mp4 ended after {len(out)} frames"
-        out.append(frame)
-    capture.release()
-    return out
 
 
 def noisy(frame: np.ndarray, sigma: float, count: int, seed: int = 3) -> list[np.ndarray]:

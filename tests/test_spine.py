@@ -11,7 +11,6 @@ import sys
 import threading
 import time
 import tty
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,9 +21,7 @@ from drivers.nmea import NmeaParser
 from edge.cli import main as edge_cli
 from edge.clock import Clock
 from edge.config import NodeConfig, parse_config
-from edge.runtime import Node, open_store
-from ioc.broker import PrivateBroker
-from ioc.db import Database
+from edge.runtime import open_store
 from ioc.receiver import Receiver
 from sync.records import Alarm, Reading, TimeSource
 
@@ -86,30 +83,6 @@ def assert_same_positions(stored: list[dict], expected: list[dict]) -> None:
                 assert g == w, (field, got, want)
             else:
                 assert abs(g - w) <= TOLERANCE[field] / 2 + 1e-9, (field, got, want)
-
-
-@pytest.fixture
-def receiver(broker: PrivateBroker, ioc_db: Database) -> Iterator[Receiver]:
-    r = Receiver(ioc_db, broker.host, broker.port, client_id="ioc-test")
-    r.start()
-    assert r.subscribed.wait(10)
-    yield r
-    r.stop()
-
-
-@pytest.fixture
-def run_node() -> Iterator[Callable[..., Node]]:
-    nodes: list[Node] = []
-
-    def start(config: NodeConfig, clock: Clock | None = None) -> Node:
-        node = Node(config, clock)
-        node.start()
-        nodes.append(node)
-        return node
-
-    yield start
-    for node in nodes:
-        node.stop()
 
 
 def store_status(config: NodeConfig) -> dict:
@@ -349,7 +322,7 @@ def test_node_with_clock_at_1970_records_and_syncs(shared_dir, tmp_path, broker,
     start = time.monotonic()
     clock = Clock(wall=lambda: 1000.0 + time.monotonic() - start, synced=lambda: False)
     config = node_config(tmp_path, broker.port, f'type = "replay"\npath = "{path}"\nspeed = 0')
-    run_node(config, clock)
+    run_node(config, clock=clock)
     wait_for(
         lambda: (
             ioc_db.count("position") >= len(expected) and ioc_db.count("status") > 0 and backlog(config) == 0
