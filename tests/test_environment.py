@@ -22,11 +22,10 @@ from edge.cli import main as edge_cli
 from edge.config import NodeConfig, parse_config
 from edge.runtime import open_store
 from ioc.receiver import Receiver
+from sync.uplink import MqttUplink
 
 
-def env_config(
-    tmp_path: Path, port: int, drivers: str, alarms: str = "", extra_uplink: str = ""
-) -> NodeConfig:
+def env_config(tmp_path: Path, port: int, drivers: str, alarms: str = "", uplink: bool = True) -> NodeConfig:
     text = f"""
 [node]
 device_id = "river-1"
@@ -41,6 +40,7 @@ port = {port}
 ack_timeout_s = 3
 backoff_min_s = 0.1
 backoff_max_s = 1
+enabled = {str(uplink).lower()}
 
 [summaries]
 interval_s = 1
@@ -145,8 +145,8 @@ quantity = "water_level_m"
 above = 3.5
 hysteresis = 0.2
 """
-    broker.stop()  # the link is down: a backlog of summaries builds up before the flood
-    node = run_node(env_config(tmp_path, broker.port, drivers, alarms), pin_factory=factory)
+    # No uplink yet: a backlog of summaries builds up before and during the flood.
+    node = run_node(env_config(tmp_path, broker.port, drivers, alarms, uplink=False), pin_factory=factory)
     for _ in range(5):  # five tips of the bucket
         reed.drive_low()
         time.sleep(0.08)
@@ -159,15 +159,20 @@ hysteresis = 0.2
     time.sleep(1.5)  # the last interval ends
     alarms_raised = node.alarms.raised
     assert alarms_raised == 1
-    broker.start()
     receiver = Receiver(ioc_db, broker.host, broker.port, client_id="ioc-test")
     receiver.start()
+    assert receiver.subscribed.wait(10)
+    # The link comes up with the IOC listening: what goes first is the uplink's choice alone.
+    uplink = MqttUplink(open_store(node.config), "river-1", node.config.uplink)
+    uplink.start()
     try:
         wait_for(
             lambda: ioc_db.count("alarm") == 2 and ioc_db.count("summary") > 0, 30, "alarms and summaries"
         )
         wait_for(lambda: backlog(node.config, "summary") == 0, 30, "the backlog")
     finally:
+        uplink.stop()
+        uplink.store.close()
         receiver.stop()
     alarms_stored = list(ioc_db.dump("alarm"))
     assert [(a["source"], a["kind"], a["state"]) for a in alarms_stored] == [
