@@ -9,14 +9,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable
-from typing import Any, ClassVar
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar, Protocol
 
 from drivers.transport import EndOfStream, Transport, TransportError
 from edge.backoff import Backoff
 from edge.clock import Clock
 
-__all__ = ["Driver", "Sink"]
+__all__ = ["Driver", "Parser", "Sink", "decode"]
 
 log = logging.getLogger(__name__)
 
@@ -161,3 +161,22 @@ class Driver:
                 self._emit(self.feed(data))
         self._emit(self.flush())
         self.at_end()
+
+
+class Parser(Protocol):
+    """What :func:`decode` needs of a pure parser: bytes in, records out, and a last word."""
+
+    def feed(self, data: bytes) -> list[Any]: ...
+
+    def flush(self) -> list[Any]: ...
+
+
+def decode(parser: Parser, transport: Transport, timeout: float = 1.0) -> Iterator[Any]:
+    """Every record ``parser`` makes of ``transport`` until its :class:`EndOfStream` (replays, tools)."""
+    while True:
+        try:
+            data = transport.read(timeout)
+        except EndOfStream:
+            break
+        yield from parser.feed(data)
+    yield from parser.flush()

@@ -25,12 +25,11 @@ from __future__ import annotations
 import datetime
 import logging
 from collections import Counter
-from collections.abc import Iterator
 
 import pynmea2
 
 from drivers.base import Driver, Sink
-from drivers.transport import EndOfStream, Transport
+from drivers.transport import Transport
 from edge.clock import Clock
 from sync.records import Position, TimeSource
 
@@ -179,16 +178,6 @@ class NmeaParser:
             self._pending = None
         self._head = "truncated"  # what comes next is a new stream
         return out
-
-    def decode(self, transport: Transport, timeout: float = 1.0) -> Iterator[Position]:
-        """Every Position of ``transport`` until its :class:`EndOfStream` (for replays and tools)."""
-        while True:
-            try:
-                data = transport.read(timeout)
-            except EndOfStream:
-                break
-            yield from self.feed(data)
-        yield from self.flush()
 
     def _lines(self, lines: list[bytes], out: list[Position]) -> None:
         # The hot path: every check before pynmea2 is a C-level bytes method, and only the

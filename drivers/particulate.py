@@ -31,13 +31,13 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import ClassVar, Protocol
 
 from drivers.base import Driver, Sink
-from drivers.transport import EndOfStream, Transport, TransportError
+from drivers.transport import Transport, TransportError
 from edge.clock import Clock
 from sync.records import Reading
 
@@ -148,16 +148,6 @@ class FrameParser:
         self._buf = b""
         self._covered = 0
         return []
-
-    def decode_all(self, transport: Transport, timeout: float = 1.0) -> Iterator[Reading]:
-        """Every Reading of ``transport`` until its :class:`EndOfStream` (for captures and tools)."""
-        while True:
-            try:
-                data = transport.read(timeout)
-            except EndOfStream:
-                break
-            yield from self.feed(data)
-        yield from self.flush()
 
     def _garbage(self, start: int, stop: int) -> None:
         start = max(start, self._covered)

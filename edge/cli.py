@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from drivers.base import decode as decode_stream
 from drivers.capture import CaptureStats, CaptureWriter, open_recording, record
 from drivers.nmea import NmeaParser
 from drivers.particulate import FrameParser
@@ -91,7 +92,7 @@ def decode_nmea(file: Path, speed: float, baudrate: int) -> None:
     parser = NmeaParser(Clock())
     try:
         with ReplayTransport(file, speed=speed, baudrate=baudrate) as transport:
-            for position in parser.decode(transport):
+            for position in decode_stream(parser, transport):
                 click.echo(_position_json(position))
     except IocEdgeError as exc:
         raise Failed(str(exc)) from None
@@ -133,7 +134,7 @@ def decode_pms5003(file: Path, speed: float, sensor: str) -> None:
 def _decode_frames(parser: FrameParser, file: Path, speed: float) -> None:
     try:
         with open_recording(file, speed=speed) as transport:
-            for reading in parser.decode_all(transport):
+            for reading in decode_stream(parser, transport):
                 click.echo(_reading_json(reading))
     except IocEdgeError as exc:
         raise Failed(str(exc)) from None

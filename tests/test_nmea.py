@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import drivers.base
+from drivers.base import decode
 from drivers.nmea import MAX_LINE, NmeaGps, NmeaParser
 from drivers.transport import EndOfStream, MemoryTransport, ReplayTransport, Transport, TransportError
 from edge.cli import main
@@ -94,7 +95,7 @@ LOCATIONS = {
 def decode_capture(path) -> tuple[list[Position], NmeaParser]:
     parser = NmeaParser(SpyClock())
     with ReplayTransport(path, speed=0) as replay:
-        return list(parser.decode(replay)), parser
+        return list(decode(parser, replay)), parser
 
 
 def test_shared_captures_cover_the_table(shared_dir):
