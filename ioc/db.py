@@ -15,19 +15,20 @@ Example::
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
-import sqlite_utils
-
 from edge.errors import IocEdgeError
+from ioc.schema import MIGRATIONS, SQLITE
 from sync.records import TimeSource
 from sync.wire import STREAMS, Batch
 
-_PY_TYPES = {"int": int, "fixed": float, "text": str, "blob": bytes}
+log = logging.getLogger(__name__)
 
 
 class DatabaseError(IocEdgeError, ValueError):
@@ -44,38 +45,80 @@ def sqlite_path(url: str) -> str:
 
 
 class Database:
-    """The central store; safe to share between threads (one lock around one connection)."""
+    """The central store; safe to share between threads (one lock around one connection).
+
+    Queries are written once in the SQL both engines understand, with ``?``
+    placeholders; :meth:`fetch` and :meth:`execute` are what the dashboard and
+    the API build on.
+    """
 
     def __init__(self, url: str) -> None:
         path = sqlite_path(url)
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, check_same_thread=False, timeout=30)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        self.db = sqlite_utils.Database(conn)
+        self.dialect = SQLITE
+        self.conn = sqlite3.connect(path, check_same_thread=False, timeout=30, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
         self._lock = threading.Lock()
-        with conn:
-            for stream in STREAMS.values():
-                cols = {"device": str, "epoch": str, "seq": int}
-                cols |= {c.name: _PY_TYPES[c.kind] for c in stream.columns}
-                cols["received_ms"] = int
-                self.db[f"rec_{stream.name}"].create(cols, pk=("device", "epoch", "seq"), if_not_exists=True)
-            self.db["epochs"].create(
-                {"device": str, "epoch": str, "first_seen_ms": int},
-                pk=("device", "epoch"),
-                if_not_exists=True,
-            )
-            self.db["devices"].create({"device": str, "last_seen_ms": int}, pk="device", if_not_exists=True)
-            self.db["rejects"].create({"reason": str, "count": int}, pk="reason", if_not_exists=True)
-        # Column names quoted: one may be an SQL keyword ("group").
+        self.migrate()
+        # Column names quoted: one is an SQL keyword ("group").
         quoted = {s.name: ", ".join(f'"{n}"' for n in s.names) for s in STREAMS.values()}
         self._insert = {
-            s.name: f"INSERT OR IGNORE INTO rec_{s.name} "
-            f"(device, epoch, seq, {quoted[s.name]}, received_ms) "
-            f"VALUES ({', '.join('?' * (len(s.names) + 4))})"
+            s.name: f"INSERT INTO rec_{s.name} (device, epoch, seq, {quoted[s.name]}, received_ms) "
+            f"VALUES ({', '.join('?' * (len(s.names) + 4))}) ON CONFLICT DO NOTHING"
             for s in STREAMS.values()
         }
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Cursor]:
+        """A cursor inside one transaction: committed on leaving, rolled back on an exception."""
+        with self._lock:
+            cur = self.conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
+
+    def migrate(self) -> None:
+        """Apply the migrations of :mod:`ioc.schema` this database has not seen, each in its transaction."""
+        with self.transaction() as cur:
+            cur.execute(
+                f"CREATE TABLE IF NOT EXISTS schema_version (version {self.dialect.int} PRIMARY KEY, "
+                f"name {self.dialect.text} NOT NULL, applied_ms {self.dialect.int} NOT NULL)"
+            )
+        for version, name, statements in MIGRATIONS:
+            with self.transaction() as cur:
+                cur.execute("SELECT 1 FROM schema_version WHERE version = ?", [version])
+                if cur.fetchone():
+                    continue
+                for sql in statements(self.dialect):
+                    cur.execute(sql)
+                cur.execute(
+                    "INSERT INTO schema_version (version, name, applied_ms) VALUES (?, ?, ?)",
+                    [version, name, time.time_ns() // 1_000_000],
+                )
+                log.info("event=migrated version=%d name=%s", version, name)
+
+    @property
+    def schema_version(self) -> int:
+        return self.fetch("SELECT COALESCE(MAX(version), 0) AS v FROM schema_version")[0]["v"]
+
+    def fetch(self, sql: str, params: Sequence = ()) -> list[dict]:
+        """Rows of a query as dicts (``?`` placeholders)."""
+        with self._lock:
+            cur = self.conn.execute(sql, list(params))
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def execute(self, sql: str, params: Sequence = ()) -> int:
+        """Run one statement in its own transaction; returns the rows it changed."""
+        with self.transaction() as cur:
+            cur.execute(sql, list(params))
+            return cur.rowcount
 
     def store(self, batch: Batch) -> int:
         """Commit ``batch``; returns how many records were new (the rest were duplicates)."""
@@ -84,36 +127,35 @@ class Database:
             (batch.device, batch.epoch, seq, *record, now)
             for seq, record in zip(batch.seqs, batch.records, strict=True)
         ]
-        with self._lock, self.db.conn as conn:
-            before = conn.total_changes
-            conn.executemany(self._insert[batch.stream], rows)
-            new = conn.total_changes - before
-            conn.execute(
-                "INSERT OR IGNORE INTO epochs (device, epoch, first_seen_ms) VALUES (?, ?, ?)",
+        with self.transaction() as cur:
+            before = self.conn.total_changes
+            cur.executemany(self._insert[batch.stream], rows)
+            new = self.conn.total_changes - before
+            cur.execute(
+                "INSERT INTO epochs (device, epoch, first_seen_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 [batch.device, batch.epoch, now],
             )
-            conn.execute(
-                "INSERT OR REPLACE INTO devices (device, last_seen_ms) VALUES (?, ?)", [batch.device, now]
+            cur.execute(
+                "INSERT INTO devices (device, last_seen_ms) VALUES (?, ?) "
+                "ON CONFLICT (device) DO UPDATE SET last_seen_ms = excluded.last_seen_ms",
+                [batch.device, now],
             )
         return new
 
     def count_reject(self, reason: str) -> None:
-        with self._lock, self.db.conn as conn:
-            conn.execute(
-                "INSERT INTO rejects (reason, count) VALUES (?, 1) "
-                "ON CONFLICT (reason) DO UPDATE SET count = count + 1",
-                [reason],
-            )
+        self.execute(
+            "INSERT INTO rejects (reason, count) VALUES (?, 1) "
+            "ON CONFLICT (reason) DO UPDATE SET count = rejects.count + 1",
+            [reason],
+        )
 
     def rejects(self) -> dict[str, int]:
         """Payloads refused so far, by reason."""
-        with self._lock:
-            return dict(self.db.conn.execute("SELECT reason, count FROM rejects").fetchall())
+        return {r["reason"]: r["count"] for r in self.fetch("SELECT reason, count FROM rejects")}
 
     def count(self, stream: str) -> int:
         """Records of ``stream`` stored, all devices together."""
-        with self._lock:
-            return self.db[f"rec_{STREAMS[stream].name}"].count
+        return self.fetch(f"SELECT COUNT(*) AS n FROM rec_{STREAMS[stream].name}")[0]["n"]
 
     def dump(self, stream: str, device: str | None = None) -> Iterator[dict]:
         """Stored records of ``stream`` as dicts, per device in epoch order, then in seq order."""
@@ -124,14 +166,9 @@ class Database:
             f"SELECT r.* FROM rec_{stream} r JOIN epochs e ON e.device = r.device AND e.epoch = r.epoch "
             f"{where} ORDER BY r.device, e.first_seen_ms, r.epoch, r.seq"
         )
-        with self._lock:
-            cur = self.db.conn.execute(sql, params)
-            names = [d[0] for d in cur.description]
-            rows = cur.fetchall()
-        for row in rows:
-            record = dict(zip(names, row, strict=True))
+        for record in self.fetch(sql, params):
             record["tsrc"] = TimeSource(record["tsrc"]).name.lower()
             yield record
 
     def close(self) -> None:
-        self.db.conn.close()
+        self.conn.close()
