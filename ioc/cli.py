@@ -114,22 +114,39 @@ def rejects(url: str) -> None:
     default=None,
     help="NMEA capture to replay [default: $IOC_EDGE_SHARED/nmea/ais-nmea.log].",
 )
+@click.option(
+    "--flood-every",
+    "flood_every_s",
+    type=click.FloatRange(10, 86_400),
+    default=90.0,
+    show_default=True,
+    help="Seconds between two floods of the demo's river (each raises and clears the flood alarm).",
+)
 @click.option("--exit-when-done", is_flag=True, help="Stop after the summary instead of waiting for Ctrl-C.")
-def demo(workdir: str, speed: float, capture: str | None, exit_when_done: bool) -> None:
-    """Run a broker, this receiver and an edge node replaying a GPS capture, and show the positions
-    arriving in the IOC's database; a summary once the node's backlog is empty. Ctrl-C stops all.
+def demo(workdir: str, speed: float, capture: str | None, flood_every_s: float, exit_when_done: bool) -> None:
+    """Run the whole system on this machine: a broker, this centre, and three edge nodes (a vessel
+    replaying a GPS capture, a roadside camera replaying a street video through the detector, an
+    environment node with particulate sensors, rain gauge and river level), and show what arrives.
+    A summary once every node's records are in. Ctrl-C stops all.
 
     Example: ioc-center demo --speed 10
     """
     from pathlib import Path
 
-    from ioc.demo import Demo, DemoOptions, find_capture
+    from ioc.demo import Demo, DemoOptions, shared_dir
 
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, lambda *_: stop.set())
     try:
-        options = DemoOptions(Path(workdir), find_capture(capture), speed, exit_when_done)
+        options = DemoOptions(
+            Path(workdir),
+            shared_dir(),
+            Path(capture) if capture else None,
+            speed,
+            flood_every_s,
+            exit_when_done,
+        )
         Demo(options, stop, click.echo).run()
     except IocEdgeError as exc:
         raise Failed(str(exc)) from None

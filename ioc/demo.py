@@ -1,42 +1,42 @@
-"""``ioc-center demo``: the whole data path on one machine, from a replayed GPS capture to the IOC.
+"""``ioc-center demo``: the whole system on one machine — a broker, the centre and three edge nodes.
 
 :class:`Demo` starts, in order: a private mosquitto on a free loopback port
-(:class:`~ioc.broker.PrivateBroker`), the receiver with its database in the work directory, and an
-edge node as a process of its own (``python -m edge run``) with a config the demo writes: one NMEA
-GPS driver replaying a real capture (``$IOC_EDGE_SHARED/nmea/ais-nmea.log`` by default). Every
-second it prints the positions newly stored in the IOC's database and the node's backlog; once the
-replay is over and the backlog is empty it prints a summary. Stopping undoes the start in reverse:
-the node (SIGTERM, then wait), the receiver, the broker.
+(:class:`~ioc.broker.PrivateBroker`), the receiver with its database in the work directory, and the
+three nodes of :mod:`ioc.demo_field`: a vessel replaying a real NMEA capture and a roadside camera
+replaying ``media/bikes.mp4`` through the real detector (each ``python -m edge run`` in a process of
+its own), and an environment node whose particulate sensors, rain gauge and river sonar the demo
+plays, with a flood alarm every ``flood_every_s``. Every few seconds it prints what the centre has
+received; with ``exit_when_done`` it stops once every kind of record has arrived (the vessel's whole
+capture, counts, an event, summaries, a flood alarm raised and cleared) and prints a summary. Stopping
+undoes the start in reverse.
 
 The demo is the one place on the IOC side that reads the edge side's config and store: it plays
 both parts, like a technician with the node's laptop in one hand and the IOC's screen in the other.
 
 Files in the work directory (an earlier run's are replaced)::
 
-    edge.toml        the node's config
-    node/store.db    the node's store: ioc-edge status WORKDIR/edge.toml
-    node.log         the node's log (key=value lines)
-    ioc.db           the IOC's database: ioc-center dump position --db sqlite:///WORKDIR/ioc.db
-    broker/          mosquitto's config and log
+    vessel/edge.toml, vessel/state/, vessel/node.log          the vessel node
+    camera/edge.toml, camera/state/, camera/node.log          the camera node
+    environment/edge.toml, environment/state/                 the environment node (log: demo.log)
+    ioc.db                                                    the IOC's database
+    broker/                                                   mosquitto's config and log
 
 Example::
 
     stop = threading.Event()
-    Demo(DemoOptions(Path("demo-state"), find_capture(None), speed=4), stop).run()
+    Demo(DemoOptions(Path("demo-state"), shared_dir()), stop).run()
 
-Raises :class:`DemoError` (shared data missing, the node died) and the errors of the parts
+Raises :class:`DemoError` (shared data missing, a node died) and the errors of the parts
 (:class:`~ioc.broker.BrokerError` when mosquitto is missing), all :class:`IocEdgeError`.
 """
 
 from __future__ import annotations
 
 import collections
-import datetime
-import json
 import logging
 import os
+import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -50,43 +50,55 @@ from edge.errors import IocEdgeError
 from edge.runtime import open_store
 from ioc.broker import PrivateBroker
 from ioc.db import Database
+from ioc.demo_field import (
+    CAMERA_ID,
+    ENVIRONMENT_ID,
+    NMEA_BAUDRATE,
+    VESSEL_ID,
+    EnvironmentRig,
+    camera_config,
+    vessel_config,
+)
 from ioc.receiver import Receiver
-from sync.records import Position, TimeSource
-from sync.wire import POSITION
 
-__all__ = ["Demo", "DemoError", "DemoOptions", "find_capture", "format_position", "node_config"]
+__all__ = ["Demo", "DemoError", "DemoOptions", "find_capture", "shared_dir"]
 
 log = logging.getLogger(__name__)
 
-DEVICE_ID = "vessel-042"
-DRIVER = "gps"
-BAUDRATE = 4800
-FLUSH_INTERVAL_S = 1.0
-STATUS_INTERVAL_S = 2
-SETTLE_S = STATUS_INTERVAL_S + FLUSH_INTERVAL_S + 1.0
-"""After the replay's end, time for its last records and the node's final counters to be committed."""
 POLL_S = 1.0
+REPORT_EVERY_S = 5.0
+SETTLE_S = 4.0
+"""After the vessel's replay ends, time for its last records and final counters to be committed."""
 NODE_STOP_TIMEOUT_S = 20.0
 SUBSCRIBE_TIMEOUT_S = 10.0
 DEFAULT_CAPTURE = Path("nmea") / "ais-nmea.log"
-
-HEADER = (
-    f"{'count':>6}  {'time (UTC)':<24} {'source':<6} {'lat':>11} {'lon':>12} "
-    f"{'speed kn':>8} {'course':>6} {'backlog':>7}"
-)
+VIDEO = Path("media") / "bikes.mp4"
+MODEL = Path("models") / "yolox_nano.onnx"
+SHOWN = {
+    "position": "positions",
+    "count": "counts",
+    "event": "events",
+    "summary": "summaries",
+    "alarm": "alarms",
+    "status": "status_reports",
+}
+"""Streams the demo reports, by the name it shows them under."""
 
 
 class DemoError(IocEdgeError, RuntimeError):
-    """The demo cannot start (no capture to replay) or one of its parts failed."""
+    """The demo cannot start (shared data missing) or one of its parts failed."""
 
 
 @dataclass(frozen=True)
 class DemoOptions:
-    """What to run: ``workdir`` for every file, ``capture`` to replay at ``speed`` (0: at once)."""
+    """What to run: files in ``workdir``; media from ``shared``; ``capture`` replayed at ``speed``
+    (0: as fast as possible); a flood every ``flood_every_s``."""
 
     workdir: Path
-    capture: Path
+    shared: Path
+    capture: Path | None = None
     speed: float = 4.0
+    flood_every_s: float = 90.0
     exit_when_done: bool = False
 
 
@@ -95,73 +107,98 @@ def shared_dir() -> Path:
     return Path(os.environ.get("IOC_EDGE_SHARED") or Path(__file__).resolve().parents[2] / "shared")
 
 
-def find_capture(capture: str | os.PathLike[str] | None) -> Path:
+def find_capture(capture: str | os.PathLike[str] | None, shared: Path) -> Path:
     """``capture``, else the shared ``nmea/ais-nmea.log``; raises :class:`DemoError` when it is missing."""
     if capture is not None:
         if not Path(capture).is_file():
             raise DemoError(f"capture {capture} not found")
         return Path(capture).resolve()
-    path = shared_dir() / DEFAULT_CAPTURE
+    return _shared_file(shared, DEFAULT_CAPTURE, "or pass --capture FILE")
+
+
+def _shared_file(shared: Path, name: Path, hint: str = "") -> Path:
+    path = shared / name
     if not path.is_file():
         raise DemoError(
             f"shared data not found: {path} does not exist; set IOC_EDGE_SHARED to the shared/ "
-            "directory (the one holding nmea/), or pass --capture FILE"
+            f"directory (the one holding nmea/, media/ and models/){', ' + hint if hint else ''}"
         )
     return path.resolve()
 
 
-def node_config(capture: Path, port: int, speed: float) -> str:
-    """The TOML config of the demo's node: state in ``node/``, one GPS replaying ``capture``."""
-    return f"""\
-# Written by `ioc-center demo`: an edge node replaying a GPS capture into the demo's broker.
-[node]
-device_id = "{DEVICE_ID}"
-site = "demo"
-state_dir = "node"                # relative to this file
+class NodeProcess:
+    """An edge node run as ``python -m edge run CONFIG``, its log copied to ``node.log`` and watched.
 
-[store]
-flush_interval_s = {FLUSH_INTERVAL_S}
-status_interval_s = {STATUS_INTERVAL_S}             # often, so the demo's summary has the final counters
-
-[uplink]
-host = "127.0.0.1"
-port = {port}
-
-[drivers.{DRIVER}]
-type = "nmea"
-
-[drivers.{DRIVER}.transport]
-type = "replay"
-path = {json.dumps(str(capture))}
-speed = {float(speed)!r}                       # 1 is real time at the baud rate, 0 as fast as possible
-baudrate = {BAUDRATE}
-"""
-
-
-def format_position(count: int, position: Position, backlog: int) -> str:
-    """One line of the demo's table (see ``HEADER``).
-
-    Example::
-
-        >>> format_position(1, Position(1586295590000, 1, 0, 52.8422782, 5.70582, 0.02), 3)
-        '     1  2020-04-07T21:39:50.000Z gps     52.8422782    5.7058200     0.02      -       3'
+    Its warnings and anything that is not a log line (a traceback, a config error) are shown on the
+    demo's stderr, prefixed with the node's name.
     """
-    when = datetime.datetime.fromtimestamp(position.ts_ms / 1000, datetime.UTC)
-    speed = "-" if position.speed_kn is None else f"{position.speed_kn:.2f}"
-    course = "-" if position.course_deg is None else f"{position.course_deg:.1f}"
-    return (
-        f"{count:>6}  {when:%Y-%m-%dT%H:%M:%S}.{position.ts_ms % 1000:03d}Z "
-        f"{TimeSource(position.tsrc).name.lower():<6} {position.lat:>11.7f} {position.lon:>12.7f} "
-        f"{speed:>8} {course:>6} {backlog:>7}"
-    )
 
+    def __init__(self, name: str, config_path: Path) -> None:
+        self.name, self.config_path = name, config_path
+        self.log_path = config_path.parent / "node.log"
+        self.replay_ended: float | None = None
+        self.crashed = False
+        self.stopping = False
+        self._tail: collections.deque[str] = collections.deque(maxlen=20)
 
-def _counts(counts: dict[str, int]) -> str:
-    return " ".join(f"{k}={v}" for k, v in sorted(counts.items()) if v) or "none"
+    def start(self) -> None:
+        self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "edge", "--log-level", "INFO", "run", str(self.config_path)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            # Its own session: Ctrl-C reaches only the demo, which stops the node first, in order.
+            start_new_session=True,
+        )
+        self._reader = threading.Thread(target=self._read_log, name=f"{self.name}-log", daemon=True)
+        self._reader.start()
+
+    def check(self) -> None:
+        """Raise :class:`DemoError` when the node stopped by itself or a driver crashed."""
+        code = self.proc.poll()
+        if code is not None:
+            self._reader.join(2)
+            tail = "\n".join(self._tail) or "(no output)"
+            raise DemoError(
+                f"the {self.name} node stopped by itself (exit code {code}); its last lines:\n{tail}"
+            )
+        if self.crashed:
+            raise DemoError(f"a driver of the {self.name} node crashed; see {self.log_path}")
+
+    def stop(self) -> None:
+        self.stopping = True
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(NODE_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                log.warning(
+                    "event=node_kill node=%s pid=%d reason=no_exit_after_sigterm", self.name, self.proc.pid
+                )
+                self.proc.kill()
+                self.proc.wait()
+        self._reader.join(5)
+        self._log.close()
+
+    def _read_log(self) -> None:
+        for line in self.proc.stderr:
+            self._log.write(line)
+            self._log.flush()
+            if " event=end_of_stream " in line and self.replay_ended is None:
+                self.replay_ended = time.monotonic()
+            elif " event=driver_crashed " in line or " event=camera_crashed " in line:
+                self.crashed = True
+            self._tail.append(line.rstrip())
+            # While stopping, the node's complaints about the broker going away are expected.
+            loud = not line.startswith("ts=") or " level=warning " in line or " level=error " in line
+            if loud and not self.stopping:
+                print(f"{self.name}: {line.rstrip()}", file=sys.stderr, flush=True)
 
 
 class Demo:
-    """Broker, receiver and a replaying edge node, watched until ``stop_event`` is set.
+    """Broker, receiver and three edge nodes, watched until ``stop_event`` is set.
 
     ``echo`` receives each line of the demo's output. :meth:`run` is :meth:`start`, :meth:`watch`
     and, whatever happens, :meth:`stop`.
@@ -171,17 +208,14 @@ class Demo:
         self, options: DemoOptions, stop_event: threading.Event, echo: Callable[[str], None] = print
     ) -> None:
         self.options = options
+        self.capture = find_capture(options.capture, options.shared)
+        self.video = _shared_file(options.shared, VIDEO)
+        self.model = _shared_file(options.shared, MODEL)
         self.workdir = options.workdir.resolve()
         self.shown = options.workdir  # as the user wrote it, for the commands the demo suggests
         self.stop_event = stop_event
         self.echo = echo
-        self.count = 0
         self._undo: list[Callable[[], None]] = []
-        self._stopping = False
-        self._replay_ended: float | None = None
-        self._driver_crashed = False
-        self._node_tail: collections.deque[str] = collections.deque(maxlen=20)
-        self._last_rowid = 0
 
     def run(self) -> None:
         try:
@@ -189,7 +223,7 @@ class Demo:
             self.watch()
         finally:
             self.stop()
-        self.echo("demo: stopped the node, the receiver and the broker")
+        self.echo("demo: stopped the nodes, the centre and the broker")
 
     # -- start, in order ---------------------------------------------------------------------------
 
@@ -197,26 +231,29 @@ class Demo:
         self.init_workdir()
         self.start_broker()
         self.start_receiver()
-        self.start_node()
+        self.start_vessel()
+        self.start_camera()
+        self.start_environment()
 
     def init_workdir(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         ignore = self.workdir / ".gitignore"
         if not ignore.exists():
             ignore.write_text("# written by ioc-center demo: nothing here belongs in git\n*\n")
-        leftovers = ["ioc.db", "ioc.db-wal", "ioc.db-shm", "node.log", "broker/mosquitto.log"]
-        for name in leftovers + [f"node/store.db{end}" for end in ("", "-wal", "-shm")]:
+        for name in ("ioc.db", "ioc.db-wal", "ioc.db-shm", "broker/mosquitto.log"):
             (self.workdir / name).unlink(missing_ok=True)
+        for node in ("vessel", "camera", "environment"):
+            shutil.rmtree(self.workdir / node, ignore_errors=True)
+            (self.workdir / node).mkdir()
 
     def start_broker(self) -> None:
         self.broker = PrivateBroker(self.workdir / "broker")
         self.broker.start()
         self._undo.append(self.broker.stop)
-        self.echo(f"demo: broker    mosquitto on {self.broker.host}:{self.broker.port}")
+        self.echo(f"demo: broker       mosquitto on {self.broker.host}:{self.broker.port}")
 
     def start_receiver(self) -> None:
-        path = self.workdir / "ioc.db"
-        self.db = Database(f"sqlite:///{path}")
+        self.db = Database(f"sqlite:///{self.workdir / 'ioc.db'}")
         self._undo.append(self.db.close)
         self.receiver = Receiver(self.db, self.broker.host, self.broker.port, client_id="ioc-center-demo")
         self.receiver.start()
@@ -224,117 +261,113 @@ class Demo:
         # Batches published before the shared subscription exists would reach no one (until resent).
         if not self.receiver.subscribed.wait(SUBSCRIBE_TIMEOUT_S):
             raise DemoError(f"the receiver did not subscribe within {SUBSCRIBE_TIMEOUT_S:g} s")
-        # A connection of our own to read new rows; the receiver's is busy in its thread.
-        self.reader = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, check_same_thread=False)
-        self._undo.append(self.reader.close)
-        self.echo(f"demo: receiver  database {self.shown / 'ioc.db'}")
+        self.echo(f"demo: receiver     database {self.shown / 'ioc.db'}")
 
-    def start_node(self) -> None:
+    def _write_config(self, name: str, text: str) -> Path:
+        path = self.workdir / name / "edge.toml"
+        path.write_text(text)
+        return path
+
+    def _start_process_node(self, name: str, config_path: Path) -> NodeProcess:
+        node = NodeProcess(name, config_path)
+        node.start()
+        self._undo.append(node.stop)
+        self.echo(f"demo: {name + ' node':<12} pid {node.proc.pid}, config {self.shown / name / 'edge.toml'}")
+        return node
+
+    def start_vessel(self) -> None:
         options = self.options
-        config_path = self.workdir / "edge.toml"
-        config_path.write_text(node_config(options.capture, self.broker.port, options.speed))
-        self.store = open_store(load_config(config_path))  # a bad config stops the demo here
-        self._undo.append(self.store.close)
-        self._node_log = open(self.workdir / "node.log", "w")  # noqa: SIM115 - closed in _stop_node
-        self.node = subprocess.Popen(
-            [sys.executable, "-m", "edge", "--log-level", "INFO", "run", str(config_path)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            # Its own session: Ctrl-C reaches only the demo, which stops the node first, in order.
-            start_new_session=True,
-        )
-        self._undo.append(self._stop_node)
-        self._log_reader = threading.Thread(target=self._read_node_log, name="node-log", daemon=True)
-        self._log_reader.start()
-        self.echo(
-            f"demo: node      {DEVICE_ID} (pid {self.node.pid}), config {self.shown / 'edge.toml'}, "
-            f"log {self.shown / 'node.log'}"
-        )
-        size = options.capture.stat().st_size
+        path = self._write_config("vessel", vessel_config(self.capture, self.broker.port, options.speed))
+        self.vessel_store = open_store(load_config(path))  # a bad config stops the demo here
+        self._undo.append(self.vessel_store.close)
+        self.vessel = self._start_process_node("vessel", path)
+        size = self.capture.stat().st_size
         pace = "as fast as possible" if not options.speed else f"at speed {options.speed:g}"
-        took = f": about {size / (BAUDRATE / 10 * options.speed):.0f} s" if options.speed else ""
-        self.echo(f"demo: replaying {options.capture.name} ({size / 1000:.0f} kB) {pace}{took}")
+        took = f", about {size / (NMEA_BAUDRATE / 10 * options.speed):.0f} s" if options.speed else ""
+        self.echo(
+            f"demo:              {VESSEL_ID} replays {self.capture.name} ({size / 1000:.0f} kB) {pace}{took}"
+        )
+
+    def start_camera(self) -> None:
+        path = self._write_config("camera", camera_config(self.video, self.model, self.broker.port))
+        self.camera = self._start_process_node("camera", path)
+        self.echo(
+            f"demo:              {CAMERA_ID} replays {self.video.name} in a loop through {self.model.name}"
+        )
+
+    def start_environment(self) -> None:
+        self.environment = EnvironmentRig(
+            self.workdir / "environment", self.broker.port, flood_every_s=self.options.flood_every_s
+        )
+        self.environment.start()
+        self._undo.append(self.environment.stop)
+        self.echo(
+            f"demo: environment  {ENVIRONMENT_ID}: PM sensors on ptys, rain and river on mock pins, "
+            f"a flood every {self.options.flood_every_s:g} s"
+        )
 
     # -- watching ------------------------------------------------------------------------------------
 
     def watch(self) -> None:
-        """Print new positions every second; the summary once the replay is over and the backlog 0."""
-        self.echo(HEADER)
+        """Report what the centre holds every few seconds; the summary once everything has arrived."""
         done = False
+        last_report = time.monotonic()
         while not self.stop_event.wait(POLL_S):
-            self._check_node()
-            backlog = sum(self.store.backlog().values())  # before the rows: what it acked is in them
-            for position in self._new_positions():
-                self.count += 1
-                self.echo(format_position(self.count, position, backlog))
-            if not done and self._replay_over() and backlog == 0:
+            for node in (self.vessel, self.camera):
+                node.check()
+            if time.monotonic() - last_report >= REPORT_EVERY_S:
+                last_report = time.monotonic()
+                self.echo(self.progress())
+            if not done and self.everything_arrived():
                 done = True
                 self.summary()
                 if self.options.exit_when_done:
                     return
                 self.echo("demo: still running; Ctrl-C stops it")
 
-    def _new_positions(self) -> list[Position]:
-        rows = self.reader.execute(
-            f"SELECT rowid, {', '.join(POSITION.names)} FROM rec_position WHERE rowid > ? ORDER BY rowid",
-            [self._last_rowid],
-        ).fetchall()
-        if rows:
-            self._last_rowid = rows[-1][0]
-        return [Position._make(row[1:]) for row in rows]
+    def received(self) -> dict[str, int]:
+        return {stream: self.db.count(stream) for stream in SHOWN}
 
-    def _replay_over(self) -> bool:
-        ended = self._replay_ended
-        return ended is not None and time.monotonic() - ended >= SETTLE_S
+    def progress(self) -> str:
+        counts = self.received()
+        open_alarms = self.db.fetch(
+            "SELECT COUNT(*) AS n FROM rec_alarm a WHERE state = 1 AND NOT EXISTS (SELECT 1 FROM rec_alarm b "
+            "WHERE b.device = a.device AND b.source = a.source AND b.kind = a.kind AND b.ts_ms > a.ts_ms)"
+        )[0]["n"]
+        return (
+            f"demo: {time.strftime('%H:%M:%S')}  {' '.join(f'{SHOWN[k]}={v}' for k, v in counts.items())}  "
+            f"open_alarms={open_alarms}  vessel_backlog={sum(self.vessel_store.backlog().values())}"
+        )
 
-    def _check_node(self) -> None:
-        code = self.node.poll()
-        if code is not None:
-            self._log_reader.join(2)
-            tail = "\n".join(self._node_tail) or "(no output)"
-            raise DemoError(f"the edge node stopped by itself (exit code {code}); its last lines:\n{tail}")
-        if self._driver_crashed:
-            raise DemoError(f"the node's GPS driver crashed; see {self.shown / 'node.log'}")
+    def everything_arrived(self) -> bool:
+        """The vessel's capture is in, and counts, an event, summaries and a raised and cleared alarm."""
+        ended = self.vessel.replay_ended
+        if ended is None or time.monotonic() - ended < SETTLE_S or sum(self.vessel_store.backlog().values()):
+            return False
+        counts = self.received()
+        states = {r["state"] for r in self.db.fetch("SELECT DISTINCT state FROM rec_alarm")}
+        return all(counts[s] for s in ("count", "event", "summary")) and states == {0, 1}
 
     def summary(self) -> None:
-        rows = [
-            ("positions received", str(self.db.count("position"))),
-            ("status records received", str(self.db.count("status"))),
+        counts = self.received()
+        rows = [(f"{SHOWN[stream].replace('_', ' ')} received", str(n)) for stream, n in counts.items()]
+        rows += [
             ("duplicates dropped by the IOC", str(self.receiver.stats["duplicates"])),
             ("rejected by the IOC", _counts(self.db.rejects())),
-            ("rejected by the node", _counts(self.store.counters(f"reject.{DRIVER}"))),
-            ("set aside by the node", _counts(self.store.counters("invalid"))),
-            ("ignored by the node", _counts(self.store.counters(f"ignored.{DRIVER}"))),
+            ("rejected by the vessel's GPS", _counts(self.vessel_store.counters("reject.gps"))),
+            ("ignored by the vessel's GPS", _counts(self.vessel_store.counters("ignored.gps"))),
             ("see them", f"ioc-center dump position --db sqlite:///{self.shown / 'ioc.db'}"),
-            ("the node's view", f"ioc-edge status {self.shown / 'edge.toml'}"),
+            ("a node's view", f"ioc-edge status {self.shown / 'vessel' / 'edge.toml'}"),
         ]
-        self.echo("demo: done: the replay is over and the node's backlog is 0")
+        self.echo("demo: done: every node's records reached the centre")
         width = max(len(name) for name, _ in rows) + 1
         for name, value in rows:
             self.echo(f"  {name + ':':<{width}} {value}")
-
-    def _read_node_log(self) -> None:
-        for line in self.node.stderr:
-            self._node_log.write(line)
-            self._node_log.flush()
-            if " event=end_of_stream " in line and self._replay_ended is None:
-                self._replay_ended = time.monotonic()
-            elif " event=driver_crashed " in line:
-                self._driver_crashed = True
-            self._node_tail.append(line.rstrip())
-            # Warnings and anything that is not a log line (a traceback, a config error) go on screen;
-            # while stopping, the node's complaints about the broker going away are expected.
-            loud = not line.startswith("ts=") or " level=warning " in line or " level=error " in line
-            if loud and not self._stopping:
-                print(f"node: {line.rstrip()}", file=sys.stderr, flush=True)
 
     # -- stop, in reverse ------------------------------------------------------------------------
 
     def stop(self) -> None:
         """Undo what :meth:`start` did, last first; safe after a partial start."""
-        self._stopping = True
         while self._undo:
             undo = self._undo.pop()
             try:
@@ -342,14 +375,6 @@ class Demo:
             except Exception:  # keep going: what is left must still be stopped
                 log.exception("event=demo_stop_failed step=%s", getattr(undo, "__qualname__", undo))
 
-    def _stop_node(self) -> None:
-        if self.node.poll() is None:
-            self.node.send_signal(signal.SIGTERM)
-            try:
-                self.node.wait(NODE_STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                log.warning("event=node_kill pid=%d reason=no_exit_after_sigterm", self.node.pid)
-                self.node.kill()
-                self.node.wait()
-        self._log_reader.join(5)
-        self._node_log.close()
+
+def _counts(counts: dict[str, int]) -> str:
+    return " ".join(f"{k}={v}" for k, v in sorted(counts.items()) if v) or "none"

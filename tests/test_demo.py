@@ -1,4 +1,4 @@
-"""``ioc-center demo``: the whole path on one machine, run as a newcomer runs it (a subprocess)."""
+"""``ioc-center demo``: the whole system on one machine, run as a newcomer runs it (a subprocess)."""
 
 from __future__ import annotations
 
@@ -6,16 +6,16 @@ import os
 import queue
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
-from ioc.demo import format_position
-from sync.records import Position
+from ioc.demo_field import river_level
 
-POSITION_LINE = re.compile(r"^\s*\d+\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (gps|ntp|free) ")
+PROGRESS = re.compile(r"^demo: \d\d:\d\d:\d\d  positions=(\d+) ")
 
 
 def demo_command(workdir: Path, *args: str) -> list[str]:
@@ -35,7 +35,9 @@ def processes_mentioning(text: str) -> list[str]:
     return found
 
 
-def test_demo_shows_every_position_of_the_capture_and_a_summary(shared_dir: Path, tmp_path: Path) -> None:
+def test_demo_brings_up_three_nodes_and_every_kind_of_record_reaches_the_centre(
+    shared_dir: Path, tmp_path: Path
+) -> None:
     capture = shared_dir / "nmea" / "ais-nmea.log"
     decoded = subprocess.run(
         [sys.executable, "-m", "edge", "decode", "nmea", str(capture)],
@@ -46,27 +48,33 @@ def test_demo_shows_every_position_of_the_capture_and_a_summary(shared_dir: Path
     )
     expected = len(decoded.stdout.splitlines())
     assert expected > 100
+    workdir = tmp_path / "demo"
 
     result = subprocess.run(
-        demo_command(tmp_path / "demo", "--speed", "0", "--exit-when-done"),
+        demo_command(workdir, "--speed", "0", "--flood-every", "20", "--exit-when-done"),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=180,
         env={**os.environ, "IOC_EDGE_SHARED": str(shared_dir)},
     )
 
     assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
-    positions = [line for line in lines if POSITION_LINE.match(line)]
-    assert len(positions) == expected
-    assert [int(line.split()[0]) for line in positions] == list(range(1, expected + 1))
-    assert re.search(rf"^  positions received: +{expected}$", result.stdout, re.M)
-    assert re.search(r"^  rejected by the IOC: +none$", result.stdout, re.M)
-    assert "demo: done: the replay is over and the node's backlog is 0" in lines
-    assert processes_mentioning(str(tmp_path / "demo")) == []
+    out = result.stdout
+    assert "demo: done: every node's records reached the centre" in out
+    assert re.search(rf"^  positions received: +{expected}$", out, re.M)
+    assert re.search(r"^  rejected by the IOC: +none$", out, re.M)
+    with sqlite3.connect(workdir / "ioc.db") as db:
+        devices = dict(db.execute("SELECT device, COUNT(*) FROM rec_status GROUP BY device").fetchall())
+        alarms = db.execute("SELECT device, source, kind, state FROM rec_alarm ORDER BY ts_ms").fetchall()
+        counted = db.execute("SELECT SUM(count) FROM rec_count").fetchone()[0]
+        snapshot = db.execute("SELECT length(jpeg) FROM rec_event").fetchone()[0]
+    assert set(devices) == {"vessel-042", "cam-ben-ngu", "env-huong-river"}
+    assert alarms[:2] == [("env-huong-river", "river", "flood", 1), ("env-huong-river", "river", "flood", 0)]
+    assert counted > 0 and 0 < snapshot <= 30_000
+    assert processes_mentioning(str(workdir)) == []
 
 
-def test_demo_stops_the_node_receiver_and_broker_on_sigterm(shared_dir: Path, tmp_path: Path) -> None:
+def test_demo_stops_every_part_on_sigterm(shared_dir: Path, tmp_path: Path) -> None:
     workdir = tmp_path / "demo"
     proc = subprocess.Popen(
         demo_command(workdir, "--speed", "1"),
@@ -81,9 +89,9 @@ def test_demo_stops_the_node_receiver_and_broker_on_sigterm(shared_dir: Path, tm
         deadline = time.monotonic() + 60
         while True:  # until the first position has made the whole trip
             line = lines.get(timeout=max(deadline - time.monotonic(), 0.1))
-            if POSITION_LINE.match(line):
+            if (match := PROGRESS.match(line)) and int(match[1]) > 0:
                 break
-        assert len(processes_mentioning(str(workdir))) >= 2  # the node and mosquitto run
+        assert len(processes_mentioning(str(workdir))) >= 3  # two node processes and mosquitto run
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0, proc.stderr.read()
@@ -92,7 +100,8 @@ def test_demo_stops_the_node_receiver_and_broker_on_sigterm(shared_dir: Path, tm
             proc.kill()
             proc.wait()
     assert processes_mentioning(str(workdir)) == []
-    assert "event=node_stopped" in (workdir / "node.log").read_text()
+    for node in ("vessel", "camera"):
+        assert "event=node_stopped" in (workdir / node / "node.log").read_text()
 
 
 def test_demo_without_shared_data_names_ioc_edge_shared(tmp_path: Path) -> None:
@@ -107,12 +116,14 @@ def test_demo_without_shared_data_names_ioc_edge_shared(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr == (
         f"shared data not found: {tmp_path / 'nowhere' / 'nmea' / 'ais-nmea.log'} does not exist; "
-        "set IOC_EDGE_SHARED to the shared/ directory (the one holding nmea/), or pass --capture FILE\n"
+        "set IOC_EDGE_SHARED to the shared/ directory (the one holding nmea/, media/ and models/), "
+        "or pass --capture FILE\n"
     )
     assert not (tmp_path / "demo").exists()  # nothing was started
 
 
-def test_format_position_shows_utc_time_source_and_missing_values() -> None:
-    line = format_position(12, Position(1586295590250, 3, 0, -16.4637, 107.5909, None, 359.94), 7)
+def test_the_demo_river_floods_over_the_alarm_level_and_falls_back() -> None:
+    levels = [river_level(t, 20) for t in range(0, 21)]
 
-    assert line == "    12  2020-04-07T21:39:50.250Z free   -16.4637000  107.5909000        -  359.9       7"
+    assert levels[0] == levels[20] == 2.0
+    assert max(levels) > 3.5 + 0.2 and min(levels[15:]) < 3.5 - 0.2  # past the alarm's hysteresis both ways
