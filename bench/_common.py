@@ -8,11 +8,22 @@ import random
 import sys
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sync.records import Position, Reading, TimeSource  # noqa: E402
 
 SHARED = Path(os.environ.get("IOC_EDGE_SHARED", Path(__file__).resolve().parent.parent.parent / "shared"))
+
+
+def camera_inputs() -> tuple[Path, Path]:
+    """``bikes.mp4`` and ``yolox_nano.onnx`` from the shared data; exits with a message when absent."""
+    video, model = SHARED / "media" / "bikes.mp4", SHARED / "models" / "yolox_nano.onnx"
+    missing = [str(p) for p in (video, model) if not p.is_file()]
+    if missing:
+        sys.exit(f"{' and '.join(missing)} not found: set IOC_EDGE_SHARED to the shared/ directory")
+    return video, model
 
 
 def figure(name: str, value: float, unit: str = "") -> None:
@@ -76,3 +87,10 @@ def sensor_readings(n: int, seed: int = 2, t0_ms: int = 1_764_000_000_000) -> li
         )
         for i in range(n)
     ]
+
+
+def noisy_clip(frame: np.ndarray, count: int, sigma: float = 10.0) -> list[np.ndarray]:
+    """``count`` copies of one frame, each with its own gaussian sensor noise: a static scene."""
+    rng = np.random.default_rng(1)
+    base = frame.astype(np.float32)
+    return [np.clip(base + rng.normal(0, sigma, base.shape), 0, 255).astype(np.uint8) for _ in range(count)]

@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import SHARED, figure  # noqa: E402
+from bench._common import camera_inputs, figure, noisy_clip  # noqa: E402
 from inference.detector import Detector  # noqa: E402
 from inference.motion import MotionGate  # noqa: E402
 
@@ -75,21 +75,12 @@ def median(times: list[float]) -> float:
     return float(np.median(times))
 
 
-def noisy_clip(frame: np.ndarray, count: int, sigma: float = 10.0) -> list[np.ndarray]:
-    """``count`` copies of one frame, each with its own gaussian sensor noise."""
-    rng = np.random.default_rng(1)
-    base = frame.astype(np.float32)
-    return [np.clip(base + rng.normal(0, sigma, base.shape), 0, 255).astype(np.uint8) for _ in range(count)]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads")
     parser.add_argument("--optimization", default="all", help="disable, basic, extended or all")
     args = parser.parse_args()
-    video, model = SHARED / "media" / "bikes.mp4", SHARED / "models" / "yolox_nano.onnx"
-    if not video.is_file() or not model.is_file():
-        sys.exit(f"bikes.mp4 or yolox_nano.onnx not found under {SHARED}: set IOC_EDGE_SHARED")
+    video, model = camera_inputs()
     detector = Detector(model, threads=args.threads, optimization=args.optimization)
     height, width = detector.input_size
     frames, decode_fps = decode(video)
