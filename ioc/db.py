@@ -1,10 +1,13 @@
-"""The IOC's database of synced records (SQLite by default; the URL chooses).
+"""The IOC's database of synced records: SQLite by default, PostgreSQL for a real centre; the URL chooses.
 
 One table per stream, ``rec_<stream>``, keyed on (device, epoch, seq): the
 database itself refuses a second copy of a record, so several receivers can
 share the load without de-duplicating among themselves. ``epochs`` remembers
 when each store epoch of a device was first seen, which orders a device's
 records across re-flashes.
+
+What differs between the engines (connecting, placeholders, how concurrent
+migrations are serialised) is an :class:`Engine`; every query is written once.
 
 Example::
 
@@ -15,52 +18,221 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Protocol
 
 from edge.errors import IocEdgeError
-from ioc.schema import MIGRATIONS, SQLITE
+from ioc.schema import MIGRATIONS, POSTGRESQL, SQLITE, Dialect
 from sync.records import TimeSource
 from sync.wire import STREAMS, Batch
 
 log = logging.getLogger(__name__)
 
+URL_FORMS = "sqlite:///path/to/ioc.db or postgresql://user@host:port/dbname"
+
 
 class DatabaseError(IocEdgeError, ValueError):
-    """The database URL is not one the IOC can use."""
+    """The database URL is not one the IOC can use, or its server cannot be reached."""
 
 
-def sqlite_path(url: str) -> str:
-    """The file of a ``sqlite:///path`` URL (a bare path is taken as one too)."""
-    if url.startswith("sqlite:///"):
-        return url[len("sqlite:///") :]
-    if "://" in url:
-        raise DatabaseError(f"unsupported database URL {url!r}: use sqlite:///path/to/ioc.db")
-    return url
+class Cursor(Protocol):
+    """The DB-API cursor :meth:`Database.transaction` yields, taking ``?`` placeholders on every engine."""
+
+    rowcount: int
+    description: Any
+
+    def execute(self, sql: str, params: Sequence = ..., /) -> Any: ...
+    def executemany(self, sql: str, rows: Sequence[Sequence], /) -> Any: ...
+    def fetchone(self) -> tuple | None: ...
+    def fetchall(self) -> list[tuple]: ...
+
+
+def redact(url: str) -> str:
+    """``url`` without its password, fit for a message or a log."""
+    return re.sub(r"^([a-z]+://[^:/@]*):[^@/]*@", r"\1:***@", url)
+
+
+class Engine:
+    """What differs between database engines; :class:`Database` holds everything else.
+
+    A subclass sets ``dialect`` and implements :meth:`connect`; it may
+    override ``begin``, :meth:`cursor`, :meth:`lock_schema` and :meth:`broken`.
+    """
+
+    dialect: Dialect
+    begin = "BEGIN"
+    """How a write transaction starts."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def connect(self) -> Any:
+        """A DB-API connection in autocommit mode (transactions are explicit); DatabaseError if none."""
+        raise NotImplementedError
+
+    def cursor(self, conn: Any) -> Cursor:
+        return conn.cursor()
+
+    def lock_schema(self, cur: Cursor) -> None:
+        """Serialise migrations between processes until the transaction ends."""
+
+    def broken(self, conn: Any) -> bool:
+        """Whether the connection is lost (the next use reconnects)."""
+        return False
+
+
+class SqliteEngine(Engine):
+    """A SQLite file (WAL, full sync); ``BEGIN IMMEDIATE`` takes the write lock up front."""
+
+    dialect = SQLITE
+    # Migrations need no lock of their own: IMMEDIATE already lets one writer in at a time.
+    begin = "BEGIN IMMEDIATE"
+
+    def connect(self) -> sqlite3.Connection:
+        path = self.url[len("sqlite:///") :] if self.url.startswith("sqlite:///") else self.url
+        try:
+            if path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(path, check_same_thread=False, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+        except (OSError, sqlite3.Error) as exc:
+            raise DatabaseError(
+                f"cannot open {self.url}: {exc}; check that its directory is writable"
+            ) from None
+        conn.execute("PRAGMA synchronous=FULL")
+        return conn
+
+
+# What pyformat looks at: quoted strings and names, comments (all skipped whole), '?' and '%'.
+_SQL_TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/|\?|%", re.DOTALL)
+
+
+@functools.lru_cache(maxsize=256)
+def pyformat(sql: str) -> str:
+    """``sql`` with ``?`` placeholders turned into psycopg's ``%s`` and every literal ``%`` doubled.
+
+    A ``?`` inside a quoted string, a quoted name or a comment is left alone.
+
+    >>> pyformat("SELECT '?', x FROM t WHERE y LIKE 'a%' AND z = ?")
+    "SELECT '?', x FROM t WHERE y LIKE 'a%%' AND z = %s"
+    """
+    return _SQL_TOKENS.sub(lambda m: "%s" if m.group() == "?" else m.group().replace("%", "%%"), sql)
+
+
+class QmarkCursor:
+    """A psycopg cursor that takes ``?`` placeholders, as sqlite3's does; the rest is psycopg's."""
+
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+
+    def execute(self, sql: str, params: Sequence = ()) -> QmarkCursor:
+        # Parameters always passed (maybe none), so that psycopg always undoes the doubled '%'.
+        self._cursor.execute(pyformat(sql), list(params))
+        return self
+
+    def executemany(self, sql: str, rows: Sequence[Sequence]) -> QmarkCursor:
+        self._cursor.executemany(pyformat(sql), rows)
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
+
+
+def _number(data: bytes | memoryview) -> int | float:
+    """A PostgreSQL ``numeric`` (what SUM and AVG of integers give) as SQLite gives it: int, else float."""
+    text = bytes(data).decode()
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+class PostgresEngine(Engine):
+    """A PostgreSQL database through psycopg 3; migrations take a transaction-scoped advisory lock."""
+
+    dialect = POSTGRESQL
+    SCHEMA_LOCK = 0x10C_5C4E3A
+    """The advisory lock key that serialises migrations: any constant other programs do not use."""
+
+    def connect(self) -> Any:
+        try:
+            import psycopg
+            from psycopg.adapt import Loader
+            from psycopg.conninfo import conninfo_to_dict
+        except ImportError:
+            raise DatabaseError(
+                f"{redact(self.url)} needs psycopg: pip install 'ioc-edge[ioc]' (or psycopg[binary])"
+            ) from None
+        try:
+            params = conninfo_to_dict(self.url)
+            params.setdefault("connect_timeout", 10)
+            conn = psycopg.connect(autocommit=True, **params)
+        except psycopg.Error as exc:
+            reason = " ".join(str(exc).split())
+            raise DatabaseError(
+                f"cannot connect to {redact(self.url)}: {reason} (check that PostgreSQL runs there and "
+                "accepts this user from this host, and that the database exists: createdb DBNAME)"
+            ) from None
+
+        class NumberLoader(Loader):
+            def load(self, data: bytes | memoryview) -> int | float:
+                return _number(data)
+
+        conn.adapters.register_loader("numeric", NumberLoader)
+        return conn
+
+    def cursor(self, conn: Any) -> Cursor:
+        return QmarkCursor(conn.cursor())
+
+    def lock_schema(self, cur: Cursor) -> None:
+        # Even CREATE TABLE IF NOT EXISTS fails when two sessions run it at once: lock first.
+        cur.execute("SELECT pg_advisory_xact_lock(?)", [self.SCHEMA_LOCK])
+
+    def broken(self, conn: Any) -> bool:
+        return conn.closed or conn.broken
+
+
+def engine_for(url: str) -> Engine:
+    """The engine of a database URL (a bare path is a SQLite file); DatabaseError for any other scheme."""
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme in ("postgresql", "postgres"):
+        return PostgresEngine(url)
+    if scheme == "" or url.startswith("sqlite:///"):
+        return SqliteEngine(url)
+    raise DatabaseError(f"unsupported database URL {redact(url)!r}: use {URL_FORMS}")
 
 
 class Database:
     """The central store; safe to share between threads (one lock around one connection).
 
-    Queries are written once in the SQL both engines understand, with ``?``
-    placeholders; :meth:`fetch` and :meth:`execute` are what the dashboard and
-    the API build on.
+    ``url`` is ``sqlite:///path/to/ioc.db`` (a bare path too) or
+    ``postgresql://user[:password]@host[:port]/dbname``; pending migrations
+    are applied on opening. Queries are written once in the SQL both engines
+    understand, with ``?`` placeholders; :meth:`fetch` and :meth:`execute` are
+    what the dashboard and the API build on. Raises :class:`DatabaseError`
+    when the URL is unsupported or the database cannot be reached. A lost
+    PostgreSQL connection fails the call in progress; the next call reconnects.
+
+    Example::
+
+        db = Database("postgresql://ioc@db.ioc.local/ioc")
+        db.fetch("SELECT device, last_seen_ms FROM devices WHERE last_seen_ms > ?", [since_ms])
     """
 
     def __init__(self, url: str) -> None:
-        path = sqlite_path(url)
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.dialect = SQLITE
-        self.conn = sqlite3.connect(path, check_same_thread=False, timeout=30, isolation_level=None)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=FULL")
+        self.url = url
+        self._engine = engine_for(url)
+        self.dialect = self._engine.dialect
         self._lock = threading.Lock()
+        self._conn = self._engine.connect()
         self.migrate()
         # Column names quoted: one is an SQL keyword ("group").
         quoted = {s.name: ", ".join(f'"{n}"' for n in s.names) for s in STREAMS.values()}
@@ -71,27 +243,42 @@ class Database:
         }
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Cursor]:
-        """A cursor inside one transaction: committed on leaving, rolled back on an exception."""
+    def _cursor(self) -> Iterator[Cursor]:
+        """A cursor on the connection, held alone; a lost connection is replaced first."""
         with self._lock:
-            cur = self.conn.cursor()
-            cur.execute("BEGIN IMMEDIATE")
+            if self._engine.broken(self._conn):
+                log.warning("event=db_reconnect url=%s", redact(self.url))
+                self._conn = self._engine.connect()
+            yield self._engine.cursor(self._conn)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Cursor]:
+        """A cursor inside one transaction: committed on leaving, rolled back on an exception."""
+        with self._cursor() as cur:
+            cur.execute(self._engine.begin)
             try:
                 yield cur
             except BaseException:
-                cur.execute("ROLLBACK")
+                if not self._engine.broken(self._conn):
+                    cur.execute("ROLLBACK")
                 raise
             cur.execute("COMMIT")
 
     def migrate(self) -> None:
-        """Apply the migrations of :mod:`ioc.schema` this database has not seen, each in its transaction."""
+        """Apply the migrations of :mod:`ioc.schema` this database has not seen, each in its transaction.
+
+        Safe when several receivers start at once: each transaction first takes
+        the engine's schema lock, so a migration runs once and the others see it.
+        """
         with self.transaction() as cur:
+            self._engine.lock_schema(cur)
             cur.execute(
                 f"CREATE TABLE IF NOT EXISTS schema_version (version {self.dialect.int} PRIMARY KEY, "
                 f"name {self.dialect.text} NOT NULL, applied_ms {self.dialect.int} NOT NULL)"
             )
         for version, name, statements in MIGRATIONS:
             with self.transaction() as cur:
+                self._engine.lock_schema(cur)
                 cur.execute("SELECT 1 FROM schema_version WHERE version = ?", [version])
                 if cur.fetchone():
                     continue
@@ -109,8 +296,8 @@ class Database:
 
     def fetch(self, sql: str, params: Sequence = ()) -> list[dict]:
         """Rows of a query as dicts (``?`` placeholders)."""
-        with self._lock:
-            cur = self.conn.execute(sql, list(params))
+        with self._cursor() as cur:
+            cur.execute(sql, list(params))
             names = [d[0] for d in cur.description]
             return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
@@ -127,10 +314,13 @@ class Database:
             (batch.device, batch.epoch, seq, *record, now)
             for seq, record in zip(batch.seqs, batch.records, strict=True)
         ]
+        # In seq order (a stable sort: of two copies, the first wins), so that two receivers storing
+        # overlapping batches take the rows' locks in the same order and never deadlock.
+        rows.sort(key=lambda row: row[2])
         with self.transaction() as cur:
-            before = self.conn.total_changes
+            # Skipped conflicts count 0: the sum is the number of new records on both engines.
             cur.executemany(self._insert[batch.stream], rows)
-            new = self.conn.total_changes - before
+            new = cur.rowcount
             cur.execute(
                 "INSERT INTO epochs (device, epoch, first_seen_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 [batch.device, batch.epoch, now],
@@ -171,4 +361,5 @@ class Database:
             yield record
 
     def close(self) -> None:
-        self.conn.close()
+        with self._lock:
+            self._conn.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tty
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from edge.config import NodeConfig
 from edge.runtime import Node
 from ioc.broker import PrivateBroker
 from ioc.db import Database
+from ioc.postgres import PostgresError, PrivatePostgres, find_bindir
 from ioc.receiver import Receiver
 
 HERE = Path(__file__).resolve().parent
@@ -53,10 +55,33 @@ def broker(tmp_path: Path) -> Iterator[PrivateBroker]:
         yield b
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PrivatePostgres]:
+    """A private PostgreSQL server for the whole session; skips when PostgreSQL is not installed."""
+    try:
+        find_bindir()
+    except PostgresError as exc:
+        pytest.skip(f"no PostgreSQL for the postgresql variant: {exc}")
+    with PrivatePostgres() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ioc_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a fresh, empty IOC database: a SQLite file, then a database of its own in PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'ioc.db'}"
+        return
+    server = request.getfixturevalue("postgres_server")
+    name = f"ioc_{uuid.uuid4().hex[:12]}"
+    yield server.create_database(name)
+    server.drop_database(name)
+
+
 @pytest.fixture
-def ioc_db(tmp_path: Path) -> Iterator[Database]:
-    """The IOC's database in a fresh SQLite file."""
-    db = Database(f"sqlite:///{tmp_path / 'ioc.db'}")
+def ioc_db(ioc_db_url: str) -> Iterator[Database]:
+    """The IOC's database, fresh, once on SQLite and once on PostgreSQL."""
+    db = Database(ioc_db_url)
     yield db
     db.close()
 

@@ -374,8 +374,9 @@ def test_rejects_prints_counts_by_reason(cli, filled_db, tmp_path):
 
 
 def test_unsupported_database_url_fails_cleanly(cli):
-    result = cli.invoke(main, ["rejects", "--db", "postgresql://ioc@db/ioc"])
+    result = cli.invoke(main, ["rejects", "--db", "mysql://ioc@db/ioc"])
     assert result.exit_code == 1
     assert result.stderr == (
-        "unsupported database URL 'postgresql://ioc@db/ioc': use sqlite:///path/to/ioc.db\n"
+        "unsupported database URL 'mysql://ioc@db/ioc': "
+        "use sqlite:///path/to/ioc.db or postgresql://user@host:port/dbname\n"
     )
