@@ -12,9 +12,10 @@ import click
 from edge.clikit import Failed, log_level_option, wait_for_stop_signal
 from edge.errors import IocEdgeError
 from edge.logs import setup_logging
-from ioc.db import Database
+from ioc.db import URL_FORMS, Database
 
 DEFAULT_DB = "sqlite:///ioc.db"
+DB_HELP = f"Database URL: {URL_FORMS} (the password, if any, from ~/.pgpass or PGPASSWORD)."
 
 
 @click.group()
@@ -30,7 +31,7 @@ def main(log_level: str) -> None:
 @main.command()
 @click.option("--mqtt-host", default="127.0.0.1", show_default=True, help="Broker host.")
 @click.option("--mqtt-port", default=1883, show_default=True, help="Broker port.")
-@click.option("--db", "url", default=DEFAULT_DB, show_default=True, help="Database URL (sqlite:///path).")
+@click.option("--db", "url", default=DEFAULT_DB, show_default=True, help=DB_HELP)
 @click.option("--group", default="ioc-center", show_default=True, help="Shared-subscription group name.")
 @click.option("--client-id", default=None, help="MQTT client id (default: ioc-center-<hostname>).")
 @click.option("--topic-prefix", default="ioc/v1", show_default=True, help="Root of the topic tree.")
@@ -59,7 +60,7 @@ def run(
 @main.command()
 @click.argument("stream")
 @click.option("--device", default=None, help="Only this device's records.")
-@click.option("--db", "url", default=DEFAULT_DB, show_default=True, help="Database URL (sqlite:///path).")
+@click.option("--db", "url", default=DEFAULT_DB, show_default=True, help=DB_HELP)
 def dump(stream: str, device: str | None, url: str) -> None:
     """Print the stored records of STREAM (position, alarm, summary, count, event ...) as JSON lines.
 
@@ -80,7 +81,7 @@ def _base64(value: bytes) -> str:
 
 
 @main.command()
-@click.option("--db", "url", default=DEFAULT_DB, show_default=True, help="Database URL (sqlite:///path).")
+@click.option("--db", "url", default=DEFAULT_DB, show_default=True, help=DB_HELP)
 def rejects(url: str) -> None:
     """Print the payloads refused so far, counted by reason.
 
