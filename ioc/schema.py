@@ -50,9 +50,51 @@ def _records(d: Dialect) -> list[str]:
     ]
 
 
+def _web_access(d: Dialect) -> list[str]:
+    """The dashboard's users, sign-in sessions, API tokens and alarm acknowledgements.
+
+    Sessions live here rather than in one process's memory, so that several
+    ``ioc-center`` processes can serve the same centre. Session ids and tokens
+    are stored as SHA-256 hashes: a copy of the database signs nobody in.
+    An acknowledgement is keyed on the alarm's raise record.
+    """
+    return [
+        f"CREATE TABLE IF NOT EXISTS users (username {d.text} PRIMARY KEY, role {d.text} NOT NULL, "
+        f"password_hash {d.text} NOT NULL, created_ms {d.int} NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS sessions (id_hash {d.text} PRIMARY KEY, username {d.text} NOT NULL, "
+        f"created_ms {d.int} NOT NULL, expires_ms {d.int} NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS sessions_username ON sessions (username)",
+        f"CREATE TABLE IF NOT EXISTS api_tokens (token_hash {d.text} PRIMARY KEY, token_id {d.text} NOT NULL "
+        f"UNIQUE, username {d.text} NOT NULL, label {d.text} NOT NULL, created_ms {d.int} NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS alarm_acks (device {d.text} NOT NULL, epoch {d.text} NOT NULL, "
+        f"seq {d.int} NOT NULL, acked_by {d.text} NOT NULL, acked_ms {d.int} NOT NULL, "
+        f"note {d.text} NOT NULL, PRIMARY KEY (device, epoch, seq))",
+        "CREATE INDEX IF NOT EXISTS alarm_acks_acked_ms ON alarm_acks (acked_ms)",
+    ]
+
+
+def _web_indexes(d: Dialect) -> list[str]:
+    """Indexes for the dashboard: time ranges per device, and what arrived since (the live stream)."""
+    statements = []
+    for stream in STREAMS.values():
+        if not stream.synced:
+            continue
+        statements += [
+            f"CREATE INDEX IF NOT EXISTS rec_{stream.name}_device_ts ON rec_{stream.name} (device, ts_ms)",
+            f"CREATE INDEX IF NOT EXISTS rec_{stream.name}_ts ON rec_{stream.name} (ts_ms)",
+            f"CREATE INDEX IF NOT EXISTS rec_{stream.name}_received ON rec_{stream.name} (received_ms)",
+        ]
+    # Whether a raise is still open looks for a later clear of the same alarm.
+    return statements + [
+        "CREATE INDEX IF NOT EXISTS rec_alarm_identity ON rec_alarm (device, source, kind, state, ts_ms)"
+    ]
+
+
 Migration = Callable[[Dialect], list[str]]
 
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "records", _records),
+    (2, "web_access", _web_access),
+    (3, "web_indexes", _web_indexes),
 ]
 """(version, name, statements): append only, versions increasing."""
