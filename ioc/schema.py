@@ -17,7 +17,7 @@ from sync.wire import STREAMS
 
 @dataclass(frozen=True)
 class Dialect:
-    """Type names of one database engine."""
+    """Column types of one database engine, for column definitions (``f"device {d.text} NOT NULL"``)."""
 
     name: str
     int: str
@@ -27,7 +27,9 @@ class Dialect:
 
 
 SQLITE = Dialect("sqlite", "INTEGER", "REAL", "TEXT", "BLOB")
-POSTGRESQL = Dialect("postgresql", "BIGINT", "DOUBLE PRECISION", "TEXT", "BYTEA")
+# Text compared byte by byte, as SQLite does: the same order on both engines whatever the server's
+# locale (and btree indexes serve LIKE 'prefix%'). Not a type name: fit for column definitions only.
+POSTGRESQL = Dialect("postgresql", "BIGINT", "DOUBLE PRECISION", 'TEXT COLLATE "C"', "BYTEA")
 
 
 def _records(d: Dialect) -> list[str]:
