@@ -230,13 +230,13 @@ path = "{link}"
     link.symlink_to(os.ttyname(slave))  # plugged back: a new pty behind the same path
     try:
         feed_until(driver.records + 4)
+        # Checked while the new port is still there: closing it below is an outage of its own, which
+        # a quick driver counts before a late assertion would run.
+        assert driver.running
+        assert driver.health["transport_lost"] == 1 and driver.health["transport_recovered"] == 1
     finally:
         os.close(master)
         os.close(slave)
-    assert driver.running
-    # Once per outage, not once per retry. Under heavy load one count came out one too high, once;
-    # the cause is not found yet, so the bound is loose (see the session note).
-    assert 1 <= driver.health["transport_lost"] <= 2 and driver.health["transport_recovered"] >= 1
 
 
 def test_a_gpio_driver_that_cannot_start_is_reported_and_the_node_runs_on(tmp_path, broker, run_node):
