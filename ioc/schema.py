@@ -86,9 +86,11 @@ def _web_indexes(d: Dialect) -> list[str]:
             f"CREATE INDEX IF NOT EXISTS rec_{stream.name}_ts ON rec_{stream.name} (ts_ms)",
             f"CREATE INDEX IF NOT EXISTS rec_{stream.name}_received ON rec_{stream.name} (received_ms)",
         ]
-    # Whether a raise is still open looks for a later clear of the same alarm.
     return statements + [
-        "CREATE INDEX IF NOT EXISTS rec_alarm_identity ON rec_alarm (device, source, kind, state, ts_ms)"
+        # Whether a raise is still open looks for a later clear of the same alarm.
+        "CREATE INDEX IF NOT EXISTS rec_alarm_identity ON rec_alarm (device, source, kind, state, ts_ms)",
+        # A node's latest status is the one that arrived last (its clock may have been wrong).
+        "CREATE INDEX IF NOT EXISTS rec_status_device_received ON rec_status (device, received_ms)",
     ]
 
 
