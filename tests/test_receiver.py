@@ -251,9 +251,9 @@ def test_malformed_payloads_are_counted_by_reason_stored_nowhere_and_not_acked(r
     assert receiver.stats["errors"] == 0
 
 
-def test_two_receivers_in_one_group_share_the_load_and_store_each_record_once(tmp_path, broker, node):
-    url = f"sqlite:///{tmp_path / 'ioc.db'}"
-    dbs = [Database(url), Database(url)]
+def test_two_receivers_in_one_group_share_the_load_and_store_each_record_once(ioc_db_url, broker, node):
+    # Each receiver with a connection of its own, as two ioc-center processes on one database.
+    dbs = [Database(ioc_db_url), Database(ioc_db_url)]
     receivers = [
         Receiver(db, broker.host, broker.port, group="ioc-center", client_id=f"ioc-{name}")
         for db, name in zip(dbs, "ab", strict=True)
