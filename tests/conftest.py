@@ -114,10 +114,13 @@ def run_node() -> Iterator[Callable[..., Node]]:
 
 @pytest.fixture(scope="session")
 def frames(shared_dir: Path) -> list[np.ndarray]:
-    """Frames 0..139 of bikes.mp4, read in order (seeking in an mp4 is not always frame exact)."""
+    """Frames 0..215 of bikes.mp4, read in order (seeking in an mp4 is not always frame exact).
+
+    Up to 215 for the bicycle and the pedestrian crossing the middle (frames 185..215).
+    """
     capture = cv2.VideoCapture(str(shared_dir / "media" / "bikes.mp4"))
     out = []
-    while len(out) < 140:
+    while len(out) < 216:
         ok, frame = capture.read()
         assert ok, f"bikes.mp4 ended after {len(out)} frames"
         out.append(frame)
