@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import math
 import threading
 import time
 import zoneinfo
@@ -28,7 +29,7 @@ from edge.clock import Clock
 from inference.counting import ClassGroups, CountingLine, LineCounter, Zone, ZoneEvent, ZoneWatcher
 from inference.detector import Detector
 from inference.motion import MotionGate
-from inference.snapshot import snapshot
+from inference.snapshot import BestFrames, snapshot
 from inference.tracker import Tracker
 from inference.types import Box, Crossing, Detection, Track
 from sync.records import Count, Event
@@ -63,12 +64,34 @@ class EventRule:
         return not self.groups or group in self.groups
 
 
+PEOPLE = frozenset({"person"})
+"""Labels blurred in snapshots when ``blur_people``."""
+
+TRACK_RULES = frozenset({"line_cross", "zone_enter"})
+"""Rule kinds whose events are about one track (and show its best frame)."""
+
+
 class FramePipeline:
     """Per-frame work: gate, detect, track, count, watch zones, and decide events.
 
-    ``process`` returns the events of the frame (with their snapshots);
-    ``take_counts`` the crossings counted since the last call (and the
-    ``count_above`` events they trigger).
+    ``process`` returns the events of the frame; ``take_counts`` the crossings
+    counted since the last call (and the ``count_above`` events they trigger).
+
+    An event about a track (``line_cross``, ``zone_enter``) shows the track's best
+    frame up to the event (:class:`~inference.snapshot.BestFrames`: score × box
+    area, halved for a box cut off by the frame's border) with the track's box
+    highlighted; the event's box and score are the track's in that frame. Only
+    tracks some such rule may want are followed, so a camera without them keeps
+    no frame. A ``count_above`` event shows the last frame. With ``blur_people``
+    every person detected or tracked in the frame shown is pixelated.
+
+    ``monotonic`` times the rules' cooldowns (tests pass their own).
+
+    Example::
+
+        pipeline = FramePipeline("street", Detector("yolox_nano.onnx"), Clock(), lines=[line])
+        events = pipeline.process(frame)          # every frame
+        counts, more = pipeline.take_counts(start_ms, 60)   # as each interval ends
     """
 
     def __init__(
@@ -85,6 +108,7 @@ class FramePipeline:
         blur_people: bool = True,
         snapshot_max_bytes: int = 30_000,
         timezone: str = "Asia/Ho_Chi_Minh",
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name, self.detector, self.clock, self.gate = name, detector, clock, gate
         self.groups = groups or ClassGroups()
@@ -94,31 +118,48 @@ class FramePipeline:
         self.rules = rules or []
         self.blur_people, self.snapshot_max_bytes = blur_people, snapshot_max_bytes
         self.tz = zoneinfo.ZoneInfo(timezone)
+        self.monotonic = monotonic
         self.stats: Counter[str] = Counter()
+        self.best = BestFrames(wanted=self._followed)
+        self.detections: list[Detection] = []
+        """The detector's output for the last frame (empty when the gate skipped it)."""
+        self.tracks: list[Track] = []
+        """The tracker's confirmed tracks after the last frame."""
         self._last_event: dict[str, float] = {}
         self._last_frame: np.ndarray | None = None
-        self._last_tracks: list[Track] = []
-        self.detections: list[Detection] = []
+        self._frames_since_counts = 0
 
     def process(self, frame: Frame) -> list[Event]:
+        """Run ``frame`` through the stages; returns the events it raised."""
         self.stats["frames"] += 1
+        self._frames_since_counts += 1
         self._last_frame = frame.image
         if self.gate is None or self.gate.moved(frame.image):
             self.detections = self.detector.detect(frame.image)
             self.stats["inferences"] += 1
-            tracks = self.tracker.update(self.detections)
+            self.tracks = self.tracker.update(self.detections)
         else:
             self.detections = []
-            tracks = self.tracker.update([], ran_detector=False)
-        self._last_tracks = tracks
-        crossings = self.counter.update(tracks, frame.index)
-        entries = [e for e in self.zones.update(tracks, frame.index) if e.kind == "enter"]
-        return self._events(crossings, entries, tracks)
+            self.tracks = self.tracker.update([], ran_detector=False)
+        self.best.update(frame.index, frame.image, self.tracks, self._people())
+        crossings = self.counter.update(self.tracks, frame.index)
+        entries = [e for e in self.zones.update(self.tracks, frame.index) if e.kind == "enter"]
+        return self._events(crossings, entries)
 
-    def _events(
-        self, crossings: list[Crossing], entries: list[ZoneEvent], tracks: list[Track]
-    ) -> list[Event]:
-        by_id = {t.track_id: t for t in tracks}
+    def _followed(self, track: Track) -> bool:
+        group = self.groups.group_of(track.label)
+        return group is not None and any(r.kind in TRACK_RULES and r.wants(group) for r in self.rules)
+
+    def _people(self) -> list[Box]:
+        """Boxes to blur in the last frame: every person detected (confirmed track or not) or tracked."""
+        if not self.blur_people:
+            return []
+        found = [d.box for d in self.detections if d.label in PEOPLE]
+        return found + [t.box for t in self.tracks if t.label in PEOPLE]
+
+    def _events(self, crossings: list[Crossing], entries: list[ZoneEvent]) -> list[Event]:
+        by_id = {t.track_id: t for t in self.tracks}
+        hour = self._hour(self.clock.now().ts_ms)
         events = []
         for rule in self.rules:
             if rule.kind == "line_cross":
@@ -136,65 +177,80 @@ class FramePipeline:
             else:
                 continue
             for track_id, message in hits:
-                if (event := self._event(rule, by_id.get(track_id), message)) is not None:
-                    events.append(event)
+                if self._due(rule, hour):
+                    events.append(self._track_event(rule, by_id[track_id], message))
         return events
 
     def take_counts(self, start_ms: int, interval_s: int) -> tuple[list[Count], list[Event]]:
-        stamp = self.clock.now()
+        """The counts of the interval from ``start_ms`` and its ``count_above`` events; resets the counts.
+
+        An interval without a single frame (the camera was away) gives no counts at all rather
+        than zeros: the IOC must not read an outage as an empty street. A ``count_above`` rule's
+        ``hours`` are judged at the interval's start, when the crossings it counts began.
+        """
         totals = self.counter.take_counts()
+        frames, self._frames_since_counts = self._frames_since_counts, 0
+        if not frames:
+            return [], []
+        stamp = self.clock.now()
         counts = [
-            Count(
-                start_ms,
-                stamp.tsrc,
-                stamp.clock_ms,
-                self.name,
-                key.line,
-                key.group,
-                key.direction,
-                interval_s,
-                n,
-            )
+            Count(start_ms, stamp.tsrc, stamp.clock_ms, self.name, *key, interval_s, n)
             for key, n in sorted(totals.items())
         ]
+        hour = self._hour(start_ms)
         events = []
         for rule in self.rules:
-            if rule.kind == "count_above":
-                n = sum(v for k, v in totals.items() if k.line == rule.line and rule.wants(k.group))
-                if n > rule.threshold:
-                    message = f"{n} crossed {rule.line} in {interval_s} s (more than {rule.threshold})"
-                    if (event := self._event(rule, None, message)) is not None:
-                        events.append(event)
+            if rule.kind != "count_above":
+                continue
+            n = sum(
+                v
+                for k, v in totals.items()
+                if k.line == rule.line and rule.wants(k.group) and rule.direction in (None, k.direction)
+            )
+            if n > rule.threshold and self._due(rule, hour):
+                what = "/".join(sorted(rule.groups)) or "objects"
+                way = f" ({rule.direction})" if rule.direction else ""
+                message = (
+                    f"{n} {what} crossed {rule.line}{way} in {interval_s} s (more than {rule.threshold})"
+                )
+                events.append(self._frame_event(rule, message))
         return counts, events
 
-    def _event(self, rule: EventRule, track: Track | None, message: str) -> Event | None:
-        now = time.monotonic()
-        stamp = self.clock.now()
-        hour = datetime.datetime.fromtimestamp(stamp.ts_ms / 1000, self.tz).hour
-        if not rule.applies_at(hour) or now - self._last_event.get(rule.name, -1e9) < rule.cooldown_s:
-            return None
-        if self._last_frame is None:
-            return None
+    def _hour(self, ts_ms: int) -> int:
+        return datetime.datetime.fromtimestamp(ts_ms / 1000, self.tz).hour
+
+    def _due(self, rule: EventRule, hour: int) -> bool:
+        """Whether ``rule`` may fire now (its hours, its cooldown); if so, starts its cooldown."""
+        now = self.monotonic()
+        if not rule.applies_at(hour) or now - self._last_event.get(rule.name, -math.inf) < rule.cooldown_s:
+            return False
         self._last_event[rule.name] = now
-        people: list[Box] = (
-            [t.box for t in self._last_tracks if t.label == "person"] if self.blur_people else []
-        )
-        jpeg = snapshot(
-            self._last_frame,
-            boxes_to_blur=people,
-            highlight=track.box if track else None,
-            max_bytes=self.snapshot_max_bytes,
-        )
-        box = [int(v) for v in track.box] if track else [0, 0, 0, 0]
+        return True
+
+    def _track_event(self, rule: EventRule, track: Track, message: str) -> Event:
+        # Rules fire on observed tracks of a group they want: ``best`` has just seen this one.
+        shot = self.best.shot(track.track_id)
+        assert shot is not None, f"no best frame kept for track {track.track_id}"
+        jpeg = shot.jpeg(self.snapshot_max_bytes)
+        return self._record(rule, track.label, track.track_id, round(shot.score, 3), shot.box, message, jpeg)
+
+    def _frame_event(self, rule: EventRule, message: str) -> Event:
+        assert self._last_frame is not None, "an interval with frames has a last frame"
+        jpeg = snapshot(self._last_frame, boxes_to_blur=self._people(), max_bytes=self.snapshot_max_bytes)
+        return self._record(rule, "", 0, 0.0, (0, 0, 0, 0), message, jpeg)
+
+    def _record(
+        self, rule: EventRule, label: str, track_id: int, score: float, box: Box, message: str, jpeg: bytes
+    ) -> Event:
         self.stats["events"] += 1
         return Event(
-            *stamp,
+            *self.clock.now(),
             self.name,
             rule.name,
-            track.label if track else "",
-            track.track_id if track else 0,
-            round(track.score, 3) if track else 0.0,
-            *box,
+            label,
+            track_id,
+            score,
+            *(int(v) for v in box),
             message,
             jpeg,
         )
