@@ -1,0 +1,196 @@
+// Vessels: tracks on a map (tiles from settings.tile_url, or a plain background with a graticule when the
+// centre is offline), each vessel's last position and its age; new positions arrive from the live stream.
+import { api, fetchAll } from "../api.js";
+import { colourOf, h, num, replace } from "../dom.js";
+import { ago, RANGES } from "../time.js";
+import { Graticule, loadLeaflet } from "../map.js";
+
+const HUE = [16.4637, 107.5909];
+const STALE_MS = 5 * 60e3; // a vessel silent this long is marked stale (amber), twice that lost (red)
+const MAX_POINTS = 30000; // per vessel and load: a day at one fix a second would be too much for a wall screen
+
+/** One vessel: its track, its marker and its last fix. */
+class Vessel {
+  constructor(L, layer, device) {
+    this.device = device;
+    this.colour = colourOf(device);
+    this.points = [];
+    this.seen = new Set(); // ts_ms of the points: the live stream may repeat what a fetch already brought
+    this.last = null;
+    this.line = L.polyline([], { color: this.colour, weight: 3, opacity: 0.85, interactive: false }).addTo(layer);
+    this.marker = L.circleMarker(HUE, { radius: 7, color: "#0e1318", weight: 2, fillColor: this.colour,
+      fillOpacity: 1 });
+    this.marker.bindTooltip(device, { permanent: true, direction: "right", offset: [8, 0],
+      className: "vessel-label" });
+  }
+
+  /** Add fixes (any order, repeats ignored); the track stays in time order and within the range. */
+  add(fixes, layer, sinceMs) {
+    const fresh = fixes.filter((f) => f.lat !== null && f.lon !== null && !this.seen.has(f.ts_ms));
+    if (!fresh.length) return;
+    fresh.sort((a, b) => a.ts_ms - b.ts_ms);
+    for (const f of fresh) this.seen.add(f.ts_ms);
+    const appendOnly = !this.points.length || fresh[0].ts_ms >= this.points.at(-1).ts_ms;
+    this.points.push(...fresh);
+    if (!appendOnly) this.points.sort((a, b) => a.ts_ms - b.ts_ms);
+    // Points older than the range go, except the last one: a vessel silent for a day still shows where it was.
+    const first = this.points.findIndex((p) => p.ts_ms >= sinceMs);
+    const cut = first === -1 ? this.points.length - 1 : first;
+    if (cut > 0) for (const p of this.points.splice(0, cut)) this.seen.delete(p.ts_ms);
+    if (appendOnly && cut <= 0) for (const f of fresh) this.line.addLatLng([f.lat, f.lon]);
+    else this.line.setLatLngs(this.points.map((p) => [p.lat, p.lon]));
+    this.last = this.points.at(-1);
+    this.marker.setLatLng([this.last.lat, this.last.lon]);
+    if (!layer.hasLayer(this.marker)) this.marker.addTo(layer);
+  }
+
+  remove(layer) {
+    layer.removeLayer(this.line);
+    layer.removeLayer(this.marker);
+  }
+}
+
+export class View {
+  constructor(root, ctx) {
+    this.ctx = ctx;
+    this.rangeMs = RANGES[0].ms;
+    this.vessels = new Map();
+    this.fitted = false;
+    this.mapEl = h("div", { class: "map", id: "vessel-map", role: "region", "aria-label": "Map of vessel tracks" });
+    this.body = h("tbody");
+    this.error = h("p", { class: "message error", role: "alert", hidden: true });
+    const range = h("select", { id: "vessel-range", on: { change: (e) => this.setRange(Number(e.target.value)) } },
+      RANGES.slice(0, 3).map((r) => h("option", { value: r.ms }, r.label)));
+    root.append(
+      h("div", { class: "toolbar" },
+        h("label", {}, "Tracks of the last", range),
+        h("button", { type: "button", on: { click: () => this.fit() } }, "Show all vessels"),
+        h("span", { class: "muted", id: "vessel-count" })),
+      this.error,
+      h("div", { class: "vessels" }, this.mapEl,
+        h("div", { class: "panel vessel-list" }, h("table", { id: "vessels" },
+          h("caption", { class: "visually-hidden" }, "Vessels and their last position"),
+          h("thead", {}, h("tr", {}, ["Vessel", "Last position", "Speed", "Course", "Age"].map((t) =>
+            h("th", { scope: "col" }, t)))), this.body))));
+  }
+
+  async start() {
+    this.offs = [
+      this.ctx.live.on("position", (items) => this.onPositions(items)),
+      this.ctx.live.onResume(() => this.load()),
+    ];
+    this.timer = setInterval(() => this.renderList(), 1000);
+    try {
+      this.L = await loadLeaflet();
+    } catch (err) {
+      this.showError(err);
+      return;
+    }
+    if (this.stopped) return;
+    this.initMap();
+    this.load();
+  }
+
+  stop() {
+    this.stopped = true;
+    this.offs.forEach((off) => off());
+    clearInterval(this.timer);
+    this.map?.remove();
+  }
+
+  initMap() {
+    const L = this.L;
+    this.map = L.map(this.mapEl, { preferCanvas: true, worldCopyJump: true, zoomSnap: 0.5 }).setView(HUE, 11);
+    const url = this.ctx.settings.tile_url;
+    if (url) {
+      L.tileLayer(url, { maxZoom: 19, attribution: this.ctx.settings.tile_attribution ?? "" }).addTo(this.map);
+    } else {
+      this.mapEl.classList.add("plain");
+      this.graticule = new Graticule(L, this.map);
+    }
+    this.layer = L.layerGroup().addTo(this.map);
+  }
+
+  setRange(ms) {
+    this.rangeMs = ms;
+    this.load();
+  }
+
+  async load() {
+    if (!this.map) return;
+    const since = Date.now() - this.rangeMs;
+    try {
+      const { items } = await api("/api/v1/vessels");
+      const tracks = await Promise.all(items.map((v) =>
+        fetchAll("/api/v1/positions", { device: v.device, from: Math.round(since) }, MAX_POINTS)));
+      for (const v of this.vessels.values()) v.remove(this.layer);
+      this.vessels.clear();
+      // The vessel's last fix too: it may be older than the range, or beyond the points fetched.
+      items.forEach((v, i) => this.vessel(v.device).add([...tracks[i], v], this.layer, since));
+      this.error.hidden = true;
+    } catch (err) {
+      this.showError(err);
+    }
+    this.renderList();
+    if (!this.fitted && this.vessels.size) {
+      this.fit();
+      this.fitted = true;
+    }
+  }
+
+  vessel(device) {
+    if (!this.vessels.has(device)) this.vessels.set(device, new Vessel(this.L, this.layer, device));
+    return this.vessels.get(device);
+  }
+
+  onPositions(items) {
+    if (!this.map) return;
+    const since = Date.now() - this.rangeMs;
+    const byDevice = new Map();
+    for (const p of items) byDevice.set(p.device, [...(byDevice.get(p.device) ?? []), p]);
+    for (const [device, fixes] of byDevice) this.vessel(device).add(fixes, this.layer, since);
+    this.renderList();
+    if (!this.fitted) {
+      this.fit();
+      this.fitted = true;
+    }
+  }
+
+  fit() {
+    const all = [...this.vessels.values()].flatMap((v) => v.points.map((p) => [p.lat, p.lon]));
+    if (all.length) this.map.fitBounds(this.L.latLngBounds(all), { padding: [40, 40], maxZoom: 15 });
+  }
+
+  focus(vessel) {
+    if (vessel.last) this.map.setView([vessel.last.lat, vessel.last.lon], Math.max(this.map.getZoom(), 14));
+  }
+
+  renderList() {
+    const now = Date.now();
+    const list = [...this.vessels.values()].filter((v) => v.last).sort((a, b) => a.device.localeCompare(b.device));
+    document.getElementById("vessel-count").textContent = `${list.length} vessel${list.length === 1 ? "" : "s"}`;
+    if (!list.length) {
+      replace(this.body, h("tr", {}, h("td", { colspan: 5, class: "empty" }, "No vessel has reported a position.")));
+      return;
+    }
+    replace(this.body, list.map((v) => {
+      const p = v.last;
+      const age = now - p.ts_ms;
+      const cls = age > 2 * STALE_MS ? "offline" : age > STALE_MS ? "stale" : "";
+      return h("tr", { class: cls || null, dataset: { device: v.device, points: v.points.length } },
+        h("th", { scope: "row" }, h("span", { class: "swatch", style: { background: v.colour } }),
+          h("button", { type: "button", class: "link", title: "Show on the map", on: { click: () => this.focus(v) } },
+            v.device)),
+        h("td", { class: "num nowrap position" }, `${num(p.lat, 5)}, ${num(p.lon, 5)}`),
+        h("td", { class: "num nowrap" }, p.speed_kn === null ? "–" : `${num(p.speed_kn, 1)} kn`),
+        h("td", { class: "num nowrap" }, p.course_deg === null ? "–" : `${num(p.course_deg, 0)}°`),
+        h("td", { class: "nowrap", title: this.ctx.fmt.dateTime(p.ts_ms) }, ago(p.ts_ms, now),
+          h("span", { class: "detail" }, this.ctx.fmt.short(p.ts_ms, now))));
+    }));
+  }
+
+  showError(err) {
+    this.error.textContent = `Could not load the vessels: ${err.message}`;
+    this.error.hidden = false;
+  }
+}
