@@ -83,6 +83,7 @@ __all__ = [
     "DriverConfig",
     "DutyCycleConfig",
     "FloatSwitchDriverConfig",
+    "MetricsConfig",
     "NmeaDriverConfig",
     "NodeConfig",
     "NodeSection",
@@ -95,6 +96,7 @@ __all__ = [
     "StoreConfig",
     "TransportConfig",
     "UplinkConfig",
+    "WatchdogConfig",
     "WaterLevelDriverConfig",
     "load_config",
     "parse_config",
@@ -609,6 +611,36 @@ class AlarmRuleConfig(_Section):
         return self
 
 
+class MetricsConfig(_Section):
+    """``[metrics]``: the node's Prometheus endpoint, ``http://host:port/metrics``.
+
+    Loopback by default: a centre that scrapes its fleet sets ``host = "0.0.0.0"`` (or the
+    address of the interface it reaches the node on) and firewalls the port.
+    """
+
+    enabled: bool = Field(True, description="Whether the node serves its metrics.")
+    host: str = Field("127.0.0.1", description="Address the endpoint listens on.", min_length=1)
+    port: int = Field(9820, description="TCP port of the endpoint.", ge=1, le=65535)
+
+
+class WatchdogConfig(_Section):
+    """``[watchdog]``: when the node counts as stalled and stops feeding systemd's watchdog.
+
+    Only a node run by systemd with ``WatchdogSec=`` has a watchdog to feed; the figures also
+    decide ``ioc_edge_healthy`` in the metrics. Stalled: the recorder committed nothing for
+    ``stall_s`` or two ``store.status_interval_s``, whichever is longer (the node's own status
+    record is committed every interval), a driver's thread ended, or every continuously
+    reporting driver has been silent for ``stall_s`` (plus its own reading interval or sleep).
+    """
+
+    stall_s: float = Field(
+        120,
+        description="How long a component may make no progress before the node is stalled.",
+        ge=1,
+        le=3600,
+    )
+
+
 class NodeConfig(_Section):
     """The whole file: ``[node]`` (required), ``[store]``, ``[uplink]`` and ``[drivers.NAME]``.
 
@@ -631,6 +663,8 @@ class NodeConfig(_Section):
     alarms: dict[DriverName, AlarmRuleConfig] = Field(
         default_factory=dict, description="Local alarm rules by name.", max_length=64
     )
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="The Prometheus endpoint.")
+    watchdog: WatchdogConfig = Field(default_factory=WatchdogConfig, description="When the node is stalled.")
 
     @model_validator(mode="after")
     def _store_in_state_dir(self) -> NodeConfig:
