@@ -135,7 +135,9 @@ class FramePipeline:
         self._frames_since_counts += 1
         self._last_frame = frame.image
         if self.gate is None or self.gate.moved(frame.image):
+            started = time.perf_counter_ns()
             self.detections = self.detector.detect(frame.image)
+            self.stats["inference_ns"] += time.perf_counter_ns() - started  # for the metrics
             self.stats["inferences"] += 1
             self.tracks = self.tracker.update(self.detections)
         else:
