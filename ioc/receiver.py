@@ -112,4 +112,7 @@ class Receiver:
         self.stats["batches"] += 1
         self.stats["records"] += new
         self.stats["duplicates"] += len(batch.seqs) - new
+        # Per stream too, for the centre's metrics (ioc.metrics).
+        self.stats[f"records.{batch.stream}"] += new
+        self.stats[f"duplicates.{batch.stream}"] += len(batch.seqs) - new
         return Ack(batch.epoch, batch.stream, batch.seqs[0], batch.seqs[-1])
