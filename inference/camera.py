@@ -143,7 +143,7 @@ class FramePipeline:
         else:
             self.detections = []
             self.tracks = self.tracker.update([], ran_detector=False)
-        self.best.update(frame.index, frame.image, self.tracks, self._people())
+        self.best.update(frame.index, frame.image, self.tracks, self.people())
         crossings = self.counter.update(self.tracks, frame.index)
         entries = [e for e in self.zones.update(self.tracks, frame.index) if e.kind == "enter"]
         return self._events(crossings, entries)
@@ -152,8 +152,10 @@ class FramePipeline:
         group = self.groups.group_of(track.label)
         return group is not None and any(r.kind in TRACK_RULES and r.wants(group) for r in self.rules)
 
-    def _people(self) -> list[Box]:
-        """Boxes to blur in the last frame: every person detected (confirmed track or not) or tracked."""
+    def people(self) -> list[Box]:
+        """Boxes blurred in a snapshot of the last frame (none unless ``blur_people``): every person the
+        detector found in it, a track or not yet (a passer-by seen once is still someone), and every
+        person track, observed or predicted."""
         if not self.blur_people:
             return []
         found = [d.box for d in self.detections if d.label in PEOPLE]
@@ -210,11 +212,10 @@ class FramePipeline:
                 if k.line == rule.line and rule.wants(k.group) and rule.direction in (None, k.direction)
             )
             if n > rule.threshold and self._due(rule, hour):
-                what = "/".join(sorted(rule.groups)) or "objects"
+                # "3 crossed mid ...", "3 people and vehicles crossed mid ..."
+                what = f" {' and '.join(sorted(rule.groups))}" if rule.groups else ""
                 way = f" ({rule.direction})" if rule.direction else ""
-                message = (
-                    f"{n} {what} crossed {rule.line}{way} in {interval_s} s (more than {rule.threshold})"
-                )
+                message = f"{n}{what} crossed {rule.line}{way} in {interval_s} s (more than {rule.threshold})"
                 events.append(self._frame_event(rule, message))
         return counts, events
 
@@ -238,7 +239,7 @@ class FramePipeline:
 
     def _frame_event(self, rule: EventRule, message: str) -> Event:
         assert self._last_frame is not None, "an interval with frames has a last frame"
-        jpeg = snapshot(self._last_frame, boxes_to_blur=self._people(), max_bytes=self.snapshot_max_bytes)
+        jpeg = snapshot(self._last_frame, boxes_to_blur=self.people(), max_bytes=self.snapshot_max_bytes)
         return self._record(rule, "", 0, 0.0, (0, 0, 0, 0), message, jpeg)
 
     def _record(
