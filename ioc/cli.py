@@ -6,6 +6,8 @@ import base64
 import json
 import signal
 import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -13,6 +15,10 @@ from edge.clikit import Failed, log_level_option, wait_for_stop_signal
 from edge.errors import IocEdgeError
 from edge.logs import setup_logging
 from ioc.db import URL_FORMS, Database
+from ioc.web.auth import ROLES, Tokens, Users
+
+if TYPE_CHECKING:
+    from ioc.web import WebServer
 
 DEFAULT_DB = "sqlite:///ioc.db"
 DB_HELP = f"Database URL: {URL_FORMS} (the password, if any, from ~/.pgpass or PGPASSWORD)."
@@ -28,6 +34,46 @@ def main(log_level: str) -> None:
     setup_logging(log_level)
 
 
+def _web_options(command: Callable) -> Callable:
+    """The dashboard's options, shared by ``run`` (which serves it only with --http-port) and ``serve``."""
+    options = [
+        click.option(
+            "--http-host", default="127.0.0.1", show_default=True, help="Address the dashboard listens on."
+        ),
+        click.option(
+            "--web-config",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="The dashboard's settings file (TOML; see ioc/web/settings.py).",
+        ),
+        click.option("--timezone", default=None, help="The centre's time zone [default: Asia/Ho_Chi_Minh]."),
+        click.option(
+            "--tile-url", default=None, help="Map tiles, https://.../{z}/{x}/{y}.png [default: none]."
+        ),
+        click.option(
+            "--online-after", type=int, default=None, help="Seconds a node counts as online [default: 180]."
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _web_server(db: Database, http_host: str, http_port: int, web: dict) -> WebServer:
+    """The dashboard over ``db``, listening; library errors become clean failures."""
+    from ioc.web import WebServer, create_app, load_web_settings
+
+    settings = load_web_settings(
+        web["web_config"],
+        timezone=web["timezone"],
+        tile_url=web["tile_url"],
+        online_after_s=web["online_after"],
+    )
+    server = WebServer(create_app(db, settings), http_host, http_port)
+    server.start()
+    return server
+
+
 @main.command()
 @click.option("--mqtt-host", default="127.0.0.1", show_default=True, help="Broker host.")
 @click.option("--mqtt-port", default=1883, show_default=True, help="Broker port.")
@@ -35,26 +81,69 @@ def main(log_level: str) -> None:
 @click.option("--group", default="ioc-center", show_default=True, help="Shared-subscription group name.")
 @click.option("--client-id", default=None, help="MQTT client id (default: ioc-center-<hostname>).")
 @click.option("--topic-prefix", default="ioc/v1", show_default=True, help="Root of the topic tree.")
+@click.option(
+    "--http-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Also serve the dashboard and its API on this port (e.g. 8080); without it, no web server.",
+)
+@_web_options
 def run(
-    mqtt_host: str, mqtt_port: int, url: str, group: str, client_id: str | None, topic_prefix: str
+    mqtt_host: str,
+    mqtt_port: int,
+    url: str,
+    group: str,
+    client_id: str | None,
+    topic_prefix: str,
+    http_port: int | None,
+    http_host: str,
+    **web: Any,
 ) -> None:
-    """Receive, validate, de-duplicate, store and ack what the nodes send, until stopped.
+    """Receive, validate, de-duplicate, store and ack what the nodes send, until stopped;
+    with --http-port, serve the dashboard from the same process too (the simplest centre).
 
     Run several with the same --group and distinct --client-id to share the load.
 
-    Example: ioc-center run --mqtt-port 1883 --db sqlite:///var/lib/ioc/ioc.db
+    Example: ioc-center run --mqtt-port 1883 --db sqlite:///var/lib/ioc/ioc.db --http-port 8080
     """
     from ioc.receiver import Receiver
 
     try:
-        receiver = Receiver(
-            Database(url), mqtt_host, mqtt_port, prefix=topic_prefix, group=group, client_id=client_id
-        )
+        db = Database(url)
+        receiver = Receiver(db, mqtt_host, mqtt_port, prefix=topic_prefix, group=group, client_id=client_id)
+        server = _web_server(db, http_host, http_port, web) if http_port is not None else None
     except IocEdgeError as exc:
         raise Failed(str(exc)) from None
     receiver.start()
+    if server:
+        click.echo(f"dashboard: {server.url}/", err=True)
     wait_for_stop_signal()
     receiver.stop()
+    if server:
+        server.stop()
+
+
+@main.command()
+@click.option("--db", "url", default=DEFAULT_DB, show_default=True, help=DB_HELP)
+@click.option(
+    "--http-port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="Port to listen on."
+)
+@_web_options
+def serve(url: str, http_port: int, http_host: str, **web: Any) -> None:
+    """Serve the dashboard and its API (/api/v1, OpenAPI at /api/v1/docs) until stopped,
+    without a receiver: for a web process of its own beside `ioc-center run`.
+
+    Sign-in needs a user: `ioc-center user add NAME --role operator`.
+
+    Example: ioc-center serve --db sqlite:///var/lib/ioc/ioc.db --http-port 8080
+    """
+    try:
+        server = _web_server(Database(url), http_host, http_port, web)
+    except IocEdgeError as exc:
+        raise Failed(str(exc)) from None
+    click.echo(f"dashboard: {server.url}/", err=True)
+    wait_for_stop_signal()
+    server.stop()
 
 
 @main.command()
@@ -151,3 +240,151 @@ def demo(workdir: str, speed: float, capture: str | None, flood_every_s: float, 
         Demo(options, stop, click.echo).run()
     except IocEdgeError as exc:
         raise Failed(str(exc)) from None
+
+
+# -- dashboard users and API tokens ----------------------------------------------------------------
+
+
+def _password(password_file: str | None) -> str:
+    """The first line of ``password_file``, else asked twice without echo."""
+    if password_file is None:
+        return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        with open(password_file, encoding="utf-8") as f:
+            return f.readline().rstrip("\r\n")
+    except OSError as exc:
+        raise Failed(f"{password_file}: cannot read the password: {exc.strerror or exc}") from None
+
+
+_password_file = click.option(
+    "--password-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Read the password from the first line of this file instead of asking.",
+)
+
+
+@main.group()
+def user() -> None:
+    """The dashboard's users: viewers read, operators also acknowledge alarms.
+
+    Example: ioc-center user add lan --role operator --db sqlite:///ioc.db
+    """
+
+
+@user.command("add")
+@click.argument("name")
+@click.option(
+    "--role", type=click.Choice(ROLES), required=True, help="viewer (reads) or operator (also acks)."
+)
+@_password_file
+@click.option("--db", "url", default=DEFAULT_DB, show_default=True, help=DB_HELP)
+def user_add(name: str, role: str, password_file: str | None, url: str) -> None:
+    """Add user NAME with a password (asked, or from --password-file; at least 8 characters).
+
+    Example: ioc-center user add lan --role viewer
+    """
+    try:
+        Users(Database(url)).add(name, role, _password(password_file))
+    except IocEdgeError as exc:
+        raise Failed(str(exc)) from None
+    click.echo(f"added {role} {name}")
+
+
+@user.command("passwd")
+@click.argument("name")
+@_password_file
+@click.option("--db", "url", default=DEFAULT_DB, show_default=True, help=DB_HELP)
+def user_passwd(name: str, password_file: str | None, url: str) -> None:
+    """Set a new password for NAME; their open sessions end.
+
+    Example: ioc-center user passwd lan
+    """
+    try:
+        Users(Database(url)).set_password(name, _password(password_file))
+    except IocEdgeError as exc:
+        raise Failed(str(exc)) from None
+    click.echo(f"new password for {name}")
+
+
+@user.command("list")
+@click.option("--db", "url", default=DEFAULT_DB, show_default=True, help=DB_HELP)
+def user_list(url: str) -> None:
+    """Print the users and their roles.
+
+    Example: ioc-center user list
+    """
+    try:
+        for row in Users(Database(url)).list():
+            click.echo(f"{row['username']}\t{row['role']}")
+    except IocEdgeError as exc:
+        raise Failed(str(exc)) from None
+
+
+@user.command("remove")
+@click.argument("name")
+@click.option("--db", "url", default=DEFAULT_DB, show_default=True, help=DB_HELP)
+def user_remove(name: str, url: str) -> None:
+    """Remove user NAME with their sessions and API tokens (their acknowledgements stay on record).
+
+    Example: ioc-center user remove lan
+    """
+    try:
+        Users(Database(url)).remove(name)
+    except IocEdgeError as exc:
+        raise Failed(str(exc)) from None
+    click.echo(f"removed {name}")
+
+
+@main.group()
+def token() -> None:
+    """API tokens for scripts: each acts as the user it was made for (send Authorization: Bearer TOKEN).
+
+    Example: ioc-center token create lan --label "weekly report"
+    """
+
+
+@token.command("create")
+@click.argument("name")
+@click.option("--label", default="", help="What the token is for, shown by `token list`.")
+@click.option("--db", "url", default=DEFAULT_DB, show_default=True, help=DB_HELP)
+def token_create(name: str, label: str, url: str) -> None:
+    """Create a token acting as user NAME and print it (only this once; the centre keeps a hash).
+
+    Example: ioc-center token create lan --label "weekly report"
+    """
+    try:
+        token_id, secret = Tokens(Database(url)).create(name, label)
+    except IocEdgeError as exc:
+        raise Failed(str(exc)) from None
+    click.echo(f"token {token_id} for {name} (keep it secret; it is not shown again):", err=True)
+    click.echo(secret)
+
+
+@token.command("list")
+@click.option("--db", "url", default=DEFAULT_DB, show_default=True, help=DB_HELP)
+def token_list(url: str) -> None:
+    """Print the tokens: id, user, label.
+
+    Example: ioc-center token list
+    """
+    try:
+        for row in Tokens(Database(url)).list():
+            click.echo(f"{row['token_id']}\t{row['username']}\t{row['label']}")
+    except IocEdgeError as exc:
+        raise Failed(str(exc)) from None
+
+
+@token.command("revoke")
+@click.argument("token_id")
+@click.option("--db", "url", default=DEFAULT_DB, show_default=True, help=DB_HELP)
+def token_revoke(token_id: str, url: str) -> None:
+    """Revoke the token with id TOKEN_ID (from `token list`).
+
+    Example: ioc-center token revoke 3f2a9c0d1e4b
+    """
+    try:
+        Tokens(Database(url)).revoke(token_id)
+    except IocEdgeError as exc:
+        raise Failed(str(exc)) from None
+    click.echo(f"revoked {token_id}")

@@ -1,0 +1,251 @@
+"""The dashboard's web application: the API, sign-in and sign-out, the pages and their static files.
+
+``create_app(db, settings)`` builds it; uvicorn serves it (:class:`ioc.web.server.WebServer`).
+Pages are the files of ``ioc/web/static``: ``/`` is ``index.html``,
+``/NAME.html`` that file, ``/static/...`` the rest. A page other than
+``login.html`` asked for without a session redirects to
+``/login.html?next=<path>``.
+
+Example::
+
+    app = create_app(Database("sqlite:///ioc.db"), WebSettings())
+    uvicorn.run(app, host="127.0.0.1", port=8080)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sqlite3
+import typing
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import parse_qs, quote
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from ioc.db import Database
+from ioc.web.api import COOKIE, WebContext, resolve_principal, router
+from ioc.web.auth import Sessions, Tokens, Users
+from ioc.web.live import LiveFeed
+from ioc.web.models import Error, Me
+from ioc.web.queries import NodeView
+from ioc.web.settings import WebSettings
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+PAGE_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}\.html$")
+MAX_FIELD = 1024
+
+
+def create_app(
+    db: Database, settings: WebSettings, *, static_dir: Path = STATIC_DIR, live_interval_s: float = 1.0
+) -> FastAPI:
+    """The web application over ``db``: API under /api/v1 (OpenAPI at /api/v1/openapi.json), pages at /."""
+    nodes = NodeView(settings.online_after_s)
+    feed = LiveFeed(db, nodes, interval_s=live_interval_s)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        feed.start()
+        yield
+        feed.stop()
+
+    app = FastAPI(
+        title="IOC centre",
+        summary="Records the edge nodes sent to the centre: nodes, vessels, cameras, sensors, alarms.",
+        version="1",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.ctx = WebContext(
+        db, settings, Users(db), Sessions(db, settings.session_hours * 3600), Tokens(db), nodes, feed
+    )
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(sqlite3.Error, _database_down)
+    try:
+        import psycopg
+
+        app.add_exception_handler(psycopg.Error, _database_down)
+    except ImportError:  # SQLite only: psycopg is an optional dependency
+        pass
+    app.include_router(router)
+    _sign_in_routes(app)
+    _page_routes(app, static_dir)
+    app.mount("/static", StaticFiles(directory=static_dir, check_dir=False), name="static")
+    return app
+
+
+class Credentials(BaseModel):
+    username: str
+    password: str
+
+
+def _sign_in_routes(app: FastAPI) -> None:
+    body_doc = {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": Credentials.model_json_schema()},
+                "application/x-www-form-urlencoded": {"schema": Credentials.model_json_schema()},
+            },
+        }
+    }
+
+    @app.post(
+        "/login",
+        tags=["sign-in"],
+        response_model=Me,
+        responses={303: {"description": "Signed in (a form): to `next` or /."}, 401: {"model": Error}},
+        openapi_extra=body_doc,
+        summary="Sign in: sets the session cookie",
+    )
+    async def login(request: Request) -> Response:
+        ctx: WebContext = request.app.state.ctx
+        form, fields = await _credentials(request)
+        who = await run_in_threadpool(ctx.users.verify, fields["username"], fields["password"])
+        if who is None:
+            log.info("event=sign_in_refused user=%s", json.dumps(fields["username"][:64]))
+            raise HTTPException(401, "wrong user name or password")
+        sid = await run_in_threadpool(ctx.sessions.create, who.username)
+        log.info("event=signed_in user=%s role=%s", who.username, who.role)
+        response: Response
+        if form:
+            response = RedirectResponse(_safe_next(request.query_params.get("next")), status_code=303)
+        else:
+            response = JSONResponse({"username": who.username, "role": who.role})
+        response.set_cookie(
+            COOKIE,
+            sid,
+            max_age=int(ctx.settings.session_hours * 3600),
+            httponly=True,
+            samesite="lax",
+            secure=ctx.settings.secure_cookie,
+        )
+        return response
+
+    @app.post(
+        "/logout",
+        tags=["sign-in"],
+        responses={200: {"description": "Signed out."}, 303: {"description": "Signed out (a form)."}},
+        summary="Sign out: ends the session",
+    )
+    async def logout(request: Request) -> Response:
+        ctx: WebContext = request.app.state.ctx
+        sid = request.cookies.get(COOKIE)
+        if sid:
+            await run_in_threadpool(ctx.sessions.end, sid)
+        form = request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded")
+        response: Response = (
+            RedirectResponse("/login.html", status_code=303) if form else JSONResponse({"signed_out": True})
+        )
+        response.delete_cookie(COOKIE, httponly=True, samesite="lax", secure=ctx.settings.secure_cookie)
+        return response
+
+
+async def _credentials(request: Request) -> tuple[bool, dict[str, str]]:
+    """``(is_form, {username, password})`` of a JSON or urlencoded-form body; 4xx naming what is wrong."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    raw = await request.body()
+    if kind == "application/json":
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            raise HTTPException(422, "request body: not valid JSON") from None
+        form = False
+    elif kind == "application/x-www-form-urlencoded":
+        try:
+            parsed = parse_qs(raw.decode(), keep_blank_values=True, strict_parsing=False)
+        except UnicodeDecodeError:
+            raise HTTPException(422, "request body: not UTF-8") from None
+        data = {k: v[-1] for k, v in parsed.items()}
+        form = True
+    else:
+        raise HTTPException(
+            415, f"request body: send application/json or a urlencoded form, not {kind or 'nothing'}"
+        )
+    if not isinstance(data, dict):
+        raise HTTPException(422, "request body: expected an object with username and password")
+    fields = {}
+    for name in ("username", "password"):
+        value = data.get(name)
+        if not isinstance(value, str) or not value or len(value) > MAX_FIELD:
+            raise HTTPException(
+                422, f"body field {name!r}: required, a string of 1 to {MAX_FIELD} characters"
+            )
+        fields[name] = value
+    return form, fields
+
+
+def _safe_next(target: str | None) -> str:
+    """``target`` when it is a path on this site, else ``/`` (never ``//host`` or ``https://...``)."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/"
+
+
+def _page_routes(app: FastAPI, static_dir: Path) -> None:
+    def page(request: Request, name: str) -> Response:
+        if not PAGE_RE.match(name):
+            raise HTTPException(404, f"no page {name}")
+        path = static_dir / name
+        if not path.is_file():
+            raise HTTPException(404, f"no page {name} (the dashboard's pages are not in {static_dir})")
+        if name != "login.html" and resolve_principal(request, request.app.state.ctx) is None:
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"/login.html?next={quote(target, safe='')}", status_code=303)
+        return FileResponse(path, headers={"Cache-Control": "no-cache"})
+
+    @app.get("/", include_in_schema=False)
+    def index(request: Request) -> Response:
+        return page(request, "index.html")
+
+    @app.get("/{name}", include_in_schema=False)
+    def named_page(request: Request, name: str) -> Response:
+        return page(request, name)
+
+
+def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 with one message naming the parameter, instead of pydantic's list of error objects."""
+    err = exc.errors()[0]
+    loc = [str(p) for p in err.get("loc", ())]
+    where = loc[0] if loc else "request"
+    name = loc[1] if len(loc) > 1 else None
+    if err.get("type") == "extra_forbidden" and name:
+        message = f"unknown {where} parameter {name!r}"
+        allowed = _query_names(request)
+        message += f"; expected one of: {', '.join(allowed)}" if allowed else "; this endpoint takes none"
+    elif where == "body":
+        field = ".".join(loc[1:])
+        message = f"body field {field!r}: {err['msg']}" if field else f"request body: {err['msg']}"
+    else:
+        message = f"{where} parameter {name!r}: {err['msg']}" if name else f"{where}: {err['msg']}"
+    return JSONResponse({"detail": message}, status_code=422)
+
+
+def _query_names(request: Request) -> list[str]:
+    """The query parameters the matched route takes: the fields of its query model (parameter ``q``)."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return []
+    hint = typing.get_type_hints(route.endpoint, include_extras=True).get("q")
+    model = typing.get_args(hint)[0] if typing.get_origin(hint) is typing.Annotated else hint
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return []
+    return [f.alias or n for n, f in model.model_fields.items()]
+
+
+def _database_down(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("event=database_error path=%s error=%s", request.url.path, " ".join(str(exc).split()))
+    return JSONResponse({"detail": "the database is not available at the moment; try again shortly"}, 503)

@@ -1,0 +1,174 @@
+"""The API's answers as pydantic models: they are its OpenAPI description (/api/v1/openapi.json).
+
+Times are UTC milliseconds (``*_ms``); ``tsrc`` is where a record's time came
+from: 1 GPS, 2 NTP, 3 the node's free-running clock.
+"""
+
+from __future__ import annotations
+
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel, Field
+
+T = TypeVar("T")
+
+
+class ListPage(BaseModel, Generic[T]):
+    """One page of a list; ``next_offset`` is the ``offset`` of the next page, null on the last."""
+
+    items: list[T]
+    next_offset: int | None = None
+
+
+class Items(BaseModel, Generic[T]):
+    """A whole (short) list."""
+
+    items: list[T]
+
+
+class Error(BaseModel):
+    """Every 4xx answer: a message that names the parameter or what to do."""
+
+    detail: str
+
+
+class Record(BaseModel):
+    """What identifies a record: the device, its store epoch and its sequence number there."""
+
+    device: str
+    epoch: str
+    seq: int
+    ts_ms: int
+    tsrc: int
+
+
+class PositionItem(Record):
+    lat: float
+    lon: float
+    speed_kn: float | None
+    course_deg: float | None
+    fix: int | None
+    sats: int | None
+    hdop: float | None
+    alt_m: float | None
+
+
+class CountItem(Record):
+    camera: str
+    line: str
+    group: str
+    direction: str
+    interval_s: int
+    count: int
+
+
+class EventItem(Record):
+    camera: str
+    rule: str
+    label: str
+    track_id: int
+    score: float
+    box: list[int] = Field(description="[x1, y1, x2, y2] in the frame's pixels.")
+    message: str
+    snapshot_url: str
+
+
+class SummaryItem(Record):
+    sensor: str
+    quantity: str
+    interval_s: int
+    count: int
+    mean: float | None
+    min: float | None
+    max: float | None
+    trimmed_mean: float | None
+    total: float
+    rejected: int
+    aqi: int | None = Field(description="VN_AQI of the mean (pm25 and pm10 only).")
+    aqi_band: str | None = Field(description="Key of the AQI band (see /api/v1/settings aqi_bands).")
+
+
+class AlarmItem(Record):
+    id: str = Field(description="device/epoch/seq: the path of its ack.")
+    source: str
+    kind: str
+    state: int = Field(description="1 raised, 0 cleared.")
+    value: float | None
+    message: str
+    open: bool = Field(
+        description="A raise that no later record of the same device, source and kind cleared."
+    )
+    cleared_ms: int | None = Field(description="Time of the record that cleared this raise.")
+    acked_by: str | None
+    acked_ms: int | None
+    note: str | None
+
+
+class NodeItem(BaseModel):
+    device: str
+    online: bool
+    last_seen_ms: int = Field(description="When the centre last stored anything from it.")
+    epoch: str | None
+    status_ts_ms: int | None = Field(description="Time of its latest status report.")
+    tsrc: int | None
+    version: str | None
+    backlog: dict = Field(description="Records waiting on the node, by stream.")
+    drops: dict = Field(description="Records the node dropped (store full), by stream.")
+    rejects: dict = Field(description="Frames its drivers refused: {driver: {reason: count}}.")
+    failed_drivers: dict = Field(description="Drivers that could not start: {driver: error}.")
+    counters: dict
+
+
+class VesselItem(BaseModel):
+    device: str
+    epoch: str
+    seq: int
+    ts_ms: int
+    tsrc: int
+    lat: float
+    lon: float
+    speed_kn: float | None
+    course_deg: float | None
+    fix: int | None
+    sats: int | None
+    hdop: float | None
+    age_s: float = Field(description="Seconds since the position's time.")
+
+
+class RejectItem(BaseModel):
+    reason: str
+    count: int
+
+
+class Me(BaseModel):
+    username: str
+    role: str = Field(description="viewer or operator")
+
+
+class AqiBand(BaseModel):
+    key: str
+    min: int
+    max: int
+    label_vi: str
+    label_en: str
+    color: str
+
+
+class Threshold(BaseModel):
+    warn: float
+    alarm: float
+
+
+class SettingsOut(BaseModel):
+    timezone: str
+    tile_url: str | None = Field(description="Map tile URL template; null: no tiles.")
+    online_after_s: int
+    aqi_bands: list[AqiBand]
+    water_level_thresholds: dict[str, Threshold]
+
+
+class Ack(BaseModel):
+    id: str
+    acked_by: str
+    acked_ms: int
+    note: str

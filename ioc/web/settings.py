@@ -1,0 +1,160 @@
+"""The dashboard's settings: one small TOML file (optional), overridden by command-line options.
+
+A complete file (every key is optional; the values are the defaults)::
+
+    timezone = "Asia/Ho_Chi_Minh"      # the centre's time zone: pages and CSV show local times in it
+    tile_url = ""                      # map tiles, e.g. "https://tile.example.org/{z}/{x}/{y}.png";
+                                       # "" = no tiles (a plain background with a graticule)
+    online_after_s = 180               # a node is online when it was heard within this many seconds
+    session_hours = 12                 # a sign-in lasts this long (a shift)
+    secure_cookie = false              # true when the dashboard is served over HTTPS (behind a proxy)
+
+    [water_level_thresholds.river]     # per water level sensor (the driver's name on the node)
+    warn = 3.0                         # metres above the gauge's zero
+    alarm = 3.5
+
+Errors name the key, the file and its line, e.g.
+``timezone (web.toml line 1): 'Asia/Hue' is not a known time zone, e.g. 'Asia/Ho_Chi_Minh'``.
+
+Example::
+
+    >>> s = parse_web_settings('timezone = "Asia/Bangkok"\\n', "web.toml")
+    >>> s.timezone, s.online_after_s
+    ('Asia/Bangkok', 180)
+    >>> parse_web_settings("online_after = 5\\n", "web.toml")
+    Traceback (most recent call last):
+    ...
+    ioc.web.settings.WebSettingsError: online_after (web.toml line 1): unknown key; expected one of: ...
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+import zoneinfo
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from edge.config import _KeyLines, _syntax_problem
+from edge.errors import IocEdgeError
+
+
+class WebSettingsError(IocEdgeError, ValueError):
+    """The dashboard's settings file is unreadable or invalid; one problem a line."""
+
+
+class WaterLevelThreshold(BaseModel):
+    """Levels (metres above the gauge's zero) at which a water level is shown as a warning or an alarm."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    warn: float = Field(description="Warning level, metres.", ge=-100, le=1000)
+    alarm: float = Field(description="Alarm level, metres (at or above warn).", ge=-100, le=1000)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> WaterLevelThreshold:
+        if self.alarm < self.warn:
+            raise ValueError(f"alarm ({self.alarm}) is below warn ({self.warn})")
+        return self
+
+
+class WebSettings(BaseModel):
+    """What the dashboard and its API need to know about the centre.
+
+    Example::
+
+        >>> WebSettings(timezone="Asia/Ho_Chi_Minh").zone.key
+        'Asia/Ho_Chi_Minh'
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    timezone: str = Field(
+        "Asia/Ho_Chi_Minh",
+        description="The centre's time zone (IANA name): local times in pages and CSV.",
+        examples=["Asia/Ho_Chi_Minh"],
+    )
+    tile_url: str = Field(
+        "",
+        description="Map tile URL template with {z}/{x}/{y}; empty: no tiles, a plain background.",
+        max_length=500,
+    )
+    online_after_s: int = Field(180, description="A node heard within this many seconds is online.", ge=5)
+    session_hours: float = Field(12, description="How long a sign-in lasts, hours.", gt=0, le=24 * 30)
+    secure_cookie: bool = Field(False, description="Mark the session cookie Secure (HTTPS only).")
+    water_level_thresholds: dict[str, WaterLevelThreshold] = Field(
+        default_factory=dict, description="Warning and alarm levels per water level sensor."
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not a known time zone") from None
+        return value
+
+    @field_validator("tile_url")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        if value and not all(part in value for part in ("{z}", "{x}", "{y}")):
+            raise ValueError(f"{value!r} lacks {{z}}, {{x}} or {{y}}")
+        if value and not value.startswith(("https://", "http://", "/")):
+            raise ValueError(f"{value!r} is not an http(s) URL or a path on this server")
+        return value
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+
+def load_web_settings(path: str | os.PathLike[str] | None = None, **overrides: object) -> WebSettings:
+    """The settings of the file at ``path`` (None: the defaults), ``overrides`` (options) winning.
+
+    Raises :class:`WebSettingsError`; an override that is not None replaces the file's key.
+    """
+    if path is None:
+        return parse_web_settings("", "options", **overrides)
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise WebSettingsError(f"{path}: settings file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WebSettingsError(f"{path}: cannot read settings file: {exc}") from None
+    return parse_web_settings(text, path.name, **overrides)
+
+
+def parse_web_settings(text: str, source_name: str = "<settings>", **overrides: object) -> WebSettings:
+    """Validate settings ``text``; ``overrides`` (command-line options) win over the file's keys."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise WebSettingsError(_syntax_problem(str(exc), text, source_name)) from None
+    given = {k: v for k, v in overrides.items() if v is not None}
+    data.update(given)
+    try:
+        return WebSettings.model_validate(data)
+    except ValidationError as exc:
+        lines = _KeyLines(text)
+        problems = []
+        for err in exc.errors(include_url=False):
+            path = [str(p) for p in err["loc"]]
+            number = lines.find(path)
+            if path and path[0] in given:
+                at = "option --" + path[0].replace("_", "-")
+            else:
+                at = f"{source_name} line {number}" if number is not None else source_name
+            problems.append(f"{'.'.join(path) or '(top level)'} ({at}): {_message(err)}")
+        raise WebSettingsError("\n".join(problems)) from None
+
+
+def _message(err: dict) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown key; expected one of: " + ", ".join(WebSettings.model_fields)
+    message = err["msg"].removeprefix("Value error, ")
+    if err["loc"] == ("timezone",):
+        message += ", e.g. 'Asia/Ho_Chi_Minh'"
+    return message
