@@ -7,6 +7,7 @@ import tty
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -18,6 +19,9 @@ from ioc.broker import PrivateBroker
 from ioc.db import Database
 from ioc.postgres import PostgresError, PrivatePostgres, find_bindir
 from ioc.receiver import Receiver
+
+if TYPE_CHECKING:
+    from ioc.web import WebServer
 
 HERE = Path(__file__).resolve().parent
 
@@ -126,3 +130,18 @@ def frames(shared_dir: Path) -> list[np.ndarray]:
         out.append(frame)
     capture.release()
     return out
+
+
+@pytest.fixture
+def web_server(ioc_db: Database) -> Iterator[WebServer]:
+    """The dashboard and its API over ``ioc_db`` on a free loopback port (default settings), in a thread.
+
+    ``web_server.url`` is ``http://127.0.0.1:PORT``; add users with ``ioc.web.auth.Users(ioc_db)``.
+    """
+    # Imported here: the web's dependencies (the ioc extra) are not needed by the edge's tests.
+    from ioc.web import WebServer, WebSettings, create_app
+
+    server = WebServer(create_app(ioc_db, WebSettings()), "127.0.0.1", 0)
+    server.start()
+    yield server
+    server.stop()
