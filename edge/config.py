@@ -96,6 +96,7 @@ __all__ = [
     "StoreConfig",
     "TransportConfig",
     "UplinkConfig",
+    "UplinkTlsConfig",
     "WatchdogConfig",
     "WaterLevelDriverConfig",
     "load_config",
@@ -188,6 +189,38 @@ class StoreConfig(_Section):
     )
 
 
+class UplinkTlsConfig(_Section):
+    """``[uplink.tls]``: mutual TLS to the IOC's broker (``ioc-edge provision`` writes the files).
+
+    Paths are relative to the config file. The node presents ``cert`` (its certificate, then its
+    signer's) with ``key``, and accepts only a broker whose certificate chains to ``ca``.
+    """
+
+    ca: Path = Field(
+        Path("tls/ca.crt"),
+        description="The IOC's CA certificate, which the broker's must chain to.",
+        strict=False,
+        validate_default=True,
+    )
+    cert: Path = Field(
+        Path("tls/node.crt"),
+        description="The node's certificate chain (its own first).",
+        strict=False,
+        validate_default=True,
+    )
+    key: Path = Field(
+        Path("tls/node.key"),
+        description="The node's private key (mode 0600; it never leaves the node).",
+        strict=False,
+        validate_default=True,
+    )
+
+    @field_validator("ca", "cert", "key")
+    @classmethod
+    def _resolve_paths(cls, value: Path, info: ValidationInfo) -> Path:
+        return _against_base_dir(value, info)
+
+
 class UplinkConfig(_Section):
     """``[uplink]``: the MQTT connection to the operations centre."""
 
@@ -211,6 +244,9 @@ class UplinkConfig(_Section):
     send_raw: bool = Field(
         False,
         description="Also upload every raw sensor reading, not only their summaries (costly on thin links).",
+    )
+    tls: UplinkTlsConfig | None = Field(
+        None, description="Mutual TLS to the broker; absent, plain MQTT (a test bench, never the field)."
     )
 
     @field_validator("backoff_max_s")
