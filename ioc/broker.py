@@ -10,7 +10,9 @@ Example::
 
 from __future__ import annotations
 
+import getpass
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -38,26 +40,36 @@ def find_mosquitto() -> str:
 
 
 class PrivateBroker:
-    """mosquitto listening on ``127.0.0.1:port`` only, without persistence, logging into ``workdir``."""
+    """mosquitto listening on ``127.0.0.1:port`` only, without persistence, logging into ``workdir``.
 
-    def __init__(self, workdir: str | Path, port: int | None = None) -> None:
+    With ``listeners`` (a file from ``ioc-center broker-config``), the broker runs those listeners
+    instead of its plain one, as this user (a root mosquitto would read its keys as ``mosquitto``);
+    ``port`` is then the listener it waits for. ``reload()`` is the SIGHUP of ``systemctl reload``.
+    """
+
+    def __init__(self, workdir: str | Path, port: int | None = None, listeners: Path | None = None) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.host = "127.0.0.1"
         self.port = port or free_port()
         self.log_path = self.workdir / "mosquitto.log"
+        self.listeners = listeners
         self._proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 10.0) -> None:
-        conf = self.workdir / "mosquitto.conf"
-        conf.write_text(
-            f"listener {self.port} {self.host}\n"
-            "allow_anonymous true\n"
+    def _config(self) -> str:
+        common = (
             "persistence false\n"
             "max_queued_messages 100000\n"
             "max_inflight_messages 100\n"
             f"log_dest file {self.log_path}\n"
         )
+        if self.listeners is None:
+            return f"listener {self.port} {self.host}\nallow_anonymous true\n" + common
+        return f"user {getpass.getuser()}\n" + common + self.listeners.read_text()
+
+    def start(self, timeout: float = 10.0) -> None:
+        conf = self.workdir / "mosquitto.conf"
+        conf.write_text(self._config())
         self._proc = subprocess.Popen(
             [find_mosquitto(), "-c", str(conf)],
             stdout=subprocess.DEVNULL,
@@ -83,6 +95,11 @@ class PrivateBroker:
             self._proc.kill()
             self._proc.wait()
         self._proc = None
+
+    def reload(self) -> None:
+        """Make mosquitto read its configuration, ACLs and CRLs again (SIGHUP)."""
+        if self._proc and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGHUP)
 
     @property
     def running(self) -> bool:

@@ -13,6 +13,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from ioc.db import Database
+from provisioning.tls import TlsFiles, client_context
 from sync.wire import Ack, WireError, ack_topic, decode_batch, encode_ack, parse_up_topic
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,8 @@ class Receiver:
     the database's key on (device, epoch, seq) keeps one copy of each record
     whichever of them stores it. A payload that fails validation is counted
     under its reason (``Database.rejects``) and dropped; it never stops the
-    receiver or other devices' traffic.
+    receiver or other devices' traffic. With ``tls`` (the identity ``ioc-center broker-config``
+    wrote: :meth:`TlsFiles.receiver`) it connects to the broker's centre listener over mutual TLS.
 
     Example::
 
@@ -44,6 +46,7 @@ class Receiver:
         prefix: str = "ioc/v1",
         group: str = "ioc-center",
         client_id: str | None = None,
+        tls: TlsFiles | None = None,
     ) -> None:
         self.db = db
         self.host, self.port, self.prefix, self.group = host, port, prefix, group
@@ -53,6 +56,8 @@ class Receiver:
             client_id=client_id or f"ioc-center-{socket.gethostname()}",
             protocol=mqtt.MQTTv5,
         )
+        if tls is not None:
+            self._client.tls_set_context(client_context(tls, "--tls"))
         self._client.max_inflight_messages_set(100)
         self._client.reconnect_delay_set(0.5, 15)
         self._client.on_connect = self._on_connect

@@ -26,6 +26,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge.backoff import Backoff
+from provisioning.tls import client_context
 from sync.store import Store
 from sync.wire import Ack, Batch, InvalidRecords, WireError, ack_topic, decode_ack, encode_batch, up_topic
 
@@ -38,7 +39,8 @@ SESSION_EXPIRY_S = 7 * 24 * 3600
 class MqttUplink:
     """Sends the store's backlog over MQTT v5 (QoS 1, persistent session, client id = device id).
 
-    ``config`` is the node's ``[uplink]`` section (``edge.config.UplinkConfig``);
+    ``config`` is the node's ``[uplink]`` section (``edge.config.UplinkConfig``; with ``tls``,
+    mutual TLS: a missing or unusable key or certificate raises ``PkiError`` here, naming the file);
     ``send`` the streams to send (default: those the wire format marks synced).
     ``stats`` counts batches and records sent, resent and acked.
 
@@ -69,6 +71,9 @@ class MqttUplink:
 
     def _make_client(self) -> mqtt.Client:
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.device_id, protocol=mqtt.MQTTv5)
+        if getattr(self.config, "tls", None) is not None:
+            # Read once: after `ioc-edge provision --rotate` the node is restarted to present the new key.
+            client.tls_set_context(client_context(self.config.tls))
         client.max_inflight_messages_set(self.config.max_inflight + 16)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
