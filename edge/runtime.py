@@ -26,6 +26,9 @@ from drivers.transport import ReopeningTransport, open_transport
 from edge.alarms import AlarmEngine, Rule
 from edge.clock import Clock
 from edge.config import NodeConfig
+from edge.health import PipelineHealth
+from edge.metrics import NodeMetrics
+from edge.notify import SdNotify, ServiceWatchdog
 from edge.summary import Summarizer
 from inference.build import build_camera
 from sync.recorder import Recorder
@@ -137,6 +140,8 @@ class Node:
         self.summarizer: Summarizer | None = None
         self.alarms: AlarmEngine | None = None
         self.status: StatusReporter | None = None
+        self.health: PipelineHealth | None = None
+        self.metrics: NodeMetrics | None = None
         self.failed: dict[str, str] = {}
         """Drivers that could not start, with why."""
         self._started: list = []
@@ -150,6 +155,7 @@ class Node:
         self.start_processing()
         self.start_drivers()
         self.start_status()
+        self.start_service()
         log.info("event=node_started device=%s drivers=%d", self.config.node.device_id, len(self.drivers))
 
     def init_store(self) -> None:
@@ -236,6 +242,14 @@ class Node:
             self.failed,
         )
         self._run(self.status)
+
+    def start_service(self) -> None:
+        """Last: the pipeline's health, the metrics endpoint, and systemd's READY=1 and watchdog."""
+        self.health = PipelineHealth(self, self.config.watchdog.stall_s)
+        if self.config.metrics.enabled:
+            self.metrics = NodeMetrics(self, lambda: open_store(self.config), self.health, VERSION)
+            self._run(self.metrics)
+        self._run(ServiceWatchdog(SdNotify(), self.health.check))
 
     def _run(self, component) -> None:
         component.start()

@@ -87,6 +87,14 @@ def _web_server(db: Database, http_host: str, http_port: int, web: dict) -> WebS
     default=None,
     help="Also serve the dashboard and its API on this port (e.g. 8080); without it, no web server.",
 )
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Address of /metrics.")
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=9821,
+    show_default=True,
+    help="Port of the Prometheus endpoint /metrics; 0: none.",
+)
 @_web_options
 def run(
     mqtt_host: str,
@@ -97,15 +105,19 @@ def run(
     topic_prefix: str,
     http_port: int | None,
     http_host: str,
+    metrics_host: str,
+    metrics_port: int,
     **web: Any,
 ) -> None:
     """Receive, validate, de-duplicate, store and ack what the nodes send, until stopped;
     with --http-port, serve the dashboard from the same process too (the simplest centre).
+    Serves Prometheus metrics; run by systemd, it says READY=1 and feeds the watchdog.
 
-    Run several with the same --group and distinct --client-id to share the load.
+    Run several with the same --group and distinct --client-id and --metrics-port to share the load.
 
     Example: ioc-center run --mqtt-port 1883 --db sqlite:///var/lib/ioc/ioc.db --http-port 8080
     """
+    from ioc.metrics import CenterService
     from ioc.receiver import Receiver
 
     try:
@@ -117,7 +129,10 @@ def run(
     receiver.start()
     if server:
         click.echo(f"dashboard: {server.url}/", err=True)
+    service = CenterService(receiver, metrics_host, metrics_port)
+    service.start()
     wait_for_stop_signal()
+    service.stop()
     receiver.stop()
     if server:
         server.stop()

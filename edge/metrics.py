@@ -1,0 +1,385 @@
+"""The node's Prometheus metrics: the components' own counters, read when Prometheus scrapes.
+
+Nothing is counted twice and no hot loop is instrumented (the store writes over a million
+records a second): :class:`NodeCollector` reads the counters the drivers, the recorder, the
+uplink and the store already keep, at scrape time. :class:`MetricsServer` serves a registry
+with prometheus_client's own HTTP server; :class:`NodeMetrics` is the node's component that
+ties them together. The metric names are listed in the README (``ioc_edge_*``).
+
+Example::
+
+    >>> from prometheus_client import CollectorRegistry, generate_latest
+    >>> registry = CollectorRegistry()
+    >>> registry.register(ThermalCollector("ioc_edge", Path("/nonexistent")))
+    >>> generate_latest(registry)    # a board without thermal zones: no metric, no error
+    b''
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    InfoMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
+from prometheus_client.registry import Collector
+
+from edge.health import PipelineHealth
+from sync.store import Store, StoreError
+
+if TYPE_CHECKING:
+    from edge.runtime import Node
+
+__all__ = ["MetricsServer", "NodeCollector", "NodeMetrics", "ThermalCollector"]
+
+log = logging.getLogger(__name__)
+
+THERMAL_ROOT = Path("/sys/class/thermal")
+
+UPLINK_COUNTERS = {
+    "sent_batches": "Batches published (first sends and resends).",
+    "sent_records": "Records published.",
+    "sent_bytes": "Payload bytes published.",
+    "acked_records": "Records the IOC acknowledged and the node deleted.",
+    "resent_batches": "Batches sent again after ack_timeout_s without an ack.",
+    "bad_acks": "Acks that could not be read.",
+    "connects": "Connections accepted by the broker.",
+    "connect_attempts": "Connection attempts.",
+    "store_errors": "Rounds the uplink skipped because the store failed.",
+}
+"""``MqttUplink.stats`` keys exported as ``ioc_edge_uplink_<key>_total``."""
+
+
+class MetricsServer:
+    """Serves ``registry`` at ``http://host:port/metrics`` in a thread (prometheus_client's server).
+
+    A port that is taken is logged (``event=metrics_failed``) and the service runs on without
+    metrics: its data matters more than its figures.
+
+    Example::
+
+        server = MetricsServer(registry, "127.0.0.1", 9820)
+        server.start()
+        ...
+        server.stop()
+    """
+
+    def __init__(self, registry: CollectorRegistry, host: str, port: int) -> None:
+        self.registry, self.host, self.port = registry, host, port
+        self._server = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def serving(self) -> bool:
+        return self._server is not None
+
+    def start(self) -> None:
+        try:
+            self._server, self._thread = start_http_server(self.port, addr=self.host, registry=self.registry)
+        except OSError as exc:
+            log.error("event=metrics_failed host=%s port=%d error=%r", self.host, self.port, str(exc))
+            return
+        self.port = self._server.server_port  # the one chosen, when port 0 asked for any
+        log.info("event=metrics_serving url=http://%s:%d/metrics", self.host, self.port)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join()
+            self._server = None
+
+
+class ThermalCollector(Collector):
+    """``<prefix>_cpu_temperature_celsius{zone, type}`` from the kernel's thermal zones, if any.
+
+    A board without ``/sys/class/thermal/thermal_zone*`` (or a zone that cannot be read at
+    the moment) gives no sample and no error. See the module's example.
+    """
+
+    def __init__(self, prefix: str, root: Path = THERMAL_ROOT) -> None:
+        self.prefix, self.root = prefix, root
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            f"{self.prefix}_cpu_temperature_celsius",
+            "Temperature of each thermal zone the kernel exposes (the SoC on a Raspberry Pi).",
+            labels=["zone", "type"],
+        )
+        for zone in sorted(self.root.glob("thermal_zone*")):
+            try:
+                millidegrees = int((zone / "temp").read_text().strip())
+                kind = (zone / "type").read_text().strip() if (zone / "type").exists() else ""
+            except (OSError, ValueError):
+                continue  # a zone whose sensor is asleep or broken (EINVAL, ENODATA) has no figure now
+            family.add_metric([zone.name, kind], millidegrees / 1000)
+        if family.samples:
+            yield family
+
+
+def _counter(name: str, doc: str, labels: list[str], rows: Iterable[tuple[list[str], float]]) -> Metric:
+    family = CounterMetricFamily(name, doc, labels=labels)
+    for values, value in rows:
+        family.add_metric(values, value)
+    return family
+
+
+def _gauge(name: str, doc: str, labels: list[str], rows: Iterable[tuple[list[str], float]]) -> Metric:
+    family = GaugeMetricFamily(name, doc, labels=labels)
+    for values, value in rows:
+        family.add_metric(values, value)
+    return family
+
+
+def _by_reason(drivers: list, attribute: str) -> list[tuple[list[str], float]]:
+    """``(driver, reason) -> count`` rows of each driver's Counter ``attribute``."""
+    return [
+        ([d.name, reason], n)
+        for d in drivers
+        for reason, n in sorted(Counter(getattr(d, attribute)).items())  # a copy: the driver adds keys
+    ]
+
+
+class NodeCollector(Collector):
+    """Reads a running :class:`~edge.runtime.Node`'s counters and its store at scrape time.
+
+    ``open_store`` gives the collector a connection of its own (opened lazily, used under a
+    lock: scrapes run in threads of the HTTP server). ``health`` gives ``ioc_edge_healthy``,
+    ``version`` the software's version in ``ioc_edge_node_info``.
+    """
+
+    def __init__(
+        self,
+        node: Node,
+        open_store: Callable[[], Store],
+        health: PipelineHealth | None = None,
+        version: str = "",
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.node, self.health, self.version, self.wall_clock = node, health, version, wall_clock
+        self._open_store = open_store
+        self._store: Store | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+
+    def _store_status(self) -> dict | None:
+        with self._lock:
+            if self._closed:
+                return None
+            try:
+                if self._store is None:
+                    self._store = self._open_store()
+                return self._store.status()
+            except (sqlite3.Error, StoreError) as exc:
+                # The figures of the store are missing from this scrape; the others still count.
+                log.warning("event=metrics_store_failed error=%r", str(exc))
+                return None
+
+    def collect(self) -> Iterator[Metric]:
+        cfg = self.node.config
+        info = InfoMetricFamily("ioc_edge_node", "The node's identity and software version.")
+        info.add_metric([], {"device": cfg.node.device_id, "site": cfg.node.site, "version": self.version})
+        yield info
+        status = self._store_status()
+        if self.health is not None:
+            verdict = self.health.check()
+            yield _gauge(
+                "ioc_edge_healthy",
+                "1 while the pipeline progresses (the watchdog is fed).",
+                [],
+                [([], 1 if verdict.healthy else 0)],
+            )
+        if status is not None:
+            yield from self._store_metrics(status)
+        yield from self._driver_metrics()
+        yield from self._camera_metrics()
+        yield from self._uplink_metrics()
+
+    def _store_metrics(self, status: dict) -> Iterator[Metric]:
+        yield _gauge(
+            "ioc_edge_backlog_records",
+            "Records waiting in the store for the IOC's end-to-end ack, per stream.",
+            ["stream"],
+            [([s], n) for s, n in sorted(status["backlog"].items())],
+        )
+        yield _gauge(
+            "ioc_edge_local_records",
+            "Records kept on the node only (raw readings, unless uplink.send_raw), per stream.",
+            ["stream"],
+            [([s], n) for s, n in sorted(status["kept_local"].items())],
+        )
+        if status["last_ack_ms"] is not None:
+            acked = status["last_ack_ms"] / 1000
+            yield _gauge(
+                "ioc_edge_last_ack_timestamp_seconds", "When the IOC's last ack arrived.", [], [([], acked)]
+            )
+            yield _gauge(
+                "ioc_edge_last_ack_age_seconds",
+                "Seconds since the IOC's last ack arrived.",
+                [],
+                [([], max(self.wall_clock() - acked, 0.0))],
+            )
+        yield _counter(
+            "ioc_edge_dropped_records",
+            "Records dropped by retention (store or disk full), per stream.",
+            ["stream"],
+            [([s], n) for s, n in sorted(status["drops"].items())],
+        )
+        for group, doc in (
+            ("invalid", "Records set aside because the IOC would refuse them, per stream."),
+            ("expired", "Records kept on the node only, deleted after keep_raw_s, per stream."),
+        ):
+            rows = [([s], n) for s, n in sorted(status["counters"].get(group, {}).items())]
+            yield _counter(f"ioc_edge_{group}_records", doc, ["stream"], rows)
+        yield _gauge(
+            "ioc_edge_store_bytes",
+            "Size of the store on disk, write-ahead log included.",
+            [],
+            [([], status["size_bytes"])],
+        )
+        yield _gauge(
+            "ioc_edge_store_max_bytes",
+            "The store's size cap (store.max_bytes).",
+            [],
+            [([], self.node.config.store.max_bytes)],
+        )
+
+    def _driver_metrics(self) -> Iterator[Metric]:
+        drivers, cfg = self.node.drivers, self.node.config
+        recorder = self.node.recorder
+        if recorder is not None:
+            yield _counter(
+                "ioc_edge_recorder_committed_records",
+                "Records committed to the store.",
+                [],
+                [([], recorder.committed)],
+            )
+            yield _counter(
+                "ioc_edge_recorder_errors",
+                "Commits that failed (their records lost).",
+                [],
+                [([], recorder.errors)],
+            )
+        yield _gauge(
+            "ioc_edge_driver_running",
+            "1 while the driver's thread runs (0: failed to start, crashed, or its replay ended).",
+            ["driver", "type"],
+            [([d.name, cfg.drivers[d.name].type], 1 if d.running else 0) for d in drivers],
+        )
+        yield _counter(
+            "ioc_edge_driver_records",
+            "Records a driver produced (rate(): the sensor's frame rate).",
+            ["driver", "type"],
+            [([d.name, cfg.drivers[d.name].type], d.records) for d in drivers],
+        )
+        yield _counter(
+            "ioc_edge_driver_rejects",
+            "Input a driver refused, by reason (garbage counts bytes, the rest frames or lines).",
+            ["driver", "reason"],
+            _by_reason(drivers, "rejects"),
+        )
+        yield _counter(
+            "ioc_edge_driver_ignored",
+            "Valid input of no use (no fix, AIS, warm-up, command replies, bounce), by reason.",
+            ["driver", "reason"],
+            _by_reason(drivers, "ignored"),
+        )
+        yield _counter(
+            "ioc_edge_driver_transport_events",
+            "Outages of a driver's device: transport_lost and transport_recovered, once per outage.",
+            ["driver", "event"],
+            _by_reason([d for d in drivers if hasattr(d, "health")], "health"),
+        )
+
+    def _camera_metrics(self) -> Iterator[Metric]:
+        cameras = [d for d in self.node.drivers if hasattr(d, "pipeline")]
+        frames = CounterMetricFamily(
+            "ioc_edge_camera_frames", "Frames read and processed.", labels=["camera"]
+        )
+        inference = SummaryMetricFamily(
+            "ioc_edge_camera_inference_seconds",
+            "Time in the detector per inference (frames the motion gate passed).",
+            labels=["camera"],
+        )
+        source = CounterMetricFamily(
+            "ioc_edge_camera_source_events",
+            "Camera source events: skipped (fps cap), reopens (stall watchdog), loops, open_failures.",
+            labels=["camera", "event"],
+        )
+        for camera in cameras:
+            stats = Counter(camera.pipeline.stats)
+            frames.add_metric([camera.name], stats["frames"])
+            inference.add_metric([camera.name], stats["inferences"], stats["inference_ns"] / 1e9)
+            for event, n in sorted(Counter(camera.source.stats).items()):
+                if event != "frames":
+                    source.add_metric([camera.name, event], n)
+        yield from (frames, inference, source)
+
+    def _uplink_metrics(self) -> Iterator[Metric]:
+        uplink = self.node.uplink
+        if uplink is None:
+            return
+        yield _gauge(
+            "ioc_edge_uplink_connected",
+            "1 while the MQTT connection is up.",
+            [],
+            [([], 1 if uplink.connected else 0)],
+        )
+        stats = Counter(uplink.stats)
+        for key, doc in UPLINK_COUNTERS.items():
+            yield _counter(f"ioc_edge_uplink_{key}", doc, [], [([], stats[key])])
+
+
+class NodeMetrics:
+    """The node's metrics component: a :class:`NodeCollector`, the CPU temperature, the process's
+    CPU and memory, served by a :class:`MetricsServer` on ``[metrics] host:port``.
+
+    Example::
+
+        metrics = NodeMetrics(node, open_store, health)
+        metrics.start()     # http://127.0.0.1:9820/metrics
+        ...
+        metrics.stop()
+    """
+
+    def __init__(
+        self,
+        node: Node,
+        open_store: Callable[[], Store],
+        health: PipelineHealth | None = None,
+        version: str = "",
+        thermal_root: Path = THERMAL_ROOT,
+    ) -> None:
+        self.collector = NodeCollector(node, open_store, health, version)
+        self.registry = CollectorRegistry()
+        self.registry.register(self.collector)
+        self.registry.register(ThermalCollector("ioc_edge", thermal_root))
+        ProcessCollector(registry=self.registry)  # process_cpu_seconds_total, process_resident_memory_bytes
+        cfg = node.config.metrics
+        self.server = MetricsServer(self.registry, cfg.host, cfg.port)
+
+    def start(self) -> None:
+        self.server.start()
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.collector.close()
