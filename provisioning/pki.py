@@ -29,7 +29,6 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
-import re
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from edge.errors import IocEdgeError
+from sync.wire import DEVICE_RE
 
 __all__ = [
     "DEVICE_ID",
@@ -62,7 +62,7 @@ __all__ = [
     "write_public",
 ]
 
-DEVICE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+DEVICE_ID = DEVICE_RE
 """What a device id may be (``node.device_id``): it becomes the certificate's CN and MQTT username."""
 
 DEVICES_UNIT = "devices"
