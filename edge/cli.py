@@ -215,6 +215,35 @@ def run(file: Path) -> None:
     node.stop()
 
 
+@main.command("install-service")
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("/"),
+    show_default=True,
+    help="Prepare this tree instead of the running system (an SD card image being built).",
+)
+@click.option("--no-enable", is_flag=True, help="Only write the files; do not enable the unit.")
+@click.option("--now", "start", is_flag=True, help="Also start the node now.")
+def install_service(root: Path, no_enable: bool, start: bool) -> None:
+    """Install the node as the systemd service ioc-edge.service, running this installation's
+    ioc-edge as the user ioc-edge (created, with the dialout, video and gpio groups), enabled at
+    boot; it runs /etc/ioc-edge/edge.toml, whose state_dir must be /var/lib/ioc-edge.
+
+    Example: sudo /opt/ioc-edge/bin/ioc-edge install-service --now
+    """
+    from edge.install import ServiceInstaller, state_dir_problem
+
+    try:
+        report = ServiceInstaller("ioc-edge", ["ioc-edge.service"], root).install(not no_enable, start)
+    except IocEdgeError as exc:
+        raise Failed(str(exc)) from None
+    for line in [*(f"wrote {p}" for p in report.written), *(f"ran {c}" for c in report.ran)]:
+        click.echo(line)
+    if problem := state_dir_problem(root / "etc/ioc-edge/edge.toml"):
+        click.echo(f"warning: {problem}", err=True)
+
+
 @main.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
