@@ -7,6 +7,7 @@ import json
 import signal
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -82,6 +83,13 @@ def _web_server(db: Database, http_host: str, http_port: int, web: dict) -> WebS
 @click.option("--client-id", default=None, help="MQTT client id (default: ioc-center-<hostname>).")
 @click.option("--topic-prefix", default="ioc/v1", show_default=True, help="Root of the topic tree.")
 @click.option(
+    "--tls",
+    "tls_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Mutual TLS with the identity in this directory (from `ioc-center broker-config`).",
+)
+@click.option(
     "--http-port",
     type=click.IntRange(0, 65535),
     default=None,
@@ -103,6 +111,7 @@ def run(
     group: str,
     client_id: str | None,
     topic_prefix: str,
+    tls_dir: Path | None,
     http_port: int | None,
     http_host: str,
     metrics_host: str,
@@ -119,10 +128,14 @@ def run(
     """
     from ioc.metrics import CenterService
     from ioc.receiver import Receiver
+    from provisioning.tls import TlsFiles
 
     try:
         db = Database(url)
-        receiver = Receiver(db, mqtt_host, mqtt_port, prefix=topic_prefix, group=group, client_id=client_id)
+        tls = TlsFiles.receiver(tls_dir) if tls_dir else None
+        receiver = Receiver(
+            db, mqtt_host, mqtt_port, prefix=topic_prefix, group=group, client_id=client_id, tls=tls
+        )
         server = _web_server(db, http_host, http_port, web) if http_port is not None else None
     except IocEdgeError as exc:
         raise Failed(str(exc)) from None
@@ -403,3 +416,184 @@ def token_revoke(token_id: str, url: str) -> None:
     except IocEdgeError as exc:
         raise Failed(str(exc)) from None
     click.echo(f"revoked {token_id}")
+
+
+# -- certificate authority and the broker's mutual TLS ---------------------------------------------
+
+_ca_option = click.option(
+    "--ca",
+    "ca_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="/var/lib/ioc/ca",
+    show_default=True,
+    envvar="IOC_CA",
+    help="The CA directory (from `ca init`); also $IOC_CA.",
+)
+
+
+@main.group()
+def ca() -> None:
+    """The IOC's certificate authority: signers for technicians, revocation of devices.
+
+    Example: ioc-center ca init /var/lib/ioc/ca --org "Hue IOC"
+    """
+
+
+@ca.command("init")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--org", default="IOC", show_default=True, help="Organisation named in every certificate.")
+@click.option(
+    "--days", type=click.IntRange(365, 36500), default=20 * 365, show_default=True, help="CA validity."
+)
+def ca_init(directory: Path, org: str, days: int) -> None:
+    """Create the CA in DIRECTORY (keys 0600): the device CA, the centre CA, empty CRLs. Never overwrites.
+
+    Example: ioc-center ca init /var/lib/ioc/ca --org "Hue IOC"
+    """
+    from ioc.ca import CertificateAuthority
+
+    try:
+        authority = CertificateAuthority.create(directory, org, days)
+    except IocEdgeError as exc:
+        raise Failed(str(exc)) from None
+    click.echo(f"CA created in {authority.path}; next: ioc-center ca issue-signer NAME --ca {authority.path}")
+
+
+@ca.command("issue-signer")
+@click.argument("name")
+@_ca_option
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Credential directory [default: CA/signers/NAME].",
+)
+@click.option(
+    "--days", type=click.IntRange(1, 365), default=30, show_default=True, help="Days it may sign devices."
+)
+@click.option(
+    "--device-days",
+    type=click.IntRange(1, 3650),
+    default=3 * 365,
+    show_default=True,
+    help="Longest device validity.",
+)
+def ca_issue_signer(name: str, ca_dir: Path, out: Path | None, days: int, device_days: int) -> None:
+    """Issue technician NAME a signing credential (a directory to carry to the field; its key 0600).
+
+    It certifies devices for --days; the IOC keeps a copy to sign its revocation list.
+
+    Example: ioc-center ca issue-signer alice --out /media/usb/signer-alice
+    """
+    from ioc.ca import CertificateAuthority
+
+    try:
+        where = CertificateAuthority(ca_dir).issue_signer(name, out, days, device_days)
+    except IocEdgeError as exc:
+        raise Failed(str(exc)) from None
+    click.echo(
+        f"signer {name}: {where} (signs for {days} days); on the device: ioc-edge provision --signer {where}"
+    )
+
+
+@ca.command("import")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@_ca_option
+def ca_import(paths: tuple[Path, ...], ca_dir: Path) -> None:
+    """Register device certificates signed in the field (files, or a credential's issued/ directory).
+
+    Example: ioc-center ca import /media/usb/signer-alice/issued
+    """
+    from ioc.ca import CertificateAuthority
+
+    try:
+        added = CertificateAuthority(ca_dir).import_certificates(list(paths))
+    except IocEdgeError as exc:
+        raise Failed(str(exc)) from None
+    click.echo(f"imported {len(added)} certificate(s)")
+
+
+@ca.command("revoke")
+@click.argument("device")
+@_ca_option
+def ca_revoke(device: str, ca_dir: Path) -> None:
+    """Revoke every certificate of DEVICE: the broker refuses it once reloaded (SIGHUP).
+
+    Example: ioc-center ca revoke vessel-042 && systemctl reload mosquitto
+    """
+    from ioc.ca import CertificateAuthority
+
+    try:
+        authority = CertificateAuthority(ca_dir)
+        revoked = authority.revoke(device)
+    except IocEdgeError as exc:
+        raise Failed(str(exc)) from None
+    for cert in revoked:
+        click.echo(f"revoked {device}: serial {cert.serial_number:x}")
+    if not revoked:
+        click.echo(f"{device}: already revoked")
+    click.echo(f"CRL: {authority.devices_crl_path}; reload the broker: systemctl reload mosquitto")
+
+
+@ca.command("crl")
+@_ca_option
+def ca_crl(ca_dir: Path) -> None:
+    """Sign every revocation list again (each is valid a year; the broker refuses all once it expires).
+
+    Example: ioc-center ca crl --ca /var/lib/ioc/ca
+    """
+    from ioc.ca import CRL_DAYS, CertificateAuthority
+
+    try:
+        CertificateAuthority(ca_dir).refresh_crls()
+    except IocEdgeError as exc:
+        raise Failed(str(exc)) from None
+    click.echo(f"CRLs signed again, valid {CRL_DAYS} days; reload the broker: systemctl reload mosquitto")
+
+
+@main.command("broker-config")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@_ca_option
+@click.option(
+    "--host",
+    "hosts",
+    multiple=True,
+    required=True,
+    help="Name or address devices reach the broker by (repeat).",
+)
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=8883, show_default=True, help="Devices' TLS port."
+)
+@click.option("--bind", default="0.0.0.0", show_default=True, help="Address of the devices' listener.")
+@click.option(
+    "--centre-port", type=click.IntRange(1, 65535), default=8884, show_default=True, help="Receivers' port."
+)
+@click.option(
+    "--centre-bind", default="127.0.0.1", show_default=True, help="Address of the receivers' listener."
+)
+@click.option("--topic-prefix", default="ioc/v1", show_default=True, help="Root of the topic tree.")
+def broker_config(
+    out: Path,
+    ca_dir: Path,
+    hosts: tuple[str, ...],
+    port: int,
+    bind: str,
+    centre_port: int,
+    centre_bind: str,
+    topic_prefix: str,
+) -> None:
+    """Write the broker's mutual-TLS configuration into OUT: ioc.conf, ACLs, its certificate and the
+    receivers' identity (for `ioc-center run --tls OUT`). Devices: a certificate of the CA, CN = device
+    id = username; each publishes only its own uplink and reads only its own acks. No anonymous access.
+
+    Example: ioc-center broker-config /etc/mosquitto/conf.d --host mqtt.ioc.example --ca /var/lib/ioc/ca
+    """
+    from ioc.ca import CertificateAuthority
+    from ioc.mosquitto_conf import BrokerSettings, write_broker_config
+
+    settings = BrokerSettings(hosts, port, bind, centre_port, centre_bind, topic_prefix)
+    try:
+        conf = write_broker_config(CertificateAuthority(ca_dir), out, settings)
+    except IocEdgeError as exc:
+        raise Failed(str(exc)) from None
+    click.echo(f"{conf} written; receivers: ioc-center run --tls {out} --mqtt-port {centre_port}")
