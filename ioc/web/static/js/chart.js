@@ -47,7 +47,7 @@ export class TimeChart {
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), tz),
       cursor: { drag: { x: false, y: false } },
       scales: { y: { range: (u, min, max) => [Math.min(0, min ?? 0), Math.max(max ?? 1, this._ceiling())] } },
-      axes: [{ ...AXIS }, { ...AXIS, label: yLabel, size: 60 }],
+      axes: [{ ...AXIS, values: (u, splits) => this._ticks(splits) }, { ...AXIS, label: yLabel, size: 60 }],
       series: [
         { label: "Time", value: (u, ts) => (ts === null ? "–" : this.fmt.dateTime(ts * 1000)) },
         ...series.map((s, i) => ({
@@ -57,7 +57,7 @@ export class TimeChart {
           width: 2,
           spanGaps: false,
           paths: bars ? uPlot.paths.bars({ size: [0.8, 40] }) : undefined,
-          points: { show: !bars, size: 4 },
+          points: bars ? { show: false } : { size: 5 }, // uPlot shows points only where they are sparse
         })),
       ],
       hooks: {
@@ -65,6 +65,20 @@ export class TimeChart {
         draw: lines ? [(u) => drawLines(u, lines)] : [],
       },
     };
+  }
+
+  /** 24-hour clock in the centre's zone; the date where the day changes (and on the first tick). */
+  _ticks(splits) {
+    const span = (splits.at(-1) - splits[0]) * 1000;
+    let day = null;
+    return splits.map((ts) => {
+      const [date, time] = this.fmt.dateTime(ts * 1000).split(" ");
+      const dayMonth = date.slice(8, 10) + "/" + date.slice(5, 7);
+      if (span > 4 * 86400e3) return dayMonth;
+      const label = day !== date ? `${time.slice(0, 5)}\n${dayMonth}` : time.slice(0, 5);
+      day = date;
+      return label;
+    });
   }
 
   /** Thresholds stay in view even when the data is below them. */
@@ -98,6 +112,8 @@ function drawLines(u, lines) {
   ctx.setLineDash([8, 6]);
   ctx.lineWidth = 2;
   ctx.font = `${12 * devicePixelRatio}px system-ui, sans-serif`;
+  ctx.textAlign = "left"; // uPlot leaves the axis labels' alignment behind
+  ctx.textBaseline = "bottom";
   for (const l of lines) {
     const y = Math.round(u.valToPos(l.value, "y", true));
     ctx.strokeStyle = l.color;

@@ -1,4 +1,5 @@
 // Dates and times in the centre's time zone (settings.timezone), whatever the browser's own zone is.
+import { h } from "./dom.js";
 
 const FALLBACK_ZONE = "Asia/Ho_Chi_Minh";
 
@@ -69,3 +70,19 @@ export const RANGES = [
   { label: "24 hours", ms: 24 * 3600e3 },
   { label: "7 days", ms: 7 * 24 * 3600e3 },
 ];
+
+/**
+ * An element showing how long ago `ms` was ("12 s ago"), kept current by `refreshAges`: a tick rewrites
+ * these texts only, not the tables around them (focus and selection stay).
+ */
+export function agoSpan(ms, suffix = " ago") {
+  return h("span", { class: "ago", dataset: { ms: ms ?? "", suffix } }, `${ago(ms)}${ms === null ? "" : suffix}`);
+}
+
+/** Rewrite every agoSpan under `root`. */
+export function refreshAges(root, now = Date.now()) {
+  for (const el of root.querySelectorAll("span.ago")) {
+    const ms = el.dataset.ms === "" ? null : Number(el.dataset.ms);
+    el.textContent = `${ago(ms, now)}${ms === null ? "" : el.dataset.suffix}`;
+  }
+}

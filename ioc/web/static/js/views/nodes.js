@@ -1,17 +1,23 @@
 // Nodes: online or not, last seen, what waits on the node, epoch, time source, drops, rejects, version.
 import { api } from "../api.js";
 import { coalesce, h, replace } from "../dom.js";
-import { ago } from "../time.js";
+import { agoSpan, refreshAges } from "../time.js";
 
 const TSRC = { 1: ["GPS", ""], 2: ["NTP", ""], 3: ["free-running", "warn-text"] };
 
-function total(counts) {
-  return Object.values(counts ?? {}).reduce((a, b) => a + (Number(b) || 0), 0);
+/** Counters as [name, n] pairs; nested ones ({gps: {checksum: 2}}) flattened to "gps checksum". */
+function flatten(counts, prefix = "") {
+  return Object.entries(counts ?? {}).flatMap(([k, v]) =>
+    v !== null && typeof v === "object" ? flatten(v, `${prefix}${k} `) : [[`${prefix}${k}`, Number(v) || 0]]);
 }
 
-/** "position 120 · status 2" for the non-zero entries of a {name: n} object. */
+function total(counts) {
+  return flatten(counts).reduce((a, [, n]) => a + n, 0);
+}
+
+/** "position 120 · status 2" for the non-zero counters. */
 function breakdown(counts) {
-  return Object.entries(counts ?? {})
+  return flatten(counts)
     .filter(([, n]) => n)
     .map(([k, n]) => `${k} ${n}`)
     .join(" · ");
@@ -23,7 +29,10 @@ function counterCell(counts, cls = "") {
     breakdown(counts) && h("span", { class: "detail" }, breakdown(counts)));
 }
 
-/** The nodes table, refetched on status records and every 10 s (online turns offline with time). */
+/**
+ * The nodes table: a node's row is replaced by each status the live stream brings; the whole list is
+ * refetched every 10 s (online turns offline with time, and new nodes appear).
+ */
 export class View {
   constructor(root, ctx) {
     this.ctx = ctx;
@@ -40,8 +49,8 @@ export class View {
   }
 
   start() {
-    this.offs = [this.ctx.live.on("status", this.refresh), this.ctx.live.onResume(this.refresh)];
-    this.timers = [setInterval(this.refresh, 10000), setInterval(() => this.render(), 1000)];
+    this.offs = [this.ctx.live.on("status", (items) => this.update(items)), this.ctx.live.onResume(this.refresh)];
+    this.timers = [setInterval(this.refresh, 10000), setInterval(() => refreshAges(this.body), 1000)];
     this.load();
   }
 
@@ -51,10 +60,17 @@ export class View {
     this.refresh.cancel();
   }
 
+  update(items) {
+    const byDevice = new Map(this.nodes.map((n) => [n.device, n]));
+    for (const n of items) byDevice.set(n.device, n);
+    this.nodes = sortNodes([...byDevice.values()]);
+    this.render();
+  }
+
   async load() {
     try {
       const { items } = await api("/api/v1/nodes");
-      this.nodes = items.sort((a, b) => a.online - b.online || a.device.localeCompare(b.device));
+      this.nodes = sortNodes(items);
       this.error.hidden = true;
     } catch (err) {
       this.error.textContent = `Could not load the nodes: ${err.message}`;
@@ -64,7 +80,6 @@ export class View {
   }
 
   render() {
-    const now = Date.now();
     const online = this.nodes.filter((n) => n.online).length;
     const waiting = this.nodes.reduce((a, n) => a + total(n.backlog), 0);
     replace(this.summary,
@@ -75,17 +90,17 @@ export class View {
       replace(this.body, h("tr", {}, h("td", { colspan: 10, class: "empty" }, "No node has reported yet.")));
       return;
     }
-    replace(this.body, this.nodes.map((n) => this.row(n, now)));
+    replace(this.body, this.nodes.map((n) => this.row(n)));
   }
 
-  row(n, now) {
+  row(n) {
     const [tsrc, tsrcClass] = TSRC[n.tsrc] ?? ["–", ""];
     const failed = Object.entries(n.failed_drivers ?? {});
     return h("tr", { class: n.online ? "" : "offline", dataset: { device: n.device } },
       h("td", { class: "nowrap" }, h("span", { class: `dot ${n.online ? "ok" : "bad"}` }), " ",
         h("span", { class: n.online ? "state-on" : "state-off" }, n.online ? "Online" : "Offline")),
       h("th", { scope: "row" }, n.device),
-      h("td", { class: "nowrap" }, `${ago(n.last_seen_ms, now)} ago`,
+      h("td", { class: "nowrap" }, agoSpan(n.last_seen_ms),
         h("span", { class: "detail" }, this.ctx.fmt.dateTime(n.last_seen_ms))),
       counterCell(n.backlog, "warn-text"),
       counterCell(n.drops, "bad-text"),
@@ -97,6 +112,11 @@ export class View {
       h("td", {}, h("code", {}, n.epoch ?? "–")),
       h("td", {}, n.version ?? "–"));
   }
+}
+
+/** Offline nodes first (they need someone), then by name. */
+function sortNodes(nodes) {
+  return nodes.sort((a, b) => a.online - b.online || a.device.localeCompare(b.device));
 }
 
 function figure(value, label, id) {

@@ -2,7 +2,7 @@
 // centre is offline), each vessel's last position and its age; new positions arrive from the live stream.
 import { api, fetchAll } from "../api.js";
 import { colourOf, h, num, replace } from "../dom.js";
-import { ago, RANGES } from "../time.js";
+import { agoSpan, RANGES, refreshAges } from "../time.js";
 import { Graticule, loadLeaflet } from "../map.js";
 
 const HUE = [16.4637, 107.5909];
@@ -50,6 +50,20 @@ class Vessel {
   }
 }
 
+/** The row class of a fix this old: "" fresh, "stale" (amber), "offline" (red). */
+function staleness(ageMs) {
+  return ageMs > 2 * STALE_MS ? "offline" : ageMs > STALE_MS ? "stale" : "";
+}
+
+/** "7.5 kn · 80° · 9 sats": what the fix says about the vessel's motion and its quality. */
+function motion(p) {
+  const parts = [];
+  if (p.speed_kn !== null && p.speed_kn !== undefined) parts.push(`${num(p.speed_kn, 1)} kn`);
+  if (p.course_deg !== null && p.course_deg !== undefined) parts.push(`${num(p.course_deg, 0)}°`);
+  if (p.sats !== null && p.sats !== undefined) parts.push(`${p.sats} sats`);
+  return parts.join(" · ") || "no speed or course";
+}
+
 export class View {
   constructor(root, ctx) {
     this.ctx = ctx;
@@ -70,7 +84,7 @@ export class View {
       h("div", { class: "vessels" }, this.mapEl,
         h("div", { class: "panel vessel-list" }, h("table", { id: "vessels" },
           h("caption", { class: "visually-hidden" }, "Vessels and their last position"),
-          h("thead", {}, h("tr", {}, ["Vessel", "Last position", "Speed", "Course", "Age"].map((t) =>
+          h("thead", {}, h("tr", {}, ["Vessel", "Last position", "Age"].map((t) =>
             h("th", { scope: "col" }, t)))), this.body))));
   }
 
@@ -79,7 +93,7 @@ export class View {
       this.ctx.live.on("position", (items) => this.onPositions(items)),
       this.ctx.live.onResume(() => this.load()),
     ];
-    this.timer = setInterval(() => this.renderList(), 1000);
+    this.timer = setInterval(() => this.tick(), 1000);
     try {
       this.L = await loadLeaflet();
     } catch (err) {
@@ -117,7 +131,7 @@ export class View {
   }
 
   async load() {
-    if (!this.map) return;
+    if (!this.map || this.stopped) return;
     const since = Date.now() - this.rangeMs;
     try {
       const { items } = await api("/api/v1/vessels");
@@ -131,6 +145,7 @@ export class View {
     } catch (err) {
       this.showError(err);
     }
+    if (this.stopped) return; // the operator left while the tracks were loading
     this.renderList();
     if (!this.fitted && this.vessels.size) {
       this.fit();
@@ -165,26 +180,30 @@ export class View {
     if (vessel.last) this.map.setView([vessel.last.lat, vessel.last.lon], Math.max(this.map.getZoom(), 14));
   }
 
+  /** Ages move on by themselves: rewrite them and the rows' stale marks, leave the rest (and focus) alone. */
+  tick() {
+    const now = Date.now();
+    refreshAges(this.body, now);
+    for (const row of this.body.rows) if (row.dataset.ts) row.className = staleness(now - Number(row.dataset.ts));
+  }
+
   renderList() {
     const now = Date.now();
     const list = [...this.vessels.values()].filter((v) => v.last).sort((a, b) => a.device.localeCompare(b.device));
     document.getElementById("vessel-count").textContent = `${list.length} vessel${list.length === 1 ? "" : "s"}`;
     if (!list.length) {
-      replace(this.body, h("tr", {}, h("td", { colspan: 5, class: "empty" }, "No vessel has reported a position.")));
+      replace(this.body, h("tr", {}, h("td", { colspan: 3, class: "empty" }, "No vessel has reported a position.")));
       return;
     }
     replace(this.body, list.map((v) => {
       const p = v.last;
-      const age = now - p.ts_ms;
-      const cls = age > 2 * STALE_MS ? "offline" : age > STALE_MS ? "stale" : "";
-      return h("tr", { class: cls || null, dataset: { device: v.device, points: v.points.length } },
+      return h("tr", { class: staleness(now - p.ts_ms), dataset: { device: v.device, points: v.points.length, ts: p.ts_ms } },
         h("th", { scope: "row" }, h("span", { class: "swatch", style: { background: v.colour } }),
           h("button", { type: "button", class: "link", title: "Show on the map", on: { click: () => this.focus(v) } },
             v.device)),
-        h("td", { class: "num nowrap position" }, `${num(p.lat, 5)}, ${num(p.lon, 5)}`),
-        h("td", { class: "num nowrap" }, p.speed_kn === null ? "–" : `${num(p.speed_kn, 1)} kn`),
-        h("td", { class: "num nowrap" }, p.course_deg === null ? "–" : `${num(p.course_deg, 0)}°`),
-        h("td", { class: "nowrap", title: this.ctx.fmt.dateTime(p.ts_ms) }, ago(p.ts_ms, now),
+        h("td", { class: "nowrap" }, h("span", { class: "position" }, `${num(p.lat, 5)}, ${num(p.lon, 5)}`),
+          h("span", { class: "detail" }, motion(p))),
+        h("td", { class: "nowrap", title: this.ctx.fmt.dateTime(p.ts_ms) }, agoSpan(p.ts_ms, ""),
           h("span", { class: "detail" }, this.ctx.fmt.short(p.ts_ms, now))));
     }));
   }
