@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -327,3 +328,82 @@ def detect(video: str, model: Path, fps: float | None, score: float) -> None:
     except IocEdgeError as exc:
         raise Failed(str(exc)) from None
     click.echo(f"objects: {_counts(Counter(seen.values()))}", err=True)
+
+
+@main.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default="/etc/ioc-edge/edge.toml",
+    show_default=True,
+    help="The node's config file, written or updated.",
+)
+@click.option("--device-id", default=None, help="The node's id, e.g. vessel-042 (asked if not known).")
+@click.option("--site", default=None, help="Where the node is installed (asked if not known).")
+@click.option("--broker-host", default=None, help="The IOC broker's host name (asked if not known).")
+@click.option(
+    "--broker-port", type=click.IntRange(1, 65535), default=None, help="Its TLS port [asked; 8883]."
+)
+@click.option(
+    "--signer",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The signing credential's directory (asked when a certificate is needed).",
+)
+@click.option(
+    "--template",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="A TOML file whose [drivers], [alarms], [summaries] ... go into the config (asked on a new node).",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The node's state directory [kept; new node: /var/lib/ioc-edge].",
+)
+@click.option("--rotate", is_flag=True, help="A new key and certificate even if the current ones are good.")
+@click.option(
+    "--days", type=click.IntRange(1, 3650), default=3 * 365, show_default=True, help="Certificate validity."
+)
+def provision(
+    config_path: Path,
+    device_id: str | None,
+    site: str | None,
+    broker_host: str | None,
+    broker_port: int | None,
+    signer: Path | None,
+    template: Path | None,
+    state_dir: Path | None,
+    rotate: bool,
+    days: int,
+) -> None:
+    """Make this device a trusted node: its own key (0600, never leaves it), a certificate signed
+    with the technician's credential, and its config. Asks only what it cannot know; options answer
+    in advance (a script may also answer the questions on stdin). Safe to run again: it changes
+    only what is missing or wrong; --rotate renews key and certificate. The stored data is kept.
+
+    Example: ioc-edge provision --device-id vessel-042 --broker-host mqtt.example --signer /media/usb/alice
+    """
+    from provisioning.flow import Provisioner, ProvisionOptions
+
+    options = ProvisionOptions(
+        config_path, device_id, site, broker_host, broker_port, signer, template, state_dir, rotate, days
+    )
+    try:
+        Provisioner(options, _ask, click.echo).run()
+    except IocEdgeError as exc:
+        raise Failed(str(exc)) from None
+
+
+def _ask(question: str, default: object, check: Callable[[str], object]) -> object:
+    """click's prompt, asking again while ``check`` refuses the answer."""
+
+    def convert(text: str) -> object:
+        try:
+            return check(text)
+        except IocEdgeError as exc:
+            raise click.UsageError(str(exc)) from None
+
+    return click.prompt(question, default=default, value_proc=convert)
