@@ -217,7 +217,7 @@ class Provisioner:
         node = data.setdefault("node", {})
         node.update(device_id=device, site=site)
         if self.options.state_dir is not None:
-            node["state_dir"] = str(self.options.state_dir)
+            node["state_dir"] = str(self.options.state_dir.resolve())  # as typed: relative to here
         node.setdefault("state_dir", DEFAULT_STATE_DIR)
         uplink = data.setdefault("uplink", {})
         uplink.update(host=host, port=port)

@@ -1,0 +1,396 @@
+"""Mutual TLS end to end: a real mosquitto running the generated configuration, real certificates
+made by the CLI in the test's directory, the node's runtime and the IOC's receiver."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from click.testing import CliRunner
+from cryptography.hazmat.primitives import serialization
+from helpers import wait_for
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge.cli import main as edge_cli
+from edge.config import NodeConfig, load_config
+from edge.runtime import open_store
+from ioc.broker import PrivateBroker, free_port
+from ioc.cli import main as center_cli
+from ioc.db import Database
+from ioc.receiver import Receiver
+from provisioning.identity import NodeIdentity
+from provisioning.tls import TlsFiles, client_context
+from sync.records import Position
+from sync.wire import Batch, ack_topic, encode_batch, up_topic
+
+
+def cli(command, args: list[str]) -> str:
+    result = CliRunner().invoke(command, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def positions(n: int, start: int = 0) -> list[Position]:
+    t = 1_764_000_000_000
+    return [
+        Position(t + i * 1000, 1, t + i * 1000, 16.46, 107.59, 5.0, 45.0) for i in range(start, start + n)
+    ]
+
+
+@dataclass
+class Centre:
+    """The IOC's side: CA, a signer, the broker on its generated config, the receiver and its database."""
+
+    tmp: Path
+    ca: Path
+    signer: Path
+    tls: Path
+    broker: PrivateBroker
+    centre_port: int
+    db: Database
+    outputs: list[str]
+
+    def provision(self, device: str, port: int | None = None, signer: Path | None = None) -> NodeConfig:
+        """``ioc-edge provision`` of a node that buffers in ``tmp/<device>`` and reaches this broker."""
+        config = self.tmp / device / "edge.toml"
+        self.outputs.append(
+            cli(
+                edge_cli,
+                ["provision", "--config", str(config), "--device-id", device, "--site", "Thuan An"]
+                + ["--broker-host", "127.0.0.1", "--broker-port", str(port or self.broker.port)]
+                + ["--signer", str(signer or self.signer), "--state-dir", str(self.tmp / device / "state")]
+                + ["--template", str(self.template())],
+            )
+        )
+        return load_config(config)
+
+    def template(self) -> Path:
+        path = self.tmp / "template.toml"
+        path.write_text(
+            "[store]\nflush_interval_s = 0.2\nstatus_interval_s = 1\n\n"
+            "[uplink]\nack_timeout_s = 3\nbackoff_min_s = 0.1\nbackoff_max_s = 0.5\n"
+        )
+        return path
+
+
+@pytest.fixture
+def centre(tmp_path: Path) -> Iterator[Centre]:
+    ca, signer, tls = tmp_path / "ca", tmp_path / "signer-alice", tmp_path / "broker-tls"
+    outputs = [
+        cli(center_cli, ["ca", "init", str(ca), "--org", "Hue IOC"]),
+        cli(center_cli, ["ca", "issue-signer", "alice", "--ca", str(ca), "--out", str(signer)]),
+    ]
+    port, centre_port = free_port(), free_port()
+    outputs.append(
+        cli(
+            center_cli,
+            ["broker-config", str(tls), "--ca", str(ca), "--host", "127.0.0.1", "--bind", "127.0.0.1"]
+            + ["--port", str(port), "--centre-port", str(centre_port)],
+        )
+    )
+    db = Database(f"sqlite:///{tmp_path / 'ioc.db'}")
+    with PrivateBroker(tmp_path / "broker", port, listeners=tls / "ioc.conf") as broker:
+        receiver = Receiver(db, broker.host, centre_port, client_id="ioc-test", tls=TlsFiles.receiver(tls))
+        receiver.start()
+        try:
+            assert receiver.subscribed.wait(10), "the receiver could not subscribe over mutual TLS"
+            yield Centre(tmp_path, ca, signer, tls, broker, centre_port, db, outputs)
+        finally:
+            receiver.stop()
+    db.close()
+
+
+def write_positions(config: NodeConfig, records: list[Position]) -> None:
+    store = open_store(config)
+    store.write({"position": records})
+    store.close()
+
+
+def backlog(config: NodeConfig) -> int:
+    store = open_store(config)
+    try:
+        return store.backlog()["position"]
+    finally:
+        store.close()
+
+
+def files(config: NodeConfig) -> TlsFiles:
+    return TlsFiles(config.uplink.tls.ca, config.uplink.tls.cert, config.uplink.tls.key)
+
+
+def handshake(port: int, tls: TlsFiles | None, ca: Path) -> str:
+    """Complete a TLS handshake with the broker and wait for its verdict: "accepted" or OpenSSL's reason."""
+    context = client_context(tls) if tls else ssl.create_default_context(cafile=str(ca))
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        try:
+            with context.wrap_socket(raw, server_hostname="127.0.0.1") as conn:
+                conn.settimeout(1.0)
+                conn.recv(
+                    1
+                )  # TLS 1.3: the broker judges the client's certificate after the client's Finished
+        except TimeoutError:
+            return "accepted"  # the broker waits for an MQTT CONNECT
+        except ssl.SSLError as exc:
+            return exc.reason
+    return "closed"
+
+
+class Client:
+    """A bare paho client with a device's identity: what a tampered node could send."""
+
+    def __init__(self, port: int, tls: TlsFiles, client_id: str) -> None:
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        self.client.tls_set_context(client_context(tls))
+        self.puback: dict[int, object] = {}
+        self.suback: list[object] = []
+        self.done = threading.Event()
+        self.client.on_publish = lambda c, u, mid, rc, props: self.puback.__setitem__(mid, rc)
+        self.client.on_subscribe = lambda c, u, mid, rcs, props: self.suback.extend(rcs)
+        self.received: list[str] = []
+        self.client.on_message = lambda c, u, message: self.received.append(message.topic)
+        connected = threading.Event()
+        self.client.on_connect = lambda *args: connected.set()
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        assert connected.wait(10)
+
+    def publish(self, topic: str, payload: bytes) -> object:
+        info = self.client.publish(topic, payload, qos=1)
+        wait_for(lambda: info.mid in self.puback, 10, "the PUBACK")
+        return self.puback[info.mid]
+
+    def subscribe(self, topic: str) -> object:
+        self.client.subscribe(topic, qos=1)
+        wait_for(lambda: self.suback, 10, "the SUBACK")
+        return self.suback[0]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def batch(device: str, start: int = 0, n: int = 5) -> Batch:
+    return Batch(
+        device, "0123456789abcdef", "position", list(range(start + 1, start + n + 1)), positions(n, start)
+    )
+
+
+class Relay:
+    """A TCP relay on loopback that keeps every byte it forwards: what an eavesdropper on the link sees."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.seen = bytearray()
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = [self.listener]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                a, _ = self.listener.accept()
+            except OSError:
+                return
+            b = socket.create_connection(("127.0.0.1", self.target))
+            self._sockets += [a, b]
+            for src, dst in ((a, b), (b, a)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                with self._lock:
+                    self.seen += data
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            dst.close()
+
+    def close(self) -> None:
+        for s in self._sockets:
+            s.close()
+
+
+def secrets_of(key_file: Path) -> list[bytes]:
+    """What would betray the key: its PEM body (whole and per line), its DER, its private number."""
+    pem = key_file.read_bytes()
+    key = serialization.load_pem_private_key(pem, None)
+    der = key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    body = [line for line in pem.splitlines() if line and not line.startswith(b"-----")]
+    scalar = key.private_numbers().private_value.to_bytes(32, "big")
+    return [b"".join(body), *body, der, scalar, base64.b64encode(scalar), scalar.hex().encode()]
+
+
+def test_provisioned_node_data_reaches_the_ioc_over_mutual_tls_and_no_key_leaks(
+    centre: Centre, run_node, caplog
+) -> None:
+    relay = Relay(centre.broker.port)
+    try:
+        config = centre.provision("vessel-1", port=relay.port)
+        # The CLI's setup_logging replaced the root's handlers: capture everything from here on.
+        logging.getLogger().addHandler(caplog.handler)
+        caplog.set_level(logging.DEBUG)
+        write_positions(config, positions(200))
+        run_node(config)
+        wait_for(lambda: centre.db.count("position") == 200 and backlog(config) == 0, 30, "the positions")
+        wait_for(lambda: centre.db.count("status") > 0, 10, "a status record")
+    finally:
+        relay.close()
+    stored = list(centre.db.dump("position", "vessel-1"))
+    assert [r["seq"] for r in stored] == list(range(1, 201))
+    assert centre.db.rejects() == {}
+    assert relay.seen and b"vessel-1" not in relay.seen  # encrypted: not even the device id is readable
+
+    keys = {
+        config.uplink.tls.key,
+        centre.signer / "signer.key",
+        centre.ca / "ca.key",
+        centre.ca / "centre" / "ca.key",
+        centre.ca / "signers" / "alice" / "signer.key",
+        centre.tls / "server.key",
+        centre.tls / "receiver.key",
+    }
+    for key in keys:
+        assert key.stat().st_mode & 0o777 == 0o600, key
+    node_key = secrets_of(config.uplink.tls.key)
+    # Everything the node, the IOC and the link produced, and everything the technician carries away.
+    haystacks = {
+        "logs": caplog.text.encode(),
+        "CLI output": "".join(centre.outputs).encode(),
+        "broker log": centre.broker.log_path.read_bytes(),
+        "IOC database": (centre.tmp / "ioc.db").read_bytes(),
+        "the wire": bytes(relay.seen),
+        **{str(p): p.read_bytes() for p in centre.signer.rglob("*") if p.is_file()},
+        **{str(p): p.read_bytes() for p in centre.ca.rglob("*") if p.is_file()},
+    }
+    assert "event=uplink_connected" in caplog.text  # the logs captured are the node's
+    for name, data in haystacks.items():
+        for secret in node_key:
+            assert secret not in data, f"the node's private key appears in {name}"
+    for key in keys - {config.uplink.tls.key}:
+        for secret in secrets_of(key):
+            assert secret not in caplog.text.encode() + bytes(relay.seen), f"{key} leaked"
+
+
+def test_client_without_a_certificate_is_refused(centre: Centre) -> None:
+    assert handshake(centre.broker.port, None, centre.ca / "ca.crt") == "TLSV13_ALERT_CERTIFICATE_REQUIRED"
+    assert "peer did not return a certificate" in centre.broker.log_path.read_text()
+    assert centre.db.count("position") == 0
+
+
+def test_certificate_of_another_ca_is_refused(centre: Centre, tmp_path: Path, run_node) -> None:
+    other_ca, other_signer = tmp_path / "other-ca", tmp_path / "other-signer"
+    cli(center_cli, ["ca", "init", str(other_ca), "--org", "Hue IOC"])  # same names, another key
+    cli(center_cli, ["ca", "issue-signer", "mallory", "--ca", str(other_ca), "--out", str(other_signer)])
+    config = centre.provision("vessel-1", signer=other_signer)
+    # The impostor trusts the real broker; only its own certificate is foreign.
+    (tmp_path / "vessel-1" / "tls" / "ca.crt").write_bytes((centre.ca / "ca.crt").read_bytes())
+    assert handshake(centre.broker.port, files(config), centre.ca / "ca.crt") == "TLSV1_ALERT_UNKNOWN_CA"
+    # Nor is a device certificate of the right CA accepted on the receivers' listener.
+    genuine = centre.provision("vessel-2")
+    assert handshake(centre.centre_port, files(genuine), centre.ca / "ca.crt") == "TLSV1_ALERT_UNKNOWN_CA"
+    write_positions(config, positions(20))
+    node = run_node(config)
+    wait_for(lambda: node.uplink.stats["connect_attempts"] >= 3, 10, "reconnection attempts")
+    assert node.uplink.stats["connects"] == 0
+    assert centre.db.count("position") == 0 and backlog(config) == 20
+
+
+def test_revoked_certificate_is_refused_from_the_reload_on(centre: Centre, run_node) -> None:
+    config = centre.provision("vessel-1")
+    other = centre.provision("vessel-2")
+    assert handshake(centre.broker.port, files(config), centre.ca / "ca.crt") == "accepted"
+    # The technician's credential kept what it signed; back at the centre, the IOC registers it.
+    assert cli(center_cli, ["ca", "import", str(centre.signer / "issued"), "--ca", str(centre.ca)]) == (
+        "imported 2 certificate(s)\n"
+    )
+    output = cli(center_cli, ["ca", "revoke", "vessel-1", "--ca", str(centre.ca)])
+    serial = NodeIdentity(config.uplink.tls).certificate().serial_number
+    assert output.splitlines()[0] == f"revoked vessel-1: serial {serial:x}"
+    centre.broker.reload()
+    wait_for(
+        lambda: (
+            handshake(centre.broker.port, files(config), centre.ca / "ca.crt")
+            == "SSLV3_ALERT_CERTIFICATE_REVOKED"
+        ),
+        10,
+        "the broker to read the new CRL",
+    )
+    assert handshake(centre.broker.port, files(other), centre.ca / "ca.crt") == "accepted"
+    write_positions(config, positions(20))
+    node = run_node(config)
+    wait_for(lambda: node.uplink.stats["connect_attempts"] >= 3, 10, "reconnection attempts")
+    assert node.uplink.stats["connects"] == 0
+    assert centre.db.count("position") == 0 and backlog(config) == 20
+    # Provisioning again with a new key and certificate brings the node back (after the IOC's consent:
+    # here, the technician's credential still signs).
+    node.stop()
+    again = ["provision", "--config", str(centre.tmp / "vessel-1" / "edge.toml"), "--rotate"]
+    cli(edge_cli, [*again, "--signer", str(centre.signer)])
+    assert handshake(centre.broker.port, files(config), centre.ca / "ca.crt") == "accepted"
+
+
+def test_device_a_cannot_publish_under_b_nor_read_b_acks(centre: Centre) -> None:
+    a, b = centre.provision("vessel-a"), centre.provision("vessel-b")
+    client_a = Client(centre.broker.port, files(a), "vessel-a")
+    client_b = Client(centre.broker.port, files(b), "vessel-b")
+    try:
+        refused = client_a.publish(
+            up_topic("ioc/v1", "vessel-b", "position"), encode_batch(batch("vessel-b"))
+        )
+        assert refused == 135  # 0x87: not authorized
+        # A may ask for B's acks (mosquitto grants the subscription) but is never given one.
+        client_a.subscribe(ack_topic("ioc/v1", "vessel-b"))
+        client_b.subscribe(ack_topic("ioc/v1", "vessel-b"))
+        own = up_topic("ioc/v1", "vessel-b", "position")
+        assert client_b.publish(own, encode_batch(batch("vessel-b", start=100))) == 0
+        wait_for(lambda: client_b.received == [ack_topic("ioc/v1", "vessel-b")], 10, "B's ack")
+        assert (
+            client_a.publish(up_topic("ioc/v1", "vessel-a", "position"), encode_batch(batch("vessel-a"))) == 0
+        )
+        wait_for(lambda: centre.db.count("position") == 10, 10, "A's and B's own batches")
+    finally:
+        client_a.close()
+        client_b.close()
+    assert client_a.received == []
+    assert [r["seq"] for r in centre.db.dump("position", "vessel-b")] == [101, 102, 103, 104, 105]
+    assert centre.db.rejects() == {}  # the broker dropped A's batch for B: the receiver never saw it
+
+
+def test_payload_naming_another_device_than_its_topic_is_refused_over_tls(centre: Centre) -> None:
+    a = centre.provision("vessel-a")
+    client = Client(centre.broker.port, files(a), "vessel-a")
+    try:
+        assert (
+            client.publish(up_topic("ioc/v1", "vessel-a", "position"), encode_batch(batch("vessel-b"))) == 0
+        )
+        wait_for(lambda: centre.db.rejects() == {"device_mismatch": 1}, 10, "the receiver's verdict")
+    finally:
+        client.close()
+    assert centre.db.count("position") == 0
+
+
+def test_a_device_cannot_take_over_another_devices_session(centre: Centre) -> None:
+    a = centre.provision("vessel-a")
+    # Connecting as client id "vessel-b" with A's certificate: the broker makes the id A's own.
+    client = Client(centre.broker.port, files(a), "vessel-b")
+    try:
+        assert (
+            client.publish(up_topic("ioc/v1", "vessel-b", "position"), encode_batch(batch("vessel-b"))) == 135
+        )
+    finally:
+        client.close()
+    assert "as vessel-a" in centre.broker.log_path.read_text()
