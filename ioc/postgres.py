@@ -120,8 +120,9 @@ class PrivatePostgres:
         )
         if result.returncode != 0:
             raise PostgresError(
-                f"initdb failed in {self.data} (as {self._user.pw_name if self._user else 'this user'}; "
-                f"the directory must be writable by it): {result.stderr.strip()[-500:]}"
+                f"initdb failed in {self.data} (as {self._user.pw_name if self._user else 'this user'}, who "
+                "must be able to reach and write it; without a workdir a temporary one is used): "
+                f"{result.stderr.strip()[-500:]}"
             )
 
     def start(self, timeout: float = 30.0) -> None:
