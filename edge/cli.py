@@ -355,7 +355,7 @@ def detect(video: str, model: Path, fps: float | None, score: float) -> None:
     "--template",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="A TOML file whose [drivers], [alarms], [summaries] ... go into the config (asked on a new node).",
+    help="A TOML file whose [drivers], [alarms], [summaries] ... go into the config.",
 )
 @click.option(
     "--state-dir",

@@ -3,6 +3,8 @@
 It asks only what it cannot know (an option answers a question before it is asked; a node
 provisioned before knows its own answers), checks each answer as it is given, then:
 
+0. takes the drivers, alarms and other settings of a template (``template``), if given;
+
 1. makes the node's config from the answers, the existing config (every other setting kept) and
    a drivers template, and validates it with the node's own config models (nothing written yet);
 2. makes a new key, request and certificate when the node has none, or none good for this device
@@ -177,13 +179,7 @@ class Provisioner:
             "IOC broker port",
             DEFAULT_PORT,
         )
-        template = self._answer(
-            o.template,
-            {} if existing else None,
-            check_template,
-            "Drivers template (a TOML file; empty: none)",
-            "",
-        )
+        template = check_template(o.template) if o.template is not None else {}  # drivers: optional
         data = self._config_data(existing, template, device, site, host, port)
         text = HEADER + dumps(data)
         try:
