@@ -122,8 +122,7 @@ def test_provision_asks_what_it_cannot_know_checks_each_answer_and_writes_a_vali
         "Thuan An",
         "mqtt.example",
         "70000",
-        "",
-        "",
+        "",  # the port's default, 8883
         str(tmp_path / "nope"),
         str(signer),
     ]
