@@ -249,9 +249,10 @@ def install_service(root: Path, no_enable: bool, start: bool) -> None:
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 def status(file: Path, as_json: bool) -> None:
-    """Show the backlog, last ack, drops and rejects of the node described by FILE.
+    """Show the backlog, last ack, drops and rejects of the node described by FILE, and the cameras
+    that deliver no frames (why, and what to check).
 
-    Reads the node's store; works while the node runs.
+    Reads the node's store; works while the node runs (as of its last status report).
 
     Example: ioc-edge status /etc/ioc-edge/edge.toml
     """
@@ -271,15 +272,19 @@ def status(file: Path, as_json: bool) -> None:
     click.echo(f"store: {report['size_bytes']} bytes")
     click.echo(f"backlog: {_counts(Counter(report['backlog']))}")
     click.echo(f"kept on the node only: {_counts(Counter(report['kept_local']))}")
-    click.echo(
-        "last ack: "
-        + (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(last_ack / 1000)) if last_ack else "never")
-    )
+    click.echo(f"last ack: {_utc(last_ack) if last_ack else 'never'}")
     click.echo(f"dropped: {_counts(Counter(report['drops']))}")
     for group, counts in sorted(report["counters"].items()):
         click.echo(f"{group}: {_counts(Counter(counts))}")
     for driver, error in sorted(report["failed_drivers"].items()):
         click.echo(f"driver {driver} failed to start: {error}")
+    for camera, outage in sorted(report["outages"].items()):  # only cameras report outages so far
+        since = _utc(outage["since_ms"])
+        click.echo(f"camera {camera} delivers no frames since {since}, retrying: {outage['error']}")
+
+
+def _utc(ms: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))
 
 
 @main.command()

@@ -12,6 +12,7 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
 from gpiozero import GPIOZeroError
@@ -31,6 +32,7 @@ from edge.metrics import NodeMetrics
 from edge.notify import SdNotify, ServiceWatchdog
 from edge.summary import Summarizer
 from inference.build import build_camera
+from inference.camera import Camera, Outage
 from sync.recorder import Recorder
 from sync.records import NodeStatus
 from sync.store import Store
@@ -62,7 +64,8 @@ class StatusReporter:
 
     Counters are saved as increments, so they keep adding up across restarts
     of the node; the status record carries the backlog, drops and the
-    counters of this run, for the IOC's view of the node.
+    counters of this run, for the IOC's view of the node, and the drivers
+    that deliver nothing now (``outages``: each one's error and since when).
     """
 
     def __init__(
@@ -73,9 +76,11 @@ class StatusReporter:
         clock: Clock,
         interval_s: float,
         failed: dict[str, str] | None = None,
+        outages: dict[str, Callable[[], Outage | None]] | None = None,
     ) -> None:
         self.store, self.recorder, self.sources, self.clock = store, recorder, sources, clock
         self.failed = failed if failed is not None else {}
+        self.outages = outages or {}
         self.interval_s = interval_s
         self._saved: dict[str, Counter[str]] = {name: Counter() for name in sources}
         self._stop = threading.Event()
@@ -97,6 +102,7 @@ class StatusReporter:
 
     def report(self) -> None:
         current = {name: Counter(read()) for name, read in self.sources.items()}
+        outages = {name: asdict(o) for name, read in self.outages.items() if (o := read()) is not None}
         for name, counts in current.items():
             delta = counts - self._saved[name]
             if delta:
@@ -109,9 +115,11 @@ class StatusReporter:
             "drops": self.store.drops(),
             "counters": {name: dict(c) for name, c in current.items() if c},
             "failed_drivers": self.failed,
+            "outages": outages,
         }
         # Kept in the store's metadata too, for `ioc-edge status` on the node itself.
         self.store.set_meta("failed_drivers", json.dumps(self.failed, sort_keys=True))
+        self.store.set_meta("outages", json.dumps(outages, sort_keys=True))
         stamp = self.clock.now()
         self.recorder.append("status", [NodeStatus(*stamp, json.dumps(body, sort_keys=True))])
 
@@ -240,6 +248,7 @@ class Node:
             self.clock,
             self.config.store.status_interval_s,
             self.failed,
+            {d.name: (lambda d=d: d.outage) for d in self.drivers if isinstance(d, Camera)},
         )
         self._run(self.status)
 

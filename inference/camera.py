@@ -40,6 +40,18 @@ Sink = Callable[[str, list], None]
 
 
 @dataclass(frozen=True)
+class Outage:
+    """Why a camera delivers no frames, and since when (``ts_ms`` of the node's clock).
+
+    ``error`` says what failed and what to check, e.g. ``video file street.mp4 not found:
+    check the camera's source in the config``.
+    """
+
+    error: str
+    since_ms: int
+
+
+@dataclass(frozen=True)
 class EventRule:
     """One event rule (see ``edge.config.CameraEventConfig``)."""
 
@@ -263,7 +275,12 @@ class Camera:
     """The camera component: reads ``source``, runs ``pipeline``, emits counts every ``interval_s``.
 
     Exposes ``rejects``, ``ignored``, ``health`` and ``records`` like the
-    other drivers, for the node's status report.
+    other drivers, for the node's status report, and ``outage``: while the
+    source cannot be opened or read (absent at start, lost mid-stream) or
+    after the camera's thread failed, the :class:`Outage`, else ``None``.
+    An outage counts once in ``health`` (``transport_lost``, then
+    ``transport_recovered`` with the next frame), however many attempts
+    to reopen it takes.
 
     Example::
 
@@ -288,6 +305,7 @@ class Camera:
         self.ignored: Counter[str] = Counter()
         self.health: Counter[str] = Counter()
         self.records = 0
+        self.outage: Outage | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._interval_start: int | None = None
@@ -312,7 +330,6 @@ class Camera:
             self.sink(stream, records)
 
     def _run(self) -> None:
-        failing = False
         try:
             while not self._stop.is_set():
                 try:
@@ -321,27 +338,40 @@ class Camera:
                     log.info("event=end_of_stream driver=%s", self.name)
                     break
                 except TransportError as exc:
-                    if not failing:
-                        self.health["transport_lost"] += 1
-                        log.warning("event=camera_error driver=%s error=%r", self.name, str(exc))
-                    failing = True
+                    self._failed(str(exc))
                     continue
                 if frame is None:
                     self._maybe_flush_counts()
                     continue
-                if failing:
-                    failing = False
+                if self.outage is not None:
+                    self.outage = None
                     self.health["transport_recovered"] += 1
                     log.info("event=camera_recovered driver=%s", self.name)
                 self._emit("event", self.pipeline.process(frame))
                 self._maybe_flush_counts()
-        except Exception:
+        except Exception as exc:
             log.exception("event=camera_crashed driver=%s", self.name)
+            self.outage = Outage(
+                f"the camera's thread stopped on {type(exc).__name__}: {exc}; see the node's log "
+                "and restart the node",
+                self.clock.now().ts_ms,
+            )
         finally:
             self._flush_counts()
         self.ignored["frames_without_inference"] = (
             self.pipeline.stats["frames"] - self.pipeline.stats["inferences"]
         )
+
+    def _failed(self, error: str) -> None:
+        """A failed attempt to open or read the source: the first of an outage counts it."""
+        if self.outage is None:
+            self.health["transport_lost"] += 1
+            self.outage = Outage(error, self.clock.now().ts_ms)
+        elif self.outage.error != error:  # once per distinct failure, not once per retry
+            self.outage = Outage(error, self.outage.since_ms)
+        else:
+            return
+        log.warning("event=camera_error driver=%s error=%r", self.name, error)
 
     def _maybe_flush_counts(self) -> None:
         now = self.clock.now().ts_ms

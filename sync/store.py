@@ -399,7 +399,9 @@ class Store:
 
     def status(self) -> dict:
         """What ``ioc-edge status`` shows: epoch, backlog to sync, records kept on the node only,
-        last ack, drops, counters, drivers that failed to start, size."""
+        last ack, drops, counters, drivers that failed to start, drivers delivering nothing
+        (``outages``: ``{driver: {"error": ..., "since_ms": ...}}`` as of the last status
+        report), size."""
         groups = [r[0] for r in self.conn.execute("SELECT DISTINCT grp FROM counters ORDER BY grp")]
         counts = self.backlog()
         return {
@@ -410,6 +412,7 @@ class Store:
             "drops": self.drops(),
             "counters": {g: self.counters(g) for g in groups if g != "drop"},
             "failed_drivers": json.loads(self.meta("failed_drivers") or "{}"),
+            "outages": json.loads(self.meta("outages") or "{}"),
             "size_bytes": self.size_bytes(),
         }
 

@@ -10,13 +10,19 @@ import numpy as np
 import pytest
 from helpers import wait_for
 
-from edge.config import parse_config
+from edge.config import NodeConfig, parse_config
 from edge.runtime import Node
 from inference.detector import ModelError
 from ioc.receiver import Receiver
 
 
-def camera_config(tmp_path, shared_dir, port, model=None):
+def camera_config(
+    tmp_path, shared_dir, port, *, model=None, source=None, camera: str = "", drivers: str = ""
+) -> NodeConfig:
+    """A camera node syncing to the broker on ``port``, written to ``tmp_path/edge.toml`` too (for the CLI).
+
+    ``source`` replaces bikes.mp4; ``camera`` adds lines to the camera's section, ``drivers`` other sections.
+    """
     text = f"""
 [node]
 device_id = "cam-1"
@@ -24,17 +30,22 @@ state_dir = "{tmp_path / "state"}"
 
 [store]
 flush_interval_s = 0.1
+status_interval_s = 1
 
 [uplink]
 port = {port}
 backoff_min_s = 0.1
 backoff_max_s = 1
 
+[metrics]
+enabled = false
+
 [drivers.street]
 type = "camera"
-source = "{shared_dir / "media" / "bikes.mp4"}"
+source = "{source or shared_dir / "media" / "bikes.mp4"}"
 model = "{model or shared_dir / "models" / "yolox_nano.onnx"}"
 interval_s = 1
+{camera}
 
 [[drivers.street.lines]]
 name = "mid"
@@ -51,7 +62,9 @@ kind = "zone_enter"
 zone = "street"
 groups = ["people"]
 cooldown_s = 3600
+{drivers}
 """
+    (tmp_path / "edge.toml").write_text(text)
     return parse_config(text, "edge.toml", tmp_path)
 
 
