@@ -664,9 +664,10 @@ class WatchdogConfig(_Section):
 
     Only a node run by systemd with ``WatchdogSec=`` has a watchdog to feed; the figures also
     decide ``ioc_edge_healthy`` in the metrics. Stalled: the recorder committed nothing for
-    ``stall_s`` or two ``store.status_interval_s``, whichever is longer (the node's own status
-    record is committed every interval), a driver's thread ended, or every continuously
-    reporting driver has been silent for ``stall_s`` (plus its own reading interval or sleep).
+    ``stall_s`` or two ``store.status_interval_s`` plus ``store.flush_interval_s``, whichever is
+    longer (the node's own status record is committed every interval), a driver's thread
+    ended, or every continuously reporting driver has been silent for ``stall_s`` (plus its own
+    reading interval or sleep).
     """
 
     stall_s: float = Field(

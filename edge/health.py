@@ -2,10 +2,10 @@
 
 The node is *stalled* when one of these holds (``stall_s`` is ``[watchdog] stall_s``):
 
-- the recorder has committed nothing for ``stall_s`` or two ``store.status_interval_s``,
-  whichever is longer (the node records its own status every interval, so a working recorder
-  commits at least that often, sensors or not): its thread hangs or died, or the store
-  refuses every write;
+- the recorder has committed nothing for ``stall_s`` or two ``store.status_interval_s`` and
+  a ``store.flush_interval_s``, whichever is longer (the node records its own status every
+  interval, so a working recorder commits at least that often, sensors or not): its thread
+  hangs or died, or the store refuses every write;
 - the store's directory is on a read-only file system, or not writable by the node;
 - a driver's thread ended (a crash) when its source has no end (a replay without ``loop``
   ends by itself and is not a stall; a driver that failed to start is reported elsewhere);
@@ -77,7 +77,8 @@ class PipelineHealth:
 
     def __init__(self, node: Node, stall_s: float, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.node, self.stall_s, self.monotonic = node, stall_s, monotonic
-        self.recorder_allowance_s = max(stall_s, 2 * node.config.store.status_interval_s)
+        store = node.config.store
+        self.recorder_allowance_s = max(stall_s, 2 * store.status_interval_s + store.flush_interval_s)
         self._lock = threading.Lock()
         now = monotonic()
         self._seen: dict[str, tuple[int, float]] = {}  # name -> (figure, when it last moved)

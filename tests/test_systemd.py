@@ -252,6 +252,7 @@ device_id = "wd-1"
 state_dir = "state"
 [store]
 status_interval_s = 1
+flush_interval_s = 0.2
 [uplink]
 enabled = false
 [metrics]
