@@ -61,7 +61,6 @@ from ioc.web.settings import WebSettings
 
 COOKIE = "ioc_session"
 DEFAULT_LIMIT = 100
-KEEPALIVE_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -75,6 +74,8 @@ class WebContext:
     tokens: Tokens
     nodes: queries.NodeView
     feed: LiveFeed
+    keepalive_s: float = 15.0
+    """How often an idle live stream sends a comment line and checks that its session still holds."""
 
 
 def context(request: Request) -> WebContext:
@@ -310,19 +311,24 @@ async def live(request: Request, ctx: Ctx, q: Annotated[NoQuery, Query()]) -> St
     queue = ctx.feed.subscribe(asyncio.get_running_loop())
 
     async def stream() -> Any:
+        loop = asyncio.get_running_loop()
         try:
             yield "retry: 3000\n\n"
+            check_at = loop.time() + ctx.keepalive_s
             while True:
                 try:
-                    events = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+                    events = await asyncio.wait_for(queue.get(), max(0.0, check_at - loop.time()))
                 except TimeoutError:
-                    if await run_in_threadpool(resolve_principal, request, ctx) is None:
-                        return  # signed out (or token revoked) meanwhile
-                    yield ": keepalive\n\n"
-                    continue
+                    events = []
                 if events is None:
                     return
-                yield sse_messages(events)
+                if events:
+                    yield sse_messages(events)
+                if loop.time() >= check_at:
+                    if await run_in_threadpool(resolve_principal, request, ctx) is None:
+                        return  # signed out, expired or token revoked meanwhile
+                    yield ": keepalive\n\n"
+                    check_at = loop.time() + ctx.keepalive_s
         finally:
             ctx.feed.unsubscribe(queue)
 

@@ -48,9 +48,18 @@ MAX_FIELD = 1024
 
 
 def create_app(
-    db: Database, settings: WebSettings, *, static_dir: Path = STATIC_DIR, live_interval_s: float = 1.0
+    db: Database,
+    settings: WebSettings,
+    *,
+    static_dir: Path = STATIC_DIR,
+    live_interval_s: float = 1.0,
+    keepalive_s: float = 15.0,
 ) -> FastAPI:
-    """The web application over ``db``: API under /api/v1 (OpenAPI at /api/v1/openapi.json), pages at /."""
+    """The web application over ``db``: API under /api/v1 (OpenAPI at /api/v1/openapi.json), pages at /.
+
+    ``live_interval_s`` is how often the live feed polls the database; ``keepalive_s`` how often an idle
+    live stream sends a comment line (and checks that its session still holds).
+    """
     nodes = NodeView(settings.online_after_s)
     feed = LiveFeed(db, nodes, interval_s=live_interval_s)
 
@@ -69,9 +78,8 @@ def create_app(
         redoc_url=None,
         lifespan=lifespan,
     )
-    app.state.ctx = WebContext(
-        db, settings, Users(db), Sessions(db, settings.session_hours * 3600), Tokens(db), nodes, feed
-    )
+    sessions = Sessions(db, settings.session_hours * 3600)
+    app.state.ctx = WebContext(db, settings, Users(db), sessions, Tokens(db), nodes, feed, keepalive_s)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(sqlite3.Error, _database_down)
     try:

@@ -53,7 +53,8 @@ class Page:
     def sql(self) -> tuple[str, list[int]]:
         # One row more than asked: whether it comes back says if there is a next page.
         if self.limit is None:
-            return " OFFSET ?", [self.offset] if self.offset else []
+            # OFFSET alone is not SQLite's, LIMIT ALL / -1 not portable: a limit no list reaches.
+            return (" LIMIT ? OFFSET ?", [2**62, self.offset]) if self.offset else ("", [])
         return " LIMIT ? OFFSET ?", [self.limit + 1, self.offset]
 
 
