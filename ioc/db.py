@@ -146,15 +146,6 @@ class QmarkCursor:
         return getattr(self._cursor, name)
 
 
-def _number(data: bytes | memoryview) -> int | float:
-    """A PostgreSQL ``numeric`` (what SUM and AVG of integers give) as SQLite gives it: int, else float."""
-    text = bytes(data).decode()
-    try:
-        return int(text)
-    except ValueError:
-        return float(text)
-
-
 class PostgresEngine(Engine):
     """A PostgreSQL database through psycopg 3; migrations take a transaction-scoped advisory lock."""
 
@@ -182,9 +173,16 @@ class PostgresEngine(Engine):
                 "accepts this user from this host, and that the database exists: createdb DBNAME)"
             ) from None
 
+        # Defined here because psycopg is optional (the ioc extra).
         class NumberLoader(Loader):
+            """``numeric`` (what SUM and AVG of integers give) as SQLite gives it: int, else float."""
+
             def load(self, data: bytes | memoryview) -> int | float:
-                return _number(data)
+                text = bytes(data).decode()
+                try:
+                    return int(text)
+                except ValueError:
+                    return float(text)
 
         conn.adapters.register_loader("numeric", NumberLoader)
         return conn
