@@ -26,6 +26,8 @@ MODULES = [
     "drivers.camera",
     "ioc.db",
     "ioc.demo",
+    "provisioning.pki",
+    "provisioning.tomlout",
     "sync.store",
     "sync.wire",
 ]
