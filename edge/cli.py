@@ -280,7 +280,7 @@ def status(file: Path, as_json: bool) -> None:
         click.echo(f"driver {driver} failed to start: {error}")
     for camera, outage in sorted(report["outages"].items()):  # only cameras report outages so far
         since = _utc(outage["since_ms"])
-        click.echo(f"camera {camera} delivers no frames since {since}, retrying: {outage['error']}")
+        click.echo(f"camera {camera} delivers no frames since {since}: {outage['error']}")
 
 
 def _utc(ms: int) -> str:
