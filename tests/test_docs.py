@@ -25,7 +25,7 @@ MODULES = [
     "inference.tracker",
     "drivers.camera",
     "ioc.db",
-    "ioc.demo",
+    "ioc.demo_field",
     "provisioning.pki",
     "provisioning.tomlout",
     "sync.store",
