@@ -64,6 +64,7 @@ class MqttUplink:
         self._cursor: dict[str, int] = {}
         self._inflight: dict[tuple[str, int, int], float] = {}
         self._acks: list[Ack] = []
+        self._last_error = ""
         self._backoff = Backoff(config.backoff_min_s, config.backoff_max_s)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -78,6 +79,7 @@ class MqttUplink:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_log = self._on_log
         return client
 
     # -- paho callbacks (run in the uplink's own thread, inside client.loop) ---------------------
@@ -89,6 +91,7 @@ class MqttUplink:
         self.connected = True
         self._backoff.reset()
         self.stats["unreachable"] = 0
+        self.stats["refused"] = 0
         self.stats["connects"] += 1
         client.subscribe(ack_topic(self.config.topic_prefix, self.device_id), qos=1)
         # Whatever was in flight may be lost with the old connection: send it all again.
@@ -107,6 +110,23 @@ class MqttUplink:
         except WireError as exc:
             self.stats["bad_acks"] += 1
             log.warning("event=bad_ack topic=%s error=%s", message.topic, exc)
+
+    def _on_log(self, client, userdata, level, buf) -> None:
+        # paho reports why a socket failed only here (e.g. the broker's TLS alert): the first error
+        # since the last connection attempt is the cause, what follows its consequences.
+        if level == mqtt.MQTT_LOG_ERR and not self._last_error:
+            self._last_error = buf
+
+    def _refused(self) -> None:
+        """The link closed before the broker accepted the node: a refused certificate, most likely."""
+        if self.stats["refused"] == 0:
+            log.warning(
+                "event=uplink_refused host=%s port=%d error=%s",
+                self.config.host,
+                self.config.port,
+                self._last_error or "closed before CONNACK",
+            )
+        self.stats["refused"] += 1
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -128,6 +148,8 @@ class MqttUplink:
                     self._stop.wait(self._backoff.next())
                     continue
             if self._client.loop(timeout=0.05) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                if not self.connected:
+                    self._refused()
                 linked = self.connected = False
                 self._stop.wait(self._backoff.next())
                 continue
@@ -146,6 +168,7 @@ class MqttUplink:
     def _connect(self) -> bool:
         first = self.stats["connect_attempts"] == 0
         self.stats["connect_attempts"] += 1
+        self._last_error = ""
         try:
             if first:
                 props = Properties(PacketTypes.CONNECT)

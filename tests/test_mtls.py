@@ -108,6 +108,12 @@ def centre(tmp_path: Path) -> Iterator[Centre]:
     db.close()
 
 
+def capture_logs(caplog: pytest.LogCaptureFixture) -> None:
+    """Capture every log record from here on (the CLI's setup_logging replaced the root's handlers)."""
+    logging.getLogger().addHandler(caplog.handler)
+    caplog.set_level(logging.DEBUG)
+
+
 def write_positions(config: NodeConfig, records: list[Position]) -> None:
     store = open_store(config)
     store.write({"position": records})
@@ -240,9 +246,7 @@ def test_provisioned_node_data_reaches_the_ioc_over_mutual_tls_and_no_key_leaks(
     relay = Relay(centre.broker.port)
     try:
         config = centre.provision("vessel-1", port=relay.port)
-        # The CLI's setup_logging replaced the root's handlers: capture everything from here on.
-        logging.getLogger().addHandler(caplog.handler)
-        caplog.set_level(logging.DEBUG)
+        capture_logs(caplog)
         write_positions(config, positions(200))
         run_node(config)
         wait_for(lambda: centre.db.count("position") == 200 and backlog(config) == 0, 30, "the positions")
@@ -291,7 +295,7 @@ def test_client_without_a_certificate_is_refused(centre: Centre) -> None:
     assert centre.db.count("position") == 0
 
 
-def test_certificate_of_another_ca_is_refused(centre: Centre, tmp_path: Path, run_node) -> None:
+def test_certificate_of_another_ca_is_refused(centre: Centre, tmp_path: Path, run_node, caplog) -> None:
     other_ca, other_signer = tmp_path / "other-ca", tmp_path / "other-signer"
     cli(center_cli, ["ca", "init", str(other_ca), "--org", "Hue IOC"])  # same names, another key
     cli(center_cli, ["ca", "issue-signer", "mallory", "--ca", str(other_ca), "--out", str(other_signer)])
@@ -303,13 +307,15 @@ def test_certificate_of_another_ca_is_refused(centre: Centre, tmp_path: Path, ru
     genuine = centre.provision("vessel-2")
     assert handshake(centre.centre_port, files(genuine), centre.ca / "ca.crt") == "TLSV1_ALERT_UNKNOWN_CA"
     write_positions(config, positions(20))
+    capture_logs(caplog)
     node = run_node(config)
-    wait_for(lambda: node.uplink.stats["connect_attempts"] >= 3, 10, "reconnection attempts")
+    wait_for(lambda: node.uplink.stats["refused"] >= 3, 10, "reconnection attempts")
     assert node.uplink.stats["connects"] == 0
     assert centre.db.count("position") == 0 and backlog(config) == 20
+    assert "event=uplink_refused host=127.0.0.1" in caplog.text and "TLSV1_ALERT_UNKNOWN_CA" in caplog.text
 
 
-def test_revoked_certificate_is_refused_from_the_reload_on(centre: Centre, run_node) -> None:
+def test_revoked_certificate_is_refused_from_the_reload_on(centre: Centre, run_node, caplog) -> None:
     config = centre.provision("vessel-1")
     other = centre.provision("vessel-2")
     assert handshake(centre.broker.port, files(config), centre.ca / "ca.crt") == "accepted"
@@ -331,10 +337,13 @@ def test_revoked_certificate_is_refused_from_the_reload_on(centre: Centre, run_n
     )
     assert handshake(centre.broker.port, files(other), centre.ca / "ca.crt") == "accepted"
     write_positions(config, positions(20))
+    capture_logs(caplog)
     node = run_node(config)
-    wait_for(lambda: node.uplink.stats["connect_attempts"] >= 3, 10, "reconnection attempts")
+    wait_for(lambda: node.uplink.stats["refused"] >= 3, 10, "reconnection attempts")
     assert node.uplink.stats["connects"] == 0
     assert centre.db.count("position") == 0 and backlog(config) == 20
+    refusals = [r.getMessage() for r in caplog.records if "event=uplink_refused" in r.getMessage()]
+    assert len(refusals) == 1 and "SSLV3_ALERT_CERTIFICATE_REVOKED" in refusals[0]  # once, with the reason
     # Provisioning again with a new key and certificate brings the node back (after the IOC's consent:
     # here, the technician's credential still signs).
     node.stop()
