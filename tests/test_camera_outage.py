@@ -18,12 +18,16 @@ from click.testing import CliRunner
 from helpers import wait_for
 from test_camera_node import camera_config
 
+from drivers.camera import CameraSource
 from drivers.nmea import NmeaParser
 from edge.cli import main as edge_cli
 from edge.clock import Clock
+from inference.camera import Camera, FramePipeline
+from inference.counting import CountingLine
+from inference.detector import Detector
 
 # The IOC's database is not what these tests are about: SQLite only.
-pytestmark = pytest.mark.parametrize("ioc_db_url", ["sqlite"], indirect=True)
+sqlite_only = pytest.mark.parametrize("ioc_db_url", ["sqlite"], indirect=True)
 
 
 def write_clip(path, images: list[np.ndarray]) -> None:
@@ -51,6 +55,7 @@ def utc(ms: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))
 
 
+@sqlite_only
 def test_camera_lost_mid_stream_is_reopened_counted_once_and_counting_goes_on(
     shared_dir, frames, tmp_path, broker, receiver, ioc_db, run_node
 ):
@@ -92,6 +97,7 @@ def test_camera_lost_mid_stream_is_reopened_counted_once_and_counting_goes_on(
     assert "delivers no frames" not in status(tmp_path / "edge.toml")
 
 
+@sqlite_only
 def test_camera_missing_at_start_leaves_the_node_running_and_status_says_why(
     shared_dir, tmp_path, broker, receiver, ioc_db, run_node
 ):
@@ -132,4 +138,22 @@ speed = 0
         lambda: any(json.loads(s["body"])["outages"].get("street") == report for s in ioc_db.dump("status")),
         10,
         "the outage in a status record at the IOC",
+    )
+
+
+def test_a_camera_whose_thread_fails_reports_it_as_its_outage(shared_dir):
+    def sink(stream: str, records: list) -> None:
+        raise RuntimeError("the store went away")
+
+    detector = Detector(shared_dir / "models" / "yolox_nano.onnx")
+    pipeline = FramePipeline("street", detector, Clock(), lines=[CountingLine("mid", (320, 0), (320, 272))])
+    camera = Camera(
+        "street", CameraSource(str(shared_dir / "media" / "bikes.mp4")), pipeline, sink, Clock(), 1
+    )
+    camera.start()
+    wait_for(lambda: not camera.running, 30, "the camera's thread to end")
+    camera.stop()
+    assert camera.outage.error == (
+        "the camera's thread stopped on RuntimeError: the store went away; "
+        "see the node's log and restart the node"
     )
