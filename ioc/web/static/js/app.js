@@ -36,7 +36,7 @@ class AlarmBadge {
     live.on("alarm", this.refresh);
     live.onResume(this.refresh);
     setInterval(this.refresh, 30000);
-    this.refresh();
+    this._load();
   }
 
   async _load() {

@@ -1,4 +1,5 @@
 // The live stream (/api/v1/live, server-sent events): rows newly stored, by stream.
+import { toLogin } from "./api.js";
 
 export const STREAMS = ["position", "alarm", "count", "event", "summary", "status"];
 
@@ -65,6 +66,8 @@ export class Live {
       if (source.readyState === EventSource.CLOSED) {
         this._setState("down");
         source.close();
+        // The stream also ends with the session (signed out elsewhere, expired): then sign in again.
+        fetch("/api/v1/me", { credentials: "same-origin" }).then((r) => r.status === 401 && toLogin(), () => null);
         this._retry = setTimeout(() => this._connect(), 5000);
       } else {
         this._setState("connecting");

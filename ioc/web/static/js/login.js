@@ -4,10 +4,15 @@ import { api, ApiError } from "./api.js";
 const form = document.getElementById("login");
 const error = document.getElementById("login-error");
 
-/** Only a path on this site (never "//host" or "https://..."), so the link cannot send anyone elsewhere. */
+/**
+ * Where to go after signing in: only a path on this site (never "//host" or "https://..."), so the link
+ * cannot send anyone elsewhere. The server never sees the view (#/alarms): the browser keeps it on this
+ * page's URL through the redirect, so it is taken from here.
+ */
 function nextPath() {
   const next = new URLSearchParams(location.search).get("next") || "/";
-  return next.startsWith("/") && !next.startsWith("//") ? next : "/";
+  const path = next.startsWith("/") && !next.startsWith("//") ? next : "/";
+  return path.includes("#") ? path : path + location.hash;
 }
 
 form.addEventListener("submit", async (ev) => {

@@ -92,11 +92,12 @@ export class View {
       h("td", {}, a.source),
       h("td", {}, a.kind),
       h("td", { class: raised(a) ? "state-off" : "state-on" }, raised(a) ? "Raised" : "Cleared",
-        a.open ? h("span", { class: "detail" }, "open") : null),
+        h("span", { class: "detail" }, a.open ? "open" : a.cleared_ms ? `cleared ${fmt.short(a.cleared_ms)}` : null)),
       h("td", { class: "num" }, num(a.value, 2)),
       h("td", {}, a.message),
       h("td", { class: "acked" }, a.acked_by
-        ? [a.acked_by, h("span", { class: "detail" }, fmt.dateTime(a.acked_ms))]
+        ? [a.acked_by, h("span", { class: "detail" }, fmt.dateTime(a.acked_ms)),
+          a.note ? h("span", { class: "detail" }, a.note) : null]
         : h("span", { class: "muted" }, "not yet")),
       h("td", {}, this.ackButton(a)));
   }

@@ -26,10 +26,14 @@ class Vessel {
 
   /** Add fixes (any order, repeats ignored); the track stays in time order and within the range. */
   add(fixes, layer, sinceMs) {
-    const fresh = fixes.filter((f) => f.lat !== null && f.lon !== null && !this.seen.has(f.ts_ms));
+    const fresh = [];
+    for (const f of fixes) {
+      if (f.lat === null || f.lon === null || this.seen.has(f.ts_ms)) continue;
+      this.seen.add(f.ts_ms);
+      fresh.push(f);
+    }
     if (!fresh.length) return;
     fresh.sort((a, b) => a.ts_ms - b.ts_ms);
-    for (const f of fresh) this.seen.add(f.ts_ms);
     const appendOnly = !this.points.length || fresh[0].ts_ms >= this.points.at(-1).ts_ms;
     this.points.push(...fresh);
     if (!appendOnly) this.points.sort((a, b) => a.ts_ms - b.ts_ms);
@@ -114,7 +118,10 @@ export class View {
 
   initMap() {
     const L = this.L;
-    this.map = L.map(this.mapEl, { preferCanvas: true, worldCopyJump: true, zoomSnap: 0.5 }).setView(HUE, 11);
+    // No zoom animation: a map removed mid-animation (the operator switched pages) throws when it ends, and a
+    // wall screen gains nothing from it.
+    this.map = L.map(this.mapEl, { preferCanvas: true, worldCopyJump: true, zoomSnap: 0.5, zoomAnimation: false })
+      .setView(HUE, 11);
     const url = this.ctx.settings.tile_url;
     if (url) {
       L.tileLayer(url, { maxZoom: 19, attribution: this.ctx.settings.tile_attribution ?? "" }).addTo(this.map);
