@@ -6,7 +6,8 @@ the component around it (Frigate style): a thread that reads the source,
 feeds the pipeline, hands counts and events to the sink, and emits the counts
 when each interval ends. A camera that is absent or fails is reopened with
 backoff by its :class:`~drivers.camera.CameraSource` and counted once per
-outage in ``health``; the rest of the node runs on.
+outage in ``health``; ``Camera.outage`` says why, for ``ioc-edge status``;
+the rest of the node runs on.
 """
 
 from __future__ import annotations
