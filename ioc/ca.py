@@ -27,6 +27,7 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,7 +62,7 @@ class Issuer:
     def _crl(self) -> x509.CertificateRevocationList:
         return x509.load_pem_x509_crl(self.crl_path.read_bytes())
 
-    def write_crl(self, add: list[Revoked] = ()) -> None:  # type: ignore[assignment]
+    def write_crl(self, add: Iterable[Revoked] = ()) -> None:
         number = pki.crl_number(self._crl()) + 1 if self.crl_path.exists() else 1
         crl = pki.make_crl(self.cert, self.key, self.revoked() + list(add), number, CRL_DAYS)
         pki.write_public(self.crl_path, crl.public_bytes(serialization.Encoding.PEM))
