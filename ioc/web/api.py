@@ -123,6 +123,7 @@ def principal(
 Who = Annotated[Principal, Security(principal)]
 
 _errors: dict[int | str, dict[str, Any]] = {
+    400: {"model": Error, "description": "The request body is not valid JSON."},
     401: {"model": Error, "description": "Not signed in and no valid token."},
     422: {"model": Error, "description": "A parameter is unknown or its value is not valid."},
 }

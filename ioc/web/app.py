@@ -25,12 +25,14 @@ from pathlib import Path
 from urllib.parse import parse_qs, quote
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ioc.db import Database
 from ioc.web.api import COOKIE, WebContext, resolve_principal, router
@@ -81,6 +83,7 @@ def create_app(
     sessions = Sessions(db, settings.session_hours * 3600)
     app.state.ctx = WebContext(db, settings, Users(db), sessions, Tokens(db), nodes, feed, keepalive_s)
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(sqlite3.Error, _database_down)
     try:
         import psycopg
@@ -96,8 +99,10 @@ def create_app(
 
 
 class Credentials(BaseModel):
-    username: str
-    password: str
+    """What POST /login reads (as JSON or a urlencoded form); documented here, checked by ``_credentials``."""
+
+    username: str = Field(min_length=1, max_length=MAX_FIELD)
+    password: str = Field(min_length=1, max_length=MAX_FIELD)
 
 
 def _sign_in_routes(app: FastAPI) -> None:
@@ -115,7 +120,12 @@ def _sign_in_routes(app: FastAPI) -> None:
         "/login",
         tags=["sign-in"],
         response_model=Me,
-        responses={303: {"description": "Signed in (a form): to `next` or /."}, 401: {"model": Error}},
+        responses={
+            303: {"description": "Signed in (a form): to `next` or /."},
+            401: {"model": Error, "description": "Wrong user name or password."},
+            415: {"model": Error, "description": "Neither JSON nor a urlencoded form."},
+            422: {"model": Error, "description": "A field is missing or too long, or the JSON is invalid."},
+        },
         openapi_extra=body_doc,
         summary="Sign in: sets the session cookie",
     )
@@ -252,6 +262,13 @@ def _query_names(request: Request) -> list[str]:
     if not (isinstance(model, type) and issubclass(model, BaseModel)):
         return []
     return [f.alias or n for n, f in model.model_fields.items()]
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    # FastAPI's own words for a body it cannot decode do not say which part is wrong.
+    if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+        exc = StarletteHTTPException(400, "request body: not valid JSON")
+    return await http_exception_handler(request, exc)
 
 
 def _database_down(request: Request, exc: Exception) -> JSONResponse:
