@@ -136,10 +136,15 @@ class Dashboard:
 
 
 @pytest.fixture
-def web(ioc_db: Database) -> Iterator[WebServer]:
-    """The web server over ``ioc_db``, with thresholds for the water level sensor ``river``."""
-    settings = WebSettings(water_level_thresholds={"river": WaterLevelThreshold(warn=3.0, alarm=3.5)})
-    server = WebServer(create_app(ioc_db, settings), "127.0.0.1", 0)
+def web_settings() -> WebSettings:
+    """Thresholds for the water level sensor ``river``; a test may parametrize other settings."""
+    return WebSettings(water_level_thresholds={"river": WaterLevelThreshold(warn=3.0, alarm=3.5)})
+
+
+@pytest.fixture
+def web(ioc_db: Database, web_settings: WebSettings) -> Iterator[WebServer]:
+    """The web server over ``ioc_db`` with ``web_settings``."""
+    server = WebServer(create_app(ioc_db, web_settings), "127.0.0.1", 0)
     server.start()
     yield server
     server.stop()
@@ -407,3 +412,54 @@ def test_every_page_shows_stored_data(dashboard: Dashboard, ioc_db: Database) ->
     expect(rows).to_have_count(4)
     assert [r.get_attribute("data-id") for r in rows.all()] == [f"river-07/{EPOCH}/{s}" for s in (4, 3, 2, 1)]
     dashboard.screenshot(page, "alarms-all")
+
+
+def test_camera_events_and_node_statuses_arrive_live(
+    dashboard: Dashboard, edge_node: Callable[[str], EdgeNode]
+) -> None:
+    cameras = dashboard.sign_in("lan", "cameras")
+    nodes = dashboard.sign_in("an", "nodes")
+    expect(cameras.locator("#events")).to_have_text("No events.")
+    expect(nodes.locator("#nodes tbody")).to_have_text("No node has reported yet.")
+    for page in (cameras, nodes):
+        expect(page.locator("#live-state")).to_have_text("live")
+
+    node = edge_node("cam-01")
+    t = now_ms()
+    seen = Event(
+        t, GPS, t, "gate", "wrong-way", "car", 42, 0.87, 90, 60, 230, 200, "against the flow", jpeg("car")
+    )
+    node.send("event", [seen])
+    failed = {"cam-2": "no frames from rtsp://10.0.0.9/stream"}
+    body = {
+        "version": "0.2.0",
+        "epoch": node.store.epoch,
+        "backlog": {},
+        "drops": {},
+        "failed_drivers": failed,
+    }
+    node.send("status", [NodeStatus(t, int(TimeSource.NTP), t, json.dumps(body))])
+
+    card = cameras.locator("#events article")
+    expect(card).to_have_count(1, timeout=LIVE_MS)
+    expect(card).to_contain_text("car 87% · wrong-way")
+    expect(card).to_contain_text(f"cam-01/gate · {centre_time(t)}")
+    cameras.wait_for_function("document.querySelector('#events img').naturalWidth === 320")
+    row = nodes.locator('#nodes tr[data-device="cam-01"]')
+    expect(row).to_contain_text("0.2.0", timeout=LIVE_MS)
+    expect(row).to_contain_text("cam-2: no frames from rtsp://10.0.0.9/stream")
+    expect(row.locator("td").nth(0)).to_have_text("Online")
+
+
+@pytest.mark.parametrize(
+    "web_settings", [WebSettings(tile_url="/static/vendor/leaflet-1.9.4/images/layers.png?z={z}&x={x}&y={y}")]
+)
+def test_a_tile_url_in_the_settings_replaces_the_graticule(dashboard: Dashboard, ioc_db: Database) -> None:
+    ioc_db.store(Batch("vessel-042", EPOCH, "position", [1], [fix(now_ms(), 16.4637, 107.5909)]))
+    tiles: list[str] = []
+    page = dashboard.sign_in("lan")
+    page.on("request", lambda r: "layers.png?z=" in r.url and tiles.append(r.url))
+    page.goto(f"{dashboard.url}/#/vessels")
+    expect(page.locator(".leaflet-tile-loaded").first).to_be_attached()
+    assert tiles and all(re.search(r"layers\.png\?z=\d+&x=\d+&y=\d+$", url) for url in tiles)
+    expect(page.locator(".graticule-label")).to_have_count(0)

@@ -120,8 +120,11 @@ export class View {
     const L = this.L;
     // No zoom animation: a map removed mid-animation (the operator switched pages) throws when it ends, and a
     // wall screen gains nothing from it.
-    this.map = L.map(this.mapEl, { preferCanvas: true, worldCopyJump: true, zoomSnap: 0.5, zoomAnimation: false })
-      .setView(HUE, 11);
+    this.map = L.map(this.mapEl, { preferCanvas: true, worldCopyJump: true, zoomSnap: 0.5, zoomAnimation: false,
+      zoomControl: false, attributionControl: false }).setView(HUE, 11);
+    // Controls at the top right: the graticule's labels run along the left and bottom edges.
+    L.control.zoom({ position: "topright" }).addTo(this.map);
+    L.control.attribution({ position: "topright" }).addTo(this.map);
     const url = this.ctx.settings.tile_url;
     if (url) {
       L.tileLayer(url, { maxZoom: 19, attribution: this.ctx.settings.tile_attribution ?? "" }).addTo(this.map);
