@@ -463,3 +463,56 @@ def test_a_tile_url_in_the_settings_replaces_the_graticule(dashboard: Dashboard,
     expect(page.locator(".leaflet-tile-loaded").first).to_be_attached()
     assert tiles and all(re.search(r"layers\.png\?z=\d+&x=\d+&y=\d+$", url) for url in tiles)
     expect(page.locator(".graticule-label")).to_have_count(0)
+
+
+def contrast(a: str, b: str) -> float:
+    """WCAG contrast ratio of two ``#rrggbb`` colours."""
+
+    def luminance(colour: str) -> float:
+        c = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+        r, g, b = (v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4 for v in c)
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_page_helpers_format_times_in_the_centres_zone_and_keep_aqi_labels_readable(
+    dashboard: Dashboard,
+) -> None:
+    page = dashboard.open("/login.html")  # the modules are static files: no session needed
+    got = page.evaluate(
+        """async () => {
+        const { TimeFormat, ago } = await import('/static/js/time.js');
+        const { AqiBands } = await import('/static/js/aqi.js');
+        const { bucketSeries } = await import('/static/js/chart.js');
+        const hue = new TimeFormat('Asia/Ho_Chi_Minh');
+        const items = [
+          { ts_ms: 0, k: 'a', v: 1 }, { ts_ms: 30e3, k: 'a', v: 3 }, { ts_ms: 60e3, k: 'b', v: 5 },
+        ];
+        const bands = new AqiBands(null);
+        return {
+          newYear: hue.dateTime(Date.UTC(2024, 0, 1)),
+          epoch: hue.dateTime(0),
+          dst: new TimeFormat('Europe/Berlin').dateTime(Date.UTC(2024, 2, 31, 1, 0, 0)),
+          unknownZone: new TimeFormat('Asia/Hue').timeZone,
+          ages: [ago(5e3, 10e3), ago(0, 3 * 3600e3), ago(null)],
+          sum: bucketSeries(items, 60e3, (i) => i.k, (i) => i.v),
+          mean: bucketSeries(items, 60e3, (i) => i.k, (i) => i.v, { mean: true }).series[0].values,
+          band110: bands.of(110).label_vi,
+          bandKey: bands.of('very_bad').max,
+          colours: bands.bands.map((b) => [b.color, AqiBands.textOn(b.color)]),
+        };
+      }"""
+    )
+    assert got["newYear"] == "2024-01-01 07:00:00"
+    assert got["epoch"] == "1970-01-01 08:00:00"  # Saigon kept UTC+8 until 1975: the zone's history counts
+    assert got["dst"] == "2024-03-31 03:00:00"  # the hour Berlin skips to summer time
+    assert got["unknownZone"] == "Asia/Ho_Chi_Minh"
+    assert got["ages"] == ["5 s", "3 h", "never"]
+    assert got["sum"] == {"xs": [0, 60000], "series": [{"label": "a", "values": [4, None]},
+                                                       {"label": "b", "values": [None, 5]}]}  # fmt: skip
+    assert got["mean"] == [2, None]
+    assert (got["band110"], got["bandKey"]) == ("Kém", 300)
+    assert len(got["colours"]) == 6
+    assert all(contrast(bg, fg) >= 4.5 for bg, fg in got["colours"]), got["colours"]

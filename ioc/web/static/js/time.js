@@ -5,7 +5,7 @@ const FALLBACK_ZONE = "Asia/Ho_Chi_Minh";
 
 /**
  * Formats UTC milliseconds in one IANA time zone.
- * Example: new TimeFormat("Asia/Ho_Chi_Minh").dateTime(0) === "1970-01-01 07:00:00"
+ * Example: new TimeFormat("Asia/Ho_Chi_Minh").dateTime(Date.UTC(2024, 0, 1)) === "2024-01-01 07:00:00"
  */
 export class TimeFormat {
   constructor(timeZone) {

@@ -66,8 +66,8 @@ export class View {
   /** Query parameters of the chosen camera ("device/camera"). */
   filter() {
     if (!this.camera) return {};
-    const [device, camera] = this.camera.split("/");
-    return { device, camera };
+    const cut = this.camera.indexOf("/"); // device ids have no "/"; a camera's name might
+    return { device: this.camera.slice(0, cut), camera: this.camera.slice(cut + 1) };
   }
 
   async load() {
