@@ -9,23 +9,28 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import cv2
 import numpy as np
+import paho.mqtt.client as mqtt
 import pytest
 import requests
 from helpers import wait_for
+from paho.mqtt.enums import CallbackAPIVersion
 from test_spine import backlog, expected_positions, node_config
 
+from ioc.broker import free_port
 from ioc.db import Database
 from ioc.web import WebServer, WebSettings, create_app
 from ioc.web.aqi import BANDS, band, vn_aqi
 from ioc.web.auth import Tokens, Users
 from sync.records import Alarm, Count, Event, NodeStatus, Position, Summary, TimeSource
-from sync.wire import Batch
+from sync.wire import Batch, encode_batch, up_topic
 
 EPOCH = "a1b2c3d4e5f60718"
 T0 = 1_714_500_000_000  # 2024-04-30T18:00:00Z, 2024-05-01 01:00 in Hue
@@ -380,3 +385,41 @@ def test_settings_for_the_pages(ioc_db):
 def test_bad_parameters_get_a_4xx_naming_them(api, path, params, status, detail):
     response = api.get(path, **params)
     assert (response.status_code, response.json()) == (status, {"detail": detail})
+
+
+def test_ioc_center_run_serves_the_dashboard_beside_its_receiver(broker, ioc_db_url, ioc_db):
+    """The simplest centre: one process receives from the broker and serves what it stored."""
+    Users(ioc_db).add("lan", "viewer", "correct horse battery")
+    client = Api("", Tokens(ioc_db).create("lan")[1])
+    port = free_port()
+    center = subprocess.Popen(
+        [sys.executable, "-m", "ioc", "run", "--mqtt-port", str(broker.port), "--db", ioc_db_url,
+         "--http-port", str(port), "--timezone", "Asia/Bangkok"],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    client.url = f"http://127.0.0.1:{port}"
+    edge = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="vessel-042", protocol=mqtt.MQTTv5)
+    edge.connect(broker.host, broker.port)
+    edge.loop_start()
+    payload = encode_batch(Batch("vessel-042", EPOCH, "position", [1], [position(0)]))
+
+    def stored() -> bool:
+        assert center.poll() is None, center.communicate()
+        # Sent again until the receiver has subscribed; the database keeps one copy.
+        edge.publish(up_topic("ioc/v1", "vessel-042", "position"), payload, qos=1).wait_for_publish(5)
+        try:
+            return client.get("/api/v1/positions").json().get("items") != []
+        except requests.ConnectionError:
+            return False
+
+    try:
+        wait_for(stored, 30, "the position through `ioc-center run --http-port`")
+        assert client.json("/api/v1/settings")["timezone"] == "Asia/Bangkok"
+        assert [i["seq"] for i in client.json("/api/v1/positions")["items"]] == [1]
+    finally:
+        edge.loop_stop()
+        edge.disconnect()
+        client.close()
+        center.terminate()
+        _, stderr = center.communicate(timeout=30)
+    assert center.returncode == 0 and stderr == f"dashboard: http://127.0.0.1:{port}/\n"

@@ -33,6 +33,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ioc.db import Database
 from ioc.web.api import COOKIE, WebContext, resolve_principal, router
@@ -91,11 +92,41 @@ def create_app(
         app.add_exception_handler(psycopg.Error, _database_down)
     except ImportError:  # SQLite only: psycopg is an optional dependency
         pass
+    app.add_middleware(ProtectiveHeaders)
     app.include_router(router)
     _sign_in_routes(app)
     _page_routes(app, static_dir)
     app.mount("/static", StaticFiles(directory=static_dir, check_dir=False), name="static")
     return app
+
+
+_HEADERS = {
+    # No page of ours may be framed by another site (an ack button under a decoy), nor a file sniffed as HTML.
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+class ProtectiveHeaders:
+    """ASGI middleware adding :data:`_HEADERS` to every answer (pure ASGI: live streams pass untouched)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.headers = [(k.lower().encode(), v.encode()) for k, v in _HEADERS.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *self.headers]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 class Credentials(BaseModel):
