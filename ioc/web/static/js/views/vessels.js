@@ -146,7 +146,8 @@ export class View {
     try {
       const { items } = await api("/api/v1/vessels");
       const tracks = await Promise.all(items.map((v) =>
-        fetchAll("/api/v1/positions", { device: v.device, from: Math.round(since) }, MAX_POINTS)));
+        // Newest first: when a long track hits the cap, what is left out is its oldest part.
+        fetchAll("/api/v1/positions", { device: v.device, from: Math.round(since), order: "desc" }, MAX_POINTS)));
       for (const v of this.vessels.values()) v.remove(this.layer);
       this.vessels.clear();
       // The vessel's last fix too: it may be older than the range, or beyond the points fetched.
