@@ -307,12 +307,13 @@ class NodeView:
             clauses.append(f"d.device IN ({', '.join('?' * len(wanted))})")
             params += wanted
         sql = (
-            "SELECT d.device, d.last_seen_ms, s.ts_ms AS status_ts_ms, s.tsrc, s.body, "
-            "(SELECT e.epoch FROM epochs e WHERE e.device = d.device "
-            "ORDER BY e.first_seen_ms DESC, e.epoch LIMIT 1) AS latest_epoch "
-            "FROM devices d LEFT JOIN rec_status s ON s.device = d.device AND s.received_ms = "
-            "(SELECT MAX(q.received_ms) FROM rec_status q WHERE q.device = d.device)"
-            f"{_where(clauses)} ORDER BY d.device, s.ts_ms DESC, s.seq DESC"
+            "SELECT d.device, d.last_seen_ms, s.ts_ms AS status_ts_ms, s.tsrc, s.body, d.latest_epoch FROM "
+            "(SELECT d.device, d.last_seen_ms, "
+            "(SELECT MAX(q.received_ms) FROM rec_status q WHERE q.device = d.device) AS newest, "
+            "(SELECT e.epoch FROM epochs e WHERE e.device = d.device ORDER BY e.first_seen_ms DESC, e.epoch "
+            f"LIMIT 1) AS latest_epoch FROM devices d{_where(clauses)}) d "
+            "LEFT JOIN rec_status s ON s.device = d.device AND s.received_ms = d.newest "
+            "ORDER BY d.device, s.ts_ms DESC, s.seq DESC"
         )
         now_ms = int(self.clock() * 1000)
         items: dict[str, dict] = {}
@@ -345,10 +346,13 @@ class NodeView:
 
     def vessels(self, db: Database) -> list[dict]:
         """The latest position of every device that sent positions, with its age."""
+        # The newest time of each device first (one index lookup each), then its rows at that time;
+        # MATERIALIZED keeps SQLite from folding it into a scan of every position.
         rows = db.fetch(
+            "WITH m AS MATERIALIZED (SELECT d.device, (SELECT MAX(q.ts_ms) FROM rec_position q "
+            "WHERE q.device = d.device) AS newest FROM devices d) "
             "SELECT p.device, p.epoch, p.seq, p.ts_ms, p.tsrc, p.lat, p.lon, p.speed_kn, p.course_deg, "
-            "p.fix, p.sats, p.hdop FROM devices d JOIN rec_position p ON p.device = d.device AND p.ts_ms = "
-            "(SELECT MAX(q.ts_ms) FROM rec_position q WHERE q.device = d.device) "
+            "p.fix, p.sats, p.hdop FROM m JOIN rec_position p ON p.device = m.device AND p.ts_ms = m.newest "
             "ORDER BY p.device, p.seq DESC"
         )
         now_ms = int(self.clock() * 1000)
