@@ -9,7 +9,7 @@ function raised(alarm) {
   return alarm.state === 1 || alarm.state === "raised" || alarm.state === true;
 }
 
-/** The alarm list; refetched on every alarm record (the server orders it) and every 30 s for others' acks. */
+/** The alarm list, refetched on every alarm event (raises, clears, acks; the server orders it) and every 30 s. */
 export class View {
   constructor(root, ctx) {
     this.ctx = ctx;

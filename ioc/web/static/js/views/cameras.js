@@ -74,7 +74,7 @@ export class View {
     try {
       const from = Math.round(Date.now() - this.rangeMs);
       const [counts, events] = await Promise.all([
-        fetchAll("/api/v1/counts", { ...this.filter(), from }),
+        fetchAll("/api/v1/counts", { ...this.filter(), from, order: "desc" }), // a capped range keeps its end
         api("/api/v1/events", { params: { ...this.filter(), limit: EVENTS_SHOWN } }),
       ]);
       this.counts = counts;

@@ -88,7 +88,9 @@ export class View {
 
   async load() {
     try {
-      this.items = await fetchAll("/api/v1/summaries", { from: Math.round(Date.now() - this.rangeMs) });
+      // Newest first: should the range hold more than fetchAll's cap, the part left out is the oldest.
+      const from = Math.round(Date.now() - this.rangeMs);
+      this.items = await fetchAll("/api/v1/summaries", { from, order: "desc" });
       this.error.hidden = true;
     } catch (err) {
       this.error.textContent = `Could not load the summaries: ${err.message}`;
