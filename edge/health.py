@@ -14,8 +14,10 @@ The node is *stalled* when one of these holds (``stall_s`` is ``[watchdog] stall
   warm-up). Silent means nothing at all came from it: no record, no rejected or ignored
   input, no camera frame. Event-driven sensors (rain gauge, float switch) are never silent.
 
-One quiet sensor among working ones is not a stall: it shows in its own metrics; restarting
-the node would not bring it back.
+A driver whose device is known to be away (its transport failed and is being retried:
+``health`` has more ``transport_lost`` than ``transport_recovered``) is not watched: it is
+reported in its metrics and its status, and a restart of the node would not bring the device
+back. Nor is one quiet sensor among working ones a stall: it shows in its own metrics.
 """
 
 from __future__ import annotations
@@ -83,6 +85,8 @@ class PipelineHealth:
         now = monotonic()
         self._seen: dict[str, tuple[int, float]] = {}  # name -> (figure, when it last moved)
         self._seen["recorder"] = (node.recorder.committed if node.recorder else 0, now)
+        for driver in node.drivers:
+            self._seen[f"driver.{driver.name}"] = (activity(driver), now)
 
     def _moved(self, name: str, figure: int, now: float) -> float:
         """Seconds since ``figure`` of ``name`` last changed."""
@@ -138,7 +142,8 @@ class PipelineHealth:
                     problems.append(f"driver {name} stopped")
                 continue
             quiet = self.quiet_s(name)
-            if quiet is None:
+            outage = driver.health["transport_lost"] > driver.health["transport_recovered"]
+            if quiet is None or outage:
                 continue
             watched += 1
             idle = self._moved(f"driver.{name}", activity(driver), now)

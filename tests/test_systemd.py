@@ -20,8 +20,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import wait_for
 
 from edge.cli import main
+from edge.config import parse_config
 from edge.install import InstallError, ServiceInstaller, state_dir_problem
 from edge.notify import Health, SdNotify
 
@@ -337,6 +339,38 @@ def test_watchdog_is_starved_while_the_store_takes_no_writes(node_process, notif
     notify_socket.wait(is_ping, after=stalled_at)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0
+
+
+def test_a_device_that_is_away_is_retried_not_a_stall(tmp_path, run_node):
+    # A GPS adapter unplugged: the transport fails and is retried with backoff; restarting the node
+    # would not bring it back, so the node stays healthy while the recorder commits.
+    config = parse_config(
+        f"""
+[node]
+device_id = "wd-2"
+state_dir = "{tmp_path}"
+[store]
+status_interval_s = 1
+flush_interval_s = 0.2
+[uplink]
+enabled = false
+[metrics]
+enabled = false
+[watchdog]
+stall_s = 1
+[drivers.gps]
+type = "nmea"
+[drivers.gps.transport]
+type = "serial"
+port = "{tmp_path / "ttyUSB-unplugged"}"
+"""
+    )
+    node = run_node(config)
+    wait_for(lambda: node.drivers[0].health["transport_lost"] == 1, 10, "the lost transport")
+    time.sleep(2.5)  # past stall_s and the recorder's allowance (2 x 1 s + 0.2 s)
+    health = node.health.check()
+    assert health.problems == ()
+    assert health.detail.startswith("1 driver, ")
 
 
 def test_centre_says_ready_feeds_its_watchdog_and_says_stopping(tmp_path, broker, notify_socket):
