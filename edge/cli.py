@@ -229,9 +229,10 @@ def run(file: Path) -> None:
 def install_service(root: Path, no_enable: bool, start: bool) -> None:
     """Install the node as the systemd service ioc-edge.service, running this installation's
     ioc-edge as the user ioc-edge (created, with the dialout, video and gpio groups), enabled at
-    boot; it runs /etc/ioc-edge/edge.toml, whose state_dir must be /var/lib/ioc-edge.
+    boot; it runs /etc/ioc-edge/edge.toml, whose state_dir must be /var/lib/ioc-edge. Run it as
+    root, with the ioc-edge of a venv outside /home (e.g. /opt/ioc-edge/bin/ioc-edge).
 
-    Example: sudo /opt/ioc-edge/bin/ioc-edge install-service --now
+    Example: ioc-edge install-service --now
     """
     from edge.install import ServiceInstaller, state_dir_problem
 
