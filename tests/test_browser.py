@@ -219,6 +219,18 @@ def test_sign_in_and_out(dashboard: Dashboard) -> None:
     expect(page.locator("#zone")).to_have_text("Asia/Ho_Chi_Minh")
     expect(page.locator("#live-state")).to_have_text("live")
 
+    # Before any node has sent anything, every page says so (and none throws: see the dashboard fixture).
+    empty = {
+        "nodes": ("#nodes tbody", "No node has reported yet."),
+        "cameras": ("#events", "No events."),
+        "environment": ("#air .grid", "No particulate readings in this range."),
+        "vessels": ("#vessels tbody", "No vessel has reported a position."),
+        "alarms": ("#alarms tbody", "No open alarms."),
+    }
+    for view, (where, text) in empty.items():
+        page.goto(f"{dashboard.url}/#/{view}")
+        expect(page.locator(where)).to_have_text(text)
+
     page.get_by_role("button", name="Sign out").click()
     expect(page).to_have_url(re.compile(r"/login\.html$"))
     assert page.evaluate("fetch('/api/v1/me').then((r) => r.status)") == 401

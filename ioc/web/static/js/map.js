@@ -34,8 +34,15 @@ export class Graticule {
     this.L = L;
     this.map = map;
     this.layer = L.layerGroup().addTo(map);
-    map.on("moveend", () => this.draw());
+    this.onMove = () => this.draw();
+    map.on("moveend", this.onMove);
     this.draw();
+  }
+
+  /** Before the map goes: a resize's delayed "moveend" may still come, and must find no one. */
+  remove() {
+    this.map.off("moveend", this.onMove);
+    this.layer.remove();
   }
 
   draw() {

@@ -113,6 +113,7 @@ export class View {
     this.stopped = true;
     this.offs.forEach((off) => off());
     clearInterval(this.timer);
+    this.graticule?.remove();
     this.map?.remove();
   }
 
