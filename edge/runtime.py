@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gpiozero import GPIOZeroError
 
@@ -31,13 +32,14 @@ from edge.health import PipelineHealth
 from edge.metrics import NodeMetrics
 from edge.notify import SdNotify, ServiceWatchdog
 from edge.summary import Summarizer
-from inference.build import build_camera
-from inference.camera import Camera, Outage
 from sync.recorder import Recorder
 from sync.records import NodeStatus
 from sync.store import Store
 from sync.uplink import MqttUplink
 from sync.wire import STREAMS
+
+if TYPE_CHECKING:
+    from inference.camera import Outage
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +193,10 @@ class Node:
 
     def _make_driver(self, name: str, cfg):
         if cfg.type == "camera":
+            # Imported here: OpenCV and onnxruntime add ~45 MB to the process, which a node without a
+            # camera (a vessel, a river gauge on 512 MB) should not pay.
+            from inference.build import build_camera
+
             return build_camera(name, cfg, self.route, self.clock)
         if cfg.type in GPIO_TYPES:
             params = cfg.model_dump(exclude={"type"})
@@ -248,7 +254,7 @@ class Node:
             self.clock,
             self.config.store.status_interval_s,
             self.failed,
-            {d.name: (lambda d=d: d.outage) for d in self.drivers if isinstance(d, Camera)},
+            {d.name: (lambda d=d: d.outage) for d in self.drivers if hasattr(d, "outage")},  # the cameras
         )
         self._run(self.status)
 

@@ -40,7 +40,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from edge.errors import IocEdgeError
+from provisioning.errors import PkiError
 from sync.wire import DEVICE_RE
 
 __all__ = [
@@ -70,10 +70,6 @@ DEVICES_UNIT = "devices"
 
 _SIG = hashes.SHA256()
 _BACKDATE = dt.timedelta(minutes=5)  # a node whose clock runs a little behind still accepts a new cert
-
-
-class PkiError(IocEdgeError, ValueError):
-    """A key, request, certificate or list that is missing, malformed or not acceptable."""
 
 
 def now() -> dt.datetime:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from provisioning.pki import PkiError
+from provisioning.errors import PkiError
 
 __all__ = ["TlsFiles", "TlsSource", "client_context"]
 
