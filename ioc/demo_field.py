@@ -58,6 +58,9 @@ status_interval_s = {status_interval_s}
 [uplink]
 host = "127.0.0.1"
 port = {port}
+
+[metrics]
+enabled = false                   # three nodes on one machine would contend for one port
 """
 
 
