@@ -240,8 +240,22 @@ def rejects(url: str) -> None:
     show_default=True,
     help="Seconds between two floods of the demo's river (each raises and clears the flood alarm).",
 )
+@click.option(
+    "--http-port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="Port of the dashboard on 127.0.0.1 (0: a free one).",
+)
 @click.option("--exit-when-done", is_flag=True, help="Stop after the summary instead of waiting for Ctrl-C.")
-def demo(workdir: str, speed: float, capture: str | None, flood_every_s: float, exit_when_done: bool) -> None:
+def demo(
+    workdir: str,
+    speed: float,
+    capture: str | None,
+    flood_every_s: float,
+    http_port: int,
+    exit_when_done: bool,
+) -> None:
     """Run the whole system on this machine: a broker, this centre, and three edge nodes (a vessel
     replaying a GPS capture, a roadside camera replaying a street video through the detector, an
     environment node with particulate sensors, rain gauge and river level), and show what arrives.
@@ -263,6 +277,7 @@ def demo(workdir: str, speed: float, capture: str | None, flood_every_s: float, 
             Path(capture) if capture else None,
             speed,
             flood_every_s,
+            http_port,
             exit_when_done,
         )
         Demo(options, stop, click.echo).run()

@@ -1,7 +1,8 @@
 """``ioc-center demo``: the whole system on one machine — a broker, the centre and three edge nodes.
 
 :class:`Demo` starts, in order: a private mosquitto on a free loopback port
-(:class:`~ioc.broker.PrivateBroker`), the receiver with its database in the work directory, and the
+(:class:`~ioc.broker.PrivateBroker`), the receiver with its database in the work directory, the
+dashboard (an operator and a viewer with passwords made for the run), and the
 three nodes of :mod:`ioc.demo_field`: a vessel replaying a real NMEA capture and a roadside camera
 replaying ``media/bikes.mp4`` through the real detector (each ``python -m edge run`` in a process of
 its own), and an environment node whose particulate sensors, rain gauge and river sonar the demo
@@ -18,7 +19,7 @@ Files in the work directory (an earlier run's are replaced)::
     vessel/edge.toml, vessel/state/, vessel/node.log          the vessel node
     camera/edge.toml, camera/state/, camera/node.log          the camera node
     environment/edge.toml, environment/state/                 the environment node (log: demo.log)
-    ioc.db                                                    the IOC's database
+    ioc.db                                                    the IOC's database (and its users)
     broker/                                                   mosquitto's config and log
 
 Example::
@@ -35,6 +36,7 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -53,6 +55,7 @@ from ioc.db import Database
 from ioc.demo_field import (
     CAMERA_ID,
     ENVIRONMENT_ID,
+    FLOOD_LEVEL_M,
     NMEA_BAUDRATE,
     VESSEL_ID,
     EnvironmentRig,
@@ -60,6 +63,10 @@ from ioc.demo_field import (
     vessel_config,
 )
 from ioc.receiver import Receiver
+from ioc.web.app import create_app
+from ioc.web.auth import Users
+from ioc.web.server import WebServer
+from ioc.web.settings import WaterLevelThreshold, WebSettings
 
 __all__ = ["Demo", "DemoError", "DemoOptions", "find_capture", "shared_dir"]
 
@@ -92,13 +99,15 @@ class DemoError(IocEdgeError, RuntimeError):
 @dataclass(frozen=True)
 class DemoOptions:
     """What to run: files in ``workdir``; media from ``shared``; ``capture`` replayed at ``speed``
-    (0: as fast as possible); a flood every ``flood_every_s``."""
+    (0: as fast as possible); a flood every ``flood_every_s``; the dashboard on ``http_port`` (0: a
+    free one)."""
 
     workdir: Path
     shared: Path
     capture: Path | None = None
     speed: float = 4.0
     flood_every_s: float = 90.0
+    http_port: int = 8080
     exit_when_done: bool = False
 
 
@@ -231,6 +240,7 @@ class Demo:
         self.init_workdir()
         self.start_broker()
         self.start_receiver()
+        self.start_dashboard()
         self.start_vessel()
         self.start_camera()
         self.start_environment()
@@ -262,6 +272,26 @@ class Demo:
         if not self.receiver.subscribed.wait(SUBSCRIBE_TIMEOUT_S):
             raise DemoError(f"the receiver did not subscribe within {SUBSCRIBE_TIMEOUT_S:g} s")
         self.echo(f"demo: receiver     database {self.shown / 'ioc.db'}")
+
+    def start_dashboard(self) -> None:
+        """The dashboard on loopback, with an operator and a viewer whose passwords are new each run."""
+        users = Users(self.db)
+        self.logins = {name: secrets.token_urlsafe(9) for name in ("operator", "viewer")}
+        for name, password in self.logins.items():
+            users.add(name, name, password)
+        settings = WebSettings(
+            water_level_thresholds={
+                "river": WaterLevelThreshold(warn=FLOOD_LEVEL_M - 0.5, alarm=FLOOD_LEVEL_M)
+            }
+        )
+        self.web = WebServer(create_app(self.db, settings), "127.0.0.1", self.options.http_port)
+        self.web.start()
+        self._undo.append(self.web.stop)
+        self.echo(f"demo: dashboard    {self.web.url}/")
+        self.echo(
+            f"demo:              sign in as operator / {self.logins['operator']} "
+            f"(or viewer / {self.logins['viewer']}, who cannot acknowledge alarms)"
+        )
 
     def _write_config(self, name: str, text: str) -> Path:
         path = self.workdir / name / "edge.toml"

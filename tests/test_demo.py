@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.cookiejar
+import json
 import os
 import queue
 import re
@@ -11,11 +13,14 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 from ioc.demo_field import river_level
 
 PROGRESS = re.compile(r"^demo: \d\d:\d\d:\d\d  positions=(\d+) ")
+DASHBOARD = re.compile(r"^demo: dashboard +(http://127\.0\.0\.1:\d+/)$")
+LOGIN = re.compile(r"^demo: +sign in as operator / (\S+) \(or viewer / (\S+),")
 
 
 def demo_command(workdir: Path, *args: str) -> list[str]:
@@ -51,7 +56,7 @@ def test_demo_brings_up_three_nodes_and_every_kind_of_record_reaches_the_centre(
     workdir = tmp_path / "demo"
 
     result = subprocess.run(
-        demo_command(workdir, "--speed", "0", "--flood-every", "20", "--exit-when-done"),
+        demo_command(workdir, "--speed", "0", "--flood-every", "20", "--http-port", "0", "--exit-when-done"),
         capture_output=True,
         text=True,
         timeout=180,
@@ -74,10 +79,21 @@ def test_demo_brings_up_three_nodes_and_every_kind_of_record_reaches_the_centre(
     assert processes_mentioning(str(workdir)) == []
 
 
-def test_demo_stops_every_part_on_sigterm(shared_dir: Path, tmp_path: Path) -> None:
+def signed_in(url: str, username: str, password: str) -> urllib.request.OpenerDirector:
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    body = json.dumps({"username": username, "password": password}).encode()
+    request = urllib.request.Request(f"{url}login", body, {"Content-Type": "application/json"})
+    with opener.open(request, timeout=10) as response:
+        assert response.status == 200
+    return opener
+
+
+def test_demo_serves_the_dashboard_with_its_login_and_stops_every_part_on_sigterm(
+    shared_dir: Path, tmp_path: Path
+) -> None:
     workdir = tmp_path / "demo"
     proc = subprocess.Popen(
-        demo_command(workdir, "--speed", "1"),
+        demo_command(workdir, "--speed", "1", "--http-port", "0"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -87,11 +103,20 @@ def test_demo_stops_every_part_on_sigterm(shared_dir: Path, tmp_path: Path) -> N
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
     try:
         deadline = time.monotonic() + 60
+        seen: dict[str, re.Match] = {}
         while True:  # until the first position has made the whole trip
-            line = lines.get(timeout=max(deadline - time.monotonic(), 0.1))
+            line = lines.get(timeout=max(deadline - time.monotonic(), 0.1)).rstrip("\n")
+            for name, pattern in (("dashboard", DASHBOARD), ("login", LOGIN)):
+                if found := pattern.match(line):
+                    seen[name] = found
             if (match := PROGRESS.match(line)) and int(match[1]) > 0:
                 break
         assert len(processes_mentioning(str(workdir))) >= 3  # two node processes and mosquitto run
+        url, (operator, viewer) = seen["dashboard"][1], seen["login"].groups()
+        with signed_in(url, "operator", operator).open(f"{url}api/v1/vessels", timeout=10) as response:
+            assert [v["device"] for v in json.load(response)["items"]] == ["vessel-042"]
+        with signed_in(url, "viewer", viewer).open(f"{url}api/v1/me", timeout=10) as response:
+            assert json.load(response) == {"username": "viewer", "role": "viewer"}
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0, proc.stderr.read()
