@@ -403,6 +403,11 @@ def test_every_page_shows_stored_data(dashboard: Dashboard, ioc_db: Database) ->
     )
     expect(page.locator("#count-totals tbody tr")).to_have_count(2)
     expect(page.locator("#counts-title ~ .chart canvas")).to_have_count(1)
+    totals = page.locator("#count-totals tbody").inner_text()
+    # The live feed looks a few seconds back, so it repeats what the page just fetched: shown once.
+    page.wait_for_timeout(2500)
+    expect(page.locator("#events article")).to_have_count(3)
+    assert page.locator("#count-totals tbody").inner_text() == totals
     dashboard.screenshot(page, "cameras")
 
     page.goto(f"{dashboard.url}/#/environment")

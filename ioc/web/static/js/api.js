@@ -51,3 +51,17 @@ export async function fetchAll(path, params = {}, max = 20000) {
   }
   return items;
 }
+
+/** A record's identity (device, store epoch, sequence number), the same in a list and in the live feed. */
+export function recordKey(it) {
+  return `${it.device}/${it.epoch}/${it.seq}`;
+}
+
+/**
+ * The records of `items` that `list` lacks: the live feed may repeat a row that a fetch just brought
+ * (it looks a few seconds back for rows committed late), and a count added twice is a wrong count.
+ */
+export function unseen(list, items) {
+  const have = new Set(list.map(recordKey));
+  return items.filter((it) => !have.has(recordKey(it)));
+}

@@ -1,5 +1,5 @@
 // Cameras: counts per line and class group over time, and the latest events with their snapshots.
-import { api, fetchAll } from "../api.js";
+import { api, fetchAll, unseen } from "../api.js";
 import { bucketFor, bucketSeries, TimeChart } from "../chart.js";
 import { coalesce, h, num, replace } from "../dom.js";
 import { RANGES } from "../time.js";
@@ -38,7 +38,7 @@ export class View {
   start() {
     this.offs = [
       this.ctx.live.on("count", (items) => {
-        this.counts.push(...items);
+        this.counts.push(...unseen(this.counts, items));
         this.redraw();
       }),
       this.ctx.live.on("event", (items) => this.onEvents(items)),
@@ -134,7 +134,7 @@ export class View {
   }
 
   onEvents(items) {
-    const fresh = items.filter((it) => this.matches(it));
+    const fresh = unseen(this.events, items).filter((it) => this.matches(it));
     if (!fresh.length) return;
     this.events = [...fresh, ...this.events].sort((a, b) => b.ts_ms - a.ts_ms).slice(0, EVENTS_SHOWN);
     this.renderEvents();

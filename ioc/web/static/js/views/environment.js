@@ -1,5 +1,5 @@
 // Environment: particulate matter with the VN_AQI colour bands, rain, and river levels against their thresholds.
-import { fetchAll } from "../api.js";
+import { fetchAll, unseen } from "../api.js";
 import { AqiBands } from "../aqi.js";
 import { bucketFor, bucketSeries, TimeChart } from "../chart.js";
 import { coalesce, h, num, replace } from "../dom.js";
@@ -65,7 +65,7 @@ export class View {
   start() {
     this.offs = [
       this.ctx.live.on("summary", (items) => {
-        this.items.push(...items);
+        this.items.push(...unseen(this.items, items));
         this.redraw();
       }),
       this.ctx.live.onResume(() => this.load()),
