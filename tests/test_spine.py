@@ -30,6 +30,10 @@ TOLERANCE = {"lat": 1e-7, "lon": 1e-7, "speed_kn": 0.01, "course_deg": 0.1, "hdo
 COMPARED = ("ts_ms", "tsrc", "lat", "lon", "speed_kn", "course_deg", "fix", "sats", "hdop", "alt_m")
 
 
+# Node-side resilience: the IOC's database engine plays no part, so these run on SQLite only.
+NODE_SIDE = pytest.mark.parametrize("ioc_db_url", ["sqlite"], indirect=True)
+
+
 def node_config(
     tmp_path: Path,
     port: int,
@@ -124,6 +128,7 @@ def test_every_position_of_a_replayed_capture_arrives_once_in_order(
         assert {r["tsrc"] for r in stored} == {"gps"}
 
 
+@NODE_SIDE
 def test_broker_down_30s_while_positions_keep_coming(
     shared_dir, tmp_path, broker, receiver, ioc_db, run_node
 ):
@@ -188,6 +193,7 @@ class EdgeProcess:
             self.proc.wait(10)
 
 
+@NODE_SIDE
 def test_edge_killed_three_times_loses_and_duplicates_nothing(tmp_path, broker, receiver, ioc_db, pty_pair):
     master, slave_path = pty_pair
     config = node_config(tmp_path, broker.port, f'type = "pty"\npath = "{slave_path}"')
@@ -257,6 +263,7 @@ def test_receiver_down_then_back_gets_what_was_not_acked(shared_dir, tmp_path, b
     assert node.uplink.stats["resent_batches"] >= 1
 
 
+@NODE_SIDE
 def test_store_full_drops_by_priority_keeps_running_and_resumes(
     shared_dir, tmp_path, broker, ioc_db, run_node
 ):
