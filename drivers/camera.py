@@ -87,6 +87,11 @@ class CameraSource:
     others skipped: for a file, by the frames' timestamps (a file read as fast as possible is
     still sampled at ``fps``); for a live source, by the ``monotonic`` clock.
 
+    ``decode_threads`` is FFmpeg's decoder threads for files and streams (0: its default, one a
+    core). One by default: a camera's frames are small enough for one thread (0.5 ms for 640x272
+    H.264), and each further thread holds frames of its own and competes with the detector for
+    the same cores.
+
     ``opener(target, api_preference, params)`` makes the capture (``cv2.VideoCapture``; tests
     pass a fake with ``isOpened()``, ``read()``, ``get()`` and ``release()``). ``stats``
     counts ``frames`` (delivered), ``skipped``, ``reopens`` (by the watchdog), ``loops`` and
@@ -115,6 +120,7 @@ class CameraSource:
         fps: float | None = None,
         loop: bool = False,
         stall_s: float = 5.0,
+        decode_threads: int = 1,
         backoff_min_s: float = 0.5,
         backoff_max_s: float = 30.0,
         opener: Callable[..., Any] = cv2.VideoCapture,
@@ -124,10 +130,13 @@ class CameraSource:
             raise ValueError(f"fps must be > 0 or None, not {fps}")
         if not stall_s > 0:
             raise ValueError(f"stall_s must be > 0, not {stall_s}")
+        if decode_threads < 0:
+            raise ValueError(f"decode_threads must be >= 0, not {decode_threads}")
         self.source = source
         self.fps = fps
         self.loop = loop
         self.stall_s = stall_s
+        self.decode_threads = decode_threads
         self._opener = opener
         self._monotonic = monotonic
         self._backoff = Backoff(backoff_min_s, backoff_max_s)
@@ -230,6 +239,8 @@ class CameraSource:
             # FFmpeg honours these; V4L2 may refuse parameters it does not know, so devices get none
             timeout_ms = int(self.stall_s * 1000)
             params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms]
+            if self.decode_threads:
+                params += [cv2.CAP_PROP_N_THREADS, self.decode_threads]
         try:
             cap = self._opener(self._target, cv2.CAP_ANY, params)
             opened = bool(cap.isOpened())

@@ -203,6 +203,8 @@ def test_device_index_as_a_string_and_stream_url_without_password():
         3000,
         cv2.CAP_PROP_READ_TIMEOUT_MSEC,
         3000,
+        cv2.CAP_PROP_N_THREADS,
+        1,
     ]
 
 
@@ -289,6 +291,23 @@ def test_bad_arguments():
     with pytest.raises(ValueError) as info:
         CameraSource(0, stall_s=0)
     assert str(info.value) == "stall_s must be > 0, not 0"
+    with pytest.raises(ValueError) as info:
+        CameraSource(0, decode_threads=-1)
+    assert str(info.value) == "decode_threads must be >= 0, not -1"
+
+
+def test_decode_threads_reach_ffmpeg(bikes):
+    captures = []
+
+    def opener(*args):
+        captures.append(cv2.VideoCapture(*args))
+        return captures[-1]
+
+    for threads in (1, 2):
+        camera = CameraSource(bikes, decode_threads=threads, opener=opener)
+        assert camera.read(timeout=1.0) is not None
+        assert captures[-1].get(cv2.CAP_PROP_N_THREADS) == threads
+        camera.close()
 
 
 def test_docstring_examples_run():

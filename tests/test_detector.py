@@ -111,6 +111,14 @@ def test_threads_and_optimization_are_applied(model):
     assert options.graph_optimization_level == ort.GraphOptimizationLevel.ORT_DISABLE_ALL
 
 
+def test_workers_sleep_unless_told_to_spin(model):
+    options = Detector(model).session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert not options.enable_mem_pattern
+    options = Detector(model, spin=True).session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "1"
+
+
 def test_unknown_optimization_is_refused(model):
     with pytest.raises(ModelError) as err:
         Detector(model, optimization="max")
