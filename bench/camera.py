@@ -124,7 +124,7 @@ class RawTurns:
 
     It wraps the source's ``read``, so raw and pipeline take turns frame by frame in the camera's
     own thread: another process taking the CPU for a while hurts both alike (the two cores are
-    shared). ``times`` are the seconds of each bare run.
+    shared). Tensor ``i`` runs before frame ``i``; ``times`` are the seconds of each bare run.
     """
 
     def __init__(self, camera: Camera, tensors: list[np.ndarray]) -> None:
@@ -135,10 +135,10 @@ class RawTurns:
         camera.source.read = self
 
     def __call__(self, timeout: float) -> Frame | None:
-        tensor = self._tensors[len(self.times) % len(self._tensors)]
-        start = time.perf_counter()
-        self._session.run(None, {self._feed: tensor})
-        self.times.append(time.perf_counter() - start)
+        if len(self.times) < len(self._tensors):  # not on the read that finds the end of the video
+            start = time.perf_counter()
+            self._session.run(None, {self._feed: self._tensors[len(self.times)]})
+            self.times.append(time.perf_counter() - start)
         return self._read(timeout)
 
 
@@ -153,7 +153,8 @@ def pipeline_run(
     """
     recorder = Recorder(lambda: open_store(config), config.store.flush_interval_s, config.store.flush_records)
     camera = build_camera(CAMERA, config.drivers[CAMERA], recorder.append, Clock())
-    # warm the session up, as on a node that has been running: the first run allocates its arena
+    # warm the session up (any frame does), as on a node that has been running: the first run
+    # allocates onnxruntime's arena
     camera.pipeline.detector.detect(np.zeros((272, 640, 3), np.uint8))
     raw = RawTurns(camera, tensors) if tensors else None
     recorder.start()
