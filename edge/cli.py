@@ -205,8 +205,10 @@ def run(file: Path) -> None:
 
     Example: ioc-edge --log-level INFO run /etc/ioc-edge/edge.toml
     """
+    from edge.malloc import limit_arenas
     from edge.runtime import Node
 
+    limit_arenas()  # before any of the node's threads: see edge/malloc.py
     try:
         node = Node(load_config(file))
         node.start()
