@@ -15,9 +15,10 @@ YOLOX-Nano model, a camera built from a node config (``inference.build.build_cam
    encoded as a 500-frame MPEG-4 video) through the same pipeline with the motion gate on;
    ``static_ratio_vs_raw`` against the raw figure of part 1 (target at least 5), and the fraction
    of frames that ran the model.
-3. ``node_rss_mb``: peak RSS (``VmHWM``) of a real node (``python -m edge run``, uplink to a
-   private mosquitto) whose camera replays the clip in a loop with the real model, after
-   ``--node-seconds``; target at most 150 MB.
+3. ``node_rss_mb``: peak RSS (``VmHWM``) of a real node (``python -m edge run``, its uplink to a
+   private mosquitto and a receiver, ``python -m ioc run``, acking into SQLite) whose camera
+   replays the clip in a loop with the real model, after ``--node-seconds``; target at most
+   150 MB. Also the counts and events the receiver stored.
 
 Run: ``python bench/camera.py [--rounds 2] [--node-seconds 25]``. Prints one ``name: value unit``
 figure a line; each target as ``target_*`` with ``*_met`` 1 or 0. About a minute on two cores.
@@ -48,6 +49,7 @@ from inference.build import build_camera  # noqa: E402
 from inference.camera import Camera  # noqa: E402
 from inference.detector import Detector  # noqa: E402
 from ioc.broker import PrivateBroker, free_port  # noqa: E402
+from ioc.db import Database  # noqa: E402
 from sync.recorder import Recorder  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -239,11 +241,19 @@ def proc_status_kb(pid: int, *fields: str) -> list[int]:
 
 
 def node_memory(video: Path, model: Path, workdir: Path, seconds: float) -> None:
-    """Part 3: a real node in its own process, its camera looping over the clip."""
+    """Part 3: a real node in its own process, its camera looping over the clip, syncing to a receiver."""
+    ioc_db = f"sqlite:///{workdir / 'ioc.db'}"
     with PrivateBroker(workdir / "broker") as broker:
         config = workdir / "node.toml"
         config.write_text(node_toml(workdir / "node-state", video, model, port=broker.port, loop=True))
         log = (workdir / "node.log").open("w")
+        receiver = subprocess.Popen(
+            [sys.executable, "-m", "ioc", "run", "--mqtt-port", str(broker.port), "--db", ioc_db]
+            + ["--metrics-port", "0", "--client-id", "bench-camera-ioc"],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         node = subprocess.Popen(
             [sys.executable, "-m", "edge", "--log-level", "INFO", "run", str(config)],
             cwd=ROOT,
@@ -258,28 +268,34 @@ def node_memory(video: Path, model: Path, workdir: Path, seconds: float) -> None
                     (early_rss,) = proc_status_kb(node.pid, "VmRSS")
             if node.poll() is not None:
                 tail = (workdir / "node.log").read_text()[-2000:]
-                sys.exit(f"the node exited early (exit {node.returncode}); its log ends:\n{tail}")
+                sys.exit(f"the node exited early (exit {node.returncode}); the log ends:\n{tail}")
             rss, peak = proc_status_kb(node.pid, "VmRSS", "VmHWM")
         finally:
-            if node.poll() is None:
-                node.send_signal(signal.SIGTERM)
-            try:
-                node.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                node.kill()
-                node.wait()
+            for process in (node, receiver):
+                stop(process)
             log.close()
-    store = open_store(parse_config(config.read_text(), "node.toml", workdir))
-    backlog = store.backlog()
-    store.close()
+    db = Database(ioc_db)
+    received = {stream: db.count(stream) for stream in ("count", "event")}
+    db.close()
     figure("node_seconds", seconds, "s")
     figure("node_rss_mb", peak / 1024, "MB")
     figure("node_rss_end_mb", rss / 1024, "MB")
     figure("node_rss_growth_mb", (rss - (early_rss or rss)) / 1024, "MB")
     figure("target_node_rss_mb", TARGET_RSS_MB, "MB")
     figure("node_rss_mb_met", int(peak / 1024 <= TARGET_RSS_MB))
-    figure("node_stored_counts", backlog.get("count", 0))
-    figure("node_stored_events", backlog.get("event", 0))
+    figure("node_counts_at_ioc", received["count"])
+    figure("node_events_at_ioc", received["event"])
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM, as systemd stops the node; SIGKILL if it has not ended within 30 s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def main() -> None:
