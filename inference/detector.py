@@ -89,10 +89,12 @@ def _open_session(path: Path, threads: int, optimization: str, spin: bool) -> or
     options.graph_optimization_level = OPTIMIZATION_LEVELS[optimization]
     options.log_severity_level = 3  # onnxruntime's own warnings would bypass the node's logging
     # Idle workers busy-wait for the next operator by default: on cores shared with the decoder,
-    # the tracker and the rest of the node that spinning takes the CPU they need (bench/camera.py).
+    # the tracker, the rest of the node or another process, the spinning takes the CPU they need
+    # (bikes.mp4 through the whole camera on two cores, one of them busy elsewhere: 28 frames/s
+    # spinning, 55 sleeping; bench/camera.py).
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
-    # The memory pattern keeps a second, pre-planned block of every activation beside the arena:
-    # about 4 MB more resident for no measurable gain in speed on YOLOX-Nano.
+    # The memory pattern keeps a second, pre-planned block of the activations beside the arena:
+    # about 4 MB more resident, and no speed gained on YOLOX-Nano in our measurements.
     options.enable_mem_pattern = False
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
