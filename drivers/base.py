@@ -7,7 +7,6 @@ to a ``sink`` and never call into a later stage.
 from __future__ import annotations
 
 import logging
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, Protocol
@@ -15,6 +14,7 @@ from typing import Any, ClassVar, Protocol
 from drivers.transport import EndOfStream, Transport, TransportError
 from edge.backoff import Backoff
 from edge.clock import Clock
+from edge.component import Component
 
 __all__ = ["Driver", "Parser", "Sink", "decode"]
 
@@ -29,7 +29,7 @@ READ_TIMEOUT_S = 0.2
 RETRY_MIN_S, RETRY_MAX_S = 0.5, 30.0
 
 
-class Driver:
+class Driver(Component):
     """A long-running component reading one device through a transport.
 
     ``Driver(name, transport, sink, clock)``: :meth:`start` runs a thread that reads the
@@ -67,6 +67,7 @@ class Driver:
     stream: ClassVar[str] = ""
 
     def __init__(self, name: str, transport: Transport, sink: Sink, clock: Clock) -> None:
+        super().__init__(f"driver-{name}")
         self.name = name
         self.transport = transport
         self.sink = sink
@@ -76,8 +77,6 @@ class Driver:
         self.health: Counter[str] = Counter()
         """The transport's outages: ``transport_lost`` and ``transport_recovered``, once per outage."""
         self.records = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def feed(self, data: bytes) -> list[Any]:
         """Bytes from the transport in, records out (subclasses override)."""
@@ -94,25 +93,9 @@ class Driver:
     def at_end(self) -> None:
         """Called once when the thread ends (stop or end of stream), after :meth:`flush`."""
 
-    def start(self) -> None:
-        """Start reading in a thread of its own."""
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name=f"driver-{self.name}", daemon=True)
-        self._thread.start()
-
     def stop(self, timeout: float | None = 5.0) -> None:
         """Ask the thread to end and wait for it (at most a read timeout plus the sink's time)."""
-        self._stop.set()
-        self.join(timeout)
-
-    def join(self, timeout: float | None = None) -> None:
-        """Wait for the thread to end (it ends by itself at the end of the stream)."""
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        super().stop(timeout)
 
     def _emit(self, records: list[Any]) -> None:
         if records:

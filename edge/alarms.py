@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from edge.clock import Clock
+from edge.component import Component
 from edge.summary import slope_per_hour
 from sync.records import Alarm, Reading
 
@@ -89,7 +90,7 @@ def windowed(rule: Rule, points: Iterable[tuple[int, float]], now_ms: int) -> fl
     return math.fsum(v for _, v in recent) / len(recent)
 
 
-class AlarmEngine:
+class AlarmEngine(Component):
     """Applies the rules to the readings as they come, and to the clock's ticks for windowed rules.
 
     Ticks matter: a rain alarm must clear when the tips stop, which no new
@@ -105,14 +106,13 @@ class AlarmEngine:
     """
 
     def __init__(self, rules: Iterable[Rule], sink: Sink, clock: Clock, tick_s: float = 1.0) -> None:
+        super().__init__("alarms")
         self.rules = list(rules)
         self.sink, self.clock, self.tick_s = sink, clock, tick_s
         self._states: dict[tuple[str, str], RuleState] = defaultdict(RuleState)  # (rule, sensor)
         self._history: dict[tuple[str, str], deque[tuple[int, float]]] = defaultdict(deque)
         self._horizon_ms = max((r.window_s for r in self.rules), default=0) * 1000
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.raised = 0
 
     def feed(self, readings: Iterable[Reading]) -> None:
@@ -159,15 +159,6 @@ class AlarmEngine:
         if alarms:
             self.raised += sum(a.state for a in alarms)
             self.sink("alarm", alarms)
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="alarms", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join()
 
     def _run(self) -> None:
         while not self._stop.wait(self.tick_s):

@@ -25,6 +25,8 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from edge.component import Component
+
 __all__ = ["Health", "SdNotify", "ServiceWatchdog"]
 
 log = logging.getLogger(__name__)
@@ -120,7 +122,7 @@ class SdNotify:
                 self._sock = None
 
 
-class ServiceWatchdog:
+class ServiceWatchdog(Component):
     """Says READY when started, feeds systemd's watchdog while ``check()`` is healthy, says STOPPING.
 
     Every half ``WatchdogSec=`` (sd_watchdog_enabled(3)'s advice) it runs ``check`` and sends
@@ -139,11 +141,10 @@ class ServiceWatchdog:
     """
 
     def __init__(self, notify: SdNotify, check: Callable[[], Health]) -> None:
+        super().__init__("sd-watchdog")
         self.notify, self.check = notify, check
         self.interval_s = notify.watchdog_s / 2 if notify.watchdog_s else STATUS_EVERY_S
         self.last: Health | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         if not self.notify.enabled:
@@ -151,13 +152,9 @@ class ServiceWatchdog:
         health = self._verdict()
         self.notify.send("READY=1", f"STATUS={health.status}")
         log.info("event=sd_ready watchdog_s=%s", self.notify.watchdog_s)
-        self._thread = threading.Thread(target=self._run, name="sd-watchdog", daemon=True)
-        self._thread.start()
+        super().start()
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join()
+    def _after_stop(self) -> None:
         self.notify.send("STOPPING=1", "STATUS=stopping")
         self.notify.close()
 

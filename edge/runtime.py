@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict
@@ -27,6 +26,7 @@ from drivers.sds011 import Sds011
 from drivers.transport import ReopeningTransport, open_transport
 from edge.alarms import AlarmEngine, Rule
 from edge.clock import Clock
+from edge.component import Component
 from edge.config import NodeConfig
 from edge.health import PipelineHealth
 from edge.metrics import NodeMetrics
@@ -61,7 +61,7 @@ def open_store(config: NodeConfig) -> Store:
     return Store(store_path(config), max_bytes=config.store.max_bytes, synchronous=config.store.synchronous)
 
 
-class StatusReporter:
+class StatusReporter(Component):
     """Every ``interval_s``, saves the components' counters and records a ``status`` record.
 
     Counters are saved as increments, so they keep adding up across restarts
@@ -80,22 +80,14 @@ class StatusReporter:
         failed: dict[str, str] | None = None,
         outages: dict[str, Callable[[], Outage | None]] | None = None,
     ) -> None:
+        super().__init__("status")
         self.store, self.recorder, self.sources, self.clock = store, recorder, sources, clock
         self.failed = failed if failed is not None else {}
         self.outages = outages or {}
         self.interval_s = interval_s
         self._saved: dict[str, Counter[str]] = {name: Counter() for name in sources}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="status", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join()
+    def _after_stop(self) -> None:
         self.report()
 
     def _run(self) -> None:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
 from edge.clock import Clock
+from edge.component import Component
 from sync.records import Reading, Summary
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,7 @@ def summarize(
     return rows
 
 
-class Summarizer:
+class Summarizer(Component):
     """Buckets readings into intervals of ``interval_s`` and emits their summaries when an interval ends.
 
     ``expected`` names (sensor, quantity) pairs that get a summary every
@@ -131,6 +132,7 @@ class Summarizer:
         expected: Iterable[tuple[str, str]] = (),
         rejects: dict[str, Callable[[], Counter[str]]] | None = None,
     ) -> None:
+        super().__init__("summarizer")
         self.sink, self.clock, self.interval_s, self.trim = sink, clock, interval_s, trim
         self.expected = set(expected)
         self.rejects = rejects or {}
@@ -141,8 +143,6 @@ class Summarizer:
             lambda: defaultdict(list)
         )
         self._next: int | None = None  # start of the first interval not summarized yet
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.emitted = 0
 
     def add(self, readings: Iterable[Reading]) -> None:
@@ -152,14 +152,7 @@ class Summarizer:
             for r in readings:
                 self._buckets[r.ts_ms - r.ts_ms % width][(r.sensor, r.quantity)].append((r.ts_ms, r.value))
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="summarizer", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join()
+    def _after_stop(self) -> None:
         self.emit(final=True)
 
     def _run(self) -> None:

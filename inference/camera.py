@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime
 import logging
 import math
-import threading
 import time
 import zoneinfo
 from collections import Counter
@@ -27,6 +26,7 @@ import numpy as np
 from drivers.camera import CameraSource, Frame
 from drivers.transport import EndOfStream, TransportError
 from edge.clock import Clock
+from edge.component import Component
 from inference.counting import ClassGroups, CountingLine, LineCounter, Zone, ZoneEvent, ZoneWatcher
 from inference.detector import Detector
 from inference.motion import MotionGate
@@ -272,7 +272,7 @@ class FramePipeline:
         )
 
 
-class Camera:
+class Camera(Component):
     """The camera component: reads ``source``, runs ``pipeline``, emits counts every ``interval_s``.
 
     Exposes ``rejects``, ``ignored``, ``health`` and ``records`` like the
@@ -300,6 +300,7 @@ class Camera:
         clock: Clock,
         interval_s: int = 60,
     ) -> None:
+        super().__init__(f"camera-{name}")
         self.name, self.source, self.pipeline, self.sink, self.clock = name, source, pipeline, sink, clock
         self.interval_s = interval_s
         self.rejects: Counter[str] = Counter()
@@ -307,22 +308,9 @@ class Camera:
         self.health: Counter[str] = Counter()
         self.records = 0
         self.outage: Outage | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._interval_start: int | None = None
 
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"camera-{self.name}", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join()
+    def _after_stop(self) -> None:
         self.source.close()
 
     def _emit(self, stream: str, records: list) -> None:

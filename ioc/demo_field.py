@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import threading
 import tty
 import warnings
 from pathlib import Path
@@ -31,6 +30,7 @@ from gpiozero.pins.mock import MockFactory
 from drivers.gpiomock import exact_sonar
 from drivers.pms5003 import data_frame as pms_frame
 from drivers.sds011 import data_frame as sds_frame
+from edge.component import Component
 from edge.config import load_config
 from edge.runtime import Node
 
@@ -161,22 +161,21 @@ def river_level(t: float, period_s: float) -> float:
     return 2.0 + 1.9 * math.sin(math.pi * (t % period_s) / period_s) ** 2
 
 
-class EnvironmentRig:
+class EnvironmentRig(Component):
     """The environment node, run in this process, with the sensors it reads played by a thread.
 
     ``workdir`` gets ``edge.toml`` and the node's ``state/``; the river floods every ``flood_every_s``.
     """
 
     def __init__(self, workdir: Path, broker_port: int, flood_every_s: float = 90.0) -> None:
+        super().__init__("demo-environment")
         self.workdir = workdir
         self.broker_port = broker_port
         self.flood_every_s = flood_every_s
         self.config_path = workdir / "edge.toml"
-        self._stop = threading.Event()
         self._fds: list[int] = []
         self._masters: dict[str, int] = {}
         self.node: Node | None = None
-        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         paths = {}
@@ -196,20 +195,16 @@ class EnvironmentRig:
         warnings.filterwarnings("ignore", category=PWMSoftwareFallback)
         self.node = Node(load_config(self.config_path), pin_factory=factory)
         self.node.start()
-        self._thread = threading.Thread(target=self._play, name="demo-environment", daemon=True)
-        self._thread.start()
+        super().start()
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join()
+    def _after_stop(self) -> None:
         if self.node:
             self.node.stop()
         for fd in self._fds:
             os.close(fd)
         self._fds.clear()
 
-    def _play(self) -> None:
+    def _run(self) -> None:
         """Every second: a frame from each PM sensor, the river's level; rain tips in showers."""
         t = 0.0
         while not self._stop.wait(1.0):

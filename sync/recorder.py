@@ -9,6 +9,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
+from edge.component import Component
 from sync.store import Store
 
 log = logging.getLogger(__name__)
@@ -17,7 +18,7 @@ EXPIRY_EVERY_S = 60.0
 """How often records past their keeping time are deleted."""
 
 
-class Recorder:
+class Recorder(Component):
     """Buffers records and commits them at most ``flush_interval_s`` after they arrived.
 
     A commit happens sooner when ``flush_records`` are waiting. ``append`` is
@@ -40,6 +41,7 @@ class Recorder:
         flush_records: int = 1000,
         keep_s: dict[str, float] | None = None,
     ) -> None:
+        super().__init__("recorder")
         self._open_store = open_store
         self.flush_interval_s = flush_interval_s
         self.flush_records = flush_records
@@ -48,8 +50,6 @@ class Recorder:
         self._buffered = 0
         self._pending_counts: dict[str, dict[str, int]] = {}
         self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.committed = 0
         self.errors = 0
         self.keep_s = keep_s or {}
@@ -71,15 +71,10 @@ class Recorder:
             for k, v in counts.items():
                 mine[k] = mine.get(k, 0) + v
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
+    def stop(self, timeout: float | None = None) -> None:
         self._stop.set()
-        self._wake.set()
-        if self._thread:
-            self._thread.join()
+        self._wake.set()  # the loop sleeps on _wake, not on _stop
+        super().stop(timeout)
 
     def _run(self) -> None:
         store = self._open_store()

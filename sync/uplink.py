@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import threading
 import time
 from collections import Counter
 
@@ -26,6 +25,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge.backoff import Backoff
+from edge.component import Component
 from provisioning.tls import client_context
 from sync.store import Store
 from sync.wire import Ack, Batch, InvalidRecords, WireError, ack_topic, decode_ack, encode_batch, up_topic
@@ -36,7 +36,7 @@ SESSION_EXPIRY_S = 7 * 24 * 3600
 """How long the broker keeps the node's session (its ack subscription and queued acks) while it is away."""
 
 
-class MqttUplink:
+class MqttUplink(Component):
     """Sends the store's backlog over MQTT v5 (QoS 1, persistent session, client id = device id).
 
     ``config`` is the node's ``[uplink]`` section (``edge.config.UplinkConfig``; with ``tls``,
@@ -53,6 +53,7 @@ class MqttUplink:
     """
 
     def __init__(self, store: Store, device_id: str, config, send: set[str] | None = None) -> None:
+        super().__init__("uplink")
         self.store = store
         self.device_id = device_id
         self.config = config
@@ -66,8 +67,6 @@ class MqttUplink:
         self._acks: list[Ack] = []
         self._last_error = ""
         self._backoff = Backoff(config.backoff_min_s, config.backoff_max_s)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
@@ -129,15 +128,6 @@ class MqttUplink:
         self.stats["refused"] += 1
 
     # -- the loop --------------------------------------------------------------------------------
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="uplink", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join()
 
     def _run(self) -> None:
         linked = False  # a socket is open (CONNACK may still be on its way; see self.connected)

@@ -18,6 +18,7 @@ MODULES = [
     "drivers.transport",
     "edge.backoff",
     "edge.clock",
+    "edge.component",
     "edge.config",
     "inference.counting",
     "inference.motion",

@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from edge.component import Component
 from ioc.db import Database
 from ioc.web.queries import (
     COUNTS,
@@ -96,7 +97,7 @@ class Arrivals:
         return fresh
 
 
-class LiveFeed:
+class LiveFeed(Component):
     """Polls the database for new rows while anyone listens and hands them to every listener.
 
     Built from the database and the node view; ``start()`` runs the poller
@@ -104,23 +105,14 @@ class LiveFeed:
     """
 
     def __init__(self, db: Database, nodes: NodeView, interval_s: float = 1.0, lag_s: float = 5.0) -> None:
+        super().__init__("live-feed")
         self.db, self.node_view = db, nodes
         self.interval_s, self.lag_ms = interval_s, int(lag_s * 1000)
         self._listeners: dict[asyncio.Queue, asyncio.AbstractEventLoop] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._sources: dict[str, Arrivals] | None = None
 
-    def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="live-feed", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join()
+    def _after_stop(self) -> None:
         with self._lock:
             listeners = list(self._listeners.items())
         for queue, loop in listeners:
