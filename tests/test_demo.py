@@ -27,17 +27,24 @@ def demo_command(workdir: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "ioc", "demo", "--workdir", str(workdir), *args]
 
 
-def processes_mentioning(text: str) -> list[str]:
-    """Command lines of the running processes that contain ``text`` (the demo's work directory)."""
-    found = []
+def _processes() -> dict[int, str]:
+    found = {}
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
             line = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue  # it ended while we looked
-        if text in line:
-            found.append(line)
+        found[int(cmdline.parent.name)] = line
     return found
+
+
+def processes_mentioning(text: str) -> list[str]:
+    """Command lines of the running processes that contain ``text`` (the demo's work directory)."""
+    return [line for line in _processes().values() if text in line]
+
+
+def pids_mentioning(text: str) -> list[int]:
+    return [pid for pid, line in _processes().items() if text in line and pid != os.getpid()]
 
 
 def test_demo_brings_up_three_nodes_and_every_kind_of_record_reaches_the_centre(
@@ -77,6 +84,20 @@ def test_demo_brings_up_three_nodes_and_every_kind_of_record_reaches_the_centre(
     assert alarms[:2] == [("env-huong-river", "river", "flood", 1), ("env-huong-river", "river", "flood", 0)]
     assert counted > 0 and 0 < snapshot <= 30_000
     assert processes_mentioning(str(workdir)) == []
+
+
+def end_demo(proc: subprocess.Popen, workdir: Path) -> None:
+    """After a failed test: SIGTERM lets the demo stop its nodes (each in a session of its own, which a
+    SIGKILL of the demo would orphan); whatever is left of the demo is then killed."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    for pid in pids_mentioning(str(workdir)):
+        os.kill(pid, signal.SIGKILL)
 
 
 def signed_in(url: str, username: str, password: str) -> urllib.request.OpenerDirector:
@@ -121,9 +142,7 @@ def test_demo_serves_the_dashboard_with_its_login_and_stops_every_part_on_sigter
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0, proc.stderr.read()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        end_demo(proc, workdir)
     assert processes_mentioning(str(workdir)) == []
     for node in ("vessel", "camera"):
         assert "event=node_stopped" in (workdir / node / "node.log").read_text()

@@ -153,9 +153,12 @@ hysteresis = 0.2
         reed.drive_high()
         time.sleep(0.08)
     levels = [2.0, 2.5, 3.0, 3.4, 3.6, 3.8, 3.55, 3.4, 3.2, 3.0]  # up through 3.5, hovering, down
+    river = node.drivers[1]
     for level in levels:
         echo.distance_m = 5.0 - level
-        time.sleep(0.4)
+        # Held until the sonar has read it a few times: a loaded machine must not skip a level.
+        held_from = river.records
+        wait_for(lambda: river.records >= held_from + 3, 10, f"readings at {level} m")  # noqa: B023
     time.sleep(1.5)  # the last interval ends
     alarms_raised = node.alarms.raised
     assert alarms_raised == 1
