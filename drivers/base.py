@@ -15,10 +15,16 @@ from drivers.transport import EndOfStream, Transport, TransportError
 from edge.backoff import Backoff
 from edge.clock import Clock
 from edge.component import Component
+from edge.errors import IocEdgeError
 
-__all__ = ["Driver", "Parser", "Sink", "decode"]
+__all__ = ["Driver", "DriverStartError", "Parser", "Sink", "decode"]
 
 log = logging.getLogger(__name__)
+
+class DriverStartError(IocEdgeError, RuntimeError):
+    """A driver could not take its device at start (a GPIO pin in use, no GPIO library): the node
+    reports it and runs on without that driver."""
+
 
 Sink = Callable[[str, list[Any]], None]
 """``sink(stream, records)``: receives each batch of records (NamedTuples of ``stream``)."""

@@ -31,10 +31,10 @@ from collections import Counter
 from collections.abc import Callable
 from typing import ClassVar
 
-from gpiozero import Button, Device, DigitalInputDevice, DistanceSensor
+from gpiozero import Button, Device, DigitalInputDevice, DistanceSensor, GPIOZeroError
 from gpiozero.pins import Factory
 
-from drivers.base import Sink
+from drivers.base import DriverStartError, Sink
 from edge.clock import Clock
 from sync.records import Reading
 
@@ -84,10 +84,14 @@ class GpioSensor:
         raise NotImplementedError
 
     def start(self) -> None:
-        """Open the devices: raises gpiozero's errors (``GPIOPinInUse``, ``PinInvalidPin``...)."""
+        """Open the devices; raises :class:`~drivers.base.DriverStartError` naming gpiozero's error
+        (``GPIOPinInUse``, ``PinInvalidPin``...)."""
         if self._devices:
             raise RuntimeError(f"{self.name} is already started")
-        self._devices = self._open()
+        try:
+            self._devices = self._open()
+        except GPIOZeroError as exc:
+            raise DriverStartError(f"{type(exc).__name__}: {exc}") from exc
 
     def stop(self) -> None:
         """Close the devices, releasing their pins; harmless when not started."""

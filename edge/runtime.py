@@ -15,10 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gpiozero import GPIOZeroError
-
-from drivers.base import Driver
-from drivers.gpio import FloatSwitch, RainGauge, WaterLevel
+from drivers.base import Driver, DriverStartError
 from drivers.nmea import NmeaGps
 from drivers.particulate import DutyCycledDriver
 from drivers.pms5003 import Pms5003
@@ -47,8 +44,8 @@ VERSION = "0.1.0"
 
 TRANSPORT_TYPES: dict[str, type[Driver]] = {"nmea": NmeaGps, "sds011": Sds011, "pms5003": Pms5003}
 """Drivers reading a byte transport, by config ``type``."""
-GPIO_TYPES = {"rain_gauge": RainGauge, "water_level": WaterLevel, "float_switch": FloatSwitch}
-"""Drivers reading GPIO pins through gpiozero, by config ``type``."""
+GPIO_TYPES = {"rain_gauge": "RainGauge", "water_level": "WaterLevel", "float_switch": "FloatSwitch"}
+"""Drivers reading GPIO pins through gpiozero (classes of ``drivers.gpio``), by config ``type``."""
 
 
 def store_path(config: NodeConfig) -> Path:
@@ -191,8 +188,12 @@ class Node:
 
             return build_camera(name, cfg, self.route, self.clock)
         if cfg.type in GPIO_TYPES:
+            # Imported here too: gpiozero and its pin libraries are for nodes with GPIO sensors.
+            from drivers import gpio
+
             params = cfg.model_dump(exclude={"type"})
-            return GPIO_TYPES[cfg.type](name, self.route, self.clock, pin_factory=self.pin_factory, **params)
+            cls = getattr(gpio, GPIO_TYPES[cfg.type])
+            return cls(name, self.route, self.clock, pin_factory=self.pin_factory, **params)
         # Opened by the driver's first read, so a device absent at boot does not stop the node.
         transport = ReopeningTransport(lambda cfg=cfg: open_transport(cfg.transport), name)
         self._opened.append(transport)
@@ -223,9 +224,9 @@ class Node:
         for driver in self.drivers:
             try:
                 self._run(driver)
-            except GPIOZeroError as exc:
+            except DriverStartError as exc:
                 # No GPIO library, a pin in use: the rest of the node runs; status reports it.
-                self.failed[driver.name] = f"{type(exc).__name__}: {exc}"
+                self.failed[driver.name] = str(exc)
                 log.error(
                     "event=driver_start_failed driver=%s error=%r", driver.name, self.failed[driver.name]
                 )
