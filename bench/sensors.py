@@ -31,6 +31,7 @@ from drivers.sds011 import Sds011Parser
 from drivers.sds011 import data_frame as sds_frame
 from edge.clock import Clock
 from edge.config import parse_config
+from edge.malloc import limit_arenas
 from edge.runtime import Node, open_store
 from ioc.broker import PrivateBroker
 
@@ -110,6 +111,7 @@ def cpu_s() -> float:
 
 
 def main() -> None:
+    limit_arenas()  # as `ioc-edge run` does before its node starts
     with tempfile.TemporaryDirectory() as tmp_name, PrivateBroker(Path(tmp_name) / "broker") as broker:
         tmp = Path(tmp_name)
         data = {
@@ -172,7 +174,7 @@ def main() -> None:
     figure("raw_parse_cpu_s", raw_cpu, "s")
     figure("ratio_vs_raw", node_cpu / raw_cpu if raw_cpu else float("inf"))
     figure("summaries_emitted", node.summarizer.emitted)
-    figure("raw_readings_kept_on_node", status["backlog"]["reading"])
+    figure("raw_readings_kept_on_node", status["kept_local"]["reading"])
 
 
 if __name__ == "__main__":
