@@ -451,6 +451,18 @@ class FloatSwitchDriverConfig(_Section):
 
 
 Point = Annotated[tuple[float, float], Strict(False)]
+
+
+def _known_zone(value: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value!r} is not a known time zone; expected e.g. 'Asia/Ho_Chi_Minh'") from None
+    return value
+
+
+TimeZoneName = Annotated[str, AfterValidator(_known_zone)]
+"""An IANA time zone name that this machine's zone database knows (the node's and the centre's)."""
 """[x, y] in frame pixels (TOML has arrays, not tuples: hence not strict)."""
 
 
@@ -543,7 +555,7 @@ class CameraDriverConfig(_Section):
     events: list[CameraEventConfig] = Field(default_factory=list, description="Event rules.", max_length=32)
     blur_people: bool = Field(True, description="Blur people in snapshots (privacy).")
     snapshot_max_bytes: int = Field(30_000, description="Largest snapshot JPEG.", ge=4_000, le=500_000)
-    timezone: str = Field("Asia/Ho_Chi_Minh", description="Time zone of the rules' hours.")
+    timezone: TimeZoneName = Field("Asia/Ho_Chi_Minh", description="Time zone of the rules' hours.")
 
     @field_validator("model", "labels")
     @classmethod
@@ -556,17 +568,6 @@ class CameraDriverConfig(_Section):
         if value.isdigit() or "://" in value:
             return value
         return str(_against_base_dir(Path(value), info))
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"{value!r} is not a known time zone; expected e.g. 'Asia/Ho_Chi_Minh'"
-            ) from None
-        return value
 
     @model_validator(mode="after")
     def _rules_name_known_lines_and_zones(self) -> CameraDriverConfig:

@@ -394,3 +394,17 @@ def test_an_alarm_on_a_sensor_or_quantity_that_does_not_exist_is_refused():
     ]
     rate = base.format("*", "water_rise_m_per_h").replace("above = 3", "above = 3\nwindow_s = 600")
     assert parse_config(rate, "edge.toml").alarms["flood"].window_s == 600
+
+
+def test_an_unknown_time_zone_is_named_with_an_example_in_node_and_centre_configs(tmp_path):
+    from ioc.web.settings import WebSettingsError, parse_web_settings
+
+    text = '[node]\ndevice_id = "c"\n[drivers.s]\ntype = "camera"\nsource = "x.mp4"\nmodel = "m.onnx"\n'
+    with pytest.raises(ConfigError) as node_error:
+        parse_config(text + 'timezone = "Asia/Hue"\n', "edge.toml", tmp_path)
+    with pytest.raises(WebSettingsError) as centre_error:
+        parse_web_settings('timezone = "Asia/Hue"\n', "web.toml")
+
+    expected = "'Asia/Hue' is not a known time zone; expected e.g. 'Asia/Ho_Chi_Minh'"
+    assert str(node_error.value) == f"drivers.s.timezone (edge.toml line 7): {expected}"
+    assert str(centre_error.value) == f"timezone (web.toml line 1): {expected}"
