@@ -423,3 +423,16 @@ def test_ioc_center_run_serves_the_dashboard_beside_its_receiver(broker, ioc_db_
         center.terminate()
         _, stderr = center.communicate(timeout=30)
     assert center.returncode == 0 and stderr == f"dashboard: http://127.0.0.1:{port}/\n"
+
+
+def test_the_api_docs_page_loads_everything_from_the_centre_itself(web_server):
+    import re
+
+    page = requests.get(f"{web_server.url}/api/v1/docs", timeout=10)
+
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    urls = re.findall(r"""(?:src|href)=["']([^"']+)["']|url: ?["']([^"']+)["']""", page.text)
+    urls = [a or b for a, b in urls]
+    assert urls and all(u.startswith("/") for u in urls), urls  # no CDN: an offline centre has docs
+    for url in urls:
+        assert requests.get(f"{web_server.url}{url}", timeout=10).status_code == 200, url

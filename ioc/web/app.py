@@ -27,7 +27,8 @@ from urllib.parse import parse_qs, quote
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
@@ -77,7 +78,7 @@ def create_app(
         summary="Records the edge nodes sent to the centre: nodes, vessels, cameras, sensors, alarms.",
         version="1",
         openapi_url="/api/v1/openapi.json",
-        docs_url="/api/v1/docs",
+        docs_url=None,  # served below from the vendored Swagger UI: FastAPI's own fetches it from a CDN
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -96,8 +97,25 @@ def create_app(
     app.include_router(router)
     _sign_in_routes(app)
     _page_routes(app, static_dir)
+    _docs_route(app)
     app.mount("/static", StaticFiles(directory=static_dir, check_dir=False), name="static")
     return app
+
+
+SWAGGER = "/static/vendor/swagger-ui-5.35.0"
+
+
+def _docs_route(app: FastAPI) -> None:
+    @app.get("/api/v1/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        """The API's interactive description, with nothing fetched from the internet."""
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url,
+            title=f"{app.title} API",
+            swagger_js_url=f"{SWAGGER}/swagger-ui-bundle.js",
+            swagger_css_url=f"{SWAGGER}/swagger-ui.css",
+            swagger_favicon_url=f"{SWAGGER}/favicon-32x32.png",
+        )
 
 
 _HEADERS = {
