@@ -415,3 +415,35 @@ def _ask(question: str, default: object, check: Callable[[str], object]) -> obje
             raise click.UsageError(str(exc)) from None
 
     return click.prompt(question, default=default, value_proc=convert)
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--seconds",
+    type=click.FloatRange(min=0.1),
+    default=5.0,
+    show_default=True,
+    help="Longest wait of each check for its part (a frame, a fix, the IOC's ack); the model's budget.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+def selftest(file: Path, seconds: float, as_json: bool) -> None:
+    """Test the hardware of the node described by FILE: config, store, clock, sensors, GPS, cameras and
+    model, GPIO, broker and the IOC's ack. One line per check (PASS, FAIL with what to do, SKIP);
+    exit 1 when a check fails.
+
+    Example: ioc-edge selftest --seconds 10 /etc/ioc-edge/edge.toml
+    """
+    from dataclasses import asdict
+
+    from edge.selftest import FAIL, Selftest
+
+    results = Selftest(file, seconds).run()
+    failed = any(r.status == FAIL for r in results)
+    if as_json:
+        click.echo(json.dumps({"passed": not failed, "checks": [asdict(r) for r in results]}))
+    else:
+        for result in results:
+            click.echo(result.line())
+    if failed:
+        raise SystemExit(1)
