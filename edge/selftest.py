@@ -292,11 +292,14 @@ class AckProbe:
         cfg, device = self.config.uplink, self.config.node.device_id
         where = f"{cfg.host}:{cfg.port}"
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=device, protocol=mqtt.MQTTv5)
-        try:
-            if cfg.tls is not None:
-                from provisioning.tls import client_context
+        if cfg.tls is not None:
+            from provisioning.tls import client_context
 
+            try:
                 client.tls_set_context(client_context(cfg.tls))
+            except IocEdgeError as exc:
+                return CheckResult("broker", FAIL, str(exc), "provision the node again (ioc-edge provision)")
+        try:
             client.on_connect = lambda c, u, f, reason, p: setattr(self, "connack", reason)
             client.on_message = self._on_message
             client.on_log = self._on_log

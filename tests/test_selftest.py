@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from gpiozero import Button
 from gpiozero.pins.mock import MockFactory
+from test_mtls import centre  # noqa: F401 - the IOC side over mutual TLS, a fixture
 
 from drivers import pms5003, sds011
 from drivers.base import decode
@@ -267,3 +269,42 @@ def test_cli_invalid_config_fails_at_the_first_check(tmp_path):
     assert result.exit_code == 1
     assert result.output.startswith("FAIL  config: node.device_id (edge.toml line 2): ")
     assert result.output.count("\n") == 1
+
+
+def test_gps_time_far_from_the_system_clock_fails_the_clock_check(shared_dir, tmp_path):
+    capture = shared_dir / "nmea" / "ublox-8.log"  # recorded in 2020: years behind this machine's clock
+    checks = by_name(Selftest(write_config(tmp_path, 1, gps=gps_replay(capture)), seconds=FAST).run())
+    clock = checks["clock"]
+    assert clock.status == "FAIL"
+    assert " s from GPS time" in clock.detail
+    assert clock.hint == "the system clock is wrong: enable NTP or set it (date -s) from the GPS time"
+    assert checks["gps gps"].status == "PASS"
+
+
+def test_gpio_pin_held_by_another_program_fails_with_its_hint(tmp_path):
+    factory = MockFactory()
+    config = write_config(tmp_path, 1, rain='type = "rain_gauge"\npin = 17')
+    with Button(17, pin_factory=factory):  # another program's hold on the pin
+        checks = by_name(Selftest(config, seconds=FAST, pin_factory=factory).run())
+    gpio = checks["gpio rain"]
+    assert gpio.status == "FAIL"
+    assert gpio.detail.startswith("GPIOPinInUse: ")
+    assert gpio.hint == "check the pin numbers, that no other program holds them, and the node's 'gpio' group"
+
+
+def test_provisioned_node_reaches_the_ioc_over_mutual_tls(centre):  # noqa: F811 - the imported fixture
+    config = centre.provision("sel-tls")
+    checks = by_name(Selftest(centre.tmp / "sel-tls" / "edge.toml", seconds=10).run())
+    broker = checks["broker"]
+    assert broker.status == "PASS", broker.line()
+    assert broker.detail.startswith(f"127.0.0.1:{centre.broker.port} over mutual TLS, IOC ack in ")
+
+    config.uplink.tls.key.chmod(0o644)
+    checks = by_name(Selftest(centre.tmp / "sel-tls" / "edge.toml", seconds=FAST).run())
+    key = config.uplink.tls.key
+    assert checks["broker"] == CheckResult(
+        "broker",
+        "FAIL",
+        f"uplink.tls.key: {key} is readable by others (mode 0644); chmod 600 {key}",
+        "provision the node again (ioc-edge provision)",
+    )
