@@ -328,6 +328,9 @@ class Camera(Component):
                     break
                 except TransportError as exc:
                     self._failed(str(exc))
+                    # The interval the camera saw before it failed still ends on time: its counts
+                    # must not wait for the camera to come back.
+                    self._maybe_flush_counts()
                     continue
                 if frame is None:
                     self._maybe_flush_counts()
