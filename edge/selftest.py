@@ -213,12 +213,13 @@ def check_gps(probe: GpsProbe) -> CheckResult:
 
 def check_camera(name: str, cfg: Any, seconds: float) -> tuple[CheckResult, Any]:
     """The camera delivers a frame within ``seconds``: the result, and the frame's image (or None)."""
-    from drivers.camera import CameraError, CameraSource  # OpenCV: only for nodes with a camera
+    from drivers.camera import CameraError  # OpenCV: only for nodes with a camera
+    from inference.build import build_source
 
     label = f"camera {name}"
     hint = f"check drivers.{name}.source, the cable or network, and that the camera is on"
     deadline = time.monotonic() + seconds
-    with CameraSource(int(cfg.source) if cfg.source.isdigit() else cfg.source, loop=cfg.loop) as camera:
+    with build_source(cfg) as camera:
         while (left := deadline - time.monotonic()) > 0:
             try:
                 frame = camera.read(timeout=left)
@@ -234,21 +235,15 @@ def check_camera(name: str, cfg: Any, seconds: float) -> tuple[CheckResult, Any]
 
 def check_model(name: str, cfg: Any, image: Any, budget_s: float) -> CheckResult:
     """The camera's model loads and detects on one frame within ``budget_s`` (load included)."""
-    from inference.detector import Detector, ModelError  # onnxruntime: only for nodes with a camera
+    from inference.build import build_detector  # onnxruntime: only for nodes with a camera
+    from inference.detector import ModelError
 
     label = f"model {name}"
     if image is None:
         return CheckResult(label, SKIP, "no frame from the camera to run the model on")
     started = time.monotonic()
     try:
-        detector = Detector(
-            cfg.model,
-            threads=cfg.threads,
-            optimization=cfg.optimization,
-            score_threshold=cfg.score_threshold,
-            labels_path=cfg.labels,
-        )
-        detections = detector.detect(image)
+        detections = build_detector(cfg).detect(image)
     except ModelError as exc:
         hint = f"copy the model onto the node or fix drivers.{name}.model"
         return CheckResult(label, FAIL, str(exc), hint)

@@ -13,20 +13,29 @@ from inference.detector import Detector
 from inference.motion import MotionGate
 
 
-def build_camera(
-    name: str, cfg: CameraDriverConfig, sink: Callable[[str, list], None], clock: Clock
-) -> Camera:
-    """The camera ``name`` of a node; raises ``ModelError`` for a missing or unusable model."""
-    detector = Detector(
+def build_detector(cfg: CameraDriverConfig) -> Detector:
+    """The detector of a camera's config; raises ``ModelError`` for a missing or unusable model."""
+    return Detector(
         cfg.model,
         threads=cfg.threads,
         optimization=cfg.optimization,
         score_threshold=cfg.score_threshold,
         labels_path=cfg.labels,
     )
+
+
+def build_source(cfg: CameraDriverConfig) -> CameraSource:
+    """The frame source of a camera's config (a digit string is a device index)."""
+    return CameraSource(int(cfg.source) if cfg.source.isdigit() else cfg.source, fps=cfg.fps, loop=cfg.loop)
+
+
+def build_camera(
+    name: str, cfg: CameraDriverConfig, sink: Callable[[str, list], None], clock: Clock
+) -> Camera:
+    """The camera ``name`` of a node; raises ``ModelError`` for a missing or unusable model."""
     pipeline = FramePipeline(
         name,
-        detector,
+        build_detector(cfg),
         clock,
         gate=MotionGate() if cfg.motion_gate else None,
         lines=[CountingLine(x.name, x.a, x.b, x.in_name, x.out_name, x.margin_px) for x in cfg.lines],
@@ -37,5 +46,4 @@ def build_camera(
         snapshot_max_bytes=cfg.snapshot_max_bytes,
         timezone=cfg.timezone,
     )
-    source = CameraSource(int(cfg.source) if cfg.source.isdigit() else cfg.source, fps=cfg.fps, loop=cfg.loop)
-    return Camera(name, source, pipeline, sink, clock, cfg.interval_s)
+    return Camera(name, build_source(cfg), pipeline, sink, clock, cfg.interval_s)
