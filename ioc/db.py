@@ -102,13 +102,27 @@ class SqliteEngine(Engine):
             if path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(path, check_same_thread=False, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
+            _switch_to_wal(conn)
         except (OSError, sqlite3.Error) as exc:
             raise DatabaseError(
                 f"cannot open {self.url}: {exc}; check that its directory is writable"
             ) from None
         conn.execute("PRAGMA synchronous=FULL")
         return conn
+
+
+def _switch_to_wal(conn: sqlite3.Connection, timeout_s: float = 30.0) -> None:
+    # Receivers opening a new file at once: switching it to WAL can fail at once with "database is
+    # locked" (SQLite's busy timeout does not cover that lock); a moment later another has done it.
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 # What pyformat looks at: quoted strings and names, comments (all skipped whole), '?' and '%'.

@@ -156,8 +156,10 @@ hysteresis = 0.2
     river = node.drivers[1]
     for level in levels:
         echo.distance_m = 5.0 - level
-        # Held until the sonar has read it a few times: a loaded machine must not skip a level.
+        # Held 0.4 s (the sonar's sample queue must fill with the new level) and until the driver has read
+        # it a few times: a loaded machine must not skip a level.
         held_from = river.records
+        time.sleep(0.4)
         wait_for(lambda: river.records >= held_from + 3, 10, f"readings at {level} m")  # noqa: B023
     time.sleep(1.5)  # the last interval ends
     alarms_raised = node.alarms.raised
