@@ -111,6 +111,11 @@ class SqliteEngine(Engine):
         return conn
 
 
+def now_ms() -> int:
+    """The centre's clock, UTC ms: when a record was received, a schema migrated (tests replace it)."""
+    return time.time_ns() // 1_000_000
+
+
 def _switch_to_wal(conn: sqlite3.Connection, timeout_s: float = 30.0) -> None:
     # Receivers opening a new file at once: switching it to WAL can fail at once with "database is
     # locked" (SQLite's busy timeout does not cover that lock); a moment later another has done it.
@@ -298,7 +303,7 @@ class Database:
                     cur.execute(sql)
                 cur.execute(
                     "INSERT INTO schema_version (version, name, applied_ms) VALUES (?, ?, ?)",
-                    [version, name, time.time_ns() // 1_000_000],
+                    [version, name, now_ms()],
                 )
                 log.info("event=migrated version=%d name=%s", version, name)
 
@@ -321,7 +326,7 @@ class Database:
 
     def store(self, batch: Batch) -> int:
         """Commit ``batch``; returns how many records were new (the rest were duplicates)."""
-        now = time.time_ns() // 1_000_000
+        now = now_ms()
         rows = [
             (batch.device, batch.epoch, seq, *record, now)
             for seq, record in zip(batch.seqs, batch.records, strict=True)

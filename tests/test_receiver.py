@@ -8,7 +8,6 @@ import threading
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 
 import msgpack
 import paho.mqtt.client as mqtt
@@ -309,7 +308,7 @@ def filled_db(tmp_path: Path, monkeypatch) -> str:
     """A database with two devices, two epochs of one of them, stored at known times; its URL."""
     url = f"sqlite:///{tmp_path / 'ioc.db'}"
     now = {"ms": 0}
-    monkeypatch.setattr(ioc.db, "time", SimpleNamespace(time_ns=lambda: now["ms"] * 1_000_000))
+    monkeypatch.setattr(ioc.db, "now_ms", lambda: now["ms"])
     db = Database(url)
     late_epoch, early_epoch = "0000000000000001", "ffffffffffffff00"
     for ms, batch in [
