@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 DEFAULT_DB = "sqlite:///ioc.db"
 DB_HELP = f"Database URL: {URL_FORMS} (the password, if any, from ~/.pgpass or PGPASSWORD)."
+db_option = click.option("--db", "url", default=DEFAULT_DB, show_default=True, help=DB_HELP)
+"""The database option of every command that reads or writes the centre's database."""
 
 
 @click.group()
@@ -78,7 +80,7 @@ def _web_server(db: Database, http_host: str, http_port: int, web: dict) -> WebS
 @main.command()
 @click.option("--mqtt-host", default="127.0.0.1", show_default=True, help="Broker host.")
 @click.option("--mqtt-port", default=1883, show_default=True, help="Broker port.")
-@click.option("--db", "url", default=DEFAULT_DB, show_default=True, help=DB_HELP)
+@db_option
 @click.option("--group", default="ioc-center", show_default=True, help="Shared-subscription group name.")
 @click.option("--client-id", default=None, help="MQTT client id (default: ioc-center-<hostname>).")
 @click.option("--topic-prefix", default="ioc/v1", show_default=True, help="Root of the topic tree.")
@@ -152,7 +154,7 @@ def run(
 
 
 @main.command()
-@click.option("--db", "url", default=DEFAULT_DB, show_default=True, help=DB_HELP)
+@db_option
 @click.option(
     "--http-port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="Port to listen on."
 )
@@ -177,7 +179,7 @@ def serve(url: str, http_port: int, http_host: str, **web: Any) -> None:
 @main.command()
 @click.argument("stream")
 @click.option("--device", default=None, help="Only this device's records.")
-@click.option("--db", "url", default=DEFAULT_DB, show_default=True, help=DB_HELP)
+@db_option
 def dump(stream: str, device: str | None, url: str) -> None:
     """Print the stored records of STREAM (position, alarm, summary, count, event ...) as JSON lines.
 
@@ -198,7 +200,7 @@ def _base64(value: bytes) -> str:
 
 
 @main.command()
-@click.option("--db", "url", default=DEFAULT_DB, show_default=True, help=DB_HELP)
+@db_option
 def rejects(url: str) -> None:
     """Print the payloads refused so far, counted by reason.
 
@@ -321,7 +323,7 @@ def user() -> None:
     "--role", type=click.Choice(ROLES), required=True, help="viewer (reads) or operator (also acks)."
 )
 @_password_file
-@click.option("--db", "url", default=DEFAULT_DB, show_default=True, help=DB_HELP)
+@db_option
 def user_add(name: str, role: str, password_file: str | None, url: str) -> None:
     """Add user NAME with a password (asked, or from --password-file; at least 8 characters).
 
@@ -337,7 +339,7 @@ def user_add(name: str, role: str, password_file: str | None, url: str) -> None:
 @user.command("passwd")
 @click.argument("name")
 @_password_file
-@click.option("--db", "url", default=DEFAULT_DB, show_default=True, help=DB_HELP)
+@db_option
 def user_passwd(name: str, password_file: str | None, url: str) -> None:
     """Set a new password for NAME; their open sessions end.
 
@@ -351,7 +353,7 @@ def user_passwd(name: str, password_file: str | None, url: str) -> None:
 
 
 @user.command("list")
-@click.option("--db", "url", default=DEFAULT_DB, show_default=True, help=DB_HELP)
+@db_option
 def user_list(url: str) -> None:
     """Print the users and their roles.
 
@@ -366,7 +368,7 @@ def user_list(url: str) -> None:
 
 @user.command("remove")
 @click.argument("name")
-@click.option("--db", "url", default=DEFAULT_DB, show_default=True, help=DB_HELP)
+@db_option
 def user_remove(name: str, url: str) -> None:
     """Remove user NAME with their sessions and API tokens (their acknowledgements stay on record).
 
@@ -390,7 +392,7 @@ def token() -> None:
 @token.command("create")
 @click.argument("name")
 @click.option("--label", default="", help="What the token is for, shown by `token list`.")
-@click.option("--db", "url", default=DEFAULT_DB, show_default=True, help=DB_HELP)
+@db_option
 def token_create(name: str, label: str, url: str) -> None:
     """Create a token acting as user NAME and print it (only this once; the centre keeps a hash).
 
@@ -405,7 +407,7 @@ def token_create(name: str, label: str, url: str) -> None:
 
 
 @token.command("list")
-@click.option("--db", "url", default=DEFAULT_DB, show_default=True, help=DB_HELP)
+@db_option
 def token_list(url: str) -> None:
     """Print the tokens: id, user, label.
 
@@ -420,7 +422,7 @@ def token_list(url: str) -> None:
 
 @token.command("revoke")
 @click.argument("token_id")
-@click.option("--db", "url", default=DEFAULT_DB, show_default=True, help=DB_HELP)
+@db_option
 def token_revoke(token_id: str, url: str) -> None:
     """Revoke the token with id TOKEN_ID (from `token list`).
 
