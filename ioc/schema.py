@@ -32,11 +32,15 @@ SQLITE = Dialect("sqlite", "INTEGER", "REAL", "TEXT", "BLOB")
 POSTGRESQL = Dialect("postgresql", "BIGINT", "DOUBLE PRECISION", 'TEXT COLLATE "C"', "BYTEA")
 
 
-def _records(d: Dialect) -> list[str]:
-    """One table per synced stream keyed on (device, epoch, seq), so the database refuses duplicates."""
+def stream_tables(d: Dialect, names: tuple[str, ...]) -> list[str]:
+    """One table per synced stream keyed on (device, epoch, seq), so the database refuses duplicates.
+
+    A migration names its streams rather than taking every stream of ``sync.wire``: a released
+    migration must give the same statements for ever, and a later stream gets its own migration.
+    """
     kinds = {"int": d.int, "fixed": d.real, "text": d.text, "blob": d.blob}
     statements = []
-    for stream in STREAMS.values():
+    for stream in (STREAMS[name] for name in names):
         # Column names quoted: one is an SQL keyword ("group").
         columns = ", ".join(f'"{c.name}" {kinds[c.kind]}' for c in stream.columns)
         statements.append(
@@ -44,7 +48,27 @@ def _records(d: Dialect) -> list[str]:
             f"epoch {d.text} NOT NULL, seq {d.int} NOT NULL, {columns}, received_ms {d.int} NOT NULL, "
             "PRIMARY KEY (device, epoch, seq))"
         )
-    return statements + [
+    return statements
+
+
+def stream_indexes(names: tuple[str, ...]) -> list[str]:
+    """Indexes for the dashboard: time ranges per device, and what arrived since (the live stream)."""
+    statements = []
+    for name in names:
+        statements += [
+            f"CREATE INDEX IF NOT EXISTS rec_{name}_device_ts ON rec_{name} (device, ts_ms)",
+            f"CREATE INDEX IF NOT EXISTS rec_{name}_ts ON rec_{name} (ts_ms)",
+            f"CREATE INDEX IF NOT EXISTS rec_{name}_received ON rec_{name} (received_ms)",
+        ]
+    return statements
+
+
+_FIRST_STREAMS = ("alarm", "position", "status", "summary", "count", "event", "reading")
+"""The streams of migrations 1 and 3."""
+
+
+def _records(d: Dialect) -> list[str]:
+    return stream_tables(d, _FIRST_STREAMS) + [
         f"CREATE TABLE IF NOT EXISTS epochs (device {d.text} NOT NULL, epoch {d.text} NOT NULL, "
         f"first_seen_ms {d.int} NOT NULL, PRIMARY KEY (device, epoch))",
         f"CREATE TABLE IF NOT EXISTS devices (device {d.text} PRIMARY KEY, last_seen_ms {d.int} NOT NULL)",
@@ -76,16 +100,8 @@ def _web_access(d: Dialect) -> list[str]:
 
 
 def _web_indexes(d: Dialect) -> list[str]:
-    """Indexes for the dashboard: time ranges per device, and what arrived since (the live stream)."""
-    statements = []
-    for stream in STREAMS.values():
-        if not stream.synced:
-            continue
-        statements += [
-            f"CREATE INDEX IF NOT EXISTS rec_{stream.name}_device_ts ON rec_{stream.name} (device, ts_ms)",
-            f"CREATE INDEX IF NOT EXISTS rec_{stream.name}_ts ON rec_{stream.name} (ts_ms)",
-            f"CREATE INDEX IF NOT EXISTS rec_{stream.name}_received ON rec_{stream.name} (received_ms)",
-        ]
+    """Indexes for the dashboard over the first streams (``reading`` is not synced by default)."""
+    statements = stream_indexes(tuple(n for n in _FIRST_STREAMS if STREAMS[n].synced))
     return statements + [
         # Whether a raise is still open looks for a later clear of the same alarm.
         "CREATE INDEX IF NOT EXISTS rec_alarm_identity ON rec_alarm (device, source, kind, state, ts_ms)",
