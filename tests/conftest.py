@@ -19,6 +19,7 @@ from ioc.broker import PrivateBroker
 from ioc.db import Database
 from ioc.postgres import PostgresError, PrivatePostgres, find_bindir
 from ioc.receiver import Receiver
+from provisioning.tls import TlsFiles
 
 if TYPE_CHECKING:
     from ioc.web import WebServer
@@ -145,3 +146,28 @@ def web_server(ioc_db: Database) -> Iterator[WebServer]:
     server.start()
     yield server
     server.stop()
+
+
+def make_identity(directory: Path, device: str = "vessel-042", site: str = "Thuan An") -> TlsFiles:
+    """A CA in ``directory/ca``, a signer, and ``device``'s key and certificate chain in ``directory/node``.
+
+    The same steps as ``ioc-center ca init``, ``ca issue-signer`` and ``ioc-edge provision``.
+    """
+    from ioc.ca import CertificateAuthority
+    from provisioning.credential import SigningCredential
+    from provisioning.identity import NodeIdentity
+
+    ca_dir = directory / "ca"
+    ca = CertificateAuthority(ca_dir) if ca_dir.exists() else CertificateAuthority.create(ca_dir, "Hue IOC")
+    signer = directory / "signers" / device
+    ca.issue_signer(device, out=signer)
+    node = directory / "node" / device
+    files = TlsFiles(ca=node / "ca.pem", cert=node / "node.pem", key=node / "node.key")
+    NodeIdentity(files).renew(device, site, SigningCredential.load(signer))
+    return files
+
+
+@pytest.fixture
+def identity(tmp_path: Path) -> TlsFiles:
+    """A provisioned vessel-042 (see :func:`make_identity`); the CA is in ``tmp_path/ca``."""
+    return make_identity(tmp_path)
