@@ -83,6 +83,8 @@ __all__ = [
     "DriverConfig",
     "DutyCycleConfig",
     "FloatSwitchDriverConfig",
+    "LinkConfig",
+    "LinkProfileConfig",
     "MetricsConfig",
     "NmeaDriverConfig",
     "NodeConfig",
@@ -679,6 +681,103 @@ class WatchdogConfig(_Section):
     )
 
 
+LinkProfileName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_-]{1,32}$")]
+
+
+class LinkProfileConfig(_Section):
+    """``[link.profiles.NAME]``: what the node sends while this kind of link is up.
+
+    Vietnamese rules require a fishing vessel at sea to report its position at least every two
+    hours, hence ``max_interval_s`` (well under that, so a kept point has time to get through).
+    """
+
+    thin_tolerance_m: float = Field(
+        0,
+        description="Live positions: drop those within this many metres of the thinned track; 0: all.",
+        ge=0,
+        le=10_000,
+    )
+    max_interval_s: float = Field(
+        3600,
+        description="Live positions: send one at least this often, even on a straight course.",
+        gt=0,
+        le=7200,
+    )
+    hold: list[str] = Field(
+        default_factory=list,
+        description="Streams kept on the node, not sent, while this profile is active (never 'alarm').",
+        examples=[["track", "track_sig", "reading", "event"]],
+    )
+
+    @field_validator("hold")
+    @classmethod
+    def _hold_known_streams(cls, value: list[str]) -> list[str]:
+        from sync.wire import STREAMS  # the streams as landed, so a stream added later is accepted
+
+        for name in value:
+            if name == "alarm":
+                raise ValueError("'alarm' cannot be held: alarms are always sent; remove it from hold")
+            if name not in STREAMS:
+                allowed = ", ".join(sorted(set(STREAMS) - {"alarm"}))
+                raise ValueError(f"{name!r} is not a stream; expected some of: {allowed}")
+        return value
+
+
+class LinkConfig(_Section):
+    """``[link]``: which link is up (satellite, 4G, harbour Wi-Fi) decides what the node sends on it.
+
+    The profile is the one named in ``file`` when it exists (written by the modem's script), else
+    the one of the interface carrying the default route (``interfaces``), else ``default``.
+    Without a ``[link]`` section every position is sent live and nothing is held.
+    """
+
+    profiles: dict[LinkProfileName, LinkProfileConfig] = Field(
+        default_factory=dict, description="Profiles by name.", max_length=16
+    )
+    default: str = Field(
+        "satellite",
+        description="Profile when neither the file nor the default route names one.",
+        validate_default=True,
+    )
+    interfaces: dict[str, str] = Field(
+        default_factory=dict,
+        description="Profile by network interface of the default route.",
+        examples=[{"wlan0": "cheap", "ppp0": "satellite"}],
+    )
+    file: Path = Field(
+        Path("/run/ioc-edge/link"),
+        description="A file naming the profile (wins when present); relative to the config file.",
+        strict=False,
+    )
+    poll_s: float = Field(5, description="How often the link is looked at again.", ge=0.1, le=300)
+
+    @field_validator("default")
+    @classmethod
+    def _default_is_a_profile(cls, value: str, info: ValidationInfo) -> str:
+        profiles = info.data.get("profiles")
+        if profiles is not None and value not in profiles:
+            known = ", ".join(sorted(profiles)) or f"none; add [link.profiles.{value}]"
+            raise ValueError(f"{value!r} is not a profile; expected one of: {known}")
+        return value
+
+    @field_validator("interfaces")
+    @classmethod
+    def _interfaces_name_profiles(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        profiles = info.data.get("profiles")
+        for interface, profile in value.items():
+            if profiles is not None and profile not in profiles:
+                raise ValueError(
+                    f"interface {interface!r}: {profile!r} is not a profile; "
+                    f"expected one of: {', '.join(sorted(profiles))}"
+                )
+        return value
+
+    @field_validator("file")
+    @classmethod
+    def _resolve_file(cls, value: Path, info: ValidationInfo) -> Path:
+        return _against_base_dir(value, info)
+
+
 class NodeConfig(_Section):
     """The whole file: ``[node]`` (required), ``[store]``, ``[uplink]`` and ``[drivers.NAME]``.
 
@@ -703,6 +802,9 @@ class NodeConfig(_Section):
     )
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="The Prometheus endpoint.")
     watchdog: WatchdogConfig = Field(default_factory=WatchdogConfig, description="When the node is stalled.")
+    link: LinkConfig | None = Field(
+        None, description="Link profiles (live thinning, held streams); absent: send everything."
+    )
 
     @model_validator(mode="after")
     def _store_in_state_dir(self) -> NodeConfig:

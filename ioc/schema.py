@@ -110,11 +110,32 @@ def _web_indexes(d: Dialect) -> list[str]:
     ]
 
 
+def _commissioning(d: Dialect) -> list[str]:
+    """The nodes' commissioning records, and the centre's verdict on each record's signature.
+
+    The verdict is reached once, as the record arrives (``ioc.commissioning``): ``valid``,
+    ``invalid`` or ``unsigned``, with why, and whether the chain was checked against the CA.
+    """
+    return (
+        stream_tables(d, ("commissioning",))
+        + stream_indexes(("commissioning",))
+        + [
+            "CREATE INDEX IF NOT EXISTS rec_commissioning_device_received "
+            "ON rec_commissioning (device, received_ms)",
+            f"CREATE TABLE IF NOT EXISTS commissioning_checks (device {d.text} NOT NULL, "
+            f"epoch {d.text} NOT NULL, seq {d.int} NOT NULL, verdict {d.text} NOT NULL, "
+            f"detail {d.text} NOT NULL, ca_checked {d.int} NOT NULL, checked_ms {d.int} NOT NULL, "
+            "PRIMARY KEY (device, epoch, seq))",
+        ]
+    )
+
+
 Migration = Callable[[Dialect], list[str]]
 
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "records", _records),
     (2, "web_access", _web_access),
     (3, "web_indexes", _web_indexes),
+    (5, "commissioning", _commissioning),
 ]
 """(version, name, statements): append only, versions increasing."""

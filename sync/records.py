@@ -146,3 +146,19 @@ class NodeStatus(NamedTuple):
     tsrc: int
     clock_ms: int
     body: str
+
+
+class Commissioning(NamedTuple):
+    """The node's commissioning record: its self-test's result as a JSON document, signed by the node.
+
+    ``body`` is the JSON text (see ``edge.commissioning``); ``signature`` is the device key's
+    signature over ``body`` as UTF-8 and ``chain`` the certificate chain (PEM) that proves whose key
+    it is (``provisioning.signing``). Both are empty for a node without an identity: unsigned.
+    """
+
+    ts_ms: int
+    tsrc: int
+    clock_ms: int
+    body: str
+    chain: str
+    signature: bytes

@@ -38,7 +38,17 @@ import numpy as np
 import zstandard
 
 from edge.errors import IocEdgeError
-from sync.records import Alarm, Count, Event, NodeStatus, Position, Reading, Summary, TimeSource
+from sync.records import (
+    Alarm,
+    Commissioning,
+    Count,
+    Event,
+    NodeStatus,
+    Position,
+    Reading,
+    Summary,
+    TimeSource,
+)
 
 WIRE_VERSION = 1
 MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
@@ -215,8 +225,17 @@ READING = Stream(
     ),
     synced=False,
 )
+# High priority: one record per self-test, the node's proof of how it was commissioned.
+COMMISSIONING = Stream(
+    "commissioning",
+    Commissioning,
+    0,
+    _STAMP + (Column("body", "text"), Column("chain", "text"), Column("signature", "blob")),
+)
 
-STREAMS: dict[str, Stream] = {s.name: s for s in (ALARM, POSITION, STATUS, SUMMARY, COUNT, EVENT, READING)}
+STREAMS: dict[str, Stream] = {
+    s.name: s for s in (ALARM, POSITION, STATUS, SUMMARY, COUNT, EVENT, READING, COMMISSIONING)
+}
 
 
 class Batch(NamedTuple):

@@ -249,6 +249,7 @@ def test_backlog_counts_waiting_records_per_stream(fresh_store):
         "count": 0,
         "event": 0,
         "reading": 0,
+        "commissioning": 0,
     }
     fresh_store.write({"position": positions(0, 7), "reading": readings(0, 3)})
     fresh_store.acknowledge([Ack(fresh_store.epoch, "position", 1, 2)])
@@ -260,6 +261,7 @@ def test_backlog_counts_waiting_records_per_stream(fresh_store):
         "count": 0,
         "event": 0,
         "reading": 3,
+        "commissioning": 0,
     }
 
 
@@ -283,7 +285,15 @@ def test_status_shape(fresh_store):
     status = fresh_store.status()
     assert status == {
         "epoch": fresh_store.epoch,
-        "backlog": {"alarm": 2, "position": 3, "status": 0, "summary": 0, "count": 0, "event": 0},
+        "backlog": {
+            "alarm": 2,
+            "position": 3,
+            "status": 0,
+            "summary": 0,
+            "count": 0,
+            "event": 0,
+            "commissioning": 0,
+        },
         "kept_local": {"reading": 0},
         "last_ack_ms": None,
         "drops": {},
