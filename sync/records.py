@@ -162,3 +162,39 @@ class Commissioning(NamedTuple):
     body: str
     chain: str
     signature: bytes
+
+
+class TrackPoint(NamedTuple):
+    """One link of a vessel's track log: a fix, or a "no fix" heartbeat (``lat``/``lon`` None).
+
+    ``idx`` numbers the records of one chain from 0 without a hole; each record's hash commits to
+    the previous one (``sync.chain``), so a changed, dropped or reordered record is provable.
+    """
+
+    ts_ms: int
+    tsrc: int
+    clock_ms: int
+    idx: int
+    lat: float | None
+    lon: float | None
+    speed_kn: float | None = None
+    course_deg: float | None = None
+    fix: int | None = None
+    sats: int | None = None
+    hdop: float | None = None
+
+
+class TrackSig(NamedTuple):
+    """The node's signature over its track chain's hash at record ``idx`` (see ``sync.chain``).
+
+    ``chain_pem`` is the certificate chain that checks it, or empty when unchanged since the
+    chain's previous signature (a PEM chain is ~1.5 kB; it travels once per run, not every time).
+    """
+
+    ts_ms: int
+    tsrc: int
+    clock_ms: int
+    idx: int
+    hash: bytes
+    signature: bytes
+    chain_pem: bytes

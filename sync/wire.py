@@ -48,6 +48,8 @@ from sync.records import (
     Reading,
     Summary,
     TimeSource,
+    TrackPoint,
+    TrackSig,
 )
 
 WIRE_VERSION = 1
@@ -119,6 +121,9 @@ class Stream:
     synced: bool = True
     max_batch: int | None = None
     """Most records in one message, for streams whose records are big (JPEG snapshots)."""
+    archive: bool = False
+    """Also kept in the store's archive, which acks and a full store never empty: only age does
+    (the track log, which the owner must be able to show for years)."""
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -232,9 +237,41 @@ COMMISSIONING = Stream(
     0,
     _STAMP + (Column("body", "text"), Column("chain", "text"), Column("signature", "blob")),
 )
+# The vessel's full track as a hash chain (sync.chain): every fix, never thinned; kept in the archive.
+TRACK = Stream(
+    "track",
+    TrackPoint,
+    1,
+    _STAMP
+    + (
+        Column("idx", order=2, lo=0),
+        Column("lat", "fixed", scale=10_000_000, order=2, nullable=True, lo=-90, hi=90),
+        Column("lon", "fixed", scale=10_000_000, order=2, nullable=True, lo=-180, hi=180),
+        Column("speed_kn", "fixed", scale=100, nullable=True, lo=0, hi=1000),
+        Column("course_deg", "fixed", scale=10, nullable=True, lo=0, hi=360),
+        Column("fix", nullable=True, lo=0, hi=9),
+        Column("sats", nullable=True, lo=0, hi=255),
+        Column("hdop", "fixed", scale=100, nullable=True, lo=0, hi=100),
+    ),
+    archive=True,
+)
+TRACK_SIG = Stream(
+    "track_sig",
+    TrackSig,
+    1,
+    _STAMP
+    + (
+        Column("idx", lo=0),
+        Column("hash", "blob"),
+        Column("signature", "blob"),
+        Column("chain_pem", "blob"),
+    ),
+    archive=True,
+)
 
 STREAMS: dict[str, Stream] = {
-    s.name: s for s in (ALARM, POSITION, STATUS, SUMMARY, COUNT, EVENT, READING, COMMISSIONING)
+    s.name: s
+    for s in (ALARM, POSITION, STATUS, SUMMARY, COUNT, EVENT, READING, COMMISSIONING, TRACK, TRACK_SIG)
 }
 
 
