@@ -130,12 +130,39 @@ def _commissioning(d: Dialect) -> list[str]:
     )
 
 
+def _track(d: Dialect) -> list[str]:
+    """The vessels' hash-chained track logs, and the centre's view of each chain (``ioc.track``).
+
+    ``track_chains``: per device and chain (the node's store epoch), how far the chain has been
+    followed (``last_idx``, ``last_hash``, the time of that record) and proven by a signature
+    (``signed_idx``), and the certificate chain of its signatures. ``track_flags``: what an
+    operator must see: ``break``, ``gap``, ``bad_signature``, ``new_chain``, one per record and kind.
+    """
+    return (
+        stream_tables(d, ("track", "track_sig"))
+        + stream_indexes(("track", "track_sig"))
+        + [
+            "CREATE INDEX IF NOT EXISTS rec_track_chain_idx ON rec_track (device, epoch, idx)",
+            "CREATE INDEX IF NOT EXISTS rec_track_sig_chain_idx ON rec_track_sig (device, epoch, idx)",
+            f"CREATE TABLE IF NOT EXISTS track_chains (device {d.text} NOT NULL, epoch {d.text} NOT NULL, "
+            f"last_idx {d.int} NOT NULL, last_hash {d.blob} NOT NULL, last_ts_ms {d.int}, "
+            f"signed_idx {d.int} NOT NULL, chain_pem {d.blob} NOT NULL, ca_checked {d.int} NOT NULL, "
+            f"first_seen_ms {d.int} NOT NULL, updated_ms {d.int} NOT NULL, PRIMARY KEY (device, epoch))",
+            f"CREATE TABLE IF NOT EXISTS track_flags (device {d.text} NOT NULL, epoch {d.text} NOT NULL, "
+            f"idx {d.int} NOT NULL, kind {d.text} NOT NULL, ts_ms {d.int}, detail {d.text} NOT NULL, "
+            f"flagged_ms {d.int} NOT NULL, PRIMARY KEY (device, epoch, idx, kind))",
+            "CREATE INDEX IF NOT EXISTS track_flags_device ON track_flags (device, flagged_ms)",
+        ]
+    )
+
+
 Migration = Callable[[Dialect], list[str]]
 
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "records", _records),
     (2, "web_access", _web_access),
     (3, "web_indexes", _web_indexes),
+    (4, "track", _track),
     (5, "commissioning", _commissioning),
 ]
 """(version, name, statements): append only, versions increasing."""
