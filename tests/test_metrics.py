@@ -109,7 +109,17 @@ path = "{slave}"
     assert 0 <= value(second, "ioc_edge_last_ack_age_seconds") < 10
     assert abs(value(second, "ioc_edge_last_ack_timestamp_seconds") - time.time()) < 10
     backlog = {dict(k[1])["stream"] for k in second if k[0] == "ioc_edge_backlog_records"}
-    assert backlog == {"alarm", "commissioning", "count", "event", "position", "status", "summary"}
+    assert backlog == {
+        "alarm",
+        "commissioning",
+        "count",
+        "event",
+        "position",
+        "status",
+        "summary",
+        "track",
+        "track_sig",
+    }
     assert value(second, "ioc_edge_local_records", stream="reading") == 0
     assert [k for k in second if k[0] == "ioc_edge_dropped_records_total"] == []  # nothing dropped
     assert 0 < value(second, "ioc_edge_store_bytes") < 10_000_000

@@ -250,6 +250,8 @@ def test_backlog_counts_waiting_records_per_stream(fresh_store):
         "event": 0,
         "reading": 0,
         "commissioning": 0,
+        "track": 0,
+        "track_sig": 0,
     }
     fresh_store.write({"position": positions(0, 7), "reading": readings(0, 3)})
     fresh_store.acknowledge([Ack(fresh_store.epoch, "position", 1, 2)])
@@ -262,6 +264,8 @@ def test_backlog_counts_waiting_records_per_stream(fresh_store):
         "event": 0,
         "reading": 3,
         "commissioning": 0,
+        "track": 0,
+        "track_sig": 0,
     }
 
 
@@ -293,6 +297,8 @@ def test_status_shape(fresh_store):
             "count": 0,
             "event": 0,
             "commissioning": 0,
+            "track": 0,
+            "track_sig": 0,
         },
         "kept_local": {"reading": 0},
         "last_ack_ms": None,
