@@ -83,6 +83,7 @@ __all__ = [
     "DriverConfig",
     "DutyCycleConfig",
     "FloatSwitchDriverConfig",
+    "GeofenceConfig",
     "LinkConfig",
     "LinkProfileConfig",
     "MetricsConfig",
@@ -330,6 +331,12 @@ class NmeaDriverConfig(_Section):
 
     type: Literal["nmea"] = Field(description="Driver kind.")
     transport: TransportConfig = Field(description="Where the receiver's bytes come from.")
+    ais_per_s: float = Field(
+        20,
+        description="Most AIS sentences (!AIVDM) a second passed on to the IOC; the rest counted; 0: none.",
+        ge=0,
+        le=1000,
+    )
 
 
 class DutyCycleConfig(_Section):
@@ -650,6 +657,67 @@ class AlarmRuleConfig(_Section):
         return self
 
 
+class GeofenceConfig(_Section):
+    """``[geofences.NAME]``: a permitted fishing zone or a forbidden area, in lon/lat (WGS 84).
+
+    The area is ``polygon`` (one closed ring, GeoJSON order) or ``geojson`` (a file holding a
+    Polygon, MultiPolygon, Feature or FeatureCollection of those; holes allowed). The alarm is
+    raised ``hysteresis_m`` beyond the boundary and cleared as far back on the right side.
+    Each zone is watched on its own: areas that together make one permit belong in one zone.
+    """
+
+    kind: Literal["permitted", "forbidden"] = Field(
+        description="'permitted': alarm on leaving it; 'forbidden': alarm on entering it."
+    )
+    polygon: list[list[float]] | None = Field(
+        None,
+        description="Closed ring [[lon, lat], ...], the first point repeated at the end.",
+        examples=[[[107.50, 16.60], [107.56, 16.60], [107.56, 16.64], [107.50, 16.60]]],
+        strict=False,
+    )
+    geojson: Path | None = Field(
+        None, description="GeoJSON file of the area; relative to the config file.", strict=False
+    )
+    hysteresis_m: float = Field(
+        50, description="How far past the boundary (metres) the alarm is raised and cleared.", ge=0, le=10_000
+    )
+
+    @field_validator("polygon")
+    @classmethod
+    def _ring(cls, value: list[list[float]] | None) -> list[tuple[float, float]] | None:
+        if value is None:
+            return None
+        # Imported here: shapely adds ~5 MB, for nodes with geofences only.
+        from edge.geofence import check_area, read_ring
+
+        ring = read_ring(value)
+        check_area([[ring]])
+        return ring
+
+    @field_validator("geojson")
+    @classmethod
+    def _file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None:
+            return None
+        from edge.geofence import load_geojson
+
+        path = _against_base_dir(value, info)
+        load_geojson(path)  # checked here, read again by area(): a config error names the file
+        return path
+
+    @model_validator(mode="after")
+    def _one_area(self) -> GeofenceConfig:
+        if (self.polygon is None) == (self.geojson is None):
+            raise ValueError("set exactly one of 'polygon' and 'geojson'")
+        return self
+
+    def area(self) -> list:
+        """The zone's polygons (see ``edge.geofence.Area``)."""
+        from edge.geofence import load_geojson
+
+        return [[self.polygon]] if self.polygon is not None else load_geojson(self.geojson)
+
+
 class MetricsConfig(_Section):
     """``[metrics]``: the node's Prometheus endpoint, ``http://host:port/metrics``.
 
@@ -802,6 +870,9 @@ class NodeConfig(_Section):
     )
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="The Prometheus endpoint.")
     watchdog: WatchdogConfig = Field(default_factory=WatchdogConfig, description="When the node is stalled.")
+    geofences: dict[DriverName, GeofenceConfig] = Field(
+        default_factory=dict, description="Permitted zones and forbidden areas by name.", max_length=64
+    )
     link: LinkConfig | None = Field(
         None, description="Link profiles (live thinning, held streams); absent: send everything."
     )
