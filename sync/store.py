@@ -19,6 +19,10 @@ a write makes room by deleting the oldest chunks of streams of lower priority
 than its own; when there are none, the incoming records are dropped. Either
 way the count lands in :meth:`Store.drops`, never silently.
 
+A stream with ``archive`` (the track log) is also written to ``a_<stream>`` in the same
+transaction. Acks, discards and making room never touch the archive; only
+:meth:`Store.prune_archive` does, by age. ``ioc-edge track export`` reads it.
+
 Example::
 
     >>> import tempfile, os
@@ -134,6 +138,15 @@ class Store:
                     if_not_exists=True,
                 )
                 self.db[f"k_{s.name}"].create_index(["hi"], if_not_exists=True)
+                if s.archive:
+                    # The same chunks again, which acks and making room never delete: only age.
+                    self.db[f"a_{s.name}"].create(
+                        {"id": int, "n": int, "ts_min": int, "ts_max": int, "body": bytes},
+                        pk="id",
+                        not_null={"n", "body"},
+                        if_not_exists=True,
+                    )
+                    self.db[f"a_{s.name}"].create_index(["ts_max"], if_not_exists=True)
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -163,10 +176,16 @@ class Store:
         (last,) = self.conn.execute("SELECT last FROM seqs WHERE stream = ?", [stream]).fetchone()
         first, hi = last + 1, last + len(rows)
         stamps = [r[0] for r in rows]
+        body = self._pack([[first, len(rows)]], rows)
         self.conn.execute(
             f"INSERT INTO k_{stream} (id, lo, hi, n, ts_min, ts_max, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [first, first, hi, len(rows), min(stamps), max(stamps), self._pack([[first, len(rows)]], rows)],
+            [first, first, hi, len(rows), min(stamps), max(stamps), body],
         )
+        if self.streams[stream].archive:
+            self.conn.execute(
+                f"INSERT INTO a_{stream} (id, n, ts_min, ts_max, body) VALUES (?, ?, ?, ?, ?)",
+                [first, len(rows), min(stamps), max(stamps), body],
+            )
         self.conn.execute("UPDATE seqs SET last = ? WHERE stream = ?", [hi, stream])
 
     def _rewrite(self, stream: str, chunk_id: int, seqs: list[int], rows: list) -> None:
@@ -365,6 +384,42 @@ class Store:
         count = sum(n for (n,) in gone)
         if count:
             self.add_counts("expired", {stream: count})
+        return count
+
+    # -- the archive (streams with ``archive``) -----------------------------------------------------
+
+    def archived(
+        self, stream: str, after: int = 0, newest_first: bool = False, stamped: tuple[int, int] | None = None
+    ) -> Iterator[tuple[list, list]]:
+        """The archive's chunks of ``stream`` holding seqs above ``after``: (seqs, records) each.
+
+        In seq order, or newest first (to find the end of a long archive quickly); ``stamped``
+        ``(from_ms, to_ms)``: only chunks holding records stamped in that range.
+        """
+        make = self.streams[stream].record._make
+        where, params = "id + n > ?", [after + 1]
+        if stamped is not None:
+            where, params = where + " AND ts_max >= ? AND ts_min < ?", [*params, *stamped]
+        order = "DESC" if newest_first else ""
+        cur = self.conn.execute(f"SELECT body FROM a_{stream} WHERE {where} ORDER BY id {order}", params)
+        for (body,) in cur:
+            seqs, rows = self._unpack(body)
+            yield seqs, [make(r) for r in rows]
+
+    def prune_archive(self, stream: str, keep_s: float) -> int:
+        """Delete archived chunks of ``stream`` older than ``keep_s`` before its newest (counted: ``pruned``).
+
+        Like :meth:`expire`, age is measured against the newest record, not the clock; a chunk goes
+        only when its newest record is past ``keep_s``, so no record goes before its time.
+        """
+        with self._transaction():
+            gone = self.conn.execute(
+                f"DELETE FROM a_{stream} WHERE ts_max < (SELECT max(ts_max) FROM a_{stream}) - ? RETURNING n",
+                [int(keep_s * 1000)],
+            ).fetchall()
+        count = sum(n for (n,) in gone)
+        if count:
+            self.add_counts("pruned", {stream: count})
         return count
 
     def last_seq(self, stream: str) -> int:
