@@ -432,18 +432,27 @@ def selftest(file: Path, seconds: float, as_json: bool) -> None:
     model, GPIO, broker and the IOC's ack. One line per check (PASS, FAIL with what to do, SKIP);
     exit 1 when a check fails.
 
+    The result is kept as the node's commissioning record, signed with the device key (unsigned, and
+    said so, on a node not provisioned), in its store: the node sends it to the IOC.
+
     Example: ioc-edge selftest --seconds 10 /etc/ioc-edge/edge.toml
     """
     from dataclasses import asdict
 
+    from edge.commissioning import Commissioner
     from edge.selftest import FAIL, Selftest
 
-    results = Selftest(file, seconds).run()
+    test = Selftest(file, seconds)
+    results = test.run()
     failed = any(r.status == FAIL for r in results)
+    outcome = Commissioner(test.config, test.clock).record(results) if test.config else None
     if as_json:
-        click.echo(json.dumps({"passed": not failed, "checks": [asdict(r) for r in results]}))
+        report = {"passed": not failed, "checks": [asdict(r) for r in results]}
+        click.echo(json.dumps(report | {"commissioning": asdict(outcome) if outcome else None}))
     else:
         for result in results:
             click.echo(result.line())
+        if outcome:
+            click.echo(outcome.line())
     if failed:
         raise SystemExit(1)

@@ -354,7 +354,8 @@ class Selftest:
     """Runs every check of a node's config in order; each waits at most ``seconds`` for its part.
 
     ``clock`` (the node's :class:`~edge.clock.Clock`) and ``pin_factory`` (gpiozero's; None picks
-    the board's) are the node's. ``passed`` tells whether nothing failed after :meth:`run`.
+    the board's) are the node's. After :meth:`run`, ``config`` is the node's config (None when it
+    is invalid), for the commissioning record (``edge.commissioning``).
 
     Example::
 
@@ -374,6 +375,7 @@ class Selftest:
         self.seconds = seconds
         self.clock = clock or Clock()
         self.pin_factory = pin_factory
+        self.config: NodeConfig | None = None
 
     def run(self) -> list[CheckResult]:
         """The results, one per check; only the config check when the config is invalid."""
@@ -382,6 +384,7 @@ class Selftest:
         except IocEdgeError as exc:
             hint = f"fix {self.config_path} (ioc-edge config check {self.config_path}) and run again"
             return [CheckResult("config", FAIL, str(exc).replace("\n", "; "), hint)]
+        self.config = config
         drivers = config.drivers
         results = [CheckResult("config", PASS, f"{self.config_path} valid ({len(drivers)} drivers)")]
         results.append(check_store(config))

@@ -6,15 +6,18 @@ import logging
 import socket
 import threading
 from collections import Counter
+from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from ioc.commissioning import CommissioningCheck
 from ioc.db import Database
+from provisioning import pki
 from provisioning.tls import TlsFiles, client_context
-from sync.wire import Ack, WireError, ack_topic, decode_batch, encode_ack, parse_up_topic
+from sync.wire import Ack, Batch, WireError, ack_topic, decode_batch, encode_ack, parse_up_topic
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +31,8 @@ class Receiver:
     under its reason (``Database.rejects``) and dropped; it never stops the
     receiver or other devices' traffic. With ``tls`` (the identity ``ioc-center broker-config``
     wrote: :meth:`TlsFiles.receiver`) it connects to the broker's centre listener over mutual TLS.
+    ``checks`` run on each stored batch of their stream before the ack (signed records' verdicts);
+    commissioning records are judged against ``tls.ca``, the device CA (without ``tls``: the chain alone).
 
     Example::
 
@@ -58,6 +63,8 @@ class Receiver:
         )
         if tls is not None:
             self._client.tls_set_context(client_context(tls, "--tls"))
+        device_ca = pki.load_certificates(tls.ca)[0] if tls is not None else None
+        self.checks: dict[str, Callable[[Batch], None]] = {"commissioning": CommissioningCheck(db, device_ca)}
         self._client.max_inflight_messages_set(100)
         self._client.reconnect_delay_set(0.5, 15)
         self._client.on_connect = self._on_connect
@@ -114,6 +121,9 @@ class Receiver:
             log.warning("event=reject topic=%s reason=%s detail=%s", topic, exc.reason, exc)
             return None
         new = self.db.store(batch)
+        check = self.checks.get(batch.stream)
+        if check is not None:
+            check(batch)
         self.stats["batches"] += 1
         self.stats["records"] += new
         self.stats["duplicates"] += len(batch.seqs) - new

@@ -9,6 +9,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,8 +82,9 @@ class Centre:
         return path
 
 
-@pytest.fixture
-def centre(tmp_path: Path) -> Iterator[Centre]:
+@contextmanager
+def open_centre(tmp_path: Path, db: Database) -> Iterator[Centre]:
+    """The centre made by the CLI in ``tmp_path`` (CA, signer alice, broker config), storing into ``db``."""
     ca, signer, tls = tmp_path / "ca", tmp_path / "signer-alice", tmp_path / "broker-tls"
     outputs = [
         cli(center_cli, ["ca", "init", str(ca), "--org", "Hue IOC"]),
@@ -96,7 +98,6 @@ def centre(tmp_path: Path) -> Iterator[Centre]:
             + ["--port", str(port), "--centre-port", str(centre_port)],
         )
     )
-    db = Database(f"sqlite:///{tmp_path / 'ioc.db'}")
     with PrivateBroker(tmp_path / "broker", port, listeners=tls / "ioc.conf") as broker:
         receiver = Receiver(db, broker.host, centre_port, client_id="ioc-test", tls=TlsFiles.receiver(tls))
         receiver.start()
@@ -105,6 +106,14 @@ def centre(tmp_path: Path) -> Iterator[Centre]:
             yield Centre(tmp_path, ca, signer, tls, broker, centre_port, db, outputs)
         finally:
             receiver.stop()
+
+
+@pytest.fixture
+def centre(tmp_path: Path) -> Iterator[Centre]:
+    """:func:`open_centre` over a SQLite database (the broker's side is what these tests are about)."""
+    db = Database(f"sqlite:///{tmp_path / 'ioc.db'}")
+    with open_centre(tmp_path, db) as made:
+        yield made
     db.close()
 
 

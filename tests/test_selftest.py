@@ -247,13 +247,15 @@ def test_cli_prints_one_line_per_check_and_exits_1_on_a_failure(tmp_path, ptys):
     result = CliRunner().invoke(edge_cli, ["selftest", "--seconds", "0.5", str(config)])
     assert result.exit_code == 1
     lines = result.output.splitlines()
-    assert [line.split()[0] for line in lines] == ["PASS", "PASS", "PASS", "FAIL", "SKIP"]
+    assert [line.split()[0] for line in lines] == ["PASS", "PASS", "PASS", "FAIL", "SKIP", "RECORD"]
     assert lines[3] == f"FAIL  sensor pm-a: no byte in 0.5 s -> {SILENT_HINT.format(model='SDS011')}"
+    assert lines[5].startswith("RECORD  commissioning: stored UNSIGNED as record 1: the node has no identity")
 
     result = CliRunner().invoke(edge_cli, ["selftest", "--json", "--seconds", "0.5", str(config)])
     assert result.exit_code == 1
     report = json.loads(result.output)
     assert report["passed"] is False
+    assert (report["commissioning"]["seq"], report["commissioning"]["signed"]) == (2, False)
     assert report["checks"][4] == {
         "name": "broker",
         "status": "SKIP",

@@ -19,6 +19,7 @@ from fastapi.responses import Response, StreamingResponse
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from ioc import commissioning
 from ioc.db import Database
 from ioc.web import queries
 from ioc.web.aqi import BANDS
@@ -28,6 +29,7 @@ from ioc.web.live import LiveFeed, sse_messages
 from ioc.web.models import (
     Ack,
     AlarmItem,
+    CommissioningOut,
     CountItem,
     Error,
     EventItem,
@@ -203,6 +205,19 @@ def settings(ctx: Ctx, q: Annotated[NoQuery, Query()]) -> dict:
 )
 def nodes(ctx: Ctx, q: Annotated[FormatQuery, Query()]) -> Any:
     return _whole_list(ctx, q, "nodes", ctx.nodes.nodes(ctx.db), NodeItem.model_fields)
+
+
+@router.get(
+    "/nodes/{device}/commissioning",
+    response_model=CommissioningOut,
+    responses={404: {"model": Error}},
+    summary="A node's latest commissioning record (its signed self-test) and the signature's verdict",
+)
+def node_commissioning(ctx: Ctx, device: Annotated[Device, Path()], q: Annotated[NoQuery, Query()]) -> dict:
+    found = commissioning.latest(ctx.db, device)
+    if found is None:
+        raise HTTPException(404, f"no commissioning record of node {device!r}: run ioc-edge selftest on it")
+    return found
 
 
 @router.get(

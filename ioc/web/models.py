@@ -119,6 +119,25 @@ class NodeItem(BaseModel):
     counters: dict
 
 
+class CommissioningOut(BaseModel):
+    device: str
+    epoch: str
+    seq: int
+    ts_ms: int = Field(description="When the self-test ran, by the node's clock (see tsrc).")
+    tsrc: int
+    received_ms: int
+    verdict: str = Field(
+        description="The centre's judgement of the record's signature: valid, invalid, unsigned or unchecked."
+    )
+    detail: str = Field(description="Why: whose key signed it, or what does not verify.")
+    ca_checked: bool = Field(description="Whether the certificate chain was checked against the device CA.")
+    checked_ms: int | None
+    report: dict | None = Field(
+        description="The self-test as signed: device, site, version, time, time_source, operator, passed, "
+        "checks [{name, status, detail, hint}]; null when not JSON."
+    )
+
+
 class VesselItem(BaseModel):
     device: str
     epoch: str
