@@ -2,6 +2,7 @@
 import { api } from "../api.js";
 import { coalesce, h, replace } from "../dom.js";
 import { agoSpan, refreshAges } from "../time.js";
+import { CommissioningPanel } from "./commissioning.js";
 
 const TSRC = { 1: ["GPS", ""], 2: ["NTP", ""], 3: ["free-running", "warn-text"] };
 
@@ -45,6 +46,8 @@ export class View {
     root.append(this.summary, this.error, h("div", { class: "panel table-wrap" }, h("table", { id: "nodes" },
       h("caption", { class: "visually-hidden" }, "Edge nodes, offline first"),
       h("thead", {}, h("tr", {}, heads.map((t) => h("th", { scope: "col" }, t)))), this.body)));
+    this.commissioning = new CommissioningPanel(ctx);
+    root.append(this.commissioning.el);
     this.refresh = coalesce(() => this.load(), 1000);
   }
 
@@ -91,12 +94,14 @@ export class View {
       return;
     }
     replace(this.body, this.nodes.map((n) => this.row(n)));
+    this.commissioning.setDevices(this.nodes.map((n) => n.device));
   }
 
   row(n) {
     const [tsrc, tsrcClass] = TSRC[n.tsrc] ?? ["–", ""];
     const failed = Object.entries(n.failed_drivers ?? {});
-    return h("tr", { class: n.online ? "" : "offline", dataset: { device: n.device } },
+    return h("tr", { class: n.online ? "" : "offline", dataset: { device: n.device },
+      on: { click: () => this.commissioning.show(n.device) } },
       h("td", { class: "nowrap" }, h("span", { class: `dot ${n.online ? "ok" : "bad"}` }), " ",
         h("span", { class: n.online ? "state-on" : "state-off" }, n.online ? "Online" : "Offline")),
       h("th", { scope: "row" }, n.device),
