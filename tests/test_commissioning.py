@@ -198,6 +198,12 @@ def test_node_without_identity_records_its_selftest_unsigned(tmp_path, broker, r
     )
     assert [c["name"] for c in found["report"]["checks"]] == ["config", "store", "clock", "broker"]
 
+    # A record made while the node runs (another process's write to its store) goes up at once.
+    outcome = Commissioner(load_config(path), ntp_clock(), who="binh").record([])
+    assert outcome.seq == 2
+    wait_for(lambda: arrived(ioc_db, "buoy-7", seq=2), 10, "the record made while the node runs")
+    assert latest(ioc_db, "buoy-7")["report"]["operator"] == "binh"
+
 
 def test_without_a_ca_only_the_chain_is_checked_and_said_so(identity):
     body = json.dumps({"device": DEVICE})
