@@ -16,8 +16,9 @@ in ``rejects`` by reason and skipped, never raised:
 - ``bad_field``: a field that does not convert (latitude 95, time 25:00, ...).
 
 Sentences that are valid but of no use here are counted in ``ignored``: by sentence type
-(``GSV``, ``GSA``, ``PSRF`` for proprietary ones...), ``ais`` for AIS ``!AIVDM``/``!AIVDO``,
-``no_fix`` for RMC/GGA/VTG that say the receiver has no fix.
+(``GSV``, ``GSA``, ``PSRF`` for proprietary ones...), ``no_fix`` for RMC/GGA/VTG that say the
+receiver has no fix, and ``ais`` for AIS ``!AIVDM``/``!AIVDO`` unless the parser keeps them
+(``keep_ais``: :class:`NmeaGps` passes them on to the IOC, see ``drivers.ais``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from collections import Counter
 
 import pynmea2
 
+from drivers.ais import AisPassthrough
 from drivers.base import Driver, Sink
 from drivers.transport import Transport
 from edge.clock import Clock
@@ -125,7 +127,8 @@ class NmeaParser:
     with ``tsrc`` GPS, and the clock is told (:meth:`Clock.observe_gps`). Without a date yet,
     ``ts_ms`` and ``tsrc`` come from the clock. ``clock_ms`` is always the clock's.
 
-    Never raises on bad input: see the module docstring for ``rejects`` and ``ignored``.
+    Never raises on bad input: see the module docstring for ``rejects`` and ``ignored``. With
+    ``keep_ais``, AIS sentences are appended to :attr:`ais` instead of counted as ignored.
 
     Example::
 
@@ -136,12 +139,14 @@ class NmeaParser:
         [(1586295590000, 1, 52.8423)]
     """
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, keep_ais: bool = False) -> None:
         self.clock = clock
         self.rejects: Counter[str] = Counter()
         self.ignored: Counter[str] = Counter()
         self.sentences = 0
         """Lines seen, whatever became of them."""
+        self.ais: list[bytes] | None = [] if keep_ais else None
+        """With ``keep_ais``, the AIS sentences (``!AIVDM...*hh``) not yet taken (the taker empties it)."""
         self._buf = b""
         # How to count the head of the next line: "truncated" at the start of a stream (the
         # port may have been opened mid-sentence), "" after an over-long line was dropped
@@ -182,7 +187,13 @@ class NmeaParser:
     def _lines(self, lines: list[bytes], out: list[Position]) -> None:
         # The hot path: every check before pynmea2 is a C-level bytes method, and only the
         # three sentence types used here reach pynmea2 at all.
-        rejects, ignored, handlers, kinds = self.rejects, self.ignored, self._handlers, self._kinds
+        rejects, ignored, handlers, kinds, ais = (
+            self.rejects,
+            self.ignored,
+            self._handlers,
+            self._kinds,
+            self.ais,
+        )
         head = self._head
         self.sentences += len(lines)
         for line in lines:
@@ -209,7 +220,10 @@ class NmeaParser:
                 kind = kinds.get(line[:7])
                 if kind is None:
                     kind = self._kind(line)
-                ignored[kind] += 1
+                if ais is not None and kind == "ais":
+                    ais.append(line)
+                else:
+                    ignored[kind] += 1
                 continue
             # pynmea2 is the parser of record: it checks the checksum and splits the fields;
             # the fields are converted here (its lazy properties cost more than the parse).
@@ -391,6 +405,9 @@ class NmeaParser:
 class NmeaGps(Driver):
     """An NMEA 0183 GPS receiver on any transport, producing the ``position`` stream.
 
+    AIS sentences on the same stream go to the ``ais`` stream, at most ``ais_per_s`` a second
+    (:class:`~drivers.ais.AisPassthrough`), counted in ``passed`` (``ais``, ``ais_dropped``).
+
     Example::
 
         gps = NmeaGps("gps", SerialTransport("/dev/ttyUSB0"), recorder.append, clock)
@@ -401,15 +418,31 @@ class NmeaGps(Driver):
 
     stream = "position"
 
-    def __init__(self, name: str, transport: Transport, sink: Sink, clock: Clock) -> None:
+    def __init__(
+        self, name: str, transport: Transport, sink: Sink, clock: Clock, ais_per_s: float = 20.0
+    ) -> None:
         super().__init__(name, transport, sink, clock)
-        self.parser = NmeaParser(clock)
+        self.parser = NmeaParser(clock, keep_ais=True)
         # the parser's counters are the driver's: the status report reads them here
         self.rejects = self.parser.rejects
         self.ignored = self.parser.ignored
+        self.ais = AisPassthrough(clock, ais_per_s, rejects=self.rejects)
+        self.passed = self.ais.counts
 
     def feed(self, data: bytes) -> list[Position]:
-        return self.parser.feed(data)
+        positions = self.parser.feed(data)
+        self._pass_ais()
+        return positions
 
     def flush(self) -> list[Position]:
-        return self.parser.flush()
+        positions = self.parser.flush()
+        self._pass_ais()
+        return positions
+
+    def _pass_ais(self) -> None:
+        pending = self.parser.ais
+        if pending:
+            records = self.ais.take(pending)
+            pending.clear()  # in place: the parser keeps this list
+            if records:
+                self.sink("ais", records)

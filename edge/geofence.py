@@ -33,16 +33,30 @@ import math
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import shapely
 
 from sync.records import Alarm, Position
 
-__all__ = ["Area", "Geofence", "GeofenceMonitor", "check_area", "load_geojson", "read_ring", "step"]
+if TYPE_CHECKING:
+    from edge.config import GeofenceConfig
+    from sync.recorder import Recorder
+    from sync.store import Store
+
+__all__ = [
+    "Area",
+    "Geofence",
+    "GeofenceMonitor",
+    "check_area",
+    "load_geojson",
+    "monitor_for",
+    "read_ring",
+    "step",
+]
 
 Ring = list[tuple[float, float]]
 """Closed: the first point repeated at the end, (lon, lat) each."""
@@ -315,3 +329,19 @@ class GeofenceMonitor:
         return Alarm(
             p.ts_ms, p.tsrc, p.clock_ms, fence.name, KINDS[fence.kind], int(change == "raise"), metres, words
         )
+
+
+def monitor_for(zones: Mapping[str, GeofenceConfig], recorder: Recorder, store: Store) -> GeofenceMonitor:
+    """The node's monitor of its ``[geofences]``: alarms and the state through ``recorder``.
+
+    The state (which zones are raised) is read from ``store``'s metadata, where the recorder
+    saved it at the last change, after the alarm's record.
+    """
+    fences = [Geofence(name, zone.kind, zone.area(), zone.hysteresis_m) for name, zone in zones.items()]
+    saved = json.loads(store.meta(STATE_KEY) or "[]")
+    return GeofenceMonitor(
+        fences,
+        recorder.append,
+        saved,
+        lambda raised: recorder.set_meta(STATE_KEY, json.dumps(sorted(raised))),
+    )

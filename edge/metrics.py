@@ -299,9 +299,15 @@ class NodeCollector(Collector):
         )
         yield _counter(
             "ioc_edge_driver_ignored",
-            "Valid input of no use (no fix, AIS, warm-up, command replies, bounce), by reason.",
+            "Valid input of no use (no fix, warm-up, command replies, bounce), by reason.",
             ["driver", "reason"],
             _by_reason(drivers, "ignored"),
+        )
+        yield _counter(
+            "ioc_edge_driver_passed",
+            "Input passed on as it came (AIS sentences on a GPS's stream: ais; ais_dropped over the rate).",
+            ["driver", "reason"],
+            _by_reason([d for d in drivers if hasattr(d, "passed")], "passed"),
         )
         yield _counter(
             "ioc_edge_driver_transport_events",

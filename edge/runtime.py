@@ -7,6 +7,7 @@ status record, which syncs like any other.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections import Counter
@@ -36,6 +37,7 @@ from sync.uplink import MqttUplink
 from sync.wire import STREAMS
 
 if TYPE_CHECKING:
+    from edge.geofence import GeofenceMonitor
     from inference.camera import Outage
 
 log = logging.getLogger(__name__)
@@ -138,6 +140,7 @@ class Node:
         self.drivers: list = []
         self.summarizer: Summarizer | None = None
         self.alarms: AlarmEngine | None = None
+        self.geofences: GeofenceMonitor | None = None
         self.status: StatusReporter | None = None
         self.health: PipelineHealth | None = None
         self.metrics: NodeMetrics | None = None
@@ -199,6 +202,8 @@ class Node:
         self._opened.append(transport)
         cls = TRANSPORT_TYPES[cfg.type]
         options = {"duty": cfg.duty} if issubclass(cls, DutyCycledDriver) else {}
+        if cls is NmeaGps:
+            options = {"ais_per_s": cfg.ais_per_s}
         return cls(name, transport, self.route, self.clock, **options)
 
     def start_processing(self) -> None:
@@ -209,13 +214,22 @@ class Node:
             self.recorder.append, self.clock, cfg.summaries.interval_s, cfg.summaries.trim, rain, rejects
         )
         self._run(self.summarizer)
+        if cfg.geofences:
+            # Imported here: shapely adds ~5 MB to the process, for nodes with geofences only.
+            from edge.geofence import monitor_for
+
+            with contextlib.closing(open_store(cfg)) as store:
+                self.geofences = monitor_for(cfg.geofences, self.recorder, store)
         rules = [Rule(name, **rule.model_dump()) for name, rule in cfg.alarms.items()]
         self.alarms = AlarmEngine(rules, self.recorder.append, self.clock)
         self._run(self.alarms)
 
     def route(self, stream: str, records: list) -> None:
-        """The drivers' sink: everything to the store; readings also to the summaries and the alarms."""
+        """The drivers' sink: everything to the store; readings also to the summaries and the alarms,
+        positions to the geofences."""
         self.recorder.append(stream, records)
+        if stream == "position" and self.geofences is not None:
+            self.geofences.feed(records)
         if stream == "reading":
             self.summarizer.add(records)
             self.alarms.feed(records)
@@ -238,6 +252,10 @@ class Node:
             sources[f"ignored.{d.name}"] = lambda d=d: d.ignored
             if hasattr(d, "health"):  # drivers on a transport: its outages
                 sources[f"health.{d.name}"] = lambda d=d: d.health
+            if hasattr(d, "passed"):  # the GPS: AIS sentences passed on to the IOC
+                sources[f"passed.{d.name}"] = lambda d=d: d.passed
+        if self.geofences is not None:
+            sources["geofence"] = lambda: self.geofences.counts
         if self.uplink:
             sources["uplink"] = lambda: self.uplink.stats
         self.status = StatusReporter(

@@ -156,6 +156,11 @@ def _track(d: Dialect) -> list[str]:
     )
 
 
+def _ais(d: Dialect) -> list[str]:
+    """AIS sentences the vessels' receivers heard, stored as they came (the IOC does not decode them)."""
+    return stream_tables(d, ("ais",)) + stream_indexes(("ais",))
+
+
 Migration = Callable[[Dialect], list[str]]
 
 MIGRATIONS: list[tuple[int, str, Migration]] = [
@@ -164,5 +169,6 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (3, "web_indexes", _web_indexes),
     (4, "track", _track),
     (5, "commissioning", _commissioning),
+    (6, "ais", _ais),
 ]
 """(version, name, statements): append only, versions increasing."""

@@ -49,6 +49,7 @@ class Recorder(Component):
         self._buffer: dict[str, list[tuple]] = defaultdict(list)
         self._buffered = 0
         self._pending_counts: dict[str, dict[str, int]] = {}
+        self._pending_meta: dict[str, str] = {}
         self._wake = threading.Event()
         self.committed = 0
         self.errors = 0
@@ -70,6 +71,11 @@ class Recorder(Component):
             mine = self._pending_counts.setdefault(group, {})
             for k, v in counts.items():
                 mine[k] = mine.get(k, 0) + v
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Queue ``key = value`` for the store's metadata, saved after the next commit's records."""
+        with self._lock:
+            self._pending_meta[key] = value
 
     def stop(self, timeout: float | None = None) -> None:
         self._stop.set()
@@ -99,10 +105,13 @@ class Recorder(Component):
         with self._lock:
             batches, self._buffer = dict(self._buffer), defaultdict(list)
             counts, self._pending_counts = self._pending_counts, {}
+            meta, self._pending_meta = self._pending_meta, {}
             self._buffered = 0
         if batches:
             store.write(batches)
             self.committed += sum(len(rows) for rows in batches.values())
+        for key, value in meta.items():
+            store.set_meta(key, value)
         for group, values in counts.items():
             if not store.add_counts(group, values):
                 self.add_counts(group, values)  # the store is full: keep them for the next try

@@ -198,3 +198,16 @@ class TrackSig(NamedTuple):
     hash: bytes
     signature: bytes
     chain_pem: bytes
+
+
+class Ais(NamedTuple):
+    """One AIS sentence (``!AIVDM``/``!AIVDO``) seen on a GPS's NMEA stream, passed on as it came.
+
+    ``sentence`` is the line without its line ending, checksum included; a message in several
+    fragments is several records, in order. ``ts_ms`` is when the node read it.
+    """
+
+    ts_ms: int
+    tsrc: int
+    clock_ms: int
+    sentence: str

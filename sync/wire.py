@@ -39,6 +39,7 @@ import zstandard
 
 from edge.errors import IocEdgeError
 from sync.records import (
+    Ais,
     Alarm,
     Commissioning,
     Count,
@@ -269,9 +270,12 @@ TRACK_SIG = Stream(
     archive=True,
 )
 
+# AIS traffic heard by a vessel's receiver, passed on raw and rate-capped (drivers.ais): the least urgent.
+AIS = Stream("ais", Ais, 5, _STAMP + (Column("sentence", "text"),))
+
 STREAMS: dict[str, Stream] = {
     s.name: s
-    for s in (ALARM, POSITION, STATUS, SUMMARY, COUNT, EVENT, READING, COMMISSIONING, TRACK, TRACK_SIG)
+    for s in (ALARM, POSITION, STATUS, SUMMARY, COUNT, EVENT, READING, COMMISSIONING, TRACK, TRACK_SIG, AIS)
 }
 
 

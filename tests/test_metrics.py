@@ -105,11 +105,12 @@ path = "{slave}"
         assert value(second, name) > value(first, name)
     assert value(second, "ioc_edge_uplink_connected") == 1
     assert value(second, "ioc_edge_driver_rejects_total", driver="gps2", reason="bad_checksum") == 1
-    assert value(second, "ioc_edge_driver_ignored_total", driver="gps", reason="ais") > 0
+    assert value(second, "ioc_edge_driver_passed_total", driver="gps", reason="ais") > 0
     assert 0 <= value(second, "ioc_edge_last_ack_age_seconds") < 10
     assert abs(value(second, "ioc_edge_last_ack_timestamp_seconds") - time.time()) < 10
     backlog = {dict(k[1])["stream"] for k in second if k[0] == "ioc_edge_backlog_records"}
     assert backlog == {
+        "ais",
         "alarm",
         "commissioning",
         "count",

@@ -252,6 +252,7 @@ def test_backlog_counts_waiting_records_per_stream(fresh_store):
         "commissioning": 0,
         "track": 0,
         "track_sig": 0,
+        "ais": 0,
     }
     fresh_store.write({"position": positions(0, 7), "reading": readings(0, 3)})
     fresh_store.acknowledge([Ack(fresh_store.epoch, "position", 1, 2)])
@@ -266,6 +267,7 @@ def test_backlog_counts_waiting_records_per_stream(fresh_store):
         "commissioning": 0,
         "track": 0,
         "track_sig": 0,
+        "ais": 0,
     }
 
 
@@ -299,6 +301,7 @@ def test_status_shape(fresh_store):
             "commissioning": 0,
             "track": 0,
             "track_sig": 0,
+            "ais": 0,
         },
         "kept_local": {"reading": 0},
         "last_ack_ms": None,
