@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import wait_for
+from helpers import nmea_sentence, wait_for
 
 from drivers.nmea import NmeaParser
 from edge.cli import main as edge_cli
@@ -148,13 +148,6 @@ def test_broker_down_30s_while_positions_keep_coming(
     stored = list(ioc_db.dump("position", "vessel-1"))
     assert_same_positions(stored, expected)
     assert node.uplink.stats["connects"] >= 2
-
-
-def nmea_sentence(body: str) -> bytes:
-    checksum = 0
-    for ch in body.encode():
-        checksum ^= ch
-    return f"${body}*{checksum:02X}\r\n".encode()
 
 
 def fix_sentences(i: int) -> bytes:
