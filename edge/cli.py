@@ -456,3 +456,64 @@ def selftest(file: Path, seconds: float, as_json: bool) -> None:
             click.echo(outcome.line())
     if failed:
         raise SystemExit(1)
+
+
+def _time_ms(ctx: click.Context, param: click.Parameter, value: str) -> int:
+    """An ISO 8601 time (a bare date or no zone: UTC) as UTC ms, for --from/--to."""
+    import datetime as dt
+
+    try:
+        when = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 time, e.g. 2026-11-01T06:00:00+07:00"
+        ) from None
+    return int((when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp() * 1000)
+
+
+@main.group()
+def track() -> None:
+    """The vessel's signed track log.
+
+    Example: ioc-edge track export --config edge.toml --from 2026-11-01 --to 2026-11-08 --out week.track
+    """
+
+
+@track.command("export")
+@click.option(
+    "--config",
+    "file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The node's config.",
+)
+@click.option("--from", "from_ms", required=True, callback=_time_ms, help="Start, ISO 8601 (no zone: UTC).")
+@click.option("--to", "to_ms", required=True, callback=_time_ms, help="End (exclusive), ISO 8601.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="File to write.")
+def track_export(file: Path, from_ms: int, to_ms: int, out: Path) -> None:
+    """Write the track between --from and --to into one self-contained file (records, hashes,
+    signatures, the device's certificates) that `ioc-center track verify` checks offline.
+
+    The range widens to the signatures around it, so that every record is proven.
+
+    Example: ioc-edge track export --config edge.toml --from 2026-11-01 --to 2026-11-02 --out day.track
+    """
+    from edge.runtime import open_store
+    from edge.track import export_track
+
+    try:
+        cfg = load_config(file)
+        if from_ms >= to_ms:
+            raise Failed("--from must be before --to")
+        store = open_store(cfg)
+        try:
+            header = export_track(store, cfg.node.device_id, from_ms, to_ms, out)
+        finally:
+            store.close()
+    except IocEdgeError as exc:
+        raise Failed(str(exc)) from None
+    last = header["first_idx"] + header["records"] - 1
+    click.echo(
+        f"{out}: {header['records']} records ({header['first_idx']}..{last}) of chain {header['chain']}, "
+        f"{len(header['signatures'])} signatures"
+    )

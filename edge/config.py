@@ -98,6 +98,7 @@ __all__ = [
     "Sds011DriverConfig",
     "StoreConfig",
     "TransportConfig",
+    "TrackConfig",
     "UplinkConfig",
     "UplinkTlsConfig",
     "WatchdogConfig",
@@ -846,6 +847,24 @@ class LinkConfig(_Section):
         return _against_base_dir(value, info)
 
 
+class TrackConfig(_Section):
+    """``[track]``: the vessel's signed, hash-chained track log (``edge.track``); needs ``[uplink.tls]``.
+
+    Every fix from the GPS is chained; without a fix for ``heartbeat_s`` a "no fix" record is
+    chained instead; the chain is signed with the node's key every ``sign_every_s`` and at stop,
+    and kept on the node for ``retention_months`` (31-day months) whatever the IOC acknowledged.
+    """
+
+    enabled: bool = Field(True, description="Whether the node keeps the track log.")
+    heartbeat_s: float = Field(
+        60, description="A 'no fix' record after this long without a fix (seconds).", ge=1, le=3600
+    )
+    sign_every_s: float = Field(600, description="How often the chain is signed (seconds).", ge=1, le=86_400)
+    retention_months: int = Field(
+        60, description="How long the log stays on the node (months of 31 days).", ge=1, le=240
+    )
+
+
 class NodeConfig(_Section):
     """The whole file: ``[node]`` (required), ``[store]``, ``[uplink]`` and ``[drivers.NAME]``.
 
@@ -876,11 +895,24 @@ class NodeConfig(_Section):
     link: LinkConfig | None = Field(
         None, description="Link profiles (live thinning, held streams); absent: send everything."
     )
+    track: TrackConfig | None = Field(None, description="The signed track log (vessels); absent: none.")
 
     @model_validator(mode="after")
     def _store_in_state_dir(self) -> NodeConfig:
         if not self.store.path.is_absolute():
             self.store.path = Path(os.path.normpath(self.node.state_dir / self.store.path))
+        return self
+
+    @model_validator(mode="after")
+    def _track_can_be_signed(self) -> NodeConfig:
+        if self.track is not None and self.track.enabled:
+            if self.uplink.tls is None:
+                raise ValueError(
+                    "track: the track log is signed with the node's key, which this node lacks: "
+                    "run ioc-edge provision (it writes [uplink.tls]) or set track.enabled = false"
+                )
+            if not any(d.type == "nmea" for d in self.drivers.values()):
+                raise ValueError("track: no GPS to log: add a driver with type = 'nmea'")
         return self
 
     @model_validator(mode="after")

@@ -38,6 +38,7 @@ from sync.wire import STREAMS
 
 if TYPE_CHECKING:
     from edge.geofence import GeofenceMonitor
+    from edge.track import TrackLog
     from inference.camera import Outage
 
 log = logging.getLogger(__name__)
@@ -144,6 +145,7 @@ class Node:
         self.status: StatusReporter | None = None
         self.health: PipelineHealth | None = None
         self.metrics: NodeMetrics | None = None
+        self.track: TrackLog | None = None
         self.failed: dict[str, str] = {}
         """Drivers that could not start, with why."""
         self._started: list = []
@@ -223,10 +225,33 @@ class Node:
         rules = [Rule(name, **rule.model_dump()) for name, rule in cfg.alarms.items()]
         self.alarms = AlarmEngine(rules, self.recorder.append, self.clock)
         self._run(self.alarms)
+        self.start_track()
+
+    def start_track(self) -> None:
+        """The signed track log, first to see every position (``[track]``)."""
+        cfg = self.config.track
+        if cfg is not None and cfg.enabled:
+            # Imported here: cryptography (signing) is for nodes that keep a track log.
+            from edge.track import MONTH_S, TrackLog
+            from provisioning.signing import DeviceSigner
+
+            signer = DeviceSigner.load(self.config.uplink.tls)
+            self.track = TrackLog(
+                lambda: open_store(self.config),
+                self.recorder.append,
+                signer,
+                self.clock,
+                cfg.heartbeat_s,
+                cfg.sign_every_s,
+                cfg.retention_months * MONTH_S,
+            )
+            self._run(self.track)
 
     def route(self, stream: str, records: list) -> None:
         """The drivers' sink: everything to the store; readings also to the summaries and the alarms,
         positions to the geofences."""
+        if stream == "position" and self.track is not None:
+            self.track.add(records)
         self.recorder.append(stream, records)
         if stream == "position" and self.geofences is not None:
             self.geofences.feed(records)

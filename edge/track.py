@@ -1,0 +1,295 @@
+"""The vessel's track log: every position into a signed hash chain the owner can prove, and its export.
+
+Vietnamese rules for fishing vessels want a position at least every two hours at sea, track data
+that cannot be edited and is kept for years. This node logs beside the certified monitoring
+device, so its record must be worth something as evidence: each fix becomes a ``track`` record
+chained to the one before (``sync.chain``); when the receiver has no fix for ``heartbeat_s`` a
+"no fix" record is chained instead, so a gap is visible and proven, never silent; every
+``sign_every_s`` (and at stop) the node signs the chain's head with its device key (a
+``track_sig`` record). Both streams are archived in the store (kept ``retention_months``, whatever
+the IOC acks) and synced like any other.
+
+The chain's state is never saved apart from the records: at start the log recomputes its head
+from the archive (the last signature and the records after it), so a power cut cannot put the
+two out of step.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from edge.clock import Clock
+from edge.component import Component
+from edge.errors import IocEdgeError
+from provisioning.signing import DeviceSigner
+from sync.chain import ChainHead, canonical, link, sig_message
+from sync.records import Position, TrackPoint, TrackSig
+from sync.store import Store
+from sync.trackfile import BLOCK_RECORDS, TrackFileWriter
+from sync.wire import TRACK
+
+__all__ = ["TrackExportError", "TrackLog", "export_track"]
+
+log = logging.getLogger(__name__)
+
+MONTH_S = 31 * 86_400
+"""A month of retention: the longest, so that nothing is pruned before its time."""
+PRUNE_EVERY_S = 3600.0
+PEM_EVERY_S = 86_400.0
+"""A signature carries the certificate chain at the start of a run and then once a day, so that
+retention, which prunes by age, always leaves a signature with the chain before the others."""
+
+
+class TrackExportError(IocEdgeError, ValueError):
+    """Nothing in the archive can be exported for the range asked, with why."""
+
+
+def resume(store: Store, device: str) -> ChainHead:
+    """The head of this store's chain, recomputed from the archive (no separate state)."""
+    head = ChainHead.start(device, store.epoch)
+    last_sig = next((rows[-1] for _, rows in store.archived("track_sig", newest_first=True)), None)
+    if last_sig is not None:
+        head.hash, head.next_idx = bytes(last_sig.hash), last_sig.idx + 1
+    tail: list[list[TrackPoint]] = []
+    for _, rows in store.archived("track", newest_first=True):
+        tail.append([r for r in rows if r.idx >= head.next_idx])
+        if rows[0].idx < head.next_idx:
+            break
+    for rows in reversed(tail):
+        head.append(rows)
+    return head
+
+
+class TrackLog(Component):
+    """Chains every position into the ``track`` stream, with "no fix" heartbeats and signatures.
+
+    ``add`` is the node's sink for positions (any thread); ``append`` is the recorder's. The
+    thread adds heartbeats, signs every ``sign_every_s`` and prunes the archive past
+    ``retention_s``; stopping signs what is not signed yet.
+
+    Example::
+
+        track = TrackLog(lambda: open_store(config), recorder.append, DeviceSigner.load(tls), clock)
+        track.start()
+        track.add([position])
+        track.stop()
+    """
+
+    def __init__(
+        self,
+        open_store: Callable[[], Store],
+        append: Callable[[str, list], None],
+        signer: DeviceSigner,
+        clock: Clock,
+        heartbeat_s: float = 60.0,
+        sign_every_s: float = 600.0,
+        retention_s: float = 60 * MONTH_S,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__("track")
+        self._open_store, self._append, self.signer, self.clock = open_store, append, signer, clock
+        self.heartbeat_s, self.sign_every_s, self.retention_s = heartbeat_s, sign_every_s, retention_s
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self.head: ChainHead | None = None
+        self._store: Store | None = None
+        self._last_record = self._last_sign = self._last_pem = self._last_prune = -1e18
+        self._signed_idx = -1
+        self.heartbeats = 0
+        self.signatures = 0
+
+    def start(self) -> None:
+        self._store = self._open_store()
+        self.head = resume(self._store, self.signer.device)
+        self._signed_idx = self.head.next_idx - 1 if self.head.next_idx else -1
+        self._last_record = self._last_sign = self._monotonic()
+        log.info(
+            "event=track_resumed chain=%s next_idx=%d device=%s",
+            self.head.chain,
+            self.head.next_idx,
+            self.head.device,
+        )
+        super().start()
+
+    def add(self, positions: list[Position]) -> None:
+        """Chain ``positions`` (fixes from the GPS driver) and hand them to the recorder."""
+        with self._lock:
+            points = [
+                TrackPoint(
+                    p.ts_ms,
+                    p.tsrc,
+                    p.clock_ms,
+                    self.head.next_idx + i,
+                    p.lat,
+                    p.lon,
+                    p.speed_kn,
+                    p.course_deg,
+                    p.fix,
+                    p.sats,
+                    p.hdop,
+                )  # fmt: skip
+                for i, p in enumerate(positions)
+            ]
+            self._chain(points)
+
+    def _chain(self, points: list[TrackPoint]) -> None:
+        if points:
+            self.head.append(points)
+            self._append("track", points)
+            self._last_record = self._monotonic()
+
+    def heartbeat(self) -> None:
+        """Chain a "no fix" record stamped now."""
+        with self._lock:
+            self._chain([TrackPoint(*self.clock.now(), self.head.next_idx, None, None)])
+            self.heartbeats += 1
+
+    def sign(self) -> None:
+        """Sign the chain's head, unless it is signed already."""
+        with self._lock:
+            idx = self.head.next_idx - 1
+            if idx <= self._signed_idx:
+                return
+            now = self._monotonic()
+            pem = self.signer.chain_pem if now - self._last_pem >= PEM_EVERY_S else b""
+            stamp = self.clock.now()
+            message = sig_message(
+                self.head.device, self.head.chain, idx, self.head.hash, stamp.ts_ms, stamp.tsrc
+            )
+            sig = TrackSig(*stamp, idx, self.head.hash, self.signer.sign(message), pem)
+            self._append("track_sig", [sig])
+            self._signed_idx, self._last_sign = idx, now
+            self._last_pem = now if pem else self._last_pem
+            self.signatures += 1
+
+    def _run(self) -> None:
+        tick = min(1.0, self.heartbeat_s / 4, self.sign_every_s / 4)
+        while not self._stop.wait(tick):
+            now = self._monotonic()
+            if now - self._last_record >= self.heartbeat_s:
+                self.heartbeat()
+            if now - self._last_sign >= self.sign_every_s:
+                self.sign()
+            if now - self._last_prune >= PRUNE_EVERY_S:
+                self._last_prune = now
+                for stream in ("track", "track_sig"):
+                    self._store.prune_archive(stream, self.retention_s)
+
+    def _after_stop(self) -> None:
+        self.sign()
+        if self._store is not None:
+            self._store.close()
+
+
+# -- export --------------------------------------------------------------------------------------
+
+
+def _points(store: Store, after_seq: int, lo_idx: int, hi_idx: int) -> Iterator[list[TrackPoint]]:
+    """The archive's track records ``lo_idx..hi_idx`` in chunks, scanning from ``after_seq``."""
+    for _, rows in store.archived("track", after=after_seq):
+        picked = [r for r in rows if lo_idx <= r.idx <= hi_idx]
+        if picked:
+            yield picked
+        if rows[-1].idx >= hi_idx:
+            return
+
+
+def _locate(store: Store, from_ms: int, to_ms: int) -> tuple[int, int, int]:
+    """(first idx, last idx, lowest seq to scan from) of the records stamped in ``[from_ms, to_ms)``."""
+    lo = hi = seq_lo = None
+    for seqs, rows in store.archived("track", stamped=(from_ms, to_ms)):
+        for q, r in zip(seqs, rows, strict=True):
+            if from_ms <= r.ts_ms < to_ms:
+                if lo is None or r.idx < lo:
+                    lo, seq_lo = r.idx, q
+                hi = r.idx if hi is None else max(hi, r.idx)
+    if lo is None:
+        raise TrackExportError(f"no track records between {_iso(from_ms)} and {_iso(to_ms)} in the archive")
+    return lo, hi, seq_lo
+
+
+def _iso(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def export_track(store: Store, device: str, from_ms: int, to_ms: int, out: Path) -> dict:
+    """Write the archive's track between ``from_ms`` and ``to_ms`` to ``out`` (``sync.trackfile``).
+
+    The range is widened to signatures: back to just after the last signature before it (or the
+    chain's start) and forward to the first signature after it, so that every record exported is
+    proven. Returns the file's header. Raises :class:`TrackExportError` when nothing can be.
+    """
+    sigs = [s for _, rows in store.archived("track_sig") for s in rows]
+    lo, hi, seq_lo = _locate(store, from_ms, to_ms)
+    pems, pem = [], b""
+    usable = []
+    for s in sigs:  # a signature is usable once a certificate chain has been seen before it
+        pem = bytes(s.chain_pem) or pem
+        if pem:
+            if pem not in pems:
+                pems.append(pem)
+            usable.append((s, pems.index(pem)))
+    anchor = max((x for x in usable if x[0].idx < lo), key=lambda x: x[0].idx, default=None)
+    first = anchor[0].idx + 1 if anchor else 0
+    after = [x[0].idx for x in usable if x[0].idx >= hi]
+    covering = [x[0].idx for x in usable if x[0].idx >= max(first, lo)]
+    if not covering:
+        raise TrackExportError(
+            f"no signature covers the records from {_iso(from_ms)} yet: the node signs every "
+            "sign_every_s and when it stops; try again later"
+        )
+    last = min(after) if after else max(covering)
+    if last < hi:
+        log.warning("event=track_export_unsigned_tail first_unsigned=%d last=%d", last + 1, hi)
+    head = ChainHead.start(device, store.epoch)
+    if anchor:
+        head.hash, head.next_idx = bytes(anchor[0].hash), first
+    elif next(store.archived("track"))[1][0].idx != 0:
+        raise TrackExportError(
+            "the archive no longer holds the chain's start nor a signature before the range"
+        )
+    header = {
+        "device": device,
+        "chain": store.epoch,
+        "columns": list(TRACK.names),
+        "first_idx": first,
+        "prev_hash": head.hash.hex(),
+        "certificates": [p.decode() for p in pems],
+        "signatures": [
+            {
+                "idx": s.idx,
+                "ts_ms": s.ts_ms,
+                "tsrc": s.tsrc,
+                "hash": bytes(s.hash).hex(),
+                "signature": bytes(s.signature).hex(),
+                "cert": c,
+            }
+            for s, c in usable
+            if first - 1 <= s.idx <= last
+        ],
+        "from_ms": from_ms,
+        "to_ms": to_ms,
+        "exported_ms": time.time_ns() // 1_000_000,
+    }
+    with TrackFileWriter(out, header) as writer:
+        batch: list[TrackPoint] = []
+        for rows in _points(store, max(seq_lo - (lo - first) - 1, 0), first, last):
+            batch += rows
+            if len(batch) >= BLOCK_RECORDS:
+                _write(writer, head, batch)
+                batch = []
+        _write(writer, head, batch)
+    return {**header, "records": writer.records}
+
+
+def _write(writer: TrackFileWriter, head: ChainHead, points: list[TrackPoint]) -> None:
+    if points:
+        rows = canonical(points)
+        hashes = link(head.hash, rows.astype("<i8").tobytes())
+        head.hash, head.next_idx = hashes[-32:], head.next_idx + len(points)
+        writer.write(rows, hashes)

@@ -1,0 +1,126 @@
+"""The track log's hash chain: canonical bytes of a record, the chain's hashes, what a node signs.
+
+A chain is one store epoch's track (``chain`` is the epoch: a wiped node starts a new chain, which
+the IOC sees). Its records are numbered ``idx`` 0, 1, 2 ... and hashed in order::
+
+    h[-1] = SHA-256(DOMAIN \\0 device \\0 chain)
+    h[i]  = SHA-256(h[i-1] || canonical(record i))
+
+so each hash commits to every record before it. The node signs ``h[i]`` now and then, with the
+time (:func:`sig_message`); one signature proves every record up to ``i``.
+
+The canonical bytes come from the ``track`` stream's own columns (``sync.wire``), the integers
+the wire sends: ``round(value * scale)`` for a decimal, the integer for an integer, and
+:data:`NULL` for a missing value, each as a little-endian int64. The IOC, which gets the values
+back from the wire, and ``ioc-center track verify`` compute the same bytes: one definition.
+
+Example::
+
+    >>> from sync.records import TrackPoint
+    >>> chain = ChainHead.start("vessel-042", "a1b2c3d4e5f60718")
+    >>> chain.append([TrackPoint(1700000000000, 1, 1700000000000, 0, 16.46, 107.59)])[0].hex()[:16]
+    'dd845be401ee0ca8'
+    >>> chain.next_idx
+    1
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from sync.wire import TRACK
+
+__all__ = ["DOMAIN", "NULL", "ChainHead", "canonical", "genesis", "link", "sig_message"]
+
+DOMAIN = b"ioc-edge track v1"
+NULL = -(2**63)
+"""A missing value (no fix: no position) in the canonical bytes: no real value is this integer."""
+WIDTH = 8 * len(TRACK.columns)
+"""Bytes of one record's canonical form."""
+HASH = 32
+IDX = TRACK.names.index("idx")
+
+
+def canonical(records: Sequence[tuple]) -> np.ndarray:
+    """The canonical integers of ``records`` (``TrackPoint`` values): int64, one row per record.
+
+    ``canonical(records).astype("<i8").tobytes()`` are the bytes that are hashed.
+    """
+    rows = np.empty((len(records), len(TRACK.columns)), np.int64)
+    if not len(records):
+        return rows
+    for j, (col, values) in enumerate(zip(TRACK.columns, zip(*records, strict=True), strict=True)):
+        arr = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+        missing = np.isnan(arr)
+        # As the wire does it (np.rint of value * scale), so both sides get the same integer.
+        ints = np.rint(np.where(missing, 0, arr) * col.scale).astype(np.int64)
+        ints[missing] = NULL
+        rows[:, j] = ints
+    return rows
+
+
+def genesis(device: str, chain: str) -> bytes:
+    """``h[-1]``: what the chain's first record links to."""
+    return hashlib.sha256(b"\0".join((DOMAIN, device.encode(), chain.encode()))).digest()
+
+
+def link(prev: bytes, canon: bytes | memoryview) -> bytes:
+    """The hashes of consecutive records whose canonical bytes are ``canon``, after ``prev``: 32 B each."""
+    sha = hashlib.sha256
+    mv = memoryview(canon)
+    out: list[bytes] = []
+    add = out.append
+    h = prev
+    for off in range(0, len(mv), WIDTH):
+        h = sha(h + mv[off : off + WIDTH]).digest()
+        add(h)
+    return b"".join(out)
+
+
+def sig_message(device: str, chain: str, idx: int, digest: bytes, signed_ms: int, tsrc: int) -> bytes:
+    """What the node signs: the chain's hash at record ``idx``, bound to the device, the chain and the
+    time of signing (``signed_ms`` with its :class:`~sync.records.TimeSource`), at which the
+    device's certificate must have been valid."""
+    head = b"\0".join((DOMAIN, device.encode(), chain.encode()))
+    return head + b"\0" + struct.pack(">QqB", idx, signed_ms, tsrc) + digest
+
+
+@dataclass
+class ChainHead:
+    """The end of a chain: the hash of its last record and the next record's ``idx``.
+
+    Example::
+
+        head = ChainHead.start("vessel-042", store.epoch)
+        hashes = head.append(points)      # points numbered head.next_idx, head.next_idx + 1 ...
+    """
+
+    device: str
+    chain: str
+    hash: bytes
+    next_idx: int
+
+    @classmethod
+    def start(cls, device: str, chain: str) -> ChainHead:
+        return cls(device, chain, genesis(device, chain), 0)
+
+    def append(self, records: Sequence[tuple]) -> list[bytes]:
+        """Link ``records`` (their ``idx`` must continue the chain); returns their hashes.
+
+        Raises ValueError when an ``idx`` does not follow: the chain would have a hole.
+        """
+        rows = canonical(records)
+        expected = np.arange(self.next_idx, self.next_idx + len(records))
+        if len(records) and not np.array_equal(rows[:, IDX], expected):
+            bad = int(np.flatnonzero(rows[:, IDX] != expected)[0])
+            raise ValueError(f"record idx {int(rows[bad, IDX])} where {int(expected[bad])} was expected")
+        hashes = link(self.hash, rows.astype("<i8").tobytes())
+        if records:
+            self.hash = hashes[-HASH:]
+            self.next_idx += len(records)
+        return [hashes[i : i + HASH] for i in range(0, len(hashes), HASH)]

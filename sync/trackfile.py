@@ -1,0 +1,310 @@
+"""The track export file: a stretch of a node's track chain that anyone with the IOC's CA can check offline.
+
+Layout: one line of JSON (the header), then blocks of records. Each block is a 4-byte
+little-endian length and a zstd frame (with its checksum) holding, for ``n`` records, their
+canonical bytes (``sync.chain``: ``n`` x 88 bytes, the ``track`` stream's integers) and then
+their hashes (``n`` x 32 bytes). Binary and columnar because a year at one fix a second is
+31.5 million records: parsing them as JSON would take longer than hashing them. The header::
+
+    {"format": "ioc-edge-track", "version": 1, "device": "vessel-042", "chain": "<epoch>",
+     "columns": ["ts_ms", ...], "scales": [1, ...], "first_idx": 0, "records": 86400,
+     "prev_hash": "<hex: hash before the first record>", "certificates": ["<PEM chain>", ...],
+     "signatures": [{"idx": 599, "ts_ms": ..., "tsrc": 1, "hash": "<hex>", "signature": "<hex DER>",
+                     "cert": 0}, ...],
+     "from_ms": ..., "to_ms": ..., "exported_ms": ...}
+
+The export starts at the chain's start or just after a signature (which is then in the file
+too: it proves ``prev_hash``) and ends at a signature, so every record is covered by one.
+:func:`verify` names the first record that does not verify.
+
+Example::
+
+    report = verify(Path("vessel-042.track"), ca_certificate)   # raises TrackFileError
+    print(report.summary())
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import struct
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import zstandard
+from cryptography import x509
+
+from edge.errors import IocEdgeError
+from provisioning.signing import SignatureChecker, SignatureError
+from sync.chain import HASH, IDX, NULL, WIDTH, genesis, link, sig_message
+from sync.records import TimeSource
+from sync.wire import TRACK
+
+__all__ = ["TrackFileError", "TrackFileWriter", "VerifyReport", "read", "verify"]
+
+FORMAT = "ioc-edge-track"
+VERSION = 1
+BLOCK_RECORDS = 65_536
+"""Records per block: a few MB to hold in memory at a time, whatever the file's length."""
+_TS = TRACK.names.index("ts_ms")
+_LAT = TRACK.names.index("lat")
+_MAX_HEADER = 256 * 1024 * 1024
+
+
+class TrackFileError(IocEdgeError, ValueError):
+    """The file is not a track export, or a record in it does not verify; the message names it."""
+
+
+def _when(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class TrackFileWriter:
+    """Writes an export: blocks first (to a temporary file beside ``path``), the header on close.
+
+    Example::
+
+        with TrackFileWriter(path, header) as out:   # header without "records"
+            out.write(rows, hashes)                  # canonical int64 rows and their hashes
+    """
+
+    def __init__(self, path: Path, header: dict[str, Any]) -> None:
+        self.path, self.header = path, dict(header)
+        self.records = 0
+        self._body = tempfile.TemporaryFile(dir=path.parent)  # noqa: SIM115 - closed by close()
+        self._zc = zstandard.ZstdCompressor(level=3, write_checksum=True)
+
+    def write(self, rows: np.ndarray, hashes: bytes) -> None:
+        for lo in range(0, len(rows), BLOCK_RECORDS):
+            part = rows[lo : lo + BLOCK_RECORDS]
+            frame = self._zc.compress(
+                part.astype("<i8").tobytes() + hashes[lo * HASH : (lo + len(part)) * HASH]
+            )
+            self._body.write(struct.pack("<I", len(frame)) + frame)
+            self.records += len(part)
+
+    def __enter__(self) -> TrackFileWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            self.close()
+        else:
+            self._body.close()
+
+    def close(self) -> None:
+        header = {"format": FORMAT, "version": VERSION, **self.header, "records": self.records}
+        tmp = self.path.with_name(self.path.name + ".part")
+        with tmp.open("wb") as out:
+            out.write(json.dumps(header, separators=(",", ":")).encode() + b"\n")
+            self._body.seek(0)
+            shutil.copyfileobj(self._body, out, 1 << 20)
+        self._body.close()
+        tmp.replace(self.path)
+
+
+def read_header(f: BinaryIO, name: str) -> dict[str, Any]:
+    """The header of an export open at its start; TrackFileError naming what is wrong."""
+    line = f.readline(_MAX_HEADER)
+    try:
+        header = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        raise TrackFileError(f"{name}: not a track export (the first line is not a JSON header)") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise TrackFileError(f"{name}: not a track export (header format is not {FORMAT!r})")
+    if header.get("version") != VERSION:
+        raise TrackFileError(f"{name}: export version {header.get('version')!r}; this tool reads {VERSION}")
+    needed = {
+        "device": str, "chain": str, "columns": list, "first_idx": int, "records": int,
+        "prev_hash": str, "certificates": list, "signatures": list,
+    }  # fmt: skip
+    for key, kind in needed.items():
+        if not isinstance(header.get(key), kind):
+            raise TrackFileError(f"{name}: header field {key!r} is missing or not a {kind.__name__}")
+    if header["columns"] != list(TRACK.names):
+        raise TrackFileError(f"{name}: header columns {header['columns']} are not {list(TRACK.names)}")
+    return header
+
+
+def read_blocks(f: BinaryIO, name: str) -> Iterator[tuple[np.ndarray, bytes]]:
+    """The blocks after the header: (canonical int64 rows, their hashes); TrackFileError if corrupt."""
+    zd = zstandard.ZstdDecompressor()
+    start = 0
+    while size := f.read(4):
+        if len(size) < 4:
+            raise TrackFileError(f"{name}: truncated after record {start}")
+        (length,) = struct.unpack("<I", size)
+        frame = f.read(length)
+        try:
+            data = zd.decompress(frame) if len(frame) == length else b""
+        except zstandard.ZstdError as exc:
+            raise TrackFileError(f"{name}: the block after record {start} is corrupt ({exc})") from None
+        n = len(data) // (WIDTH + HASH)
+        if not n or n * (WIDTH + HASH) != len(data):
+            raise TrackFileError(f"{name}: the block after record {start} is truncated or corrupt")
+        yield np.frombuffer(data, "<i8", n * WIDTH // 8).reshape(n, -1), data[n * WIDTH :]
+        start += n
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """What a verified export holds."""
+
+    device: str
+    chain: str
+    first_idx: int
+    last_idx: int
+    records: int
+    no_fix: int
+    signatures: int
+    first_ms: int
+    last_ms: int
+    ca_checked: bool
+
+    def summary(self) -> str:
+        ca = "against the CA" if self.ca_checked else "against its own certificates only (no CA given)"
+        return (
+            f"OK: {self.device} chain {self.chain}: records {self.first_idx}..{self.last_idx} "
+            f"({self.records} records, {self.no_fix} without a fix), {_when(self.first_ms)} .. "
+            f"{_when(self.last_ms)}, {self.signatures} signatures, verified {ca}"
+        )
+
+
+class _Signatures:
+    """The header's signatures by idx, checked as the walk reaches each one."""
+
+    def __init__(self, header: dict[str, Any], checker: SignatureChecker, name: str) -> None:
+        self.device, self.chain, self.checker = header["device"], header["chain"], checker
+        self.certs = [c.encode() if isinstance(c, str) else b"" for c in header["certificates"]]
+        self.by_idx: dict[int, dict] = {}
+        for n, sig in enumerate(header["signatures"]):
+            try:
+                idx, digest = sig["idx"], bytes.fromhex(sig["hash"])
+                signature, cert = bytes.fromhex(sig["signature"]), sig["cert"]
+                if not all(type(v) is int for v in (idx, cert, sig["ts_ms"], sig["tsrc"])):
+                    raise ValueError
+                if not 0 <= cert < len(self.certs):
+                    raise ValueError
+            except (KeyError, TypeError, ValueError):
+                raise TrackFileError(f"{name}: signature {n} of the header is malformed") from None
+            self.by_idx[idx] = {**sig, "hash": digest, "signature": signature}
+
+    def check(self, idx: int, digest: bytes) -> str | None:
+        """Why the signature at ``idx`` does not prove ``digest``, or None when it does."""
+        sig = self.by_idx[idx]
+        ts_ms, tsrc = sig["ts_ms"], sig["tsrc"]
+        # The certificate's validity is checked at the signing time when that time is trustworthy.
+        at = ts_ms if tsrc in (TimeSource.GPS, TimeSource.NTP) else None
+        try:
+            self.checker.check(
+                self.certs[sig["cert"]],
+                self.device,
+                sig_message(self.device, self.chain, idx, sig["hash"], ts_ms, tsrc),
+                sig["signature"],
+                at,
+            )
+        except SignatureError as exc:
+            return f"the signature there does not verify: {exc}"
+        if sig["hash"] != digest:
+            return "the records do not match the hash signed there: changed after signing"
+        return None
+
+
+def verify(path: Path, ca: x509.Certificate | None) -> VerifyReport:
+    """Check an export: every record's hash, the chain, the signatures (against ``ca`` if given).
+
+    Raises :class:`TrackFileError` naming the first record that does not verify:
+    ``record N (time): what is wrong``.
+    """
+    name = str(path)
+    try:
+        f = path.open("rb")
+    except OSError as exc:
+        raise TrackFileError(f"{name}: cannot read: {exc.strerror or exc}") from None
+    with f:
+        header = read_header(f, name)
+        sigs = _Signatures(header, SignatureChecker(ca), name)
+        return _walk(f, header, sigs, name, ca is not None)
+
+
+def read(path: Path) -> tuple[dict[str, Any], np.ndarray, bytes]:
+    """A whole export in memory: header, canonical rows, hashes (for tools and tests; small files)."""
+    with path.open("rb") as f:
+        header = read_header(f, str(path))
+        blocks = list(read_blocks(f, str(path)))
+    rows = np.concatenate([b[0] for b in blocks]) if blocks else np.empty((0, WIDTH // 8), np.int64)
+    return header, rows, b"".join(b[1] for b in blocks)
+
+
+def _walk(f: BinaryIO, header: dict, sigs: _Signatures, name: str, ca_checked: bool) -> VerifyReport:
+    first = header["first_idx"]
+    try:
+        prev = bytes.fromhex(header["prev_hash"])
+    except ValueError:
+        raise TrackFileError(f"{name}: header prev_hash is not hex") from None
+    if first == 0 and prev != genesis(header["device"], header["chain"]):
+        raise TrackFileError(f"{name}: record 0: prev_hash is not the start of chain {header['chain']}")
+    expected, last_signed, covered_from = first, first - 1, first
+    no_fix = 0
+    first_ms = last_ms = None
+    for rows, stored in read_blocks(f, name):
+        if first and expected == first:
+            # Mid-chain: the hash before the first record must be one the node signed.
+            if first - 1 not in sigs.by_idx:
+                raise TrackFileError(f"{name}: record {first}: no signature proves the hash before it")
+            why = sigs.check(first - 1, prev)
+            if why:
+                raise TrackFileError(f"{name}: record {first - 1} (before the export): {why}")
+        n = len(rows)
+        idx = rows[:, IDX]
+        want = np.arange(expected, expected + n)
+        computed = link(prev, rows.astype("<i8").tobytes())
+        bad_idx = np.flatnonzero(idx != want)
+        bad_hash = np.flatnonzero(
+            (
+                np.frombuffer(computed, np.uint8).reshape(n, HASH)
+                != np.frombuffer(stored, np.uint8).reshape(n, HASH)
+            ).any(axis=1)
+        )
+        stop = min([int(a[0]) for a in (bad_idx, bad_hash) if len(a)], default=n)
+        for k in sorted(i for i in sigs.by_idx if expected <= i < expected + stop):
+            p = k - expected
+            why = sigs.check(k, computed[p * HASH : (p + 1) * HASH])
+            if why:
+                what = f"records {covered_from}..{k}" if why.startswith("the records") else f"record {k}"
+                raise TrackFileError(f"{name}: {what} ({_when(int(rows[p, _TS]))}): {why}")
+            last_signed, covered_from = k, k + 1
+        if stop < n:
+            idx_wrong = len(bad_idx) > 0 and bad_idx[0] == stop
+            raise TrackFileError(f"{name}: {_what_is_wrong(rows, stop, int(want[stop]), idx_wrong)}")
+        no_fix += int((rows[:, _LAT] == NULL).sum())
+        first_ms = int(rows[0, _TS]) if first_ms is None else first_ms
+        last_ms = int(rows[-1, _TS])
+        prev, expected = computed[-HASH:], expected + n
+    if expected - first != header["records"]:
+        raise TrackFileError(f"{name}: holds {expected - first} records; the header says {header['records']}")
+    if expected == first:
+        raise TrackFileError(f"{name}: holds no records")
+    if last_signed < expected - 1:
+        raise TrackFileError(
+            f"{name}: records {last_signed + 1}..{expected - 1}: not covered by any signature"
+        )
+    return VerifyReport(
+        header["device"], header["chain"], first, expected - 1, expected - first, no_fix,
+        len(sigs.by_idx), first_ms, last_ms, ca_checked,
+    )  # fmt: skip
+
+
+def _what_is_wrong(rows: np.ndarray, p: int, want: int, idx_wrong: bool) -> str:
+    when = _when(int(rows[p, _TS]))
+    if not idx_wrong:
+        return f"record {want} ({when}): its hash does not match its contents: changed"
+    got = int(rows[p, IDX])
+    if got > want and want not in rows[p:, IDX]:
+        return f"record {want} ({when}): missing (record {got} follows record {want - 1})"
+    return f"record {want} ({when}): out of order (record {got} is in its place)"
