@@ -317,8 +317,7 @@ class GeofenceMonitor:
                     (self.raised.add if up else self.raised.discard)(fence.name)
             if alarms:
                 alarms.sort(key=lambda a: a.ts_ms)  # zone by zone above: back in time order
-                self.counts["raised"] += sum(a.state for a in alarms)
-                self.counts["cleared"] += sum(1 - a.state for a in alarms)
+                self.counts.update("raised" if a.state else "cleared" for a in alarms)
                 self.sink("alarm", alarms)
                 if self.on_change is not None:
                     self.on_change(set(self.raised))

@@ -1,0 +1,336 @@
+"""Geofences: a track crossing and hovering on a boundary, forbidden areas, restarts, and the config."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from edge.config import ConfigError, parse_config
+from edge.geofence import M_PER_DEG, Geofence, GeofenceMonitor, load_geojson
+from sync.records import Alarm, Position
+
+WEST, EAST, SOUTH, NORTH = 107.50, 107.56, 16.60, 16.64
+SQUARE = [(WEST, SOUTH), (EAST, SOUTH), (EAST, NORTH), (WEST, NORTH), (WEST, SOUTH)]
+LAT = 16.62  # mid-way up the east edge: the nearest boundary of every point of the tracks below
+T0 = 1_764_072_000_000
+
+# Metres east of the east edge (positive: outside the square): in, hovering on the line (crossing
+# it 14 times, never 50 m beyond), out, hovering again from outside, back in.
+HOVERING = [-500, -300, -100, -40, 30, -20, 45, -45, 10, 40, -30, 20, 120, 300, 500]
+HOVERING += [40, -30, 45, -45, 20, -10, 35, -120, -400]
+
+
+def lon_east(metres: float, lat: float = LAT) -> float:
+    """The longitude ``metres`` east of the square's east edge, at ``lat``."""
+    return EAST + metres / (M_PER_DEG * math.cos(math.radians(lat)))
+
+
+def track(metres: list[float], fix: int | None = 1) -> list[Position]:
+    """One position a second at ``metres`` east of the east edge."""
+    return [
+        Position(T0 + i * 1000, 1, T0 + i * 1000 + 7, LAT, lon_east(m), fix=fix) for i, m in enumerate(metres)
+    ]
+
+
+class Alarms:
+    """A sink that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.records: list[Alarm] = []
+
+    def __call__(self, stream: str, records: list) -> None:
+        assert stream == "alarm"
+        self.records += records
+
+
+def watch(fence: Geofence, positions: list[Position], raised=(), one_by_one: bool = True) -> list[Alarm]:
+    sink = Alarms()
+    monitor = GeofenceMonitor([fence], sink, raised)
+    if one_by_one:  # as a GPS delivers them
+        for p in positions:
+            monitor.feed([p])
+    else:
+        monitor.feed(positions)
+    return sink.records
+
+
+@pytest.mark.parametrize("one_by_one", [True, False])
+def test_a_track_crossing_and_hovering_on_the_line_raises_once_and_clears_once(one_by_one):
+    fence = Geofence("tam-giang", "permitted", [[SQUARE]], hysteresis_m=50)
+    alarms = watch(fence, track(HOVERING), one_by_one=one_by_one)
+    assert [(a.source, a.kind, a.state) for a in alarms] == [
+        ("tam-giang", "geofence_left", 1),
+        ("tam-giang", "geofence_left", 0),
+    ]
+    raised, cleared = alarms
+    out_at, back_at = HOVERING.index(120), HOVERING.index(-120)
+    assert (raised.ts_ms, raised.tsrc, raised.clock_ms) == (T0 + out_at * 1000, 1, T0 + out_at * 1000 + 7)
+    assert raised.value == pytest.approx(120, abs=0.5)
+    assert raised.message == f"left permitted zone tam-giang by 120 m at 16.6200 N {lon_east(120):.4f} E"
+    assert cleared.ts_ms == T0 + back_at * 1000
+    assert cleared.value == pytest.approx(-120, abs=0.5)
+    assert (
+        cleared.message
+        == f"back in permitted zone tam-giang, 120 m inside, at 16.6200 N {lon_east(-120):.4f} E"
+    )
+
+
+def test_without_hysteresis_the_same_track_flaps():
+    # What the test above guards against: the hovering points do cross the line.
+    fence = Geofence("tam-giang", "permitted", [[SQUARE]], hysteresis_m=0)
+    alarms = watch(fence, track(HOVERING))
+    assert len(alarms) == 14
+    assert [a.state for a in alarms] == [1, 0] * 7
+
+
+def test_a_forbidden_area_raises_on_entering_and_clears_on_leaving():
+    fence = Geofence("hai-van-reserve", "forbidden", [[SQUARE]], hysteresis_m=20)
+    # From outside (east of the square) in, hovering just inside, then out again.
+    alarms = watch(fence, track([300, 100, 10, -15, 5, -60, -200, -10, 15, 5, 80]))
+    assert [(a.source, a.kind, a.state, round(a.value)) for a in alarms] == [
+        ("hai-van-reserve", "geofence_entered", 1, 60),
+        ("hai-van-reserve", "geofence_entered", 0, -80),
+    ]
+    assert (
+        alarms[0].message
+        == f"entered forbidden area hai-van-reserve by 60 m at 16.6200 N {lon_east(-60):.4f} E"
+    )
+    assert (
+        alarms[1].message
+        == f"left forbidden area hai-van-reserve, 80 m out, at 16.6200 N {lon_east(80):.4f} E"
+    )
+
+
+def test_distance_is_metres_on_the_ground():
+    fence = Geofence("tam-giang", "permitted", [[SQUARE]], hysteresis_m=50)
+    # 0.01 degree of longitude east of the east edge at 16.62 N, against the haversine distance.
+    lat1, lat2 = math.radians(LAT), math.radians(LAT)
+    dlon = math.radians(0.01)
+    haversine = (
+        2 * 6_371_008.8 * math.asin(math.sqrt(math.cos(lat1) * math.cos(lat2) * math.sin(dlon / 2) ** 2))
+    )
+    beyond = fence.beyond([LAT, LAT, NORTH + 0.01], [EAST + 0.01, EAST - 0.01, (WEST + EAST) / 2])
+    assert beyond[0] == pytest.approx(haversine, rel=1e-4)
+    assert beyond[1] == pytest.approx(-haversine, rel=1e-4)
+    assert beyond[2] == pytest.approx(0.01 * M_PER_DEG, rel=1e-4)  # north of the north edge
+
+
+def test_positions_without_a_valid_fix_are_skipped_and_counted():
+    sink = Alarms()
+    monitor = GeofenceMonitor([Geofence("tam-giang", "permitted", [[SQUARE]])], sink)
+    monitor.feed(track([500], fix=0) + track([500], fix=6))  # no fix; dead reckoning
+    assert sink.records == [] and monitor.counts == {"no_fix": 2}
+    monitor.feed(track([500], fix=None))  # RMC alone, status A: a fix
+    assert [a.state for a in sink.records] == [1]
+    assert monitor.counts == {"no_fix": 2, "raised": 1}
+
+
+def test_restart_outside_without_saved_state_raises_at_the_first_position():
+    fence = Geofence("tam-giang", "permitted", [[SQUARE]])
+    assert [a.state for a in watch(fence, track([400, 400]))] == [1]
+    assert watch(fence, track([-400, -400])) == []
+
+
+def test_restart_with_the_alarm_saved_up_clears_on_return_and_does_not_raise_again():
+    fence = Geofence("tam-giang", "permitted", [[SQUARE]])
+    assert watch(fence, track([400, 30]), raised=["tam-giang"]) == []
+    assert [(a.state, round(a.value)) for a in watch(fence, track([-30, -400]), raised=["tam-giang"])] == [
+        (0, -400)
+    ]
+
+
+def test_the_saved_state_follows_each_change():
+    saved: list[set[str]] = []
+    fences = [Geofence("a", "permitted", [[SQUARE]]), Geofence("b", "forbidden", [[SQUARE]])]
+    monitor = GeofenceMonitor(fences, Alarms(), ["b", "gone"], saved.append)  # "gone": no such zone now
+    assert monitor.raised == {"b"}
+    monitor.feed(track([400]))  # out of a (raise), out of b (clear)
+    assert saved == [{"a"}]
+    monitor.feed(track([300]))  # no change, nothing saved
+    assert saved == [{"a"}]
+
+
+def test_a_hole_is_outside_the_zone_and_its_edge_a_boundary():
+    hole = [(107.52, 16.61), (107.54, 16.61), (107.54, 16.63), (107.52, 16.63), (107.52, 16.61)]
+    fence = Geofence("tam-giang", "permitted", [[SQUARE, hole]], hysteresis_m=50)
+    centre = fence.beyond([16.62], [107.53])[0]
+    assert centre == pytest.approx(
+        0.01 * M_PER_DEG * math.cos(math.radians(16.62)), rel=1e-3
+    )  # to the hole's edge
+
+
+def write_geojson(path: Path, obj: object) -> Path:
+    path.write_text(json.dumps(obj))
+    return path
+
+
+def feature(coordinates: list, kind: str = "Polygon") -> dict:
+    return {"type": "Feature", "properties": {}, "geometry": {"type": kind, "coordinates": coordinates}}
+
+
+def square(west: float, south: float, size: float) -> list[list[float]]:
+    return [
+        [west, south],
+        [west + size, south],
+        [west + size, south + size],
+        [west, south + size],
+        [west, south],
+    ]
+
+
+def test_a_geojson_feature_collection_is_one_zone_of_several_polygons(tmp_path):
+    zones = tmp_path / "zones"
+    zones.mkdir()
+    write_geojson(
+        zones / "permit.geojson",
+        {
+            "type": "FeatureCollection",
+            "features": [
+                feature([square(107.50, 16.60, 0.04)]),
+                feature([[square(107.60, 16.60, 0.04)], [square(107.70, 16.60, 0.04)]], "MultiPolygon"),
+            ],
+        },
+    )
+    text = """\
+[node]
+device_id = "vessel-042"
+
+[geofences.permit]
+kind = "permitted"
+geojson = "zones/permit.geojson"
+"""
+    config = parse_config(text, "edge.toml", tmp_path)
+    zone = config.geofences["permit"]
+    assert zone.geojson == zones / "permit.geojson" and zone.hysteresis_m == 50
+    fence = Geofence("permit", zone.kind, zone.area(), zone.hysteresis_m)
+    inside = fence.beyond([16.62, 16.62, 16.62], [107.52, 107.62, 107.72])
+    assert all(m < -2000 for m in inside)
+    assert fence.beyond([16.62], [107.55])[0] == pytest.approx(
+        0.01 * M_PER_DEG * math.cos(math.radians(16.62)), rel=1e-3
+    )
+
+
+def test_a_bare_geometry_and_a_feature_are_accepted(tmp_path):
+    geometry = {"type": "Polygon", "coordinates": [square(107.5, 16.6, 0.04)]}
+    assert load_geojson(write_geojson(tmp_path / "a.geojson", geometry)) == [
+        [[tuple(p) for p in square(107.5, 16.6, 0.04)]]
+    ]
+    assert load_geojson(
+        write_geojson(tmp_path / "b.geojson", feature(geometry["coordinates"]))
+    ) == load_geojson(tmp_path / "a.geojson")
+
+
+# --- config errors -----------------------------------------------------------------------------
+
+
+def problems(zone: str, base_dir: Path = Path("/etc/ioc-edge")) -> list[str]:
+    text = f'[node]\ndevice_id = "vessel-042"\n\n[geofences.zone]\n{zone}'
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "edge.toml", base_dir)
+    return caught.value.problems
+
+
+def test_inline_polygon_config_and_defaults():
+    text = """\
+[node]
+device_id = "v"
+
+[geofences.tam-giang]
+kind = "permitted"
+polygon = [[107.5, 16.6], [107.56, 16.6], [107.56, 16.64], [107.5, 16.6]]
+hysteresis_m = 30
+"""
+    zone = parse_config(text, "edge.toml", "/etc/ioc-edge").geofences["tam-giang"]
+    assert (zone.kind, zone.hysteresis_m, zone.geojson) == ("permitted", 30, None)
+    assert zone.area() == [[[(107.5, 16.6), (107.56, 16.6), (107.56, 16.64), (107.5, 16.6)]]]
+
+
+def test_swapped_lat_lon_is_named_with_what_to_do():
+    assert problems(
+        'kind = "forbidden"\npolygon = [\n  [16.6, 107.5], [16.6, 107.56], [16.64, 107.56], [16.6, 107.5],\n]'
+    ) == [
+        "geofences.zone.polygon (edge.toml line 6): point 1: latitude 107.5 is beyond ±90: "
+        "expected [lon, lat] (GeoJSON order); are the two swapped?"
+    ]
+
+
+def test_an_unclosed_ring_is_refused():
+    assert problems('kind = "forbidden"\npolygon = [[107.5, 16.6], [107.56, 16.6], [107.56, 16.64]]\n') == [
+        "geofences.zone.polygon (edge.toml line 6): the ring is not closed: its last point [107.56, 16.64] "
+        "is not its first [107.5, 16.6]; repeat the first point at the end"
+    ]
+
+
+def test_a_self_intersecting_ring_is_refused_where_it_crosses():
+    # A bow tie: the corners in the wrong order.
+    bow_tie = "[[107.5, 16.6], [107.56, 16.64], [107.56, 16.6], [107.5, 16.64], [107.5, 16.6]]"
+    assert problems(f'kind = "forbidden"\npolygon = {bow_tie}\n') == [
+        "geofences.zone.polygon (edge.toml line 6): edges cross at [107.53, 16.62]: check the order of the "
+        "points (a ring must not cross itself, and the polygons of one zone must not overlap)"
+    ]
+
+
+def test_too_few_points_and_other_field_errors():
+    assert problems('kind = "forbidden"\npolygon = [[107.5, 16.6], [107.56, 16.6], [107.5, 16.6]]\n') == [
+        "geofences.zone.polygon (edge.toml line 6): 2 distinct point(s); expected at least 3 corners"
+    ]
+    assert problems('kind = "allowed"\npolygon = [[0, 0], [1, 0], [1, 1], [0, 0]]\nhysteresis_m = -1\n') == [
+        "geofences.zone.kind (edge.toml line 5): 'allowed' is not allowed; "
+        "expected one of: 'permitted', 'forbidden'",
+        "geofences.zone.hysteresis_m (edge.toml line 7): -1 is too small; expected >= 0",
+    ]
+    assert problems('kind = "permitted"\n') == [
+        "geofences.zone (edge.toml line 4): set exactly one of 'polygon' and 'geojson'"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        (None, "file not found"),
+        (
+            '{"type": "Polygon",\n "coordinates": [[[107.5, 16.6],]]}',
+            "not JSON: Expecting value at line 2, column 33",
+        ),
+        (
+            json.dumps(
+                {
+                    "type": "FeatureCollection",
+                    "features": [
+                        feature([square(107.5, 16.6, 0.01)]),
+                        feature([[107.5, 16.6], [107.6, 16.7]], "LineString"),
+                    ],
+                }
+            ),
+            "feature 2: a LineString is not an area; expected a Polygon or a MultiPolygon",
+        ),
+        (
+            json.dumps(feature([[[16.6, 107.5], [16.6, 107.56], [16.64, 107.56], [16.6, 107.5]]])),
+            "outer ring, point 1: latitude 107.5 is beyond ±90: "
+            "expected [lon, lat] (GeoJSON order); are the two swapped?",
+        ),
+        (
+            json.dumps(
+                {
+                    "type": "MultiPolygon",
+                    "coordinates": [[square(107.5, 16.6, 0.04)], [square(107.52, 16.62, 0.04)]],
+                }
+            ),
+            "edges cross at [107.52, 16.64]: check the order of the points (a ring must not cross itself, "
+            "and the polygons of one zone must not overlap)",
+        ),
+        (
+            json.dumps({"type": "GeometryCollection", "geometries": []}),
+            "a GeometryCollection is not an area; expected a Polygon or a MultiPolygon",
+        ),
+    ],
+)
+def test_an_unusable_geojson_file_is_named_with_what_is_wrong(tmp_path, content, error):
+    if content is not None:
+        (tmp_path / "zone.geojson").write_text(content)
+    assert problems('kind = "permitted"\ngeojson = "zone.geojson"\n', tmp_path) == [
+        f"geofences.zone.geojson (edge.toml line 6): {tmp_path / 'zone.geojson'}: {error}"
+    ]
