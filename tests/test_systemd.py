@@ -57,15 +57,60 @@ def verify(root: Path, unit: str) -> subprocess.CompletedProcess:
 
 
 @needs_systemd_analyze
-@pytest.mark.parametrize("unit", ["ioc-edge.service", "ioc-center.service", "ioc-center@9831.service"])
+@pytest.mark.parametrize(
+    "unit",
+    [
+        "ioc-edge.service",
+        "ioc-center.service",
+        "ioc-center@9831.service",
+        "ioc-center-crl.service",
+        "ioc-center-crl.timer",
+    ],
+)
 def test_every_unit_as_shipped_passes_systemd_analyze_verify(tmp_path, unit):
-    commands = [Path("/usr/local/bin/ioc-edge"), Path("/usr/local/bin/ioc-center")]
+    commands = [
+        Path("/usr/local/bin/ioc-edge"),
+        Path("/usr/local/bin/ioc-center"),
+        Path("/usr/bin/systemctl"),
+    ]
     root = system_tree(tmp_path, commands)
     (root / "etc/systemd/system").mkdir(parents=True)
-    for path in UNITS.glob("*.service"):
+    for path in [*UNITS.glob("*.service"), *UNITS.glob("*.timer")]:
         shutil.copy(path, root / "etc/systemd/system" / path.name)
     result = verify(root, unit)
     assert (result.returncode, result.stderr) == (0, "")
+
+
+def test_crl_service_command_re_signs_every_list_of_the_ca_it_is_given(tmp_path):
+    from cryptography import x509
+
+    from ioc.ca import CertificateAuthority
+    from provisioning import pki
+
+    ca = CertificateAuthority.create(tmp_path / "ca", "Hue IOC")
+    ca.issue_signer("alice")
+    lists = [ca.devices_crl_path, ca.centre_crl_path]
+
+    def numbers() -> list[list[int]]:
+        return [[pki.crl_number(c) for c in map(x509.load_pem_x509_crl, pem_crls(p))] for p in lists]
+
+    before = numbers()
+    unit = (UNITS / "ioc-center-crl.service").read_text()
+    exec_start = re.search(r"^ExecStart=(.*)$", unit, re.MULTILINE).group(1).split()
+    assert exec_start[0] == "/usr/local/bin/ioc-center"
+    command = [str(Path(sys.executable).parent / "ioc-center"), *exec_start[1:]]
+    # The unit's Environment=IOC_CA, pointed at the test's CA as /etc/ioc-center/ioc-center-crl.env would.
+    assert "Environment=IOC_CA=/var/lib/ioc/ca" in unit
+    done = subprocess.run(command, env=os.environ | {"IOC_CA": str(ca.path)}, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "CRLs signed again, valid 365 days; reload the broker: systemctl reload mosquitto\n"
+    assert numbers() == [[n + 1 for n in crls] for crls in before]  # device CA and alice's; the centre CA's
+
+
+def pem_crls(path: Path) -> list[bytes]:
+    """Each CRL of a PEM file that may hold several (the broker's devices-crl.pem)."""
+    end = b"-----END X509 CRL-----\n"
+    return [part + end for part in path.read_bytes().split(end) if part.strip()]
 
 
 @needs_systemd_analyze
