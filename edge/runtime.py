@@ -27,9 +27,11 @@ from edge.clock import Clock
 from edge.component import Component
 from edge.config import NodeConfig
 from edge.health import PipelineHealth
+from edge.link import LinkMonitor
 from edge.metrics import NodeMetrics
 from edge.notify import SdNotify, ServiceWatchdog
 from edge.summary import Summarizer
+from edge.thinning import LiveTrack
 from sync.recorder import Recorder
 from sync.records import NodeStatus
 from sync.store import Store
@@ -138,6 +140,9 @@ class Node:
         self.pin_factory = pin_factory
         self.recorder: Recorder | None = None
         self.uplink: MqttUplink | None = None
+        self.link: LinkMonitor | None = None
+        self.live: LiveTrack | None = None
+        """The live position stream, thinned for the link; None without ``[link]``: every position."""
         self.drivers: list = []
         self.summarizer: Summarizer | None = None
         self.alarms: AlarmEngine | None = None
@@ -154,6 +159,7 @@ class Node:
     def start(self) -> None:
         self.init_store()
         self.start_recorder()
+        self.start_link()
         self.start_uplink()
         self.init_drivers()
         self.start_processing()
@@ -174,11 +180,20 @@ class Node:
         )
         self._run(self.recorder)
 
+    def start_link(self) -> None:
+        """With ``[link]``: the link's profile, and the live track thinned by it."""
+        if self.config.link is not None:
+            self.link = LinkMonitor(self.config.link)
+            self._run(self.link)
+            self.live = LiveTrack(lambda: self.link.profile, self.recorder.append)
+            self._run(self.live)
+
     def start_uplink(self) -> None:
         cfg = self.config.uplink
         if cfg.enabled:
             send = {s.name for s in STREAMS.values() if s.synced or (cfg.send_raw and s.name == "reading")}
-            self.uplink = MqttUplink(open_store(self.config), self.config.node.device_id, cfg, send)
+            held = self.link.held if self.link else frozenset
+            self.uplink = MqttUplink(open_store(self.config), self.config.node.device_id, cfg, send, held)
             self._run(self.uplink)
 
     def init_drivers(self) -> None:
@@ -252,7 +267,10 @@ class Node:
         positions to the geofences."""
         if stream == "position" and self.track is not None:
             self.track.add(records)
-        self.recorder.append(stream, records)
+        if stream == "position" and self.live is not None:
+            self.live.add(records)  # the live stream, thinned for the link: the live track stores it
+        else:
+            self.recorder.append(stream, records)
         if stream == "position" and self.geofences is not None:
             self.geofences.feed(records)
         if stream == "reading":
@@ -283,6 +301,8 @@ class Node:
             sources["geofence"] = lambda: self.geofences.counts
         if self.uplink:
             sources["uplink"] = lambda: self.uplink.stats
+        if self.live:
+            sources["live_track"] = lambda: self.live.stats
         self.status = StatusReporter(
             open_store(self.config),
             self.recorder,

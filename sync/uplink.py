@@ -10,6 +10,9 @@ on (device, epoch, stream, seq).
 
 Alarms (priority 0) are sent before anything else and are not held back by
 the in-flight window, so an alarm never waits behind a backlog.
+
+On an expensive link some streams wait in the store (``held``: the link
+profile's ``hold``, see ``edge.link``) and go once a cheap link is up.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import logging
 import sqlite3
 import time
 from collections import Counter
+from collections.abc import Callable, Collection
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -41,7 +45,8 @@ class MqttUplink(Component):
 
     ``config`` is the node's ``[uplink]`` section (``edge.config.UplinkConfig``; with ``tls``,
     mutual TLS: a missing or unusable key or certificate raises ``PkiError`` here, naming the file);
-    ``send`` the streams to send (default: those the wire format marks synced).
+    ``send`` the streams to send (default: those the wire format marks synced); ``held`` returns
+    those to leave in the store for now (the link profile's ``hold``; default none).
     ``stats`` counts batches and records sent, resent and acked.
 
     Example::
@@ -52,7 +57,14 @@ class MqttUplink(Component):
         uplink.stop()
     """
 
-    def __init__(self, store: Store, device_id: str, config, send: set[str] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        device_id: str,
+        config,
+        send: set[str] | None = None,
+        held: Callable[[], Collection[str]] = frozenset,
+    ) -> None:
         super().__init__("uplink")
         self.store = store
         self.device_id = device_id
@@ -62,6 +74,7 @@ class MqttUplink(Component):
         # By default the synced streams; ``send`` names them explicitly (raw readings too, say).
         chosen = [s for s in store.streams.values() if (s.name in send if send is not None else s.synced)]
         self._streams = sorted(chosen, key=lambda s: s.priority)
+        self._held = held
         self._cursor: dict[str, int] = {}
         self._inflight: dict[tuple[str, int, int], float] = {}
         self._acks: list[Ack] = []
@@ -195,7 +208,10 @@ class MqttUplink(Component):
         for key, deadline in list(self._inflight.items()):
             if deadline < now and key in self._inflight:
                 self._resend(key[0])
+        held = self._held()
         for stream in self._streams:
+            if stream.name in held:
+                continue  # left in the store until a link profile without the hold is in force
             while stream.priority == 0 or len(self._inflight) < self.config.max_inflight:
                 if not self._send_one(stream.name, now):
                     break

@@ -1,0 +1,152 @@
+"""Which link is up, and its profile: what the node sends on it (``[link]`` in the node's config).
+
+A vessel is on a satellite modem at sea (billed by the byte), on 4G near the coast and on the
+harbour's Wi-Fi in port. The profile in force is, first found:
+
+1. the one named in ``link.file`` (a modem script writes ``satellite`` or ``cheap`` there);
+2. the one of the interface carrying the default route (``link.interfaces``; the route with the
+   lowest metric in ``/proc/net/route``);
+3. ``link.default``.
+
+The live track thins positions with the profile's figures (``edge.thinning.LiveTrack``) and the
+uplink leaves the profile's ``hold`` streams in the store until a profile without them is in force.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from edge.component import Component
+from edge.config import LinkConfig, LinkProfileConfig
+
+__all__ = ["ROUTE_FILE", "LinkMonitor", "default_route_interface"]
+
+log = logging.getLogger(__name__)
+
+ROUTE_FILE = Path("/proc/net/route")
+RTF_UP = 0x1
+
+
+def default_route_interface(route_file: Path = ROUTE_FILE) -> str | None:
+    """The interface of the IPv4 default route with the lowest metric, or None when there is none.
+
+    ``route_file`` has the format of Linux's ``/proc/net/route`` (a header line, then
+    ``Iface Destination Gateway Flags RefCnt Use Metric Mask ...`` in hexadecimal). Raises
+    ``OSError`` when it cannot be read.
+
+    Example::
+
+        >>> default_route_interface()  # doctest: +SKIP
+        'wlan0'
+    """
+    best: tuple[int, str] | None = None
+    for line in route_file.read_text().splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 8:
+            continue
+        interface, destination, flags, metric, mask = fields[0], fields[1], fields[3], fields[6], fields[7]
+        try:
+            up = int(flags, 16) & RTF_UP
+            default = int(destination, 16) == 0 and int(mask, 16) == 0
+            rank = int(metric)
+        except ValueError:
+            continue
+        if up and default and (best is None or rank < best[0]):
+            best = (rank, interface)
+    return best[1] if best else None
+
+
+class LinkMonitor(Component):
+    """Looks at the link every ``poll_s`` and keeps the profile in force; logs each change.
+
+    ``name`` is the profile's name, ``source`` why (``file``, ``interface``, ``default``),
+    ``profile`` its figures and :meth:`held` the streams to keep on the node now. The first
+    choice is made in the constructor, so the profile is known before anything reads it.
+    ``route_file`` is Linux's ``/proc/net/route`` (tests pass a file of their own).
+
+    Example::
+
+        monitor = LinkMonitor(config.link)
+        monitor.start()
+        monitor.name, monitor.profile.thin_tolerance_m, monitor.held()
+        # ('satellite', 25.0, frozenset({'track', 'track_sig'}))
+        monitor.stop()
+    """
+
+    def __init__(self, config: LinkConfig, route_file: Path = ROUTE_FILE) -> None:
+        super().__init__("link")
+        self.config, self.route_file = config, route_file
+        self.name, self.source = "", ""
+        self._warned: set[str] = set()  # what was logged about, so a bad file is not logged every poll
+        self.check()
+
+    @property
+    def profile(self) -> LinkProfileConfig:
+        """The figures of the profile in force."""
+        return self.config.profiles[self.name]
+
+    def held(self) -> frozenset[str]:
+        """The streams the uplink leaves in the store while this profile is in force."""
+        return frozenset(self.profile.hold)
+
+    def check(self) -> bool:
+        """Look at the link now; True when the profile changed."""
+        name, source, detail = self._choose()
+        if name == self.name:
+            return False
+        log.info(
+            "event=link_changed profile=%s previous=%s source=%s %s",
+            name,
+            self.name or "none",
+            source,
+            detail,
+        )
+        self.name, self.source = name, source
+        return True
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.config.poll_s):
+            self.check()
+
+    def _choose(self) -> tuple[str, str, str]:
+        """(profile, source, a ``key=value`` detail for the log)."""
+        named = self._from_file()
+        if named is not None:
+            return named, "file", f"file={self.config.file}"
+        try:
+            interface = default_route_interface(self.route_file)
+        except OSError as exc:
+            self._warn_once(
+                f"route:{exc}", "event=link_route_unreadable file=%s error=%s", self.route_file, exc
+            )
+            interface = None
+        if interface in self.config.interfaces:
+            return self.config.interfaces[interface], "interface", f"interface={interface}"
+        return self.config.default, "default", f"interface={interface or 'none'}"
+
+    def _from_file(self) -> str | None:
+        try:
+            text = self.config.file.read_text(encoding="utf-8", errors="replace").strip()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            self._warn_once(
+                f"file:{exc}", "event=link_file_unreadable file=%s error=%s", self.config.file, exc
+            )
+            return None
+        if text in self.config.profiles:
+            return text
+        self._warn_once(
+            f"name:{text}",
+            "event=link_file_unknown file=%s profile=%r profiles=%s action=ignored",
+            self.config.file,
+            text,
+            ",".join(sorted(self.config.profiles)),
+        )
+        return None
+
+    def _warn_once(self, key: str, message: str, *args: object) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning(message, *args)
