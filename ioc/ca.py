@@ -6,6 +6,7 @@ A CA directory (``ioc-center ca init DIR``)::
     centre/ca.key, ca.crt, ca.crl  the centre CA: signs the receivers' identities, and nothing a device holds
     signers/NAME/                  each signer: signer.key (the IOC's copy, to sign its CRL), signer.crt,
                                    signer.crl, issued/ (device certificates it signed)
+    revoked-signers/NAME/          a signer cut off (``ca revoke-signer``): kept, its name never reused
     issued/                        device certificates imported from the field (``ca import``)
     devices-crl.pem                every CRL of the device side in one file: the broker's ``crlfile``
 
@@ -17,6 +18,14 @@ mosquitto, checks a certificate against its own issuer's CRL), which is why the 
 signer's key. Every issuer needs a CRL in the broker's file, even an empty one, or the broker
 refuses all its certificates; a CRL is valid for :data:`CRL_DAYS`: ``ioc-center ca crl`` signs
 them again.
+
+A lost or stolen signer credential is cut off with :meth:`CertificateAuthority.revoke_signer`.
+mosquitto checks a device certificate against its own issuer's CRL only (OpenSSL's
+``X509_V_FLAG_CRL_CHECK``, not ``CRL_CHECK_ALL``): the signer's certificate in the device CA's CRL
+alone would not stop a device it certified (tests/test_revoke_signer.py shows it). What does: its
+own CRL leaves the broker's file, and the broker refuses every certificate of an issuer without a
+CRL, the ones a thief mints included. The signer's certificate is revoked in the device CA's CRL as
+well, for verifiers that check the whole chain.
 
 Example::
 
@@ -133,6 +142,10 @@ class CertificateAuthority:
         home = self.path / "signers" / name
         if home.exists():
             raise PkiError(f"{home}: signer {name!r} exists; choose another name (e.g. {name}-2)")
+        if (self.path / "revoked-signers" / name).exists():
+            raise PkiError(
+                f"signer {name!r} was revoked; its name is not used again: choose another (e.g. {name}-2)"
+            )
         ca = self.device_ca()
         key = pki.new_key()
         cert = pki.issue_signer(ca.cert, ca.key, key.public_key(), name, signing_days, device_days)
@@ -161,15 +174,42 @@ class CertificateAuthority:
                 added.append(cert)
         return added
 
-    def certificates_of(self, device: str) -> list[x509.Certificate]:
-        """Every known certificate of ``device``: signed with a signer kept here, or imported."""
+    def _known_certificates(self) -> list[x509.Certificate]:
+        """Device certificates signed with a signer kept here, or imported (each once)."""
         files = list(self.path.glob("signers/*/issued/*.crt")) + list(self.path.glob("issued/*.crt"))
         certs = {}
         for f in files:
             cert = pki.load_certificates(f)[0]
-            if pki.common_name(cert.subject) == device:
-                certs[(cert.issuer.rfc4514_string(), cert.serial_number)] = cert
+            certs[(cert.issuer.rfc4514_string(), cert.serial_number)] = cert
         return list(certs.values())
+
+    def certificates_of(self, device: str) -> list[x509.Certificate]:
+        """Every known certificate of ``device``: signed with a signer kept here, or imported."""
+        return [c for c in self._known_certificates() if pki.common_name(c.subject) == device]
+
+    def revoke_signer(self, name: str) -> list[str]:
+        """Cut off signer ``name`` and every device it certified (see the module's docstring).
+
+        Returns the ids of the devices known to hold its certificates (signed with this copy of
+        the credential or imported): they need provisioning again with another signer. Its
+        directory moves to ``revoked-signers/NAME``. Raises :class:`PkiError` for an unknown name.
+        """
+        if (self.path / "revoked-signers" / name).exists():
+            raise PkiError(f"signer {name!r} is revoked already")
+        signer = self.signers().get(name)
+        if signer is None:
+            known = ", ".join(self.signers()) or "none"
+            raise PkiError(f"no signer {name!r} in the CA in {self.path}; its signers: {known}")
+        devices = sorted(
+            {pki.common_name(c.subject) for c in self._known_certificates() if pki.issued_by(c, signer.cert)}
+        )
+        ca = self.device_ca()
+        if signer.cert.serial_number not in {r.serial for r in ca.revoked()}:
+            ca.write_crl([Revoked(signer.cert.serial_number, pki.now())])
+        (self.path / "revoked-signers").mkdir(exist_ok=True)
+        (self.path / "signers" / name).rename(self.path / "revoked-signers" / name)
+        self._write_devices_crl()
+        return devices
 
     def revoke(self, device: str) -> list[x509.Certificate]:
         """Revoke every known certificate of ``device`` in its signer's CRL; the ones newly revoked."""

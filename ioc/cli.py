@@ -511,6 +511,8 @@ def ca_issue_signer(name: str, ca_dir: Path, out: Path | None, days: int, device
     click.echo(
         f"signer {name}: {where} (signs for {days} days); on the device: ioc-edge provision --signer {where}"
     )
+    # Its (empty) CRL is new in the broker's file: without it the broker refuses the signer's devices.
+    click.echo("reload the broker before its devices connect: systemctl reload mosquitto")
 
 
 @ca.command("import")
@@ -550,6 +552,29 @@ def ca_revoke(device: str, ca_dir: Path) -> None:
     if not revoked:
         click.echo(f"{device}: already revoked")
     click.echo(f"CRL: {authority.devices_crl_path}; reload the broker: systemctl reload mosquitto")
+
+
+@ca.command("revoke-signer")
+@click.argument("name")
+@_ca_option
+def ca_revoke_signer(name: str, ca_dir: Path) -> None:
+    """Revoke signer NAME (a lost or stolen credential): once the broker is reloaded (SIGHUP) it
+    refuses every device the credential certified, including any a thief made with it. Prints the
+    devices known to need provisioning again with another signer.
+
+    Example: ioc-center ca revoke-signer alice && systemctl reload mosquitto
+    """
+    from ioc.ca import CertificateAuthority
+
+    try:
+        devices = CertificateAuthority(ca_dir).revoke_signer(name)
+    except IocEdgeError as exc:
+        raise Failed(str(exc)) from None
+    click.echo(f"revoked signer {name}; reload the broker: systemctl reload mosquitto")
+    if devices:
+        click.echo(f"provision again with another signer (ioc-edge provision --rotate): {', '.join(devices)}")
+    else:
+        click.echo(f"no device known to be certified by {name} (ioc-center ca import its issued/ to know)")
 
 
 @ca.command("crl")
