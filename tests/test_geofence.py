@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import pytest
+from helpers import nmea_fix, wait_for
 
-from edge.config import ConfigError, parse_config
-from edge.geofence import M_PER_DEG, Geofence, GeofenceMonitor, load_geojson
+from edge.config import ConfigError, NodeConfig, parse_config
+from edge.geofence import M_PER_DEG, STATE_KEY, Geofence, GeofenceMonitor, load_geojson
+from edge.runtime import open_store
+from ioc.receiver import Receiver
 from sync.records import Alarm, Position
+from sync.uplink import MqttUplink
 
 WEST, EAST, SOUTH, NORTH = 107.50, 107.56, 16.60, 16.64
 SQUARE = [(WEST, SOUTH), (EAST, SOUTH), (EAST, NORTH), (WEST, NORTH), (WEST, SOUTH)]
@@ -334,3 +339,171 @@ def test_an_unusable_geojson_file_is_named_with_what_is_wrong(tmp_path, content,
     assert problems('kind = "permitted"\ngeojson = "zone.geojson"\n', tmp_path) == [
         f"geofences.zone.geojson (edge.toml line 6): {tmp_path / 'zone.geojson'}: {error}"
     ]
+
+
+# --- through a node --------------------------------------------------------------------------
+
+# Node-side behaviour: the IOC's database engine plays no part, so these run on SQLite only.
+NODE_SIDE = pytest.mark.parametrize("ioc_db_url", ["sqlite"], indirect=True)
+
+
+def vessel_config(tmp_path: Path, port: int, transport: str, uplink: bool = True) -> NodeConfig:
+    text = f"""
+[node]
+device_id = "vessel-042"
+state_dir = "{tmp_path / "state"}"
+
+[store]
+flush_interval_s = 0.1
+status_interval_s = 1
+
+[uplink]
+port = {port}
+ack_timeout_s = 3
+backoff_min_s = 0.1
+backoff_max_s = 1
+enabled = {str(uplink).lower()}
+
+[metrics]
+enabled = false
+
+[drivers.gps]
+type = "nmea"
+
+[drivers.gps.transport]
+{transport}
+
+[geofences.tam-giang]
+kind = "permitted"
+polygon = {json.dumps(SQUARE).replace("(", "[").replace(")", "]")}
+hysteresis_m = 50
+"""
+    (tmp_path / "edge.toml").write_text(text)
+    return parse_config(text, "edge.toml", tmp_path)
+
+
+def write_track(master: int, metres: list[float], start: int = 0) -> None:
+    """Fixes at ``metres`` east of the east edge into the pty, one a second from ``T0 + start`` s."""
+    for i, m in enumerate(metres, start=start):
+        os.write(master, nmea_fix(T0 + i * 1000, LAT, lon_east(m)))
+
+
+def stored_alarms(config: NodeConfig) -> list[Alarm]:
+    store = open_store(config)
+    try:
+        return store.read("alarm", 0, 100)[1]
+    finally:
+        store.close()
+
+
+@NODE_SIDE
+def test_nmea_on_a_pty_crossing_and_hovering_reaches_the_ioc_as_one_raise_and_one_clear(
+    tmp_path, broker, receiver, ioc_db, run_node, pty_pair
+):
+    master, slave = pty_pair
+    config = vessel_config(tmp_path, broker.port, f'type = "pty"\npath = "{slave}"')
+    node = run_node(config)
+    os.write(master, b"\r\n")  # the first line of a stream counts as cut; let it be an empty one
+    write_track(master, [*HOVERING, -400])  # the last fix is complete when the next one begins
+    wait_for(
+        lambda: ioc_db.count("position") == len(HOVERING) and ioc_db.count("alarm") == 2,
+        20,
+        "positions and alarms",
+    )
+    alarms = list(ioc_db.dump("alarm", "vessel-042"))
+    out_at, back_at = HOVERING.index(120), HOVERING.index(-120)
+    assert [(a["source"], a["kind"], a["state"], a["ts_ms"], a["tsrc"]) for a in alarms] == [
+        ("tam-giang", "geofence_left", 1, T0 + out_at * 1000, "gps"),
+        ("tam-giang", "geofence_left", 0, T0 + back_at * 1000, "gps"),
+    ]
+    assert (
+        alarms[0]["message"] == f"left permitted zone tam-giang by 120 m at 16.6200 N {lon_east(120):.4f} E"
+    )
+    assert alarms[0]["value"] == pytest.approx(120, abs=0.5)
+    assert alarms[1]["value"] == pytest.approx(-120, abs=0.5)
+    node.stop()
+    store = open_store(config)
+    try:
+        assert store.counters("geofence") == {"raised": 1, "cleared": 1}  # as `ioc-edge status` shows them
+        assert store.meta(STATE_KEY) == "[]"
+    finally:
+        store.close()
+
+
+def test_a_node_restarted_while_raised_clears_on_return_and_does_not_raise_twice(
+    tmp_path, run_node, pty_pair
+):
+    master, slave = pty_pair
+    config = vessel_config(tmp_path, 1, f'type = "pty"\npath = "{slave}"', uplink=False)
+    node = run_node(config)
+    os.write(master, b"\r\n")
+    write_track(master, [-300, 200, 400, 400])
+    wait_for(lambda: node.drivers[0].records == 3, 10, "three fixes")
+    node.stop()  # the boat is out, the alarm up
+    assert [a.state for a in stored_alarms(config)] == [1]
+    node = run_node(config)
+    os.write(master, b"\r\n")
+    write_track(master, [400, 30, -30, -300, -300], start=10)  # still out after the restart, then back
+    wait_for(lambda: node.drivers[0].records == 4, 10, "four fixes")
+    node.stop()
+    alarms = stored_alarms(config)
+    assert [(a.state, a.ts_ms) for a in alarms] == [(1, T0 + 1000), (0, T0 + 13_000)]
+
+
+HOURS_48 = 48 * 3600
+
+
+def outage_track(second: int) -> float:
+    """Metres east of the east edge at ``second`` of 48 hours: in the zone, out from hour 20 to 26.
+
+    Each crossing hovers on the line for ten minutes (GPS noise and the swell: +-45 m).
+    """
+    hover = 45 * math.sin(second / 7)
+    if second < 20 * 3600 - 600:
+        return -2000 + 1000 * math.sin(second / 3600)
+    if second < 20 * 3600:
+        return hover
+    if second < 26 * 3600 - 600:
+        return 1500 * min(1.0, (second - 20 * 3600) / 600 + 0.05)
+    if second < 26 * 3600:
+        return hover
+    return -1500
+
+
+@NODE_SIDE
+def test_48_hours_offline_replayed_fast_every_position_arrives_with_the_geofence_alarms_first(
+    tmp_path, broker, ioc_db, run_node
+):
+    capture = tmp_path / "48h.nmea"
+    with open(capture, "wb") as out:
+        out.write(b"\r\n")
+        for second in range(HOURS_48):  # the end of the replay completes the last fix
+            out.write(nmea_fix(T0 + second * 1000, LAT, lon_east(outage_track(second))))
+    # The link is down for the whole of it: the replay runs with no uplink at all.
+    node = run_node(
+        vessel_config(tmp_path, broker.port, f'type = "replay"\npath = "{capture}"\nspeed = 0', False)
+    )
+    wait_for(lambda: node.drivers[0].records == HOURS_48, 60, "48 hours of positions")
+    node.recorder.stop()  # every position and alarm committed
+    assert [(a.state, a.ts_ms) for a in stored_alarms(node.config)] == [
+        (1, T0 + 20 * 3600 * 1000),  # the first second past the hovering: 75 m out
+        (0, T0 + 26 * 3600 * 1000),
+    ]
+    # The link comes back with the IOC listening.
+    receiver = Receiver(ioc_db, broker.host, broker.port, client_id="ioc-test")
+    receiver.start()
+    assert receiver.subscribed.wait(10)
+    uplink = MqttUplink(open_store(node.config), "vessel-042", node.config.uplink)
+    uplink.start()
+    try:
+        wait_for(lambda: ioc_db.count("position") == HOURS_48, 180, "every position at the IOC")
+    finally:
+        uplink.stop()
+        uplink.store.close()
+        receiver.stop()
+    alarms = list(ioc_db.dump("alarm", "vessel-042"))
+    assert [(a["kind"], a["state"]) for a in alarms] == [("geofence_left", 1), ("geofence_left", 0)]
+    first_position = ioc_db.fetch("SELECT MIN(received_ms) AS t FROM rec_position")[0]["t"]
+    assert max(a["received_ms"] for a in alarms) <= first_position  # the alarm lane went first
+    times = [r["ts_ms"] for r in ioc_db.fetch("SELECT ts_ms FROM rec_position ORDER BY seq")]
+    assert times == [T0 + s * 1000 for s in range(HOURS_48)]
