@@ -70,7 +70,7 @@ def send_as_device(centre, tls: TlsFiles, record: Commissioning) -> int:
 
 def test_selftest_record_reaches_the_ioc_signed_and_verified(tmp_path, ioc_db, run_node):
     with open_centre(tmp_path, ioc_db) as centre:
-        config = centre.provision(DEVICE)
+        config = centre.provision(DEVICE, site="Thuận An")  # signed as UTF-8, stored, checked again
         path = centre.tmp / DEVICE / "edge.toml"
         test = Selftest(path, seconds=10, clock=ntp_clock())
         results = test.run()
@@ -104,7 +104,7 @@ def test_selftest_record_reaches_the_ioc_signed_and_verified(tmp_path, ioc_db, r
     assert {k: report[k] for k in ("schema", "device", "site", "version", "operator", "passed")} == {
         "schema": SCHEMA,
         "device": DEVICE,
-        "site": "Thuan An",
+        "site": "Thuận An",
         "version": VERSION,
         "operator": "alice",
         "passed": True,

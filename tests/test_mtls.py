@@ -59,13 +59,15 @@ class Centre:
     db: Database
     outputs: list[str]
 
-    def provision(self, device: str, port: int | None = None, signer: Path | None = None) -> NodeConfig:
+    def provision(
+        self, device: str, port: int | None = None, signer: Path | None = None, site: str = "Thuan An"
+    ) -> NodeConfig:
         """``ioc-edge provision`` of a node that buffers in ``tmp/<device>`` and reaches this broker."""
         config = self.tmp / device / "edge.toml"
         self.outputs.append(
             cli(
                 edge_cli,
-                ["provision", "--config", str(config), "--device-id", device, "--site", "Thuan An"]
+                ["provision", "--config", str(config), "--device-id", device, "--site", site]
                 + ["--broker-host", "127.0.0.1", "--broker-port", str(port or self.broker.port)]
                 + ["--signer", str(signer or self.signer), "--state-dir", str(self.tmp / device / "state")]
                 + ["--template", str(self.template())],
