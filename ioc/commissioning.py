@@ -62,6 +62,8 @@ def judge(checker: SignatureChecker, device: str, record: Commissioning) -> Verd
         checker.check(record.chain.encode(), device, record.body.encode(), record.signature, at_ms)
     except SignatureError as exc:
         return Verdict(INVALID, str(exc), ca_checked)
+    except (TypeError, ValueError) as exc:  # e.g. an RSA key: a device key is ECDSA P-256
+        return Verdict(INVALID, f"the certificate's key cannot check this signature: {exc}", ca_checked)
     try:
         report = json.loads(record.body)
     except ValueError:

@@ -253,3 +253,27 @@ def test_a_broken_device_key_leaves_the_record_unsigned_and_says_why(tmp_path: P
     assert (outcome.stored, outcome.signed, outcome.seq) == (True, False, 1)
     assert outcome.detail.startswith("stored UNSIGNED as record 1: the device key cannot sign: ")
     assert outcome.detail.endswith(f"; provision the node again; {SENT}")
+
+
+def test_a_chain_whose_key_is_not_a_device_key_is_invalid_not_an_error():
+    # Without a CA anything may come as a chain: an RSA certificate must not fail the receiver's batch.
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, DEVICE)])
+    now = dt.datetime.now(dt.UTC)
+    cert = x509.CertificateBuilder(
+        name, name, key.public_key(), 1, now - dt.timedelta(days=1), now + dt.timedelta(days=1)
+    ).sign(key, hashes.SHA256())
+    body = json.dumps({"device": DEVICE})
+    record = Commissioning(
+        int(now.timestamp() * 1000), TimeSource.NTP, 0, body, pki.certificate_pem(cert).decode(), b"\x30\x00"
+    )
+    verdict = judge(SignatureChecker(None), DEVICE, record)
+    assert verdict.verdict == "invalid"
+    assert verdict.detail.startswith("the certificate's key cannot check this signature: ")
