@@ -22,11 +22,15 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edge.component import Component
 from sync.records import Position
+
+if TYPE_CHECKING:
+    from edge.config import LinkProfileConfig
 
 __all__ = ["LiveTrack", "TrackThinner"]
 
@@ -139,7 +143,7 @@ class LiveTrack(Component):
 
     Example::
 
-        live = LiveTrack(monitor.profile_of, recorder.append)
+        live = LiveTrack(lambda: monitor.profile, recorder.append)
         live.start()
         live.add(positions)      # from the GPS driver; the kept ones go to recorder.append("position", ...)
         live.stop()              # keeps the last point
@@ -147,7 +151,7 @@ class LiveTrack(Component):
 
     def __init__(
         self,
-        profile: Callable[[], object],
+        profile: Callable[[], LinkProfileConfig],
         sink: Callable[[str, list], None],
         idle_s: float = 10.0,
         monotonic: Callable[[], float] = time.monotonic,
