@@ -20,6 +20,7 @@ MODULES = [
     "edge.clock",
     "edge.component",
     "edge.config",
+    "edge.thinning",
     "inference.counting",
     "inference.motion",
     "inference.snapshot",
