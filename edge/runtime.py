@@ -183,6 +183,10 @@ class Node:
     def start_link(self) -> None:
         """With ``[link]``: the link's profile, and the live track thinned by it."""
         if self.config.link is not None:
+            thinning = any(p.thin_tolerance_m for p in self.config.link.profiles.values())
+            if thinning and (self.config.track is None or not self.config.track.enabled):
+                # Without the track log, the positions thinning drops never reach the IOC.
+                log.warning("event=link_thins_without_track_log action=dropped_positions_are_lost")
             self.link = LinkMonitor(self.config.link)
             self._run(self.link)
             self.live = LiveTrack(lambda: self.link.profile, self.recorder.append)

@@ -178,7 +178,7 @@ hold = ["status"]
 
 @NODE_SIDE
 def test_on_satellite_the_ioc_gets_the_thinned_track_and_held_streams_follow_on_a_cheap_link(
-    shared_dir, tmp_path, broker, receiver, ioc_db, run_node
+    shared_dir, tmp_path, broker, receiver, ioc_db, run_node, caplog
 ):
     path = shared_dir / "nmea" / "ais-nmea.log"
     positions = [Position(**p) for p in expected_positions(path)]
@@ -210,3 +210,5 @@ def test_on_satellite_the_ioc_gets_the_thinned_track_and_held_streams_follow_on_
     wait_for(lambda: ioc_db.count("status") >= 2, 20, "the held status records")
     assert node.link.name == "cheap"
     assert ioc_db.count("position") == len(thinned)
+    # No [track] here: what thinning drops is gone, and the node says so.
+    assert "event=link_thins_without_track_log action=dropped_positions_are_lost" in caplog.messages
