@@ -774,7 +774,7 @@ class LinkProfileConfig(_Section):
     )
     hold: list[str] = Field(
         default_factory=list,
-        description="Streams kept on the node, not sent, while this profile is active (never 'alarm').",
+        description="Streams kept on the node, not sent, while this profile is active (not alarm, position).",
         examples=[["track", "track_sig", "reading", "event"]],
     )
 
@@ -786,8 +786,13 @@ class LinkProfileConfig(_Section):
         for name in value:
             if name == "alarm":
                 raise ValueError("'alarm' cannot be held: alarms are always sent; remove it from hold")
+            if name == "position":
+                # The live track is how a vessel at sea reports at least every max_interval_s.
+                raise ValueError(
+                    "'position' cannot be held: it is the live track; thin it with thin_tolerance_m instead"
+                )
             if name not in STREAMS:
-                allowed = ", ".join(sorted(set(STREAMS) - {"alarm"}))
+                allowed = ", ".join(sorted(set(STREAMS) - {"alarm", "position"}))
                 raise ValueError(f"{name!r} is not a stream; expected some of: {allowed}")
         return value
 

@@ -133,6 +133,11 @@ def test_an_unreadable_route_table_means_the_default(tmp_path, caplog):
             "alarms are always sent; remove it from hold",
         ),
         (
+            '[link]\n[link.profiles.satellite]\nhold = ["track", "position"]\n',
+            "link.profiles.satellite.hold (edge.toml line 5): 'position' cannot be held: "
+            "it is the live track; thin it with thin_tolerance_m instead",
+        ),
+        (
             '[link]\n[link.profiles.satellite]\nhold = ["trak"]\n',
             "link.profiles.satellite.hold (edge.toml line 5): 'trak' is not a stream; expected some of: ",
         ),
@@ -152,7 +157,8 @@ def test_link_config_errors_name_the_key(section, problem):
     assert len(caught.value.problems) == 1
     if problem.endswith(": "):  # the list of streams grows as streams are added
         assert caught.value.problems[0].startswith(problem)
-        assert "position" in caught.value.problems[0] and "alarm," not in caught.value.problems[0]
+        assert "status" in caught.value.problems[0]
+        assert "alarm" not in caught.value.problems[0] and "position" not in caught.value.problems[0]
     else:
         assert caught.value.problems[0] == problem
 
