@@ -158,9 +158,7 @@ class TrackLog(Component):
             now = self._monotonic()
             pem = self.signer.chain_pem if now - self._last_pem >= PEM_EVERY_S else b""
             stamp = self.clock.now()
-            message = sig_message(
-                self.head.device, self.head.chain, idx, self.head.hash, stamp.ts_ms, stamp.tsrc
-            )
+            message = sig_message(self.head.device, self.head.chain, idx, self.head.hash, stamp.clock_ms)
             sig = TrackSig(*stamp, idx, self.head.hash, self.signer.sign(message), pem)
             self._append("track_sig", [sig])
             self._signed_idx, self._last_sign = idx, now
@@ -263,8 +261,7 @@ def export_track(store: Store, device: str, from_ms: int, to_ms: int, out: Path)
         "signatures": [
             {
                 "idx": s.idx,
-                "ts_ms": s.ts_ms,
-                "tsrc": s.tsrc,
+                "signed_ms": s.clock_ms,
                 "hash": bytes(s.hash).hex(),
                 "signature": bytes(s.signature).hex(),
                 "cert": c,

@@ -15,6 +15,7 @@ from paho.mqtt.properties import Properties
 
 from ioc.commissioning import CommissioningCheck
 from ioc.db import Database
+from ioc.track import TrackCheck
 from provisioning import pki
 from provisioning.tls import TlsFiles, client_context
 from sync.wire import Ack, Batch, WireError, ack_topic, decode_batch, encode_ack, parse_up_topic
@@ -32,7 +33,8 @@ class Receiver:
     receiver or other devices' traffic. With ``tls`` (the identity ``ioc-center broker-config``
     wrote: :meth:`TlsFiles.receiver`) it connects to the broker's centre listener over mutual TLS.
     ``checks`` run on each stored batch of their stream before the ack (signed records' verdicts);
-    commissioning records are judged against ``tls.ca``, the device CA (without ``tls``: the chain alone).
+    commissioning records and track chains (``ioc.track``) are judged against ``tls.ca``, the device
+    CA (without ``tls``: the chain alone).
 
     Example::
 
@@ -64,7 +66,12 @@ class Receiver:
         if tls is not None:
             self._client.tls_set_context(client_context(tls, "--tls"))
         device_ca = pki.load_certificates(tls.ca)[0] if tls is not None else None
-        self.checks: dict[str, Callable[[Batch], None]] = {"commissioning": CommissioningCheck(db, device_ca)}
+        track = TrackCheck(db, device_ca)
+        self.checks: dict[str, Callable[[Batch], None]] = {
+            "commissioning": CommissioningCheck(db, device_ca),
+            "track": track,
+            "track_sig": track,
+        }
         self._client.max_inflight_messages_set(100)
         self._client.reconnect_delay_set(0.5, 15)
         self._client.on_connect = self._on_connect

@@ -9,7 +9,7 @@ their hashes (``n`` x 32 bytes). Binary and columnar because a year at one fix a
     {"format": "ioc-edge-track", "version": 1, "device": "vessel-042", "chain": "<epoch>",
      "columns": ["ts_ms", ...], "scales": [1, ...], "first_idx": 0, "records": 86400,
      "prev_hash": "<hex: hash before the first record>", "certificates": ["<PEM chain>", ...],
-     "signatures": [{"idx": 599, "ts_ms": ..., "tsrc": 1, "hash": "<hex>", "signature": "<hex DER>",
+     "signatures": [{"idx": 599, "signed_ms": ..., "hash": "<hex>", "signature": "<hex DER>",
                      "cert": 0}, ...],
      "from_ms": ..., "to_ms": ..., "exported_ms": ...}
 
@@ -41,8 +41,7 @@ from cryptography import x509
 
 from edge.errors import IocEdgeError
 from provisioning.signing import SignatureChecker, SignatureError
-from sync.chain import HASH, IDX, NULL, WIDTH, genesis, link, sig_message
-from sync.records import TimeSource
+from sync.chain import HASH, IDX, NULL, WIDTH, genesis, link, sig_message, signed_at
 from sync.wire import TRACK
 
 __all__ = ["TrackFileError", "TrackFileWriter", "VerifyReport", "read", "verify"]
@@ -186,7 +185,7 @@ class _Signatures:
             try:
                 idx, digest = sig["idx"], bytes.fromhex(sig["hash"])
                 signature, cert = bytes.fromhex(sig["signature"]), sig["cert"]
-                if not all(type(v) is int for v in (idx, cert, sig["ts_ms"], sig["tsrc"])):
+                if not all(type(v) is int for v in (idx, cert, sig["signed_ms"])):
                     raise ValueError
                 if not 0 <= cert < len(self.certs):
                     raise ValueError
@@ -197,16 +196,13 @@ class _Signatures:
     def check(self, idx: int, digest: bytes) -> str | None:
         """Why the signature at ``idx`` does not prove ``digest``, or None when it does."""
         sig = self.by_idx[idx]
-        ts_ms, tsrc = sig["ts_ms"], sig["tsrc"]
-        # The certificate's validity is checked at the signing time when that time is trustworthy.
-        at = ts_ms if tsrc in (TimeSource.GPS, TimeSource.NTP) else None
         try:
             self.checker.check(
                 self.certs[sig["cert"]],
                 self.device,
-                sig_message(self.device, self.chain, idx, sig["hash"], ts_ms, tsrc),
+                sig_message(self.device, self.chain, idx, sig["hash"], sig["signed_ms"]),
                 sig["signature"],
-                at,
+                signed_at(sig["signed_ms"]),
             )
         except SignatureError as exc:
             return f"the signature there does not verify: {exc}"

@@ -1,0 +1,267 @@
+"""The vessels' track chains at the centre: followed and verified as their records arrive, breaks flagged.
+
+A node's ``track`` records form a hash chain per store epoch, and its ``track_sig`` records sign
+the chain's hash now and then (``sync.chain``). The receiver hands every stored batch of either
+stream to :class:`TrackCheck`, which follows the chain from where it stopped (``track_chains``)
+up to the newest signature, in idx order whatever order the batches came in, and flags in
+``track_flags`` what an operator must see:
+
+- ``new_chain``: a device started another chain (its store was wiped or replaced);
+- ``gap``: more than ``gap_s`` between two consecutive records: the node was off (while it runs
+  it records at least a "no fix" heartbeat a minute), or its time jumped back;
+- ``break``: records that do not match the hash the node signed (changed on the way or in the
+  database), or records that never arrived; the chain goes on from the signed hash;
+- ``bad_signature``: a signature that does not verify (forged, another CA's device). With no CA
+  configured the signatures are checked against the certificates that came with them alone,
+  and the chain's ``ca_checked`` is 0 (the dashboard says "CA not checked").
+
+Records after the newest signature wait for the next one: the node signs every few minutes.
+
+Example::
+
+    check = TrackCheck(db, ca_cert)        # ca_cert None: the certificates alone
+    check(batch)                           # a stored batch of the track or track_sig stream
+    chain_status(db, "vessel-042")         # {"chains": [...], "flags": [...]}
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from cryptography import x509
+
+from ioc.db import Cursor, Database, now_ms
+from provisioning.signing import SignatureChecker, SignatureError
+from sync.chain import HASH, canonical, genesis, link, sig_message, signed_at
+from sync.records import TrackPoint
+from sync.wire import TRACK, Batch
+
+__all__ = ["FLAG_KINDS", "TrackCheck", "chain_status"]
+
+log = logging.getLogger(__name__)
+
+FLAG_KINDS = ("break", "gap", "bad_signature", "new_chain")
+GAP_S = 120.0
+"""Twice the node's default heartbeat: longer without any record means the node was off."""
+HOLE_WAIT_S = 3600.0
+"""How long records after a missing one may wait for it before the hole is flagged as a break."""
+PAGE = 50_000
+_COLUMNS = ", ".join(f'"{n}"' for n in TRACK.names)
+
+
+def _when(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+@dataclass
+class _Chain:
+    """One chain's row of ``track_chains`` while it is followed."""
+
+    device: str
+    epoch: str
+    last_idx: int
+    last_hash: bytes
+    last_ts_ms: int | None
+    signed_idx: int
+    chain_pem: bytes
+    flags: list[tuple[int, str, int | None, str]] = field(default_factory=list)
+
+
+class TrackCheck:
+    """Follows each chain a stored batch belongs to; see the module's docstring.
+
+    ``ca`` None checks signatures against their own certificates only. Never raises for bad
+    data (that is a flag); a database error propagates (the receiver sends no ack, the node
+    sends again).
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        ca: x509.Certificate | None,
+        gap_s: float = GAP_S,
+        hole_wait_s: float = HOLE_WAIT_S,
+    ) -> None:
+        self.db, self.checker = db, SignatureChecker(ca)
+        self.gap_ms, self.hole_wait_ms = int(gap_s * 1000), int(hole_wait_s * 1000)
+
+    def __call__(self, batch: Batch) -> None:
+        self.advance(batch.device, batch.epoch)
+
+    def advance(self, device: str, epoch: str) -> None:
+        """Follow ``device``'s chain ``epoch`` as far as its records and signatures allow."""
+        with self.db.transaction() as cur:
+            chain = self._load(cur, device, epoch)
+            start = chain.last_idx
+            sigs = self._sigs(cur, chain)
+            while sigs:
+                before = chain.last_idx
+                self._walk(cur, chain, sigs)
+                sigs = [s for s in sigs if s["idx"] > chain.last_idx]
+                if chain.last_idx == before:
+                    break
+            if chain.last_idx == start and not chain.flags:
+                return
+            cur.execute(
+                "UPDATE track_chains SET last_idx = ?, last_hash = ?, last_ts_ms = ?, signed_idx = ?, "
+                "chain_pem = ?, updated_ms = ? WHERE device = ? AND epoch = ?",
+                [
+                    chain.last_idx, chain.last_hash, chain.last_ts_ms, chain.signed_idx, chain.chain_pem,
+                    now_ms(), device, epoch,
+                ],
+            )  # fmt: skip
+            self._flag(cur, chain)
+
+    def _load(self, cur: Cursor, device: str, epoch: str) -> _Chain:
+        now = now_ms()
+        cur.execute(
+            "INSERT INTO track_chains (device, epoch, last_idx, last_hash, last_ts_ms, signed_idx, "
+            "chain_pem, ca_checked, first_seen_ms, updated_ms) VALUES (?, ?, -1, ?, NULL, -1, ?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            [device, epoch, genesis(device, epoch), b"", int(self.checker.ca is not None), now, now],
+        )
+        created = cur.rowcount == 1
+        # Locks the row (PostgreSQL) before reading it: two receivers storing batches of one chain at
+        # once follow it one after the other (SQLite's write transactions are one at a time anyway).
+        cur.execute(
+            "UPDATE track_chains SET updated_ms = updated_ms WHERE device = ? AND epoch = ?", [device, epoch]
+        )
+        cur.execute(
+            "SELECT last_idx, last_hash, last_ts_ms, signed_idx, chain_pem FROM track_chains "
+            "WHERE device = ? AND epoch = ?",
+            [device, epoch],
+        )
+        row = cur.fetchone()
+        chain = _Chain(device, epoch, row[0], bytes(row[1]), row[2], row[3], bytes(row[4]))
+        if created:
+            cur.execute("SELECT epoch FROM track_chains WHERE device = ? AND epoch <> ?", [device, epoch])
+            others = sorted(r[0] for r in cur.fetchall())
+            if others:
+                detail = f"a new chain began (the node's store was replaced); earlier: {', '.join(others)}"
+                chain.flags.append((0, "new_chain", None, detail))
+        return chain
+
+    def _sigs(self, cur: Cursor, chain: _Chain) -> list[dict[str, Any]]:
+        cur.execute(
+            "SELECT idx, clock_ms, hash, signature, chain_pem FROM rec_track_sig "
+            "WHERE device = ? AND epoch = ? AND idx > ? ORDER BY idx",
+            [chain.device, chain.epoch, chain.last_idx],
+        )
+        names = ("idx", "clock_ms", "hash", "signature", "chain_pem")
+        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+    def _walk(self, cur: Cursor, chain: _Chain, sigs: list[dict[str, Any]]) -> None:
+        """Follow the chain up to the newest signature, one page of records at a time."""
+        upto = sigs[-1]["idx"]
+        by_idx = {s["idx"]: s for s in sigs}
+        while chain.last_idx < upto:
+            cur.execute(
+                f"SELECT {_COLUMNS}, received_ms FROM rec_track WHERE device = ? AND epoch = ? "
+                f"AND idx > ? AND idx <= ? ORDER BY idx LIMIT {PAGE}",
+                [chain.device, chain.epoch, chain.last_idx, upto],
+            )
+            rows = cur.fetchall()
+            if not rows:
+                return
+            points = [TrackPoint._make(r[:-1]) for r in rows]
+            run = next((i for i, p in enumerate(points) if p.idx != chain.last_idx + 1 + i), len(points))
+            if run:
+                self._follow(chain, points[:run], by_idx)
+            if run < len(points):
+                self._hole(chain, points[run], rows[run][-1], sigs)
+                return
+            if len(rows) < PAGE:
+                return
+
+    def _follow(self, chain: _Chain, points: list[TrackPoint], sigs: dict[int, dict[str, Any]]) -> None:
+        """Link consecutive ``points`` onto the chain, checking gaps and each signature among them."""
+        ts = np.array([p.ts_ms for p in points], np.int64)
+        prev_ts = np.concatenate(([chain.last_ts_ms if chain.last_ts_ms is not None else ts[0]], ts[:-1]))
+        # A jump back is flagged too: across it the records' times say nothing about the gap.
+        for i in np.flatnonzero(np.abs(ts - prev_ts) > self.gap_ms).tolist():
+            went = "no record from" if ts[i] > prev_ts[i] else "the time went back from"
+            detail = f"{went} {_when(int(prev_ts[i]))} to {_when(int(ts[i]))}"
+            chain.flags.append((points[i].idx, "gap", int(ts[i]), detail))
+        canon = canonical(points).astype("<i8").tobytes()
+        width, first, lo = len(canon) // len(points), points[0].idx, 0
+        for k in [*sorted(i for i in sigs if first <= i <= points[-1].idx), None]:
+            hi = k - first + 1 if k is not None else len(points)
+            if hi > lo:
+                chain.last_hash = link(chain.last_hash, canon[lo * width : hi * width])[-HASH:]
+            if k is not None:
+                self._signature(chain, sigs[k], points[hi - 1].ts_ms)
+            lo = hi
+        chain.last_idx, chain.last_ts_ms = points[-1].idx, points[-1].ts_ms
+
+    def _signature(self, chain: _Chain, sig: dict[str, Any], ts_ms: int) -> None:
+        """Check the signature at the chain's end; after a break the chain goes on from the signed hash."""
+        idx, digest = sig["idx"], bytes(sig["hash"])
+        chain.chain_pem = bytes(sig["chain_pem"]) or chain.chain_pem
+        try:
+            message = sig_message(chain.device, chain.epoch, idx, digest, sig["clock_ms"])
+            self.checker.check(
+                chain.chain_pem, chain.device, message, bytes(sig["signature"]), signed_at(sig["clock_ms"])
+            )
+        except SignatureError as exc:
+            chain.flags.append((idx, "bad_signature", ts_ms, str(exc)))
+            log.warning("event=track_bad_signature device=%s epoch=%s idx=%d", chain.device, chain.epoch, idx)
+            return
+        if digest != chain.last_hash:
+            detail = f"records {chain.signed_idx + 1}..{idx} do not match the hash signed at record {idx}"
+            chain.flags.append((idx, "break", ts_ms, detail))
+            log.warning("event=track_break device=%s epoch=%s idx=%d", chain.device, chain.epoch, idx)
+            chain.last_hash = digest
+        chain.signed_idx = idx
+
+    def _hole(self, chain: _Chain, after: TrackPoint, received_ms: int, sigs: list[dict[str, Any]]) -> None:
+        """Records ``chain.last_idx + 1 .. after.idx - 1`` are missing: wait, then flag and re-anchor."""
+        if now_ms() - received_ms < self.hole_wait_ms:
+            return
+        anchor = next((s for s in sigs if s["idx"] >= after.idx - 1), None)
+        if anchor is None:
+            return
+        detail = (
+            f"records {chain.last_idx + 1}..{after.idx - 1} never arrived; "
+            f"verified again from record {anchor['idx'] + 1}"
+        )
+        chain.flags.append((chain.last_idx + 1, "break", after.ts_ms, detail))
+        chain.last_idx, chain.last_hash, chain.last_ts_ms = anchor["idx"], bytes(anchor["hash"]), None
+        self._signature(chain, anchor, after.ts_ms)  # the anchor's own signature must hold
+
+    def _flag(self, cur: Cursor, chain: _Chain) -> None:
+        if chain.flags:
+            now = now_ms()
+            cur.executemany(
+                "INSERT INTO track_flags (device, epoch, idx, kind, ts_ms, detail, flagged_ms) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [
+                    (chain.device, chain.epoch, idx, kind, ts, detail, now)
+                    for idx, kind, ts, detail in chain.flags
+                ],
+            )
+
+
+def chain_status(db: Database, device: str, flags: int = 100) -> dict[str, Any]:
+    """``device``'s chains (newest first) and its newest ``flags`` flags, for the dashboard."""
+    chains = db.fetch(
+        "SELECT c.epoch, c.last_idx, c.last_ts_ms, c.signed_idx, c.ca_checked, c.first_seen_ms, "
+        "c.updated_ms, "
+        "(SELECT COUNT(*) FROM rec_track t WHERE t.device = c.device AND t.epoch = c.epoch) AS received, "
+        "(SELECT MAX(t.idx) FROM rec_track t WHERE t.device = c.device AND t.epoch = c.epoch) AS newest_idx "
+        "FROM track_chains c WHERE c.device = ? ORDER BY c.first_seen_ms DESC, c.epoch",
+        [device],
+    )
+    for c in chains:
+        c["ca_checked"] = bool(c["ca_checked"])
+        c["verified_idx"] = c.pop("signed_idx")
+        c["waiting"] = (c["newest_idx"] if c["newest_idx"] is not None else -1) - c["verified_idx"]
+    items = db.fetch(
+        "SELECT epoch, idx, kind, ts_ms, detail, flagged_ms FROM track_flags WHERE device = ? "
+        f"ORDER BY flagged_ms DESC, epoch, idx DESC LIMIT {int(flags)}",
+        [device],
+    )
+    return {"device": device, "chains": chains, "flags": items}

@@ -1,0 +1,162 @@
+"""The IOC follows each vessel's track chain as it arrives: verified to its end; breaks, gaps, forgeries."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from helpers import wait_for
+from test_mtls import open_centre
+from test_receiver import Node as Publisher
+from test_track import Vessel
+
+from edge.config import load_config
+from ioc.db import Database
+from ioc.track import TrackCheck, chain_status
+from sync.records import TrackPoint, TrackSig
+from sync.store import Store
+from sync.wire import Batch
+
+DEVICE = "vessel-042"
+
+
+def archive(path: Path) -> tuple[str, list[TrackPoint], list[TrackSig]]:
+    store = Store(path)
+    try:
+        points = [r for _, rows in store.archived("track") for r in rows]
+        sigs = [r for _, rows in store.archived("track_sig") for r in rows]
+        return store.epoch, points, sigs
+    finally:
+        store.close()
+
+
+def flags(db: Database) -> list[tuple[int, str, str]]:
+    return [
+        (f["idx"], f["kind"], f["detail"])
+        for f in sorted(chain_status(db, DEVICE)["flags"], key=lambda f: f["idx"])
+    ]
+
+
+def only_chain(db: Database) -> dict:
+    (chain,) = chain_status(db, DEVICE)["chains"]
+    return chain
+
+
+def reached(db: Database, key: str, idx: int) -> bool:
+    """Whether the device's newest chain has ``key`` (last_idx, verified_idx) at ``idx``."""
+    chains = chain_status(db, DEVICE)["chains"]
+    return bool(chains) and chains[0][key] == idx
+
+
+@pytest.fixture
+def logged(tmp_path, identity, shared_dir) -> tuple[str, list[TrackPoint], list[TrackSig]]:
+    """ais-nmea.log (164 fixes) chained and signed every 50 fixes, as the node's archive holds it."""
+    vessel = Vessel(tmp_path / "store.db", identity)
+    vessel.replay(shared_dir / "nmea" / "ais-nmea.log", sign_every=50)
+    vessel.stop()
+    return archive(tmp_path / "store.db")
+
+
+def send(publisher: Publisher, epoch: str, stream: str, records: list, first_seq: int = 1) -> None:
+    seqs = list(range(first_seq, first_seq + len(records)))
+    publisher.send(Batch(DEVICE, epoch, stream, seqs, records))
+
+
+def test_a_chain_sent_through_the_broker_verifies_to_its_end(broker, receiver, ioc_db, logged):
+    epoch, points, sigs = logged
+    publisher = Publisher(broker)
+    try:
+        # Signatures before the records they sign, and the records in two batches, the later one first.
+        send(publisher, epoch, "track_sig", sigs)
+        send(publisher, epoch, "track", points[150:], 151)
+        wait_for(lambda: ioc_db.count("track") == len(points) - 150, 10, "the later records")
+        assert only_chain(ioc_db)["verified_idx"] == -1  # waiting for records 0..149
+        send(publisher, epoch, "track", points[:150])
+        wait_for(lambda: reached(ioc_db, "verified_idx", len(points) - 1), 10, "the chain verified")
+    finally:
+        publisher.close()
+    chain = only_chain(ioc_db)
+    assert (chain["epoch"], chain["received"], chain["last_idx"], chain["waiting"]) == (
+        epoch, len(points), len(points) - 1, 0,
+    )  # fmt: skip
+    assert chain["ca_checked"] is False  # this receiver has no CA: the dashboard says so
+    assert flags(ioc_db) == []
+
+
+def test_a_changed_record_and_a_forged_signature_are_flagged(broker, receiver, ioc_db, logged):
+    epoch, points, sigs = logged
+    changed = list(points)
+    changed[42] = changed[42]._replace(lat=changed[42].lat + 0.001)
+    forged = list(sigs)
+    forged[2] = forged[2]._replace(
+        signature=bytes(forged[2].signature[:-1]) + bytes([forged[2].signature[-1] ^ 1])
+    )
+    publisher = Publisher(broker)
+    try:
+        send(publisher, epoch, "track", changed)
+        send(publisher, epoch, "track_sig", forged)
+        wait_for(lambda: reached(ioc_db, "last_idx", len(points) - 1), 10, "the chain followed")
+    finally:
+        publisher.close()
+    k0, k2 = sigs[0].idx, sigs[2].idx
+    assert flags(ioc_db) == [
+        (k0, "break", f"records 0..{k0} do not match the hash signed at record {k0}"),
+        (k2, "bad_signature", "the signature does not match the data: changed or forged"),
+    ]
+    assert only_chain(ioc_db)["verified_idx"] == len(points) - 1  # re-anchored on the signed hash
+
+
+def test_a_gap_a_hole_and_a_new_chain_are_flagged(ioc_db, tmp_path, identity, shared_dir):
+    vessel = Vessel(tmp_path / "store.db", identity)
+    n = vessel.replay(shared_dir / "nmea" / "ublox-8.log", sign_every=50)
+    vessel.replay(shared_dir / "nmea" / "ais-nmea.log", sign_every=50)  # another day (earlier)
+    vessel.stop()
+    epoch, points, sigs = archive(tmp_path / "store.db")
+    check = TrackCheck(ioc_db, None, gap_s=120, hole_wait_s=0)
+    ioc_db.store(Batch(DEVICE, epoch, "track_sig", list(range(1, len(sigs) + 1)), sigs))
+    kept = [p for p in points if p.idx != 7]  # record 7 never arrives
+    ioc_db.store(Batch(DEVICE, epoch, "track", [p.idx + 1 for p in kept], kept))
+    check.advance(DEVICE, epoch)
+    ioc_db.store(Batch(DEVICE, "00000000000000aa", "track", [1], [points[0]]))
+    check.advance(DEVICE, "00000000000000aa")
+    (old,) = [c for c in chain_status(ioc_db, DEVICE)["chains"] if c["epoch"] == epoch]
+    assert old["verified_idx"] == len(points) - 1
+    anchor = min(s.idx for s in sigs if s.idx >= 7)
+    back, forth = (
+        time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(p.ts_ms / 1000)) for p in points[n - 1 : n + 1]
+    )
+    assert flags(ioc_db) == [
+        (0, "new_chain", f"a new chain began (the node's store was replaced); earlier: {epoch}"),
+        (7, "break", f"records 7..7 never arrived; verified again from record {anchor + 1}"),
+        (n, "gap", f"the time went back from {back} to {forth}"),
+    ]
+
+
+def test_a_vessel_node_over_mutual_tls_gets_its_chain_verified_against_the_ca(
+    tmp_path, ioc_db, run_node, shared_dir
+):
+    with open_centre(tmp_path, ioc_db) as centre:
+        centre.provision(DEVICE)
+        path = tmp_path / DEVICE / "edge.toml"
+        capture = tmp_path / "two-trips.log"
+        # Two captures of different days back to back: the node was off in between (a gap).
+        nmea = shared_dir / "nmea"
+        capture.write_bytes((nmea / "ublox-8.log").read_bytes() + (nmea / "ais-nmea.log").read_bytes())
+        path.write_text(
+            path.read_text()
+            + '\n[track]\nsign_every_s = 1\n\n[drivers.gps]\ntype = "nmea"\n\n[drivers.gps.transport]\n'
+            f'type = "replay"\npath = "{capture}"\nspeed = 0\n'
+        )
+        node = run_node(load_config(path))
+        wait_for(lambda: not node.drivers[0].running, 30, "the end of the replay")
+        wait_for(
+            lambda: node.track.signatures and node.track._signed_idx == node.track.head.next_idx - 1,
+            10,
+            "the last signature",
+        )
+        total = node.track.head.next_idx
+        wait_for(lambda: reached(ioc_db, "verified_idx", total - 1), 30, "the whole chain verified")
+    chain = only_chain(ioc_db)
+    assert chain["ca_checked"] is True and chain["received"] == total
+    assert [f[1] for f in flags(ioc_db)] == ["gap"]
