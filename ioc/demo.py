@@ -88,6 +88,7 @@ SHOWN = {
     "summary": "summaries",
     "alarm": "alarms",
     "status": "status_reports",
+    "ais": "ais_sentences",
 }
 """Streams the demo reports, by the name it shows them under."""
 
@@ -386,6 +387,7 @@ class Demo:
             ("rejected by the IOC", _counts(self.db.rejects())),
             ("rejected by the vessel's GPS", _counts(self.vessel_store.counters("reject.gps"))),
             ("ignored by the vessel's GPS", _counts(self.vessel_store.counters("ignored.gps"))),
+            ("passed on by the vessel's GPS", _counts(self.vessel_store.counters("passed.gps"))),
             ("see them", f"ioc-center dump position --db sqlite:///{self.shown / 'ioc.db'}"),
             ("a node's view", f"ioc-edge status {self.shown / 'vessel' / 'edge.toml'}"),
         ]
