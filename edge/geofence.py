@@ -4,10 +4,11 @@ A zone is an area in lon/lat (WGS 84, GeoJSON order): polygons, each an outer ri
 holes. Each position with a valid fix is measured against each zone: how many metres it is
 *beyond* the boundary, on the side that should raise the alarm (outside a ``permitted`` zone,
 inside a ``forbidden`` area; negative on the right side). The distance is taken in a local
-projection of the zone (equirectangular about its centre: within 0.5 % over a zone 100 km
-across at Hue's latitude). A zone's alarm is raised once the boat is beyond the boundary by
-more than ``hysteresis_m`` and cleared once it is back on the right side by as much, so a boat
-on the line neither raises nor clears: one raise, one clear.
+projection of the zone: equirectangular about its centre, with the lengths of a degree on the
+WGS 84 ellipsoid there (off by under 0.3 % at the edges of a zone 100 km across at Hue's
+latitude, where a degree of longitude shrinks). A zone's alarm is raised once the boat is
+beyond the boundary by more than ``hysteresis_m`` and cleared once it is back on the right side
+by as much, so a boat on the line neither raises nor clears: one raise, one clear.
 
 Alarms (:class:`~sync.records.Alarm`, the alarm lane: sent ahead of any backlog) carry the
 zone's name as ``source``, ``kind`` ``geofence_left`` (a permitted zone) or
@@ -23,7 +24,7 @@ Example::
     >>> square = [[(107.50, 16.60), (107.56, 16.60), (107.56, 16.64), (107.50, 16.64), (107.50, 16.60)]]
     >>> fence = Geofence("tam-giang", "permitted", [square], hysteresis_m=50)
     >>> [round(m) for m in fence.beyond([16.62, 16.62], [107.53, 107.5650])]
-    [-2224, 533]
+    [-2213, 533]
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ __all__ = [
     "GeofenceMonitor",
     "check_area",
     "load_geojson",
+    "metres_per_degree",
     "monitor_for",
     "read_ring",
     "step",
@@ -64,8 +66,6 @@ Area = list[list[Ring]]
 """Polygons, each its outer ring then its holes."""
 Sink = Callable[[str, list], None]
 
-M_PER_DEG = 6_371_008.8 * math.pi / 180
-"""Metres per degree of latitude (the mean Earth radius)."""
 VALID_FIX = frozenset({None, 1, 2, 3, 4, 5})
 """GGA qualities that count (None: from RMC alone, status A); 6 (dead reckoning), 7 (manual) and
 8 (simulation) are no measured position."""
@@ -215,7 +215,7 @@ class Geofence:
         >>> square = [[(107.5, 16.6), (107.6, 16.6), (107.6, 16.7), (107.5, 16.7), (107.5, 16.6)]]
         >>> reserve = Geofence("hai-van", "forbidden", [square], hysteresis_m=20)
         >>> [round(m) for m in reserve.beyond([16.65, 16.65], [107.55, 107.61])]
-        [5327, -1065]
+        [5334, -1067]
     """
 
     def __init__(
@@ -225,7 +225,7 @@ class Geofence:
         shape = _shape(area)
         lon_min, lat_min, lon_max, lat_max = shape.bounds
         self._origin = np.array([(lon_min + lon_max) / 2, (lat_min + lat_max) / 2])
-        self._scale = np.array([M_PER_DEG * math.cos(math.radians(self._origin[1])), M_PER_DEG])
+        self._scale = np.array(metres_per_degree(self._origin[1]))
         self._shape = shapely.transform(shape, lambda xy: (xy - self._origin) * self._scale)
         self._boundary = self._shape.boundary
         shapely.prepare(self._shape)
@@ -238,6 +238,18 @@ class Geofence:
         metres = shapely.distance(self._boundary, shapely.points(xy))
         alarm_side = ~inside if self.kind == "permitted" else inside
         return np.where(alarm_side, metres, -metres).tolist()
+
+
+def metres_per_degree(lat: float) -> tuple[float, float]:
+    """Metres per degree of longitude and of latitude at ``lat`` on the WGS 84 ellipsoid.
+
+    >>> [round(m, 1) for m in metres_per_degree(15.0)]
+    [107550.5, 110648.7]
+    """
+    phi = math.radians(lat)
+    lon = 111_412.84 * math.cos(phi) - 93.5 * math.cos(3 * phi) + 0.118 * math.cos(5 * phi)
+    lat_m = 111_132.92 - 559.82 * math.cos(2 * phi) + 1.175 * math.cos(4 * phi) - 0.0023 * math.cos(6 * phi)
+    return lon, lat_m
 
 
 def step(raised: bool, beyond_m: float, hysteresis_m: float) -> str | None:
@@ -313,8 +325,10 @@ class GeofenceMonitor:
                     if change is not None:
                         up = change == "raise"
                         alarms.append(self._alarm(fence, change, p, metres))
-                if up != (fence.name in self.raised):
-                    (self.raised.add if up else self.raised.discard)(fence.name)
+                if up:
+                    self.raised.add(fence.name)
+                else:
+                    self.raised.discard(fence.name)
             if alarms:
                 alarms.sort(key=lambda a: a.ts_ms)  # zone by zone above: back in time order
                 self.counts.update("raised" if a.state else "cleared" for a in alarms)

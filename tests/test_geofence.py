@@ -11,7 +11,7 @@ import pytest
 from helpers import nmea_fix, wait_for
 
 from edge.config import ConfigError, NodeConfig, parse_config
-from edge.geofence import M_PER_DEG, STATE_KEY, Geofence, GeofenceMonitor, load_geojson
+from edge.geofence import STATE_KEY, Geofence, GeofenceMonitor, load_geojson, metres_per_degree
 from edge.runtime import open_store
 from ioc.receiver import Receiver
 from sync.records import Alarm, Position
@@ -30,7 +30,7 @@ HOVERING += [40, -30, 45, -45, 20, -10, 35, -120, -400]
 
 def lon_east(metres: float, lat: float = LAT) -> float:
     """The longitude ``metres`` east of the square's east edge, at ``lat``."""
-    return EAST + metres / (M_PER_DEG * math.cos(math.radians(lat)))
+    return EAST + metres / metres_per_degree(lat)[0]
 
 
 def track(metres: list[float], fix: int | None = 1) -> list[Position]:
@@ -109,18 +109,15 @@ def test_a_forbidden_area_raises_on_entering_and_clears_on_leaving():
     )
 
 
-def test_distance_is_metres_on_the_ground():
-    fence = Geofence("tam-giang", "permitted", [[SQUARE]], hysteresis_m=50)
-    # 0.01 degree of longitude east of the east edge at 16.62 N, against the haversine distance.
-    lat1, lat2 = math.radians(LAT), math.radians(LAT)
-    dlon = math.radians(0.01)
-    haversine = (
-        2 * 6_371_008.8 * math.asin(math.sqrt(math.cos(lat1) * math.cos(lat2) * math.sin(dlon / 2) ** 2))
-    )
-    beyond = fence.beyond([LAT, LAT, NORTH + 0.01], [EAST + 0.01, EAST - 0.01, (WEST + EAST) / 2])
-    assert beyond[0] == pytest.approx(haversine, rel=1e-4)
-    assert beyond[1] == pytest.approx(-haversine, rel=1e-4)
-    assert beyond[2] == pytest.approx(0.01 * M_PER_DEG, rel=1e-4)  # north of the north edge
+def test_distance_is_metres_on_the_wgs84_ellipsoid():
+    # A square about 15 N, where a degree of longitude is 107,550 m and one of latitude 110,649 m
+    # (the WGS 84 tables); points 0.01 degree beyond its east and north edges, and inside.
+    square = [(107.50, 14.98), (107.56, 14.98), (107.56, 15.02), (107.50, 15.02), (107.50, 14.98)]
+    fence = Geofence("z", "permitted", [[square]], hysteresis_m=50)
+    beyond = fence.beyond([15.0, 15.0, 15.03], [107.57, 107.55, 107.53])
+    assert beyond[0] == pytest.approx(1075.50, rel=1e-4)
+    assert beyond[1] == pytest.approx(-1075.50, rel=1e-4)
+    assert beyond[2] == pytest.approx(1106.49, rel=1e-4)
 
 
 def test_positions_without_a_valid_fix_are_skipped_and_counted():
@@ -162,9 +159,7 @@ def test_a_hole_is_outside_the_zone_and_its_edge_a_boundary():
     hole = [(107.52, 16.61), (107.54, 16.61), (107.54, 16.63), (107.52, 16.63), (107.52, 16.61)]
     fence = Geofence("tam-giang", "permitted", [[SQUARE, hole]], hysteresis_m=50)
     centre = fence.beyond([16.62], [107.53])[0]
-    assert centre == pytest.approx(
-        0.01 * M_PER_DEG * math.cos(math.radians(16.62)), rel=1e-3
-    )  # to the hole's edge
+    assert centre == pytest.approx(0.01 * metres_per_degree(16.62)[0], rel=1e-3)  # to the hole's edge
 
 
 def write_geojson(path: Path, obj: object) -> Path:
@@ -213,9 +208,7 @@ geojson = "zones/permit.geojson"
     fence = Geofence("permit", zone.kind, zone.area(), zone.hysteresis_m)
     inside = fence.beyond([16.62, 16.62, 16.62], [107.52, 107.62, 107.72])
     assert all(m < -2000 for m in inside)
-    assert fence.beyond([16.62], [107.55])[0] == pytest.approx(
-        0.01 * M_PER_DEG * math.cos(math.radians(16.62)), rel=1e-3
-    )
+    assert fence.beyond([16.62], [107.55])[0] == pytest.approx(0.01 * metres_per_degree(16.62)[0], rel=1e-3)
 
 
 def test_a_bare_geometry_and_a_feature_are_accepted(tmp_path):
