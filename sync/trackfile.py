@@ -259,7 +259,7 @@ def _walk(f: BinaryIO, header: dict, sigs: _Signatures, name: str, ca_checked: b
         n = len(rows)
         idx = rows[:, IDX]
         want = np.arange(expected, expected + n)
-        computed = link(prev, rows.astype("<i8").tobytes())
+        computed = link(prev, rows.tobytes())
         bad_idx = np.flatnonzero(idx != want)
         bad_hash = np.flatnonzero(
             (
