@@ -10,10 +10,12 @@ from helpers import wait_for
 from test_mtls import open_centre
 from test_receiver import Node as Publisher
 from test_track import Vessel
+from test_web_api import Api
 
 from edge.config import load_config
 from ioc.db import Database
 from ioc.track import TrackCheck, chain_status
+from ioc.web.auth import Tokens, Users
 from sync.records import TrackPoint, TrackSig
 from sync.store import Store
 from sync.wire import Batch
@@ -160,3 +162,30 @@ def test_a_vessel_node_over_mutual_tls_gets_its_chain_verified_against_the_ca(
     chain = only_chain(ioc_db)
     assert chain["ca_checked"] is True and chain["received"] == total
     assert [f[1] for f in flags(ioc_db)] == ["gap"]
+
+
+def test_the_api_shows_each_chain_and_its_flags(ioc_db, web_server, logged):
+    epoch, points, sigs = logged
+    changed = [p._replace(speed_kn=9.99) if p.idx == 3 else p for p in points]
+    ioc_db.store(Batch(DEVICE, epoch, "track", [p.idx + 1 for p in changed], changed))
+    ioc_db.store(Batch(DEVICE, epoch, "track_sig", list(range(1, len(sigs) + 1)), sigs))
+    TrackCheck(ioc_db, None).advance(DEVICE, epoch)
+    Users(ioc_db).add("lan", "viewer", "correct horse battery")
+    api = Api(web_server.url, Tokens(ioc_db).create("lan", "tests")[1])
+    try:
+        body = api.json(f"/api/v1/nodes/{DEVICE}/track")
+        assert api.json("/api/v1/nodes/boat-7/track") == {"device": "boat-7", "chains": [], "flags": []}
+        unknown = api.get(f"/api/v1/nodes/{DEVICE}/track", limit=3)
+    finally:
+        api.close()
+    (chain,) = body["chains"]
+    keys = ("epoch", "last_idx", "verified_idx", "waiting", "received", "ca_checked")
+    assert {k: chain[k] for k in keys} == {
+        "epoch": epoch, "last_idx": len(points) - 1, "verified_idx": len(points) - 1, "waiting": 0,
+        "received": len(points), "ca_checked": False,
+    }  # fmt: skip
+    (flag,) = body["flags"]
+    k0 = sigs[0].idx
+    assert (flag["idx"], flag["kind"], flag["ts_ms"]) == (k0, "break", points[k0].ts_ms)
+    assert flag["detail"] == f"records 0..{k0} do not match the hash signed at record {k0}"
+    assert unknown.status_code == 422 and "limit" in unknown.json()["detail"]

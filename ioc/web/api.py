@@ -19,7 +19,7 @@ from fastapi.responses import Response, StreamingResponse
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from ioc import commissioning
+from ioc import commissioning, track
 from ioc.db import Database
 from ioc.web import queries
 from ioc.web.aqi import BANDS
@@ -41,6 +41,7 @@ from ioc.web.models import (
     RejectItem,
     SettingsOut,
     SummaryItem,
+    TrackOut,
     VesselItem,
 )
 from ioc.web.params import (
@@ -218,6 +219,15 @@ def node_commissioning(ctx: Ctx, device: Annotated[Device, Path()], q: Annotated
     if found is None:
         raise HTTPException(404, f"no commissioning record of node {device!r}: run ioc-edge selftest on it")
     return found
+
+
+@router.get(
+    "/nodes/{device}/track",
+    response_model=TrackOut,
+    summary="A vessel's signed track log at the centre: how far each chain is verified, and its flags",
+)
+def node_track(ctx: Ctx, device: Annotated[Device, Path()], q: Annotated[NoQuery, Query()]) -> dict:
+    return track.chain_status(ctx.db, device)
 
 
 @router.get(

@@ -119,6 +119,34 @@ class NodeItem(BaseModel):
     counters: dict
 
 
+class TrackChainItem(BaseModel):
+    epoch: str = Field(description="The chain: the node's store epoch when it began.")
+    last_idx: int = Field(description="The last record followed (-1: none yet).")
+    last_ts_ms: int | None = Field(description="Its time.")
+    verified_idx: int = Field(description="The last record proven by a signature (-1: none yet).")
+    waiting: int = Field(description="Records received past it: waiting for a signature or a missing record.")
+    received: int = Field(description="Records of the chain stored.")
+    newest_idx: int | None
+    ca_checked: bool = Field(description="Whether signatures were checked against the device CA.")
+    first_seen_ms: int
+    updated_ms: int
+
+
+class TrackFlagItem(BaseModel):
+    epoch: str
+    idx: int = Field(description="The record the flag is about.")
+    kind: str = Field(description="break, gap, bad_signature or new_chain.")
+    ts_ms: int | None
+    detail: str
+    flagged_ms: int
+
+
+class TrackOut(BaseModel):
+    device: str
+    chains: list[TrackChainItem] = Field(description="Its track chains, newest first.")
+    flags: list[TrackFlagItem] = Field(description="Its newest flags, newest first.")
+
+
 class CommissioningOut(BaseModel):
     device: str
     epoch: str
