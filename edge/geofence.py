@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import shapely
 
+from edge.config import ConfigError
 from sync.records import Alarm, Position
 
 if TYPE_CHECKING:
@@ -348,9 +349,13 @@ def monitor_for(zones: Mapping[str, GeofenceConfig], recorder: Recorder, store: 
     """The node's monitor of its ``[geofences]``: alarms and the state through ``recorder``.
 
     The state (which zones are raised) is read from ``store``'s metadata, where the recorder
-    saved it at the last change, after the alarm's record.
+    saved it at the last change, after the alarm's record. Raises :class:`~edge.config.ConfigError`
+    when a GeoJSON file has become unusable since the config was checked.
     """
-    fences = [Geofence(name, zone.kind, zone.area(), zone.hysteresis_m) for name, zone in zones.items()]
+    try:
+        fences = [Geofence(name, zone.kind, zone.area(), zone.hysteresis_m) for name, zone in zones.items()]
+    except ValueError as exc:  # a GeoJSON file changed since the config was checked
+        raise ConfigError([f"geofences: {exc}"]) from None
     saved = json.loads(store.meta(STATE_KEY) or "[]")
     return GeofenceMonitor(
         fences,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import json
 import math
 import os
@@ -10,9 +11,10 @@ from pathlib import Path
 import pytest
 from helpers import nmea_fix, wait_for
 
+import edge.geofence
 from edge.config import ConfigError, NodeConfig, parse_config
 from edge.geofence import STATE_KEY, Geofence, GeofenceMonitor, load_geojson, metres_per_degree
-from edge.runtime import open_store
+from edge.runtime import Node, open_store
 from ioc.receiver import Receiver
 from sync.records import Alarm, Position
 from sync.uplink import MqttUplink
@@ -500,3 +502,36 @@ def test_48_hours_offline_replayed_fast_every_position_arrives_with_the_geofence
     assert max(a["received_ms"] for a in alarms) <= first_position  # the alarm lane went first
     times = [r["ts_ms"] for r in ioc_db.fetch("SELECT ts_ms FROM rec_position ORDER BY seq")]
     assert times == [T0 + s * 1000 for s in range(HOURS_48)]
+
+
+def test_a_geojson_file_spoilt_after_the_check_stops_the_start_with_its_name(tmp_path):
+    geojson = write_geojson(tmp_path / "zone.geojson", feature([square(107.5, 16.6, 0.04)]))
+    text = f"""
+[node]
+device_id = "vessel-042"
+state_dir = "{tmp_path / "state"}"
+
+[uplink]
+enabled = false
+
+[metrics]
+enabled = false
+
+[geofences.zone]
+kind = "permitted"
+geojson = "zone.geojson"
+"""
+    config = parse_config(text, "edge.toml", tmp_path)
+    geojson.write_text("{")
+    node = Node(config)
+    with pytest.raises(ConfigError) as caught:
+        node.start()
+    node.stop()
+    assert caught.value.problems == [
+        f"geofences: {geojson}: not JSON: Expecting property name enclosed in double quotes "
+        "at line 1, column 2"
+    ]
+
+
+def test_the_examples_in_the_docstrings_hold():
+    assert doctest.testmod(edge.geofence).failed == 0
