@@ -22,6 +22,8 @@ from ioc.receiver import Receiver
 from provisioning.tls import TlsFiles
 
 if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
     from ioc.web import WebServer
 
 HERE = Path(__file__).resolve().parent
@@ -146,6 +148,34 @@ def web_server(ioc_db: Database) -> Iterator[WebServer]:
     server.start()
     yield server
     server.stop()
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+"""Debian's Chromium: the browser tests never download one."""
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium for the whole session, whichever modules use it (Playwright's sync API
+    runs once per thread); each test opens its own contexts (cookie jars)."""
+    from playwright.sync_api import sync_playwright  # only for the browser tests
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
 
 
 def make_identity(directory: Path, device: str = "vessel-042", site: str = "Thuan An") -> TlsFiles:

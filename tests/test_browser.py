@@ -20,7 +20,8 @@ from zoneinfo import ZoneInfo
 import cv2
 import numpy as np
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from conftest import CHROMIUM
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from edge.config import UplinkConfig
 from ioc.broker import PrivateBroker
@@ -33,17 +34,6 @@ from sync.store import Store
 from sync.uplink import MqttUplink
 from sync.wire import Batch
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(),
     reason="Debian's Chromium is not at /usr/bin/chromium (apt-get install chromium); "
@@ -68,17 +58,6 @@ def now_ms() -> int:
 def centre_time(ms: int) -> str:
     """How the pages write ``ms``: the centre's local time."""
     return datetime.fromtimestamp(ms / 1000, CENTRE).strftime("%Y-%m-%d %H:%M:%S")
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    """One headless Chromium for the whole session; each test opens its own contexts (cookie jars)."""
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 class Dashboard:

@@ -6,8 +6,9 @@ import json
 import time
 
 import pytest
+from conftest import CHROMIUM
 from playwright.sync_api import expect
-from test_browser import browser, dashboard, web, web_settings  # noqa: F401 - fixtures
+from test_browser import dashboard, web, web_settings  # noqa: F401 - fixtures
 
 from edge.commissioning import SCHEMA
 from ioc.commissioning import CommissioningCheck
@@ -15,6 +16,8 @@ from provisioning import pki
 from provisioning.signing import DeviceSigner
 from sync.records import Commissioning, TimeSource
 from sync.wire import Batch
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"Debian's Chromium is not at {CHROMIUM}")
 
 CHECKS = [
     {"name": "config", "status": "PASS", "detail": "edge.toml valid (1 drivers)", "hint": ""},
