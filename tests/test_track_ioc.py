@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 from helpers import wait_for
+from playwright.sync_api import expect
+from test_browser import dashboard, web, web_settings  # noqa: F401 - the dashboard's fixtures
+from test_browser import pytestmark as needs_chromium
 from test_mtls import open_centre
 from test_receiver import Node as Publisher
 from test_track import Vessel
@@ -189,3 +192,23 @@ def test_the_api_shows_each_chain_and_its_flags(ioc_db, web_server, logged):
     assert (flag["idx"], flag["kind"], flag["ts_ms"]) == (k0, "break", points[k0].ts_ms)
     assert flag["detail"] == f"records 0..{k0} do not match the hash signed at record {k0}"
     assert unknown.status_code == 422 and "limit" in unknown.json()["detail"]
+
+
+@needs_chromium
+def test_the_nodes_page_shows_a_vessels_track_log_and_its_flags(dashboard, ioc_db, logged):  # noqa: F811
+    epoch, points, sigs = logged
+    changed = [p._replace(speed_kn=9.99) if p.idx == 3 else p for p in points]
+    ioc_db.store(Batch(DEVICE, epoch, "track", [p.idx + 1 for p in changed], changed))
+    ioc_db.store(Batch(DEVICE, epoch, "track_sig", list(range(1, len(sigs) + 1)), sigs))
+    TrackCheck(ioc_db, None).advance(DEVICE, epoch)
+    page = dashboard.sign_in("an", "nodes")
+    page.locator(f"#nodes tr[data-device='{DEVICE}']").click()
+    chain = page.locator(f"#track .track-chain[data-epoch='{epoch}']")
+    expect(chain).to_contain_text(f"verified to record {len(points) - 1} of {len(points)} received")
+    expect(chain).to_contain_text("CA not checked (the centre has no CA configured)")
+    row = page.locator("#track-flags tr[data-kind='break']")
+    expect(row).to_contain_text(
+        f"records 0..{sigs[0].idx} do not match the hash signed at record {sigs[0].idx}"
+    )
+    expect(row.locator("td").nth(1)).to_have_text(str(sigs[0].idx))
+    dashboard.screenshot(page, "nodes-track")

@@ -3,6 +3,7 @@ import { api } from "../api.js";
 import { coalesce, h, replace } from "../dom.js";
 import { agoSpan, refreshAges } from "../time.js";
 import { CommissioningPanel } from "./commissioning.js";
+import { TrackPanel } from "./track.js";
 
 const TSRC = { 1: ["GPS", ""], 2: ["NTP", ""], 3: ["free-running", "warn-text"] };
 
@@ -47,7 +48,9 @@ export class View {
       h("caption", { class: "visually-hidden" }, "Edge nodes, offline first"),
       h("thead", {}, h("tr", {}, heads.map((t) => h("th", { scope: "col" }, t)))), this.body)));
     this.commissioning = new CommissioningPanel(ctx);
-    root.append(this.commissioning.el);
+    this.track = new TrackPanel(ctx);
+    this.commissioning.picker.addEventListener("change", () => this.track.show(this.commissioning.picker.value));
+    root.append(this.commissioning.el, this.track.el);
     this.refresh = coalesce(() => this.load(), 1000);
   }
 
@@ -101,7 +104,7 @@ export class View {
     const [tsrc, tsrcClass] = TSRC[n.tsrc] ?? ["–", ""];
     const failed = Object.entries(n.failed_drivers ?? {});
     return h("tr", { class: n.online ? "" : "offline", dataset: { device: n.device },
-      on: { click: () => this.commissioning.show(n.device) } },
+      on: { click: () => { this.commissioning.show(n.device); this.track.show(n.device); } } },
       h("td", { class: "nowrap" }, h("span", { class: `dot ${n.online ? "ok" : "bad"}` }), " ",
         h("span", { class: n.online ? "state-on" : "state-off" }, n.online ? "Online" : "Offline")),
       h("th", { scope: "row" }, n.device),
