@@ -66,6 +66,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     Strict,
     StringConstraints,
     ValidationError,
@@ -682,6 +683,7 @@ class GeofenceConfig(_Section):
     hysteresis_m: float = Field(
         50, description="How far past the boundary (metres) the alarm is raised and cleared.", ge=0, le=10_000
     )
+    _area: list = PrivateAttr(default_factory=list)
 
     @field_validator("polygon")
     @classmethod
@@ -703,20 +705,29 @@ class GeofenceConfig(_Section):
         from edge.geofence import load_geojson
 
         path = _against_base_dir(value, info)
-        load_geojson(path)  # checked here, read again by area(): a config error names the file
+        load_geojson(path)  # checked here, so that an error names this key; read again below
         return path
 
     @model_validator(mode="after")
-    def _one_area(self) -> GeofenceConfig:
+    def _one_area_deeper_than_the_hysteresis(self) -> GeofenceConfig:
         if (self.polygon is None) == (self.geojson is None):
             raise ValueError("set exactly one of 'polygon' and 'geojson'")
+        from edge.geofence import depth_m, load_geojson
+
+        self._area = [[self.polygon]] if self.polygon is not None else load_geojson(self.geojson)
+        depth = depth_m(self._area)
+        if self.hysteresis_m >= depth:
+            never = "cleared" if self.kind == "permitted" else "raised"
+            raise ValueError(
+                f"hysteresis_m {self.hysteresis_m:g} is too large for this zone: no point lies more than "
+                f"{depth:.0f} m inside it, so its alarm could never be {never}; "
+                f"set hysteresis_m below {depth:.0f}"
+            )
         return self
 
     def area(self) -> list:
-        """The zone's polygons (see ``edge.geofence.Area``)."""
-        from edge.geofence import load_geojson
-
-        return [[self.polygon]] if self.polygon is not None else load_geojson(self.geojson)
+        """The zone's polygons (see ``edge.geofence.Area``), as read and checked with the config."""
+        return self._area
 
 
 class MetricsConfig(_Section):

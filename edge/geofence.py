@@ -41,7 +41,6 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import shapely
 
-from edge.config import ConfigError
 from sync.records import Alarm, Position
 
 if TYPE_CHECKING:
@@ -54,6 +53,7 @@ __all__ = [
     "Geofence",
     "GeofenceMonitor",
     "check_area",
+    "depth_m",
     "load_geojson",
     "metres_per_degree",
     "monitor_for",
@@ -205,6 +205,24 @@ def check_area(area: Area) -> None:
     raise ValueError(_REASONS.get(text, f"not a valid area: {text.lower()} at {{at}}").format(at=at))
 
 
+def _projected(area: Area) -> tuple[shapely.MultiPolygon, np.ndarray, np.ndarray]:
+    """The area in metres about its centre, the centre (lon, lat) and the metres per degree there."""
+    shape = _shape(area)
+    lon_min, lat_min, lon_max, lat_max = shape.bounds
+    origin = np.array([(lon_min + lon_max) / 2, (lat_min + lat_max) / 2])
+    scale = np.array(metres_per_degree(origin[1]))
+    return shapely.transform(shape, lambda xy: (xy - origin) * scale), origin, scale
+
+
+def depth_m(area: Area) -> float:
+    """How far inside ``area`` a point can be, in metres: the radius of the largest circle within it.
+
+    >>> depth_m([[[(107.5, 16.6), (107.6, 16.6), (107.6, 16.601), (107.5, 16.601), (107.5, 16.6)]]])
+    55.3...
+    """
+    return shapely.maximum_inscribed_circle(_projected(area)[0]).length
+
+
 class Geofence:
     """One zone: its name, ``kind`` (``permitted`` or ``forbidden``), area and hysteresis.
 
@@ -223,11 +241,7 @@ class Geofence:
         self, name: str, kind: Literal["permitted", "forbidden"], area: Area, hysteresis_m: float = 50.0
     ) -> None:
         self.name, self.kind, self.hysteresis_m = name, kind, hysteresis_m
-        shape = _shape(area)
-        lon_min, lat_min, lon_max, lat_max = shape.bounds
-        self._origin = np.array([(lon_min + lon_max) / 2, (lat_min + lat_max) / 2])
-        self._scale = np.array(metres_per_degree(self._origin[1]))
-        self._shape = shapely.transform(shape, lambda xy: (xy - self._origin) * self._scale)
+        self._shape, self._origin, self._scale = _projected(area)
         self._boundary = self._shape.boundary
         shapely.prepare(self._shape)
         shapely.prepare(self._boundary)
@@ -349,13 +363,9 @@ def monitor_for(zones: Mapping[str, GeofenceConfig], recorder: Recorder, store: 
     """The node's monitor of its ``[geofences]``: alarms and the state through ``recorder``.
 
     The state (which zones are raised) is read from ``store``'s metadata, where the recorder
-    saved it at the last change, after the alarm's record. Raises :class:`~edge.config.ConfigError`
-    when a GeoJSON file has become unusable since the config was checked.
+    saved it at the last change, after the alarm's record.
     """
-    try:
-        fences = [Geofence(name, zone.kind, zone.area(), zone.hysteresis_m) for name, zone in zones.items()]
-    except ValueError as exc:  # a GeoJSON file changed since the config was checked
-        raise ConfigError([f"geofences: {exc}"]) from None
+    fences = [Geofence(name, zone.kind, zone.area(), zone.hysteresis_m) for name, zone in zones.items()]
     saved = json.loads(store.meta(STATE_KEY) or "[]")
     return GeofenceMonitor(
         fences,
