@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import doctest
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from helpers import nmea_sentence, wait_for
 
+import drivers.ais
 from drivers.ais import AisPassthrough
 from drivers.nmea import NmeaGps, NmeaParser
 from drivers.transport import MemoryTransport
@@ -181,3 +183,7 @@ speed = 0
     finally:
         store.close()
     assert Counter(node.drivers[0].ignored)["ais"] == 0
+
+
+def test_the_examples_in_the_docstrings_hold():
+    assert doctest.testmod(drivers.ais).failed == 0
