@@ -22,12 +22,16 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 from edge.clock import Clock
 from edge.config import NodeConfig
 from edge.errors import IocEdgeError
 from edge.runtime import VERSION, open_store
 from sync.records import Commissioning, TimeSource
+
+if TYPE_CHECKING:
+    from edge.selftest import CheckResult
 
 __all__ = ["SCHEMA", "Commissioner", "Outcome", "operator"]
 
@@ -69,7 +73,7 @@ class Commissioner:
         self.config, self.clock = config, clock
         self.who = who if who is not None else operator()
 
-    def document(self, results: list, ts_ms: int, tsrc: int, clock_ms: int) -> str:
+    def document(self, results: list[CheckResult], ts_ms: int, tsrc: int, clock_ms: int) -> str:
         """The record's JSON text: what is signed, byte for byte."""
         node = self.config.node
         doc = {
@@ -87,7 +91,7 @@ class Commissioner:
         }
         return json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
-    def record(self, results: list) -> Outcome:
+    def record(self, results: list[CheckResult]) -> Outcome:
         """Sign (when the node has an identity) and store the record of ``results``."""
         stamp = self.clock.now()
         body = self.document(results, *stamp)
