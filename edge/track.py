@@ -176,7 +176,7 @@ class TrackLog(Component):
             if now - self._last_prune >= PRUNE_EVERY_S:
                 self._last_prune = now
                 for stream in ("track", "track_sig"):
-                    self._store.prune_archive(stream, self.retention_s)
+                    self._store.prune_archive(stream, self.retention_s, self.clock.now().clock_ms)
 
     def _after_stop(self) -> None:
         self.sign()

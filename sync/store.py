@@ -406,16 +406,19 @@ class Store:
             seqs, rows = self._unpack(body)
             yield seqs, [make(r) for r in rows]
 
-    def prune_archive(self, stream: str, keep_s: float) -> int:
-        """Delete archived chunks of ``stream`` older than ``keep_s`` before its newest (counted: ``pruned``).
+    def prune_archive(self, stream: str, keep_s: float, now_ms: int) -> int:
+        """Delete archived chunks of ``stream`` older than ``keep_s`` (counted as ``pruned``).
 
-        Like :meth:`expire`, age is measured against the newest record, not the clock; a chunk goes
-        only when its newest record is past ``keep_s``, so no record goes before its time.
+        Age counts from the newest record or ``now_ms`` (the node's clock), whichever is earlier:
+        one record stamped years ahead (a receiver's week rollover) or a clock at 2099 cannot empty
+        the archive, and a clock at 1970 prunes nothing. A chunk goes only when its newest record
+        is past ``keep_s``, so no record goes before its time.
         """
         with self._transaction():
             gone = self.conn.execute(
-                f"DELETE FROM a_{stream} WHERE ts_max < (SELECT max(ts_max) FROM a_{stream}) - ? RETURNING n",
-                [int(keep_s * 1000)],
+                f"DELETE FROM a_{stream} WHERE ts_max < min((SELECT max(ts_max) FROM a_{stream}), ?) - ? "
+                "RETURNING n",
+                [now_ms, int(keep_s * 1000)],
             ).fetchall()
         count = sum(n for (n,) in gone)
         if count:

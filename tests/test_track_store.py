@@ -77,12 +77,15 @@ def test_pruning_removes_what_is_past_retention_and_never_younger(tmp_path):
     newest = T0 + 9 * DAY_MS + 99_000
     keep_s = 3 * 86_400 + 50
     bound = newest - keep_s * 1000  # day 6, 49 s after its first record
-    assert store.prune_archive("track", keep_s) == 600
+    # A clock at 1970 prunes nothing; a record stamped ten years ahead does not age the others.
+    assert store.prune_archive("track", keep_s, 0) == 0
+    store.write({"track": [points(1000, 1)[0]._replace(ts_ms=T0 + 3650 * DAY_MS)]})
+    assert store.prune_archive("track", keep_s, newest) == 600
     kept = archived(store)
     # Days 0..5 were wholly older than the bound; day 6 stays whole, its first 49 s too (a chunk goes
     # only when all of it is past retention: never a record before its time).
-    assert kept[0].idx == 600 and len(kept) == 400
+    assert kept[0].idx == 600 and len(kept) == 401
     assert kept[0].ts_ms < bound <= kept[49].ts_ms
     assert store.counters("pruned") == {"track": 600}
-    assert store.prune_archive("track", keep_s) == 0
+    assert store.prune_archive("track", keep_s, newest) == 0
     store.close()

@@ -125,8 +125,7 @@ class TrackChainItem(BaseModel):
     last_ts_ms: int | None = Field(description="Its time.")
     verified_idx: int = Field(description="The last record proven by a signature (-1: none yet).")
     waiting: int = Field(description="Records received past it: waiting for a signature or a missing record.")
-    received: int = Field(description="Records of the chain stored.")
-    newest_idx: int | None
+    newest_idx: int | None = Field(description="The newest record stored (null: none yet).")
     ca_checked: bool = Field(description="Whether signatures were checked against the device CA.")
     first_seen_ms: int
     updated_ms: int

@@ -43,7 +43,8 @@ export class TrackPanel {
     const chains = t.chains.map((c) => h("p", { class: "track-chain", dataset: { epoch: c.epoch } },
       h("span", { class: `dot ${c.verified_idx >= 0 ? "ok" : "warn"}` }), " Chain ", h("code", {}, c.epoch), ": ",
       h("strong", {}, c.verified_idx >= 0 ? `verified to record ${c.verified_idx}` : "nothing verified yet"),
-      ` of ${c.received} received`, c.last_ts_ms !== null ? ` (followed to ${fmt.dateTime(c.last_ts_ms)})` : "",
+      c.newest_idx !== null ? `; newest received: record ${c.newest_idx}` : "",
+      c.last_ts_ms !== null ? ` (followed to ${fmt.dateTime(c.last_ts_ms)})` : "",
       c.waiting > 0 ? `; ${c.waiting} waiting for a signature` : "", "; ",
       c.ca_checked ? "signatures checked against the device CA"
         : h("span", { class: "warn-text" }, "CA not checked (the centre has no CA configured)")));
