@@ -517,3 +517,8 @@ def track_export(file: Path, from_ms: int, to_ms: int, out: Path) -> None:
         f"{out}: {header['records']} records ({header['first_idx']}..{last}) of chain {header['chain']}, "
         f"{len(header['signatures'])} signatures"
     )
+    if header["unsigned"]:
+        click.echo(
+            f"note: the newest {header['unsigned']} records of the range are not signed yet (the node signs "
+            "every track.sign_every_s and when it stops): export again later to include them"
+        )

@@ -220,33 +220,15 @@ def export_track(store: Store, device: str, from_ms: int, to_ms: int, out: Path)
 
     The range is widened to signatures: back to just after the last signature before it (or the
     chain's start) and forward to the first signature after it, so that every record exported is
-    proven. Returns the file's header. Raises :class:`TrackExportError` when nothing can be.
+    proven. Returns the file's header, with ``unsigned``: records of the range left out because
+    no signature covers them yet. Raises :class:`TrackExportError` when nothing can be exported.
     """
-    sigs = [s for _, rows in store.archived("track_sig") for s in rows]
     lo, hi, seq_lo = _locate(store, from_ms, to_ms)
-    pems, pem = [], b""
-    usable = []
-    for s in sigs:  # a signature is usable once a certificate chain has been seen before it
-        pem = bytes(s.chain_pem) or pem
-        if pem:
-            if pem not in pems:
-                pems.append(pem)
-            usable.append((s, pems.index(pem)))
-    anchor = max((x for x in usable if x[0].idx < lo), key=lambda x: x[0].idx, default=None)
-    first = anchor[0].idx + 1 if anchor else 0
-    after = [x[0].idx for x in usable if x[0].idx >= hi]
-    covering = [x[0].idx for x in usable if x[0].idx >= max(first, lo)]
-    if not covering:
-        raise TrackExportError(
-            f"no signature covers the records from {_iso(from_ms)} yet: the node signs every "
-            "sign_every_s and when it stops; try again later"
-        )
-    last = min(after) if after else max(covering)
-    if last < hi:
-        log.warning("event=track_export_unsigned_tail first_unsigned=%d last=%d", last + 1, hi)
+    usable, pems = _signatures(store)
+    anchor, first, last = _span(usable, lo, hi, from_ms)
     head = ChainHead.start(device, store.epoch)
     if anchor:
-        head.hash, head.next_idx = bytes(anchor[0].hash), first
+        head.hash, head.next_idx = bytes(anchor.hash), first
     elif next(store.archived("track"))[1][0].idx != 0:
         raise TrackExportError(
             "the archive no longer holds the chain's start nor a signature before the range"
@@ -281,7 +263,40 @@ def export_track(store: Store, device: str, from_ms: int, to_ms: int, out: Path)
                 _write(writer, head, batch)
                 batch = []
         _write(writer, head, batch)
-    return {**header, "records": writer.records}
+    # Not in the file: what the caller should tell (records of the range too new to be signed yet).
+    return {**header, "records": writer.records, "unsigned": max(hi - last, 0)}
+
+
+def _signatures(store: Store) -> tuple[list[tuple[TrackSig, int]], list[bytes]]:
+    """The archive's signatures that can be checked, each with the index of its certificate chain."""
+    pems: list[bytes] = []
+    usable, pem = [], b""
+    for s in (s for _, rows in store.archived("track_sig") for s in rows):
+        pem = bytes(s.chain_pem) or pem  # a signature is usable once a chain has been seen before it
+        if pem:
+            if pem not in pems:
+                pems.append(pem)
+            usable.append((s, pems.index(pem)))
+    return usable, pems
+
+
+def _span(
+    usable: list[tuple[TrackSig, int]], lo: int, hi: int, from_ms: int
+) -> tuple[TrackSig | None, int, int]:
+    """(anchor signature or None, first idx, last idx) of an export of records ``lo..hi``."""
+    anchor = max((s for s, _ in usable if s.idx < lo), key=lambda s: s.idx, default=None)
+    first = anchor.idx + 1 if anchor else 0
+    after = [s.idx for s, _ in usable if s.idx >= hi]
+    covering = [s.idx for s, _ in usable if s.idx >= max(first, lo)]
+    if not covering:
+        raise TrackExportError(
+            f"no signature covers the records from {_iso(from_ms)} yet: the node signs every "
+            "sign_every_s and when it stops; try again later"
+        )
+    last = min(after) if after else max(covering)
+    if last < hi:
+        log.info("event=track_export_unsigned_tail first_unsigned=%d last=%d", last + 1, hi)
+    return anchor, first, last
 
 
 def _write(writer: TrackFileWriter, head: ChainHead, points: list[TrackPoint]) -> None:

@@ -296,17 +296,28 @@ def test_export_of_a_range_widens_to_the_signatures_around_it(exported, tmp_path
     assert (report.first_idx, report.last_idx) == (lo + 1, hi)
 
 
-def test_export_cli_writes_the_file_and_names_an_empty_range(exported, tmp_path):
-    _, tls, count = exported
+def node_config(tmp_path: Path, state: Path, tls: TlsFiles) -> Path:
+    """A vessel's config file whose store is in ``state``."""
     config = tmp_path / "edge.toml"
-    state = exported[0].parent
     config.write_text(
         f'[node]\ndevice_id = "vessel-042"\nstate_dir = "{state}"\n[uplink.tls]\nca = "{tls.ca}"\n'
         f'cert = "{tls.cert}"\nkey = "{tls.key}"\n[track]\n[drivers.gps]\ntype = "nmea"\n'
         '[drivers.gps.transport]\ntype = "serial"\nport = "/dev/ttyUSB0"\n'
     )
+    return config
+
+
+def test_export_cli_writes_the_file_and_names_an_empty_range(exported, tmp_path):
+    _, tls, count = exported
     out = tmp_path / "cli.track"
-    args = ["track", "export", "--config", str(config), "--out", str(out)]
+    args = [
+        "track",
+        "export",
+        "--config",
+        str(node_config(tmp_path, exported[0].parent, tls)),
+        "--out",
+        str(out),
+    ]
     result = CliRunner().invoke(edge_cli, [*args, "--from", "1970-01-01", "--to", "2100-01-01"])
     assert result.exit_code == 0, result.output
     assert re.fullmatch(
@@ -351,3 +362,22 @@ def test_export_refuses_a_range_no_signature_covers_yet(tmp_path, identity, shar
     )
     vessel.stop()
     assert vessel.export(tmp_path / "x.track")["records"] > 0
+
+
+def test_export_cli_says_when_the_newest_records_are_not_signed_yet(tmp_path, identity, shared_dir):
+    vessel = Vessel(tmp_path / "state" / "store.db", identity)
+    n = vessel.replay(shared_dir / "nmea" / "ais-nmea.log", sign_every=100)
+    signed = vessel.track._signed_idx
+    wait_for(lambda: vessel.recorder._buffered == 0 and vessel.recorder.committed >= n + 1, 10, "the commit")
+    out = tmp_path / "now.track"
+    args = ["--config", str(node_config(tmp_path, tmp_path / "state", identity)), "--out", str(out)]
+    result = CliRunner().invoke(
+        edge_cli, ["track", "export", *args, "--from", "2000-01-01", "--to", "2100-01-01"]
+    )
+    vessel.stop()
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[1] == (
+        f"note: the newest {n - 1 - signed} records of the range are not signed yet (the node signs every "
+        "track.sign_every_s and when it stops): export again later to include them"
+    )
+    assert verify(out, ca_of(identity)).last_idx == signed
