@@ -36,7 +36,7 @@ from cryptography import x509
 
 from ioc.db import Cursor, Database, now_ms
 from provisioning.signing import SignatureChecker, SignatureError
-from sync.chain import HASH, canonical, genesis, link, sig_message, signed_at
+from sync.chain import HASH, IDX, canonical, genesis, link, sig_message, signed_at
 from sync.records import TrackPoint
 from sync.wire import TRACK, Batch
 
@@ -161,12 +161,13 @@ class TrackCheck:
         while chain.last_idx < upto:
             cur.execute(
                 f"SELECT {_COLUMNS}, received_ms FROM rec_track WHERE device = ? AND epoch = ? "
-                f"AND idx > ? AND idx <= ? ORDER BY idx LIMIT {PAGE}",
+                f"AND idx > ? AND idx <= ? ORDER BY idx, seq LIMIT {PAGE}",
                 [chain.device, chain.epoch, chain.last_idx, upto],
             )
             rows = cur.fetchall()
             if not rows:
                 return
+            rows = self._once_each(chain, rows)
             points = [TrackPoint._make(r[:-1]) for r in rows]
             run = next((i for i, p in enumerate(points) if p.idx != chain.last_idx + 1 + i), len(points))
             if run:
@@ -176,6 +177,18 @@ class TrackCheck:
                 return
             if len(rows) < PAGE:
                 return
+
+    def _once_each(self, chain: _Chain, rows: list[tuple]) -> list[tuple]:
+        """``rows`` with one record per idx, the first stored; a second copy that differs is a break."""
+        kept: list[tuple] = []
+        for row in rows:
+            if kept and row[IDX] == kept[-1][IDX]:
+                if row[:-1] != kept[-1][:-1]:
+                    detail = f"record {row[IDX]} came twice with different contents; the first is followed"
+                    chain.flags.append((row[IDX], "break", row[0], detail))
+                continue
+            kept.append(row)
+        return kept
 
     def _follow(self, chain: _Chain, points: list[TrackPoint], sigs: dict[int, dict[str, Any]]) -> None:
         """Link consecutive ``points`` onto the chain, checking gaps and each signature among them."""

@@ -215,3 +215,16 @@ def test_the_nodes_page_shows_a_vessels_track_log_and_its_flags(dashboard, ioc_d
     )
     expect(row.locator("td").nth(1)).to_have_text(str(sigs[0].idx))
     dashboard.screenshot(page, "nodes-track")
+
+
+def test_a_record_sent_twice_with_other_contents_is_a_break_and_the_first_is_followed(ioc_db, logged):
+    epoch, points, sigs = logged
+    ioc_db.store(Batch(DEVICE, epoch, "track", [p.idx + 1 for p in points], points))
+    twin = points[5]._replace(lat=points[5].lat + 0.01)
+    ioc_db.store(Batch(DEVICE, epoch, "track", [1000, 1001], [twin, points[6]]))  # and an exact copy of 6
+    ioc_db.store(Batch(DEVICE, epoch, "track_sig", list(range(1, len(sigs) + 1)), sigs))
+    TrackCheck(ioc_db, None).advance(DEVICE, epoch)
+    assert flags(ioc_db) == [
+        (5, "break", "record 5 came twice with different contents; the first is followed")
+    ]
+    assert only_chain(ioc_db)["verified_idx"] == len(points) - 1
