@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 MONTH_S = 31 * 86_400
 """A month of retention: the longest, so that nothing is pruned before its time."""
 PRUNE_EVERY_S = 3600.0
+"""How often the archive is pruned (retention) and compacted."""
 PEM_EVERY_S = 86_400.0
 """A signature carries the certificate chain at the start of a run and then once a day, so that
 retention, which prunes by age, always leaves a signature with the chain before the others."""
@@ -47,6 +48,18 @@ retention, which prunes by age, always leaves a signature with the chain before 
 
 class TrackExportError(IocEdgeError, ValueError):
     """Nothing in the archive can be exported for the range asked, with why."""
+
+
+_QUALITY = [c for c in TRACK.columns if c.name in ("speed_kn", "course_deg", "fix", "sats", "hdop")]
+
+
+def _fit(p: Position) -> list:
+    """The fix's quality figures, each None when outside what the wire carries (an hdop of 150):
+    a record the IOC would refuse could never be sent, and the chain would have a hole there."""
+    values = (p.speed_kn, p.course_deg, p.fix, p.sats, p.hdop)
+    return [
+        None if v is not None and not c.lo <= v <= c.hi else v for c, v in zip(_QUALITY, values, strict=True)
+    ]
 
 
 def resume(store: Store, device: str) -> ChainHead:
@@ -120,19 +133,7 @@ class TrackLog(Component):
         """Chain ``positions`` (fixes from the GPS driver) and hand them to the recorder."""
         with self._lock:
             points = [
-                TrackPoint(
-                    p.ts_ms,
-                    p.tsrc,
-                    p.clock_ms,
-                    self.head.next_idx + i,
-                    p.lat,
-                    p.lon,
-                    p.speed_kn,
-                    p.course_deg,
-                    p.fix,
-                    p.sats,
-                    p.hdop,
-                )  # fmt: skip
+                TrackPoint(p.ts_ms, p.tsrc, p.clock_ms, self.head.next_idx + i, p.lat, p.lon, *_fit(p))
                 for i, p in enumerate(positions)
             ]
             self._chain(points)
@@ -177,6 +178,7 @@ class TrackLog(Component):
                 self._last_prune = now
                 for stream in ("track", "track_sig"):
                     self._store.prune_archive(stream, self.retention_s, self.clock.now().clock_ms)
+                    self._store.compact_archive(stream)
 
     def _after_stop(self) -> None:
         self.sign()

@@ -54,7 +54,7 @@ import sqlite_utils
 import zstandard
 
 from edge.errors import IocEdgeError
-from sync.wire import STREAMS, Ack, Stream
+from sync.wire import STREAMS, Ack, Batch, InvalidRecords, Stream, decode_batch, encode_batch
 
 log = logging.getLogger(__name__)
 
@@ -140,10 +140,12 @@ class Store:
                 self.db[f"k_{s.name}"].create_index(["hi"], if_not_exists=True)
                 if s.archive:
                     # The same chunks again, which acks and making room never delete: only age.
+                    # wire 1: a compacted chunk, its body a wire batch (compact_archive).
                     self.db[f"a_{s.name}"].create(
-                        {"id": int, "n": int, "ts_min": int, "ts_max": int, "body": bytes},
+                        {"id": int, "n": int, "ts_min": int, "ts_max": int, "wire": int, "body": bytes},
                         pk="id",
-                        not_null={"n", "body"},
+                        not_null={"n", "wire", "body"},
+                        defaults={"wire": 0},
                         if_not_exists=True,
                     )
                     self.db[f"a_{s.name}"].create_index(["ts_max"], if_not_exists=True)
@@ -401,10 +403,67 @@ class Store:
         if stamped is not None:
             where, params = where + " AND ts_max >= ? AND ts_min < ?", [*params, *stamped]
         order = "DESC" if newest_first else ""
-        cur = self.conn.execute(f"SELECT body FROM a_{stream} WHERE {where} ORDER BY id {order}", params)
-        for (body,) in cur:
-            seqs, rows = self._unpack(body)
-            yield seqs, [make(r) for r in rows]
+        cur = self.conn.execute(
+            f"SELECT wire, body FROM a_{stream} WHERE {where} ORDER BY id {order}", params
+        )
+        for wire, body in cur:
+            if wire:
+                batch = decode_batch(body)
+                yield batch.seqs, batch.records
+            else:
+                seqs, rows = self._unpack(body)
+                yield seqs, [make(r) for r in rows]
+
+    def compact_archive(self, stream: str, records: int = 3600) -> int:
+        """Re-pack the archive's newer chunks of ``stream`` into chunks of ``records``; returns how many.
+
+        The recorder commits every second or so: at one fix a second an archived chunk holds one
+        record and costs ~140 bytes. A compacted chunk is a wire batch (columnar, delta-coded,
+        ~6 bytes a position): five years at 1 Hz fit in about a gigabyte. Only runs of chunks that
+        fill ``records`` are re-packed (the newest wait for more); a run the wire cannot encode, or
+        a store too full to rewrite it, stays as it is.
+        """
+        pending = self.conn.execute(f"SELECT id, n FROM a_{stream} WHERE wire = 0 ORDER BY id").fetchall()
+        done, first, size, end = 0, None, 0, None
+        for chunk_id, n in pending:
+            if first is None or chunk_id != end:  # seqs not contiguous (a chunk kept whole): start over
+                first, size = chunk_id, 0
+            size, end = size + n, chunk_id + n
+            if size >= records:
+                done += self._compact(stream, first, chunk_id)
+                first = None
+        return done
+
+    def _compact(self, stream: str, first: int, last: int) -> bool:
+        seqs: list[int] = []
+        rows: list = []
+        for _, body in self.conn.execute(
+            f"SELECT id, body FROM a_{stream} WHERE id >= ? AND id <= ? AND wire = 0 ORDER BY id",
+            [first, last],
+        ):
+            q, r = self._unpack(body)
+            seqs += q
+            rows += r
+        records = [self.streams[stream].record._make(r) for r in rows]
+        try:
+            body = encode_batch(Batch("archive", self.epoch, stream, seqs, records))
+        except InvalidRecords:
+            return False
+        stamps = [r[0] for r in rows]
+        try:
+            with self._transaction():
+                self.conn.execute(
+                    f"DELETE FROM a_{stream} WHERE id >= ? AND id <= ? AND wire = 0", [first, last]
+                )
+                self.conn.execute(
+                    f"INSERT INTO a_{stream} (id, n, ts_min, ts_max, wire, body) VALUES (?, ?, ?, ?, 1, ?)",
+                    [first, len(seqs), min(stamps), max(stamps), body],
+                )
+            return True
+        except sqlite3.OperationalError as exc:
+            if not _is_full(exc):
+                raise
+            return False
 
     def prune_archive(self, stream: str, keep_s: float, now_ms: int) -> int:
         """Delete archived chunks of ``stream`` older than ``keep_s`` (counted as ``pruned``).

@@ -24,6 +24,7 @@ from provisioning.signing import DeviceSigner
 from provisioning.tls import TlsFiles
 from sync.chain import HASH, NULL, link
 from sync.recorder import Recorder
+from sync.records import Position, TrackPoint
 from sync.store import Store
 from sync.trackfile import TrackFileError, TrackFileWriter, read, verify
 
@@ -381,3 +382,33 @@ def test_export_cli_says_when_the_newest_records_are_not_signed_yet(tmp_path, id
         "track.sign_every_s and when it stops): export again later to include them"
     )
     assert verify(out, ca_of(identity)).last_idx == signed
+
+
+def test_a_compacted_archive_resumes_exports_and_verifies(tmp_path, identity, shared_dir):
+    capture = shared_dir / "nmea" / "ais-nmea.log"
+    first = Vessel(tmp_path / "store.db", identity)
+    n = first.replay(capture, sign_every=50)
+    first.stop()
+    store = Store(tmp_path / "store.db")
+    store.compact_archive("track", records=1)
+    store.compact_archive("track_sig", records=1)
+    for stream in ("track", "track_sig"):  # every chunk a wire batch now
+        assert store.conn.execute(f"SELECT DISTINCT wire FROM a_{stream}").fetchall() == [(1,)]
+    store.close()
+    second = Vessel(tmp_path / "store.db", identity)
+    assert second.track.head.next_idx == n
+    second.replay(capture, sign_every=50)
+    second.stop()
+    second.export(tmp_path / "all.track")
+    assert verify(tmp_path / "all.track", ca_of(identity)).records == 2 * n
+
+
+def test_quality_figures_the_wire_cannot_carry_are_left_out_not_the_fix(tmp_path, identity):
+    vessel = Vessel(tmp_path / "store.db", identity)
+    odd = Position(1_764_000_000_000, 1, 1_764_000_000_000, 16.5, 107.6, 6.5, 361.0, 1, 300, 150.0, 2.0)
+    vessel.track.add([odd])
+    vessel.stop()
+    (point,) = [r for _, rows in Store(tmp_path / "store.db").archived("track") for r in rows]
+    assert point == TrackPoint(
+        1_764_000_000_000, 1, 1_764_000_000_000, 0, 16.5, 107.6, 6.5, None, 1, None, None
+    )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
+
+from sync.chain import canonical
 from sync.records import Reading, TimeSource, TrackPoint
 from sync.store import Store
 from sync.wire import Ack
@@ -88,4 +91,25 @@ def test_pruning_removes_what_is_past_retention_and_never_younger(tmp_path):
     assert kept[0].ts_ms < bound <= kept[49].ts_ms
     assert store.counters("pruned") == {"track": 600}
     assert store.prune_archive("track", keep_s, newest) == 0
+    store.close()
+
+
+def test_compaction_repacks_one_record_chunks_as_wire_batches_with_the_same_canonical_values(tmp_path):
+    store = Store(tmp_path / "store.db")
+    for p in points(0, 8000):  # a commit a second at 1 Hz: one record a chunk
+        store.write({"track": [p]})
+    archive_bytes = "SELECT sum(length(body)) FROM a_track"
+    before = store.conn.execute(archive_bytes).fetchone()[0]
+    assert store.compact_archive("track", records=3600) == 2
+    assert store.conn.execute("SELECT wire, n FROM a_track WHERE n > 1 ORDER BY id").fetchall() == [
+        (1, 3600),
+        (1, 3600),
+    ]
+    kept = archived(store)
+    assert [r.idx for r in kept] == list(range(8000))
+    assert np.array_equal(canonical(kept), canonical(points(0, 8000)))  # what the chain hashes is unchanged
+    assert [seqs for seqs, _ in store.archived("track", newest_first=True)][-1] == list(range(1, 3601))
+    assert store.compact_archive("track", records=3600) == 0  # the newest 800 wait for more
+    # 7,200 records now take what ~1,000 took: 8,000 in ~1/4 of the bytes, the 800 uncompacted included.
+    assert store.conn.execute(archive_bytes).fetchone()[0] < before / 4
     store.close()
