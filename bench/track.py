@@ -7,6 +7,8 @@ Figures (``name: value unit``):
   generated 1 Hz track and for ais-nmea.log; ``position_wire_bytes_per_position_*``: the live
   ``position`` stream of the same fixes, unthinned; ``thinned_*``: after ``edge.thinning`` (10 m,
   one at least every 2 h), per position of the track;
+- ``archive_bytes_per_position``: the node's archive of a day at 1 Hz committed a second at a time,
+  once compacted (``_uncompacted``: before), ``compaction_positions_per_s``;
 - ``chain_positions_per_s``: a node chaining positions one second at a time (TrackLog.add's work:
   canonical bytes and hash), ``sign_per_s``: ECDSA P-256 signatures a second;
 - ``verify_positions_per_s``: ``ioc-center track verify`` of an export of ``--records`` 1 Hz
@@ -43,6 +45,7 @@ from provisioning import pki  # noqa: E402
 from provisioning.signing import DeviceSigner  # noqa: E402
 from sync.chain import HASH, WIDTH, ChainHead, canonical, genesis, link, sig_message  # noqa: E402
 from sync.records import Position, TrackPoint, TrackSig  # noqa: E402
+from sync.store import Store  # noqa: E402
 from sync.trackfile import TrackFileWriter, verify  # noqa: E402
 from sync.wire import TRACK, Batch, encode_batch  # noqa: E402
 
@@ -100,6 +103,24 @@ def wire_figures(signer: DeviceSigner) -> None:
         kept = thinned(positions)
         figure(f"thinned_wire_bytes_per_position_{name}", wire_bytes("position", kept) / n, "B")
         figure(f"thinned_kept_fraction_{name}", len(kept) / n)
+
+
+def archive_figures(tmp: Path) -> None:
+    """The node's archive of a day at 1 Hz, committed a second at a time as the recorder does."""
+    store = Store(tmp / "archive.db")
+    points = points_of(vessel_track(86_400, seed=5))
+    for p in points:
+        store.write({"track": [p]})
+    body = "SELECT sum(length(body)) FROM a_track"
+    figure(
+        "archive_bytes_per_position_uncompacted", store.conn.execute(body).fetchone()[0] / len(points), "B"
+    )
+    start = time.perf_counter()
+    store.compact_archive("track")
+    took = time.perf_counter() - start
+    figure("archive_bytes_per_position", store.conn.execute(body).fetchone()[0] / len(points), "B")
+    figure("compaction_positions_per_s", len(points) / took, "1/s")
+    store.close()
 
 
 def rate_figures(signer: DeviceSigner) -> None:
@@ -196,6 +217,7 @@ def main() -> None:
         signer = DeviceSigner.load(tls)
         wire_figures(signer)
         rate_figures(signer)
+        archive_figures(Path(tmp))
         verify_figures(signer, pki.load_certificates(tls.ca)[0], args.records, Path(tmp))
 
 

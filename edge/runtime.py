@@ -251,8 +251,17 @@ class Node:
         cfg = self.config.track
         if cfg is not None and cfg.enabled:
             # Imported here: cryptography (signing) is for nodes that keep a track log.
-            from edge.track import MONTH_S, TrackLog
+            from edge.track import ARCHIVE_BYTES_PER_S, MONTH_S, TrackLog
             from provisioning.signing import DeviceSigner
+
+            needed = cfg.retention_months * MONTH_S * ARCHIVE_BYTES_PER_S
+            if self.config.store.max_bytes < needed:  # a full store drops new track records (counted)
+                log.warning(
+                    "event=track_store_too_small max_bytes=%d needed_bytes=%d retention_months=%d",
+                    self.config.store.max_bytes,
+                    needed,
+                    cfg.retention_months,
+                )
 
             signer = DeviceSigner.load(self.config.uplink.tls)
             self.track = TrackLog(

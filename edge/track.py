@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 
 MONTH_S = 31 * 86_400
 """A month of retention: the longest, so that nothing is pruned before its time."""
+ARCHIVE_BYTES_PER_S = 8
+"""What the compacted archive takes for a second of 1 Hz fixes, signatures included (bench/track.py:
+~6 B a position), with a margin: the store's max_bytes must hold retention_months of it."""
 PRUNE_EVERY_S = 3600.0
 """How often the archive is pruned (retention) and compacted."""
 PEM_EVERY_S = 86_400.0

@@ -10,7 +10,7 @@ from helpers import wait_for
 from playwright.sync_api import expect
 from test_browser import dashboard, web, web_settings  # noqa: F401 - the dashboard's fixtures
 from test_browser import pytestmark as needs_chromium
-from test_mtls import open_centre
+from test_mtls import capture_logs, open_centre
 from test_receiver import Node as Publisher
 from test_track import Vessel
 from test_web_api import Api
@@ -139,7 +139,7 @@ def test_a_gap_a_hole_and_a_new_chain_are_flagged(ioc_db, tmp_path, identity, sh
 
 
 def test_a_vessel_node_over_mutual_tls_gets_its_chain_verified_against_the_ca(
-    tmp_path, ioc_db, run_node, shared_dir
+    tmp_path, ioc_db, run_node, shared_dir, caplog
 ):
     with open_centre(tmp_path, ioc_db) as centre:
         centre.provision(DEVICE)
@@ -153,6 +153,7 @@ def test_a_vessel_node_over_mutual_tls_gets_its_chain_verified_against_the_ca(
             + '\n[track]\nsign_every_s = 1\n\n[drivers.gps]\ntype = "nmea"\n\n[drivers.gps.transport]\n'
             f'type = "replay"\npath = "{capture}"\nspeed = 0\n'
         )
+        capture_logs(caplog)
         node = run_node(load_config(path))
         wait_for(lambda: not node.drivers[0].running, 30, "the end of the replay")
         wait_for(
@@ -166,6 +167,11 @@ def test_a_vessel_node_over_mutual_tls_gets_its_chain_verified_against_the_ca(
     assert chain["ca_checked"] is True and chain["newest_idx"] == total - 1
     assert ioc_db.count("track") == total
     assert [f[1] for f in flags(ioc_db)] == ["gap"]
+    # The default store (256 MiB) cannot hold the default 60 months of a 1 Hz track: the node says so.
+    assert (
+        "event=track_store_too_small max_bytes=268435456 needed_bytes=1285632000 retention_months=60"
+        in caplog.text
+    )
 
 
 def test_the_api_shows_each_chain_and_its_flags(ioc_db, web_server, logged):
