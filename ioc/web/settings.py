@@ -36,8 +36,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from edge.config import TimeZoneName, _KeyLines, _syntax_problem
+from edge.config import TimeZoneName
 from edge.errors import IocEdgeError
+from edge.tomllines import KeyLines, toml_syntax_problem
 
 
 class WebSettingsError(IocEdgeError, ValueError):
@@ -122,13 +123,13 @@ def parse_web_settings(text: str, source_name: str = "<settings>", **overrides: 
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise WebSettingsError(_syntax_problem(str(exc), text, source_name)) from None
+        raise WebSettingsError(toml_syntax_problem(str(exc), text, source_name)) from None
     given = {k: v for k, v in overrides.items() if v is not None}
     data.update(given)
     try:
         return WebSettings.model_validate(data)
     except ValidationError as exc:
-        lines = _KeyLines(text)
+        lines = KeyLines(text)
         problems = []
         for err in exc.errors(include_url=False):
             path = [str(p) for p in err["loc"]]
