@@ -6,9 +6,11 @@ from: 1 GPS, 2 NTP, 3 the node's free-running clock.
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
+
+from sync.wire import STREAMS
 
 T = TypeVar("T")
 
@@ -42,50 +44,44 @@ class Record(BaseModel):
     tsrc: int
 
 
-class PositionItem(Record):
-    lat: float
-    lon: float
-    speed_kn: float | None
-    course_deg: float | None
-    fix: int | None
-    sats: int | None
-    hdop: float | None
-    alt_m: float | None
+_TYPES = {"int": int, "fixed": float, "text": str}
 
 
-class CountItem(Record):
-    camera: str
-    line: str
-    group: str
-    direction: str
-    interval_s: int
-    count: int
+def _stream_item(name: str, stream: str, drop: tuple[str, ...] = (), **extra: Any) -> type[BaseModel]:
+    """An item with the columns of a synced stream after the stamp, so the API and the wire cannot drift.
+
+    ``drop``: columns the API shows otherwise (a box for ``x1..y2``, a URL for a JPEG); ``extra``:
+    fields the centre adds, as ``create_model`` takes them.
+    """
+    fields: dict[str, Any] = {}
+    for column in STREAMS[stream].columns[3:]:
+        if column.name not in drop:
+            kind = _TYPES[column.kind]
+            fields[column.name] = (kind | None if column.nullable else kind, ...)
+    return create_model(name, __base__=Record, **fields, **extra)
 
 
-class EventItem(Record):
-    camera: str
-    rule: str
-    label: str
-    track_id: int
-    score: float
-    box: list[int] = Field(description="[x1, y1, x2, y2] in the frame's pixels.")
-    message: str
-    snapshot_url: str
-
-
-class SummaryItem(Record):
-    sensor: str
-    quantity: str
-    interval_s: int
-    count: int
-    mean: float | None
-    min: float | None
-    max: float | None
-    trimmed_mean: float | None
-    total: float
-    rejected: int
-    aqi: int | None = Field(description="VN_AQI of the mean (pm25 and pm10 only).")
-    aqi_band: str | None = Field(description="Key of the AQI band (see /api/v1/settings aqi_bands).")
+PositionItem = _stream_item("PositionItem", "position")
+CountItem = _stream_item("CountItem", "count")
+EventItem = _stream_item(
+    "EventItem",
+    "event",
+    drop=("x1", "y1", "x2", "y2", "jpeg"),
+    box=(list[int], Field(description="[x1, y1, x2, y2] in the frame's pixels.")),
+    snapshot_url=(str, ...),
+)
+SummaryItem = _stream_item(
+    "SummaryItem",
+    "summary",
+    aqi=(int | None, Field(description="VN_AQI of the mean (pm25 and pm10 only).")),
+    aqi_band=(str | None, Field(description="Key of the AQI band (see /api/v1/settings aqi_bands).")),
+)
+VesselItem = _stream_item(
+    "VesselItem",
+    "position",
+    drop=("alt_m",),
+    age_s=(float, Field(description="Seconds since the position's time.")),
+)
 
 
 class AlarmItem(Record):
@@ -163,22 +159,6 @@ class CommissioningOut(BaseModel):
         description="The self-test as signed: device, site, version, time, time_source, operator, passed, "
         "checks [{name, status, detail, hint}]; null when not JSON."
     )
-
-
-class VesselItem(BaseModel):
-    device: str
-    epoch: str
-    seq: int
-    ts_ms: int
-    tsrc: int
-    lat: float
-    lon: float
-    speed_kn: float | None
-    course_deg: float | None
-    fix: int | None
-    sats: int | None
-    hdop: float | None
-    age_s: float = Field(description="Seconds since the position's time.")
 
 
 class RejectItem(BaseModel):
