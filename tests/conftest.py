@@ -1,4 +1,9 @@
-"""Shared fixtures: the shared data directory and a pseudo-terminal pair."""
+"""Shared fixtures: the shared data, a pseudo-terminal pair, the broker, the IOC's database, receiver and
+web server, the centre over mutual TLS, the browser and the dashboard.
+
+Helpers live in helpers.py and the support_*.py modules (not collected); a test module imports from those
+and from here, never from another test module.
+"""
 
 from __future__ import annotations
 
@@ -23,8 +28,10 @@ from provisioning.tls import TlsFiles
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
+    from support_browser import Dashboard
+    from support_mtls import Centre
 
-    from ioc.web import WebServer
+    from ioc.web import WebServer, WebSettings
 
 HERE = Path(__file__).resolve().parent
 
@@ -135,19 +142,41 @@ def frames(shared_dir: Path) -> list[np.ndarray]:
     return out
 
 
+def _serve(db: Database, settings: WebSettings) -> Iterator[WebServer]:
+    """The dashboard and its API over ``db`` with ``settings`` on a free loopback port, in a thread."""
+    # Imported here: the web's dependencies (the ioc extra) are not needed by the edge's tests.
+    from ioc.web import WebServer, create_app
+
+    server = WebServer(create_app(db, settings), "127.0.0.1", 0)
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def web_server(ioc_db: Database) -> Iterator[WebServer]:
     """The dashboard and its API over ``ioc_db`` on a free loopback port (default settings), in a thread.
 
     ``web_server.url`` is ``http://127.0.0.1:PORT``; add users with ``ioc.web.auth.Users(ioc_db)``.
     """
-    # Imported here: the web's dependencies (the ioc extra) are not needed by the edge's tests.
-    from ioc.web import WebServer, WebSettings, create_app
+    from ioc.web import WebSettings
 
-    server = WebServer(create_app(ioc_db, WebSettings()), "127.0.0.1", 0)
-    server.start()
-    yield server
-    server.stop()
+    yield from _serve(ioc_db, WebSettings())
+
+
+@pytest.fixture
+def web_settings() -> WebSettings:
+    """Thresholds for the water level sensor ``river``; a test may parametrize other settings."""
+    from ioc.web import WebSettings
+    from ioc.web.settings import WaterLevelThreshold
+
+    return WebSettings(water_level_thresholds={"river": WaterLevelThreshold(warn=3.0, alarm=3.5)})
+
+
+@pytest.fixture
+def web(ioc_db: Database, web_settings: WebSettings) -> Iterator[WebServer]:
+    """The web server over ``ioc_db`` with ``web_settings`` (the dashboard's; ``web_server`` has defaults)."""
+    yield from _serve(ioc_db, web_settings)
 
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -178,6 +207,25 @@ def browser() -> Iterator[Browser]:
             b.close()
 
 
+@pytest.fixture
+def dashboard(browser: Browser, web: WebServer, ioc_db: Database) -> Iterator[Dashboard]:
+    """The dashboard in ``browser`` with an operator ``lan`` and a viewer ``an`` (password
+    ``support_browser.PASSWORD``); a page's JavaScript error or 5xx answer fails the test at the end.
+
+    A module using it is marked ``pytestmark = support_browser.needs_chromium``.
+    """
+    from support_browser import PASSWORD, Dashboard  # Playwright: only for the browser tests
+
+    from ioc.web.auth import Users
+
+    Users(ioc_db).add("lan", "operator", PASSWORD)
+    Users(ioc_db).add("an", "viewer", PASSWORD)
+    d = Dashboard(browser, web.url, ioc_db.dialect.name)
+    yield d
+    d.close()
+    assert d.errors == []
+
+
 def make_identity(directory: Path, device: str = "vessel-042", site: str = "Thuan An") -> TlsFiles:
     """A CA in ``directory/ca``, a signer, and ``device``'s key and certificate chain in ``directory/node``.
 
@@ -201,3 +249,15 @@ def make_identity(directory: Path, device: str = "vessel-042", site: str = "Thua
 def identity(tmp_path: Path) -> TlsFiles:
     """A provisioned vessel-042 (see :func:`make_identity`); the CA is in ``tmp_path/ca``."""
     return make_identity(tmp_path)
+
+
+@pytest.fixture
+def centre(tmp_path: Path) -> Iterator[Centre]:
+    """:func:`support_mtls.open_centre` over a SQLite database: the CLI's CA, a signer alice, mosquitto
+    on the generated config (the broker's side is what these tests are about)."""
+    from support_mtls import open_centre  # the IOC's CLI: the ioc extra
+
+    db = Database(f"sqlite:///{tmp_path / 'ioc.db'}")
+    with open_centre(tmp_path, db) as made:
+        yield made
+    db.close()

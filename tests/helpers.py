@@ -1,10 +1,15 @@
-"""Small helpers the test modules share (fixtures live in conftest.py)."""
+"""Small helpers the test modules share (fixtures live in conftest.py; topic helpers in support_*.py)."""
 
 from __future__ import annotations
 
 import datetime
+import logging
 import time
 from collections.abc import Callable
+
+import click
+import pytest
+from click.testing import CliRunner
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 10.0, what: str = "the condition") -> None:
@@ -33,3 +38,16 @@ def nmea_fix(ts_ms: int, lat: float, lon: float) -> bytes:
     return nmea_sentence(f"GPRMC,{tod},A,{la},{lo},5.0,45.0,{day},,,A") + nmea_sentence(
         f"GPGGA,{tod},{la},{lo},1,09,0.9,3.0,M,0.0,M,,"
     )
+
+
+def cli(command: click.Command, args: list[str]) -> str:
+    """The output of ``command args`` run by click's test runner; fails showing it unless the exit is 0."""
+    result = CliRunner().invoke(command, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def capture_logs(caplog: pytest.LogCaptureFixture) -> None:
+    """Capture every log record from here on (the CLI's setup_logging replaced the root's handlers)."""
+    logging.getLogger().addHandler(caplog.handler)
+    caplog.set_level(logging.DEBUG)
