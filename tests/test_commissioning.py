@@ -17,7 +17,7 @@ import requests
 from click.testing import CliRunner
 from conftest import make_identity
 from helpers import wait_for
-from test_mtls import Client, files, open_centre
+from support_mtls import Client, files, open_centre
 
 from edge.cli import main as edge_cli
 from edge.clock import Clock

@@ -4,39 +4,21 @@ made by the CLI in the test's directory, the node's runtime and the IOC's receiv
 from __future__ import annotations
 
 import base64
-import logging
 import socket
-import ssl
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
-import pytest
-from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
-from helpers import wait_for
-from paho.mqtt.enums import CallbackAPIVersion
+from helpers import capture_logs, cli, wait_for
+from support_mtls import Centre, Client, files, handshake
 
 from edge.cli import main as edge_cli
-from edge.config import NodeConfig, load_config
+from edge.config import NodeConfig
 from edge.runtime import open_store
-from ioc.broker import PrivateBroker, free_port
 from ioc.cli import main as center_cli
-from ioc.db import Database
-from ioc.receiver import Receiver
 from provisioning.identity import NodeIdentity
-from provisioning.tls import TlsFiles, client_context
 from sync.records import Position
 from sync.wire import Batch, ack_topic, encode_batch, up_topic
-
-
-def cli(command, args: list[str]) -> str:
-    result = CliRunner().invoke(command, args, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 def positions(n: int, start: int = 0) -> list[Position]:
@@ -44,85 +26,6 @@ def positions(n: int, start: int = 0) -> list[Position]:
     return [
         Position(t + i * 1000, 1, t + i * 1000, 16.46, 107.59, 5.0, 45.0) for i in range(start, start + n)
     ]
-
-
-@dataclass
-class Centre:
-    """The IOC's side: CA, a signer, the broker on its generated config, the receiver and its database."""
-
-    tmp: Path
-    ca: Path
-    signer: Path
-    tls: Path
-    broker: PrivateBroker
-    centre_port: int
-    db: Database
-    outputs: list[str]
-
-    def provision(
-        self, device: str, port: int | None = None, signer: Path | None = None, site: str = "Thuan An"
-    ) -> NodeConfig:
-        """``ioc-edge provision`` of a node that buffers in ``tmp/<device>`` and reaches this broker."""
-        config = self.tmp / device / "edge.toml"
-        self.outputs.append(
-            cli(
-                edge_cli,
-                ["provision", "--config", str(config), "--device-id", device, "--site", site]
-                + ["--broker-host", "127.0.0.1", "--broker-port", str(port or self.broker.port)]
-                + ["--signer", str(signer or self.signer), "--state-dir", str(self.tmp / device / "state")]
-                + ["--template", str(self.template())],
-            )
-        )
-        return load_config(config)
-
-    def template(self) -> Path:
-        path = self.tmp / "template.toml"
-        path.write_text(
-            "[store]\nflush_interval_s = 0.2\nstatus_interval_s = 1\n\n"
-            "[uplink]\nack_timeout_s = 3\nbackoff_min_s = 0.1\nbackoff_max_s = 0.5\n"
-        )
-        return path
-
-
-@contextmanager
-def open_centre(tmp_path: Path, db: Database) -> Iterator[Centre]:
-    """The centre made by the CLI in ``tmp_path`` (CA, signer alice, broker config), storing into ``db``."""
-    ca, signer, tls = tmp_path / "ca", tmp_path / "signer-alice", tmp_path / "broker-tls"
-    outputs = [
-        cli(center_cli, ["ca", "init", str(ca), "--org", "Hue IOC"]),
-        cli(center_cli, ["ca", "issue-signer", "alice", "--ca", str(ca), "--out", str(signer)]),
-    ]
-    port, centre_port = free_port(), free_port()
-    outputs.append(
-        cli(
-            center_cli,
-            ["broker-config", str(tls), "--ca", str(ca), "--host", "127.0.0.1", "--bind", "127.0.0.1"]
-            + ["--port", str(port), "--centre-port", str(centre_port)],
-        )
-    )
-    with PrivateBroker(tmp_path / "broker", port, listeners=tls / "ioc.conf") as broker:
-        receiver = Receiver(db, broker.host, centre_port, client_id="ioc-test", tls=TlsFiles.receiver(tls))
-        receiver.start()
-        try:
-            assert receiver.subscribed.wait(10), "the receiver could not subscribe over mutual TLS"
-            yield Centre(tmp_path, ca, signer, tls, broker, centre_port, db, outputs)
-        finally:
-            receiver.stop()
-
-
-@pytest.fixture
-def centre(tmp_path: Path) -> Iterator[Centre]:
-    """:func:`open_centre` over a SQLite database (the broker's side is what these tests are about)."""
-    db = Database(f"sqlite:///{tmp_path / 'ioc.db'}")
-    with open_centre(tmp_path, db) as made:
-        yield made
-    db.close()
-
-
-def capture_logs(caplog: pytest.LogCaptureFixture) -> None:
-    """Capture every log record from here on (the CLI's setup_logging replaced the root's handlers)."""
-    logging.getLogger().addHandler(caplog.handler)
-    caplog.set_level(logging.DEBUG)
 
 
 def write_positions(config: NodeConfig, records: list[Position]) -> None:
@@ -137,61 +40,6 @@ def backlog(config: NodeConfig) -> int:
         return store.backlog()["position"]
     finally:
         store.close()
-
-
-def files(config: NodeConfig) -> TlsFiles:
-    return TlsFiles(config.uplink.tls.ca, config.uplink.tls.cert, config.uplink.tls.key)
-
-
-def handshake(port: int, tls: TlsFiles | None, ca: Path) -> str:
-    """Complete a TLS handshake with the broker and wait for its verdict: "accepted" or OpenSSL's reason."""
-    context = client_context(tls) if tls else ssl.create_default_context(cafile=str(ca))
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-        try:
-            with context.wrap_socket(raw, server_hostname="127.0.0.1") as conn:
-                conn.settimeout(1.0)
-                conn.recv(
-                    1
-                )  # TLS 1.3: the broker judges the client's certificate after the client's Finished
-        except TimeoutError:
-            return "accepted"  # the broker waits for an MQTT CONNECT
-        except ssl.SSLError as exc:
-            return exc.reason
-    return "closed"
-
-
-class Client:
-    """A bare paho client with a device's identity: what a tampered node could send."""
-
-    def __init__(self, port: int, tls: TlsFiles, client_id: str) -> None:
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-        self.client.tls_set_context(client_context(tls))
-        self.puback: dict[int, object] = {}
-        self.suback: list[object] = []
-        self.done = threading.Event()
-        self.client.on_publish = lambda c, u, mid, rc, props: self.puback.__setitem__(mid, rc)
-        self.client.on_subscribe = lambda c, u, mid, rcs, props: self.suback.extend(rcs)
-        self.received: list[str] = []
-        self.client.on_message = lambda c, u, message: self.received.append(message.topic)
-        connected = threading.Event()
-        self.client.on_connect = lambda *args: connected.set()
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-        assert connected.wait(10)
-
-    def publish(self, topic: str, payload: bytes) -> object:
-        info = self.client.publish(topic, payload, qos=1)
-        wait_for(lambda: info.mid in self.puback, 10, "the PUBACK")
-        return self.puback[info.mid]
-
-    def subscribe(self, topic: str) -> object:
-        self.client.subscribe(topic, qos=1)
-        wait_for(lambda: self.suback, 10, "the SUBACK")
-        return self.suback[0]
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 def batch(device: str, start: int = 0, n: int = 5) -> Batch:

@@ -10,9 +10,8 @@ from __future__ import annotations
 import shutil
 
 import pytest
-import test_mtls
-from helpers import wait_for
-from test_mtls import Centre, cli, files, handshake
+from helpers import cli, wait_for
+from support_mtls import Centre, files, handshake
 
 from edge.cli import main as edge_cli
 from ioc.ca import CertificateAuthority
@@ -22,8 +21,6 @@ from provisioning.credential import SigningCredential
 from provisioning.identity import NodeIdentity
 from provisioning.pki import Revoked
 from provisioning.tls import TlsFiles
-
-centre = test_mtls.centre  # the fixture: the CLI's CA, a signer alice, mosquitto on the generated config
 
 NO_CRL = "TLSV1_ALERT_UNKNOWN_CA"
 """What the client hears when the broker finds no CRL for its certificate's issuer (mosquitto 2.0.11:

@@ -17,7 +17,6 @@ import pytest
 from click.testing import CliRunner
 from gpiozero import Button
 from gpiozero.pins.mock import MockFactory
-from test_mtls import centre  # noqa: F401 - the IOC side over mutual TLS, a fixture
 
 from drivers import pms5003, sds011
 from drivers.base import decode
@@ -294,7 +293,7 @@ def test_gpio_pin_held_by_another_program_fails_with_its_hint(tmp_path):
     assert gpio.hint == "check the pin numbers, that no other program holds them, and the node's 'gpio' group"
 
 
-def test_provisioned_node_reaches_the_ioc_over_mutual_tls(centre):  # noqa: F811 - the imported fixture
+def test_provisioned_node_reaches_the_ioc_over_mutual_tls(centre):
     config = centre.provision("sel-tls")
     checks = by_name(Selftest(centre.tmp / "sel-tls" / "edge.toml", seconds=10).run())
     broker = checks["broker"]
