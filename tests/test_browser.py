@@ -9,7 +9,6 @@ build/artifacts/). Debian's Chromium is driven through Playwright; no browser is
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -20,32 +19,21 @@ from zoneinfo import ZoneInfo
 import cv2
 import numpy as np
 import pytest
-from conftest import CHROMIUM
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import expect
+from support_browser import PASSWORD, Dashboard, needs_chromium
 
 from edge.config import UplinkConfig
 from ioc.broker import PrivateBroker
 from ioc.db import Database
-from ioc.web import WebServer, WebSettings, create_app
-from ioc.web.auth import Users
-from ioc.web.settings import WaterLevelThreshold
+from ioc.web import WebSettings
 from sync.records import Alarm, Count, Event, NodeStatus, Position, Summary, TimeSource
 from sync.store import Store
 from sync.uplink import MqttUplink
 from sync.wire import Batch
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="Debian's Chromium is not at /usr/bin/chromium (apt-get install chromium); "
-    "these tests never download a browser",
-)
+pytestmark = needs_chromium
 
-ARTIFACTS = Path(
-    os.environ.get("IOC_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "build" / "artifacts")
-)
-PASSWORD = "correct horse battery"
 CENTRE = ZoneInfo("Asia/Ho_Chi_Minh")
-BROWSER_ZONE = "America/New_York"  # not the centre's: times on the pages must still be the centre's
 EPOCH = "0123456789abcdef"
 GPS = int(TimeSource.GPS)
 LIVE_MS = 10_000  # the most a page may take to show a new row (the live feed polls the database each second)
@@ -58,86 +46,6 @@ def now_ms() -> int:
 def centre_time(ms: int) -> str:
     """How the pages write ``ms``: the centre's local time."""
     return datetime.fromtimestamp(ms / 1000, CENTRE).strftime("%Y-%m-%d %H:%M:%S")
-
-
-class Dashboard:
-    """Pages of the dashboard, each in its own browser context; JavaScript errors and 5xx answers are kept
-    and fail the test at the end.
-
-    Example: ``page = dashboard.sign_in("lan"); page.goto(dashboard.url + "/#/alarms")``
-    """
-
-    def __init__(self, browser: Browser, url: str, engine: str) -> None:
-        self.browser, self.url, self.engine = browser, url, engine
-        self.contexts: list[BrowserContext] = []
-        self.errors: list[str] = []
-
-    def open(self, path: str = "/") -> Page:
-        context = self.browser.new_context(
-            viewport={"width": 1600, "height": 1000}, timezone_id=BROWSER_ZONE, locale="en-US"
-        )
-        self.contexts.append(context)
-        page = context.new_page()
-        page.on("pageerror", lambda exc: self.errors.append(f"{path}: {exc}"))
-        # An expected 401/403 is logged by Chromium as a failed resource: not a page error.
-        page.on(
-            "console",
-            lambda m: (
-                m.type == "error"
-                and not m.text.startswith("Failed to load resource")
-                and self.errors.append(f"{path}: console: {m.text}")
-            ),
-        )
-        page.on("response", lambda r: r.status >= 500 and self.errors.append(f"{r.status} {r.url}"))
-        page.goto(self.url + path)
-        return page
-
-    def sign_in(self, username: str, view: str = "") -> Page:
-        page = self.open("/login.html")
-        page.get_by_label("User name").fill(username)
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url(self.url + "/")
-        expect(page.locator("#user")).to_contain_text(username)
-        if view:
-            page.goto(f"{self.url}/#/{view}")
-        return page
-
-    def screenshot(self, page: Page, name: str) -> Path:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        path = ARTIFACTS / f"{name}-{self.engine}.png"
-        page.screenshot(path=str(path), full_page=True)
-        return path
-
-    def close(self) -> None:
-        for context in self.contexts:
-            context.close()
-
-
-@pytest.fixture
-def web_settings() -> WebSettings:
-    """Thresholds for the water level sensor ``river``; a test may parametrize other settings."""
-    return WebSettings(water_level_thresholds={"river": WaterLevelThreshold(warn=3.0, alarm=3.5)})
-
-
-@pytest.fixture
-def web(ioc_db: Database, web_settings: WebSettings) -> Iterator[WebServer]:
-    """The web server over ``ioc_db`` with ``web_settings``."""
-    server = WebServer(create_app(ioc_db, web_settings), "127.0.0.1", 0)
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def dashboard(browser: Browser, web: WebServer, ioc_db: Database) -> Iterator[Dashboard]:
-    """The dashboard with an operator ``lan`` and a viewer ``an``."""
-    Users(ioc_db).add("lan", "operator", PASSWORD)
-    Users(ioc_db).add("an", "viewer", PASSWORD)
-    d = Dashboard(browser, web.url, ioc_db.dialect.name)
-    yield d
-    d.close()
-    assert d.errors == []
 
 
 class EdgeNode:

@@ -6,9 +6,8 @@ import json
 import time
 
 import pytest
-from conftest import CHROMIUM
 from playwright.sync_api import expect
-from test_browser import dashboard, web, web_settings  # noqa: F401 - fixtures
+from support_browser import needs_chromium
 
 from edge.commissioning import SCHEMA
 from ioc.commissioning import CommissioningCheck
@@ -17,7 +16,7 @@ from provisioning.signing import DeviceSigner
 from sync.records import Commissioning, TimeSource
 from sync.wire import Batch
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"Debian's Chromium is not at {CHROMIUM}")
+pytestmark = needs_chromium
 
 CHECKS = [
     {"name": "config", "status": "PASS", "detail": "edge.toml valid (1 drivers)", "hint": ""},
@@ -47,7 +46,7 @@ def commissioning_batch(identity, device: str, epoch: str, tamper: bool = False)
 
 
 @pytest.mark.parametrize("ioc_db_url", ["sqlite"], indirect=True)
-def test_nodes_page_shows_the_commissioning_record_and_flags_a_tampered_one(dashboard, ioc_db, identity):  # noqa: F811
+def test_nodes_page_shows_the_commissioning_record_and_flags_a_tampered_one(dashboard, ioc_db, identity):
     check = CommissioningCheck(ioc_db, pki.load_certificates(identity.ca)[0])
     for batch in (
         commissioning_batch(identity, "vessel-042", "00000000000000a1"),

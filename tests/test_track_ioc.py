@@ -6,14 +6,13 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import wait_for
+from helpers import capture_logs, wait_for
 from playwright.sync_api import expect
-from test_browser import dashboard, web, web_settings  # noqa: F401 - the dashboard's fixtures
-from test_browser import pytestmark as needs_chromium
-from test_mtls import capture_logs, open_centre
-from test_receiver import Node as Publisher
-from test_track import Vessel
-from test_web_api import Api
+from support_browser import needs_chromium
+from support_ioc import Api
+from support_ioc import Node as Publisher
+from support_mtls import open_centre
+from support_nodes import Vessel
 
 from edge.config import load_config
 from ioc.db import Database
@@ -202,7 +201,7 @@ def test_the_api_shows_each_chain_and_its_flags(ioc_db, web_server, logged):
 
 
 @needs_chromium
-def test_the_nodes_page_shows_a_vessels_track_log_and_its_flags(dashboard, ioc_db, logged):  # noqa: F811
+def test_the_nodes_page_shows_a_vessels_track_log_and_its_flags(dashboard, ioc_db, logged):
     epoch, points, sigs = logged
     changed = [p._replace(speed_kn=9.99) if p.idx == 3 else p for p in points]
     ioc_db.store(Batch(DEVICE, epoch, "track", [p.idx + 1 for p in changed], changed))
