@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import doctest
 import json
-import math
 import os
 import time
 from pathlib import Path
 
 import pytest
 from helpers import nmea_fix, wait_for
+from support_geofence import HOURS_48, LAT, SQUARE, T0, lon_east, outage_track
 
 import edge.geofence
 from edge.config import ConfigError, NodeConfig, parse_config
@@ -20,20 +20,10 @@ from ioc.receiver import Receiver
 from sync.records import Alarm, Position
 from sync.uplink import MqttUplink
 
-WEST, EAST, SOUTH, NORTH = 107.50, 107.56, 16.60, 16.64
-SQUARE = [(WEST, SOUTH), (EAST, SOUTH), (EAST, NORTH), (WEST, NORTH), (WEST, SOUTH)]
-LAT = 16.62  # mid-way up the east edge: the nearest boundary of every point of the tracks below
-T0 = 1_764_072_000_000
-
 # Metres east of the east edge (positive: outside the square): in, hovering on the line (crossing
 # it 14 times, never 50 m beyond), out, hovering again from outside, back in.
 HOVERING = [-500, -300, -100, -40, 30, -20, 45, -45, 10, 40, -30, 20, 120, 300, 500]
 HOVERING += [40, -30, 45, -45, 20, -10, 35, -120, -400]
-
-
-def lon_east(metres: float, lat: float = LAT) -> float:
-    """The longitude ``metres`` east of the square's east edge, at ``lat``."""
-    return EAST + metres / metres_per_degree(lat)[0]
 
 
 def track(metres: list[float], fix: int | None = 1) -> list[Position]:
@@ -461,26 +451,6 @@ def test_a_node_restarted_while_raised_clears_on_return_and_does_not_raise_twice
     node.stop()
     alarms = stored_alarms(config)
     assert [(a.state, a.ts_ms) for a in alarms] == [(1, T0 + 1000), (0, T0 + 13_000)]
-
-
-HOURS_48 = 48 * 3600
-
-
-def outage_track(second: int) -> float:
-    """Metres east of the east edge at ``second`` of 48 hours: in the zone, out from hour 20 to 26.
-
-    Each crossing hovers on the line for ten minutes (GPS noise and the swell: +-45 m).
-    """
-    hover = 45 * math.sin(second / 7)
-    if second < 20 * 3600 - 600:
-        return -2000 + 1000 * math.sin(second / 3600)
-    if second < 20 * 3600:
-        return hover
-    if second < 26 * 3600 - 600:
-        return 1500 * min(1.0, (second - 20 * 3600) / 600 + 0.05)
-    if second < 26 * 3600:
-        return hover
-    return -1500
 
 
 @NODE_SIDE
