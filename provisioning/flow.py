@@ -122,8 +122,12 @@ def check_template(text: str | Path) -> dict[str, Any]:
         raise ProvisionError(f"{path}: cannot read the template: {exc.strerror or exc}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError):
         raise ProvisionError(f"{path}: not a TOML file") from None
-    # A template need not name a node: one is added at its end so that line numbers stay right.
+    # A template need not name a node: one is added at its end so that line numbers stay right. Nor
+    # the node's TLS files, which provisioning writes: without them a [track] would be refused.
     check = source if "node" in data else source + '\n[node]\ndevice_id = "template"\n'
+    uplink = data.get("uplink", {})
+    if isinstance(uplink, dict) and "tls" not in uplink:
+        check += "\n[uplink.tls]\n"
     try:
         parse_config(check, path.name, path.parent)
     except ConfigError as exc:

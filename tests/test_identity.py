@@ -243,6 +243,17 @@ def test_provision_refuses_a_broken_existing_config_and_a_broken_template(
     assert not config.exists()
 
 
+def test_a_vessel_template_with_a_track_log_provisions(tmp_path: Path, signer: Path) -> None:
+    # [track] needs [uplink.tls], which provisioning writes: the template cannot have it yet.
+    template = tmp_path / "vessel.toml"
+    template.write_text(
+        '[drivers.gps]\ntype = "nmea"\n[drivers.gps.transport]\ntype = "pty"\npath = "/x"\n[track]\n'
+    )
+    provision(tmp_path, *FULL, "--signer", str(signer), "--template", str(template))
+    config = load_config(tmp_path / "node" / "edge.toml")
+    assert config.track.enabled and config.uplink.tls.key == tmp_path / "node" / "tls" / "node.key"
+
+
 def test_revocation_lists_are_signed_by_each_certificate_s_issuer(tmp_path: Path, signer: Path) -> None:
     provision(tmp_path, *FULL, "--signer", str(signer), "--state-dir", str(tmp_path / "s"))
     ca = CertificateAuthority(tmp_path / "ca")
