@@ -294,6 +294,9 @@ def test_48_hours_out_of_reach_every_position_reaches_the_ioc_alarms_first_and_t
         )
         assert live[0, 0] == T0 and live[-1, 0] < T0 + DAY * 1000
         assert len(live) < DAY / 50, len(live)
+        assert np.diff(live[:, 0]).max() <= 3600_000  # the profile's max_interval_s (the rule: 2 h)
+        seconds_live = ((live[:, 0] - T0) // 1000).astype(int)
+        assert np.abs(live[:, 2] - lons[seconds_live]).max() < 2e-7  # real fixes, as in the track
         fixes = np.array(
             [(T0 + s * 1000, LAT, lon) for s, lon in enumerate(lons[:DAY]) if T0 + s * 1000 <= live[-1, 0]]
         )
