@@ -9,63 +9,11 @@ import cv2
 import numpy as np
 import pytest
 from helpers import wait_for
+from support_nodes import camera_config
 
-from edge.config import NodeConfig, parse_config
 from edge.runtime import Node
 from inference.detector import ModelError
 from ioc.receiver import Receiver
-
-
-def camera_config(
-    tmp_path, shared_dir, port, *, model=None, source=None, camera: str = "", drivers: str = ""
-) -> NodeConfig:
-    """A camera node syncing to the broker on ``port``, written to ``tmp_path/edge.toml`` too (for the CLI).
-
-    ``source`` replaces bikes.mp4; ``camera`` adds lines to the camera's section, ``drivers`` other sections.
-    """
-    text = f"""
-[node]
-device_id = "cam-1"
-state_dir = "{tmp_path / "state"}"
-
-[store]
-flush_interval_s = 0.1
-status_interval_s = 1
-
-[uplink]
-port = {port}
-backoff_min_s = 0.1
-backoff_max_s = 1
-
-[metrics]
-enabled = false
-
-[drivers.street]
-type = "camera"
-source = "{source or shared_dir / "media" / "bikes.mp4"}"
-model = "{model or shared_dir / "models" / "yolox_nano.onnx"}"
-interval_s = 1
-{camera}
-
-[[drivers.street.lines]]
-name = "mid"
-a = [320, 0]
-b = [320, 272]
-
-[[drivers.street.zones]]
-name = "street"
-polygon = [[0, 0], [640, 0], [640, 272], [0, 272]]
-
-[[drivers.street.events]]
-name = "person_on_street"
-kind = "zone_enter"
-zone = "street"
-groups = ["people"]
-cooldown_s = 3600
-{drivers}
-"""
-    (tmp_path / "edge.toml").write_text(text)
-    return parse_config(text, "edge.toml", tmp_path)
 
 
 def test_counts_and_an_event_with_a_snapshot_reach_the_ioc(shared_dir, tmp_path, broker, ioc_db):

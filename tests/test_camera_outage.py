@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from helpers import wait_for
-from test_camera_node import camera_config
+from support_nodes import camera_config
 
 from drivers.camera import CameraSource
 from drivers.nmea import NmeaParser

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 import pytest
-from test_receiver import EPOCH, T0, position_batch
+from support_ioc import EPOCH, T0, position_batch
 
 from ioc.broker import free_port
 from ioc.db import Database, DatabaseError

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from helpers import wait_for
-from test_spine import assert_same_positions, expected_positions, node_config
+from support_nodes import assert_same_positions, expected_positions, node_config
 
 from edge.config import ConfigError, LinkConfig, parse_config
 from edge.link import LinkMonitor, default_route_interface

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import msgpack
-import paho.mqtt.client as mqtt
 import pytest
 import zstandard
 from click.testing import CliRunner
 from helpers import wait_for
-from paho.mqtt.enums import CallbackAPIVersion
+from support_ioc import EPOCH, PREFIX, T0, Node, position_batch, positions
 
 import ioc.db
 from ioc.broker import PrivateBroker
@@ -30,39 +28,11 @@ from sync.wire import (
     STREAMS,
     Ack,
     Batch,
-    ack_topic,
-    decode_ack,
     encode_batch,
     up_topic,
 )
 
-PREFIX = "ioc/v1"
-EPOCH = "a1b2c3d4e5f60718"
-T0 = 1_700_000_000_000
 GPS, NTP = int(TimeSource.GPS), int(TimeSource.NTP)
-
-
-def positions(start: int, n: int) -> list[Position]:
-    """``n`` positions, their values already at wire resolution so that they come back equal."""
-    return [
-        Position(
-            T0 + i * 1000,
-            GPS,
-            T0 + i * 1000 + 3,
-            round(16.05 + i * 1e-5, 7),
-            round(108.2 + i * 1e-5, 7),
-            7.5,
-            45.0,
-            1,
-            9,
-            0.9,
-        )
-        for i in range(start, start + n)
-    ]
-
-
-def position_batch(device: str, first_seq: int, n: int, epoch: str = EPOCH) -> Batch:
-    return Batch(device, epoch, "position", list(range(first_seq, first_seq + n)), positions(first_seq, n))
 
 
 def compress(data: bytes, codec: int = CODEC_ZSTD) -> bytes:
@@ -87,42 +57,6 @@ def stored(db: Database, stream: str, device: str) -> list[tuple[int, tuple]]:
         row["tsrc"] = int(TimeSource[row["tsrc"].upper()])
         out.append((row["seq"], STREAMS[stream].record(*(row[n] for n in names))))
     return out
-
-
-class Node:
-    """A raw paho client standing in for edge nodes: publishes at QoS 1 and collects every ack."""
-
-    def __init__(self, broker: PrivateBroker, client_id: str = "test-nodes") -> None:
-        self._lock = threading.Lock()
-        self._acks: list[tuple[str, Ack]] = []
-        subscribed = threading.Event()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-        self.client.max_inflight_messages_set(200)
-        self.client.on_message = self._on_message
-        self.client.on_subscribe = lambda *args: subscribed.set()
-        self.client.connect(broker.host, broker.port)
-        self.client.loop_start()
-        self.client.subscribe(f"{PREFIX}/+/ack", qos=1)
-        wait_for(subscribed.is_set, what="the ack subscription")
-
-    def _on_message(self, client, userdata, message) -> None:
-        ack = decode_ack(message.payload)
-        with self._lock:
-            self._acks.append((message.topic, ack))
-
-    def publish(self, topic: str, payload: bytes) -> None:
-        self.client.publish(topic, payload, qos=1).wait_for_publish(10)
-
-    def send(self, batch: Batch, compression: str = "zstd") -> None:
-        self.publish(up_topic(PREFIX, batch.device, batch.stream), encode_batch(batch, compression))
-
-    def acks(self, device: str) -> list[Ack]:
-        with self._lock:
-            return [ack for topic, ack in self._acks if topic == ack_topic(PREFIX, device)]
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 def wait_until_subscribed(receivers: list[Receiver]) -> None:

@@ -16,91 +16,16 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from helpers import nmea_sentence, wait_for
+from support_nodes import assert_same_positions, backlog, expected_positions, node_config, store_status
 
-from drivers.nmea import NmeaParser
 from edge.cli import main as edge_cli
 from edge.clock import Clock
-from edge.config import NodeConfig, parse_config
 from edge.runtime import open_store
 from ioc.receiver import Receiver
-from sync.records import Alarm, Reading, TimeSource
-
-# Values travel in fixed point (sync.wire): compare each field to its wire resolution.
-TOLERANCE = {"lat": 1e-7, "lon": 1e-7, "speed_kn": 0.01, "course_deg": 0.1, "hdop": 0.01, "alt_m": 0.1}
-COMPARED = ("ts_ms", "tsrc", "lat", "lon", "speed_kn", "course_deg", "fix", "sats", "hdop", "alt_m")
-
+from sync.records import Alarm, Reading
 
 # Node-side resilience: the IOC's database engine plays no part, so these run on SQLite only.
 NODE_SIDE = pytest.mark.parametrize("ioc_db_url", ["sqlite"], indirect=True)
-
-
-def node_config(
-    tmp_path: Path,
-    port: int,
-    transport: str,
-    device: str = "vessel-1",
-    extra: str = "",
-    send_raw: bool = False,
-) -> NodeConfig:
-    text = f"""
-[node]
-device_id = "{device}"
-state_dir = "{tmp_path / device}"
-
-[store]
-flush_interval_s = 0.2
-status_interval_s = 1
-{extra}
-
-[uplink]
-port = {port}
-ack_timeout_s = 3
-backoff_min_s = 0.1
-backoff_max_s = 1
-send_raw = {str(send_raw).lower()}
-
-[drivers.gps]
-type = "nmea"
-
-[drivers.gps.transport]
-{transport}
-"""
-    (tmp_path / "edge.toml").write_text(text)
-    return parse_config(text, "edge.toml", tmp_path)
-
-
-def expected_positions(path: Path) -> list[dict]:
-    parser = NmeaParser(Clock())
-    return [p._asdict() for p in parser.feed(path.read_bytes()) + parser.flush()]
-
-
-def assert_same_positions(stored: list[dict], expected: list[dict]) -> None:
-    assert len(stored) == len(expected)
-    for got, want in zip(stored, expected, strict=True):
-        for field in COMPARED:
-            g, w = got[field], want[field]
-            if field == "tsrc":
-                assert g == TimeSource(w).name.lower()
-            elif field == "ts_ms" and want["tsrc"] != TimeSource.GPS:
-                assert abs(g - w) < 60_000  # the node's clock when it read the fix: not reproducible
-            elif w is None or field not in TOLERANCE:
-                assert g == w, (field, got, want)
-            else:
-                assert abs(g - w) <= TOLERANCE[field] / 2 + 1e-9, (field, got, want)
-
-
-def store_status(config: NodeConfig) -> dict:
-    store = open_store(config)
-    try:
-        return store.status()
-    finally:
-        store.close()
-
-
-def backlog(config: NodeConfig) -> int:
-    status = store_status(config)
-    waiting = status["backlog"] | status["kept_local"]  # with send_raw, raw readings wait to be sent too
-    return sum(v for k, v in waiting.items() if k != "status")
 
 
 NMEA_LOGS = sorted(

@@ -12,66 +12,17 @@ import pytest
 from click.testing import CliRunner
 from conftest import make_identity
 from helpers import wait_for
+from support_nodes import Vessel, ca_of
 
-from drivers.nmea import NmeaParser
 from edge.cli import main as edge_cli
-from edge.clock import Clock
 from edge.config import ConfigError, parse_config
-from edge.track import TrackExportError, TrackLog, export_track
+from edge.track import TrackExportError, export_track
 from ioc.cli import main as center_cli
-from provisioning import pki
-from provisioning.signing import DeviceSigner
 from provisioning.tls import TlsFiles
 from sync.chain import HASH, NULL, link
-from sync.recorder import Recorder
 from sync.records import Position, TrackPoint
 from sync.store import Store
 from sync.trackfile import TrackFileError, TrackFileWriter, read, verify
-
-ALL_MS = (0, 4_102_444_800_000)  # 1970 .. 2100
-
-
-class Vessel:
-    """A store, its recorder and a track log, as a node runs them."""
-
-    def __init__(self, path: Path, tls: TlsFiles, heartbeat_s: float = 60.0) -> None:
-        self.path, self.tls = path, tls
-        Store(path).close()  # created once before two connections open it, as Node.init_store does
-        self.recorder = Recorder(lambda: Store(path), flush_interval_s=0.05)
-        self.recorder.start()
-        self.track = TrackLog(
-            lambda: Store(path), self.recorder.append, DeviceSigner.load(tls), Clock(), heartbeat_s, 600.0
-        )
-        self.track.start()
-
-    def replay(self, capture: Path, sign_every: int = 500) -> int:
-        parser = NmeaParser(Clock())
-        data = capture.read_bytes()
-        count = 0
-        for off in range(0, len(data), 4096):
-            positions = parser.feed(data[off : off + 4096])
-            self.track.add(positions)
-            count += len(positions)
-            if count // sign_every != (count - len(positions)) // sign_every:
-                self.track.sign()
-        tail = parser.flush()
-        self.track.add(tail)
-        return count + len(tail)
-
-    def stop(self) -> None:
-        self.track.stop()
-        self.recorder.stop()
-
-    def export(self, out: Path, span: tuple[int, int] = ALL_MS) -> dict:
-        store = Store(self.path)
-        try:
-            return export_track(store, "vessel-042", *span, out)
-        finally:
-            store.close()
-
-
-def ca_of(tls: TlsFiles):
-    return pki.load_certificates(tls.ca)[0]
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from helpers import wait_for
-from test_track import Vessel, ca_of
+from support_nodes import Vessel, ca_of
 
 from edge.config import UplinkConfig
 from ioc.track import chain_status

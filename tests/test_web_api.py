@@ -22,7 +22,8 @@ import pytest
 import requests
 from helpers import wait_for
 from paho.mqtt.enums import CallbackAPIVersion
-from test_spine import backlog, expected_positions, node_config
+from support_ioc import Api
+from support_nodes import backlog, expected_positions, node_config
 
 from ioc.broker import free_port
 from ioc.db import Database
@@ -36,26 +37,6 @@ EPOCH = "a1b2c3d4e5f60718"
 T0 = 1_714_500_000_000  # 2024-04-30T18:00:00Z, 2024-05-01 01:00 in Hue
 GPS, NTP = int(TimeSource.GPS), int(TimeSource.NTP)
 CENTRE = ZoneInfo("Asia/Ho_Chi_Minh")
-
-
-class Api:
-    """GETs and POSTs to the API with a token of an operator."""
-
-    def __init__(self, url: str, token: str) -> None:
-        self.url = url
-        self.http = requests.Session()
-        self.http.headers["Authorization"] = f"Bearer {token}"
-
-    def get(self, path: str, **params: object) -> requests.Response:
-        return self.http.get(self.url + path, params=params, timeout=30)
-
-    def json(self, path: str, **params: object) -> dict:
-        response = self.get(path, **params)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def close(self) -> None:
-        self.http.close()
 
 
 @pytest.fixture

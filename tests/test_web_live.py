@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import pytest
 import requests
 from helpers import wait_for
-from test_spine import node_config
+from support_nodes import node_config
 
 from ioc.broker import free_port
 from ioc.db import Database
