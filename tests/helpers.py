@@ -21,6 +21,11 @@ def wait_for(condition: Callable[[], object], timeout: float = 10.0, what: str =
         time.sleep(0.02)
 
 
+def now_ms() -> int:
+    """This machine's time in ms since the epoch (what the IOC stamps as a record's arrival)."""
+    return time.time_ns() // 1_000_000
+
+
 def nmea_sentence(body: str, start: str = "$") -> bytes:
     """``body`` framed as an NMEA 0183 sentence: ``$`` (``!`` for AIS), ``*``, its checksum, CR LF."""
     checksum = 0

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import cv2
 import numpy as np
 import pytest
+from helpers import now_ms
 from playwright.sync_api import expect
 from support_browser import PASSWORD, Dashboard, needs_chromium
 
@@ -37,10 +38,6 @@ CENTRE = ZoneInfo("Asia/Ho_Chi_Minh")
 EPOCH = "0123456789abcdef"
 GPS = int(TimeSource.GPS)
 LIVE_MS = 10_000  # the most a page may take to show a new row (the live feed polls the database each second)
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def centre_time(ms: int) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import pytest
 import requests
-from helpers import wait_for
+from helpers import now_ms, wait_for
 from support_nodes import node_config
 
 from ioc.broker import free_port
@@ -29,10 +29,6 @@ from sync.wire import Batch
 PASSWORD = "correct horse battery"
 EPOCH = "a1b2c3d4e5f60718"
 NTP = int(TimeSource.NTP)
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass
