@@ -6,7 +6,10 @@ PUBACKed, so a batch leaves the store only when the IOC's end-to-end ack
 (published after its database commit) arrives. On every (re)connection the
 uplink sends everything still in the store again, and a batch whose ack
 does not come within ``ack_timeout_s`` is sent again; the IOC de-duplicates
-on (device, epoch, stream, seq).
+on (device, epoch, stream, seq). Each connection is made by a new paho
+client: a reused one would also resend, on its own, what the broker had not
+PUBACKed when the link dropped, so each such batch would cross a metered
+link twice after a reconnection.
 
 Alarms (priority 0) are sent before anything else and are not held back by
 the in-flight window, so an alarm never waits behind a backlog.
@@ -80,13 +83,15 @@ class MqttUplink(Component):
         self._acks: list[Ack] = []
         self._last_error = ""
         self._backoff = Backoff(config.backoff_min_s, config.backoff_max_s)
+        # Read once: after `ioc-edge provision --rotate` the node is restarted to present the new key.
+        tls = getattr(config, "tls", None)
+        self._tls = client_context(tls) if tls is not None else None
         self._client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.device_id, protocol=mqtt.MQTTv5)
-        if getattr(self.config, "tls", None) is not None:
-            # Read once: after `ioc-edge provision --rotate` the node is restarted to present the new key.
-            client.tls_set_context(client_context(self.config.tls))
+        if self._tls is not None:
+            client.tls_set_context(self._tls)
         client.max_inflight_messages_set(self.config.max_inflight + 16)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -172,20 +177,15 @@ class MqttUplink(Component):
         first = self.stats["connect_attempts"] == 0
         self.stats["connect_attempts"] += 1
         self._last_error = ""
+        if not first:
+            self._client = self._make_client()  # see the module docstring: no resend by paho
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = SESSION_EXPIRY_S
         try:
-            if first:
-                props = Properties(PacketTypes.CONNECT)
-                props.SessionExpiryInterval = SESSION_EXPIRY_S
-                # clean_start=False: paho's default wipes the session (and queued acks) at every start.
-                self._client.connect(
-                    self.config.host,
-                    self.config.port,
-                    self.config.keepalive_s,
-                    clean_start=False,
-                    properties=props,
-                )
-            else:
-                self._client.reconnect()
+            # clean_start=False: the broker keeps the session (the ack subscription, acks queued
+            # while the node was away) across connections; paho's default would wipe it each time.
+            cfg = self.config
+            self._client.connect(cfg.host, cfg.port, cfg.keepalive_s, clean_start=False, properties=props)
             return True
         except OSError as exc:
             if first or self.stats["unreachable"] == 0:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import time
+from collections import Counter
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 from helpers import wait_for
+from paho.mqtt.enums import CallbackAPIVersion
+from support_net import Link
 
 from edge.config import UplinkConfig
 from ioc.db import Database
@@ -12,6 +17,7 @@ from ioc.receiver import Receiver
 from sync.records import Alarm, Position
 from sync.store import Store
 from sync.uplink import MqttUplink
+from sync.wire import decode_batch
 
 
 def position(i: int, lat: float = 16.46) -> Position:
@@ -59,3 +65,35 @@ def test_alarms_go_before_a_backlog(tmp_path: Path, broker) -> None:
     first_positions_at = min(r["received_ms"] for r in db.dump("position"))
     last_positions_at = max(r["received_ms"] for r in db.dump("position"))
     assert alarm_at <= first_positions_at < last_positions_at
+
+
+def test_batches_in_flight_when_the_link_drops_cross_it_once_more_not_twice(tmp_path: Path, broker) -> None:
+    """paho resends what the broker had not PUBACKed on a reused client; the uplink resends it too."""
+    seen: Counter[int] = Counter()
+    counter = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="counter", protocol=mqtt.MQTTv5)
+    counter.on_message = lambda client, userdata, msg: seen.update([decode_batch(msg.payload).seqs[0]])
+    counter.connect(broker.host, broker.port)
+    counter.subscribe("ioc/v1/+/up/#", qos=1)
+    counter.loop_start()
+    link = Link(broker.port)
+    store = Store(tmp_path / "store.db")
+    config = UplinkConfig(port=link.port, batch_records=100, max_inflight=4, backoff_min_s=0.1)
+    uplink = MqttUplink(store, "vessel-1", config)
+    uplink.start()
+    try:
+        wait_for(lambda: uplink.connected, 10, "the uplink's connection")
+        link.muted.set()  # the broker gets the batches; its PUBACKs are lost with the link
+        store.write({"position": [position(i) for i in range(400)]})
+        wait_for(lambda: sorted(seen.elements()) == [1, 101, 201, 301], 10, "the four batches")
+        link.cut()
+        link.muted.clear()
+        link.restore()
+        wait_for(lambda: uplink.stats["connects"] == 2, 10, "the reconnection")
+        wait_for(lambda: sum(seen.values()) >= 8, 10, "the batches sent again")
+        time.sleep(1)  # what paho would resend on its own comes right after the CONNACK
+    finally:
+        uplink.stop()
+        link.cut()
+        counter.loop_stop()
+        counter.disconnect()
+    assert seen == {1: 2, 101: 2, 201: 2, 301: 2}

@@ -9,14 +9,10 @@ verified to its end; the node's export of the period verifies against the CA.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import os
 import re
-import socket
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +20,11 @@ import pytest
 from helpers import cli, nmea_fix, nmea_sentence, wait_for
 from support_geofence import HOURS_48, LAT, SQUARE, T0, lon_east, outage_track
 from support_mtls import Centre, open_centre
+from support_net import Link
 
 from edge.cli import main as edge_cli
 from edge.config import load_config
 from edge.geofence import metres_per_degree
-from ioc.broker import free_port
 from ioc.cli import main as center_cli
 from ioc.db import Database
 from ioc.track import chain_status
@@ -65,75 +61,6 @@ hold = ["track", "track_sig"]
 
 [link.profiles.cheap]
 """
-
-
-class Link:
-    """The vessel's link: a loopback TCP relay to the IOC's broker that is cut and restored on one port.
-
-    A cut link, unlike a stopped broker, leaves the IOC (broker, receiver, sessions) running, as when
-    a boat sails out of range: the node alone sees no broker at all.
-
-    Example: ``link = Link(broker.port); link.cut(); link.restore(); link.cut()``
-    """
-
-    def __init__(self, target: int) -> None:
-        self.target, self.port = target, free_port()
-        self._lock = threading.Lock()
-        self._sockets: list[socket.socket] = []
-        self._threads: list[threading.Thread] = []
-        self.restore()
-
-    def restore(self) -> None:
-        """Take connections again."""
-        listener = socket.create_server(("127.0.0.1", self.port))
-        with self._lock:
-            self._sockets.append(listener)
-        self._spawn(self._accept, listener)
-
-    def cut(self) -> None:
-        """Drop every connection and refuse new ones."""
-        with self._lock:
-            sockets, self._sockets = self._sockets, []
-            threads, self._threads = self._threads, []
-        for s in sockets:
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept() or recv() on it
-            s.close()
-        for t in threads:
-            t.join(5)
-
-    def _spawn(self, target: Callable[..., None], *args: object) -> None:
-        thread = threading.Thread(target=target, args=args, daemon=True)
-        with self._lock:
-            self._threads.append(thread)
-        thread.start()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                near, _ = listener.accept()
-            except OSError:
-                return
-            far = socket.create_connection(("127.0.0.1", self.target))
-            with self._lock:
-                cut = listener not in self._sockets
-                if not cut:
-                    self._sockets += [near, far]
-            if cut:
-                near.close()
-                far.close()
-                return
-            self._spawn(self._pump, near, far)
-            self._spawn(self._pump, far, near)
-
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        with contextlib.suppress(OSError):
-            dst.shutdown(socket.SHUT_RDWR)
 
 
 @pytest.fixture(scope="module")
