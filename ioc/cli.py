@@ -16,6 +16,7 @@ from edge.clikit import Failed, log_level_option, wait_for_stop_signal
 from edge.errors import IocEdgeError
 from edge.logs import setup_logging
 from ioc.db import URL_FORMS, Database
+from ioc.track import GAP_S
 from ioc.web.auth import ROLES, Tokens, Users
 
 if TYPE_CHECKING:
@@ -105,6 +106,13 @@ def _web_server(db: Database, http_host: str, http_port: int, web: dict) -> WebS
     show_default=True,
     help="Port of the Prometheus endpoint /metrics; 0: none.",
 )
+@click.option(
+    "--track-gap-s",
+    type=click.FloatRange(2, 86_400),
+    default=GAP_S,
+    show_default=True,
+    help="A vessel's track without a record for longer is a gap: twice the fleet's track.heartbeat_s.",
+)
 @_web_options
 def run(
     mqtt_host: str,
@@ -118,6 +126,7 @@ def run(
     http_host: str,
     metrics_host: str,
     metrics_port: int,
+    track_gap_s: float,
     **web: Any,
 ) -> None:
     """Receive, validate, de-duplicate, store and ack what the nodes send, until stopped;
@@ -136,7 +145,14 @@ def run(
         db = Database(url)
         tls = TlsFiles.receiver(tls_dir) if tls_dir else None
         receiver = Receiver(
-            db, mqtt_host, mqtt_port, prefix=topic_prefix, group=group, client_id=client_id, tls=tls
+            db,
+            mqtt_host,
+            mqtt_port,
+            prefix=topic_prefix,
+            group=group,
+            client_id=client_id,
+            tls=tls,
+            track_gap_s=track_gap_s,
         )
         server = _web_server(db, http_host, http_port, web) if http_port is not None else None
     except IocEdgeError as exc:

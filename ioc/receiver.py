@@ -15,7 +15,7 @@ from paho.mqtt.properties import Properties
 
 from ioc.commissioning import CommissioningCheck
 from ioc.db import Database
-from ioc.track import TrackCheck
+from ioc.track import GAP_S, TrackCheck
 from provisioning import pki
 from provisioning.tls import TlsFiles, client_context
 from sync.wire import Ack, Batch, WireError, ack_topic, decode_batch, encode_ack, parse_up_topic
@@ -54,6 +54,7 @@ class Receiver:
         group: str = "ioc-center",
         client_id: str | None = None,
         tls: TlsFiles | None = None,
+        track_gap_s: float = GAP_S,
     ) -> None:
         self.db = db
         self.host, self.port, self.prefix, self.group = host, port, prefix, group
@@ -66,7 +67,7 @@ class Receiver:
         if tls is not None:
             self._client.tls_set_context(client_context(tls, "--tls"))
         device_ca = pki.load_certificates(tls.ca)[0] if tls is not None else None
-        track = TrackCheck(db, device_ca)
+        track = TrackCheck(db, device_ca, track_gap_s)
         self.checks: dict[str, Callable[[Batch], None]] = {
             "commissioning": CommissioningCheck(db, device_ca),
             "track": track,

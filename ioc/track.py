@@ -40,13 +40,14 @@ from sync.chain import HASH, IDX, canonical, genesis, link, sig_message, signed_
 from sync.records import TrackPoint
 from sync.wire import TRACK, Batch
 
-__all__ = ["FLAG_KINDS", "TrackCheck", "chain_status"]
+__all__ = ["FLAG_KINDS", "GAP_S", "TrackCheck", "chain_status"]
 
 log = logging.getLogger(__name__)
 
 FLAG_KINDS = ("break", "gap", "bad_signature", "new_chain")
 GAP_S = 120.0
-"""Twice the node's default heartbeat: longer without any record means the node was off."""
+"""Twice the node's default heartbeat: longer without any record means the node was off
+(``ioc-center run --track-gap-s`` for a fleet with another ``track.heartbeat_s``)."""
 HOLE_WAIT_S = 3600.0
 """How long records after a missing one may wait for it before the hole is flagged as a break."""
 PAGE = 50_000

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import capture_logs, wait_for
+from helpers import capture_logs, cli, wait_for
 from playwright.sync_api import expect
 from support_browser import needs_chromium
 from support_ioc import Api
@@ -15,7 +15,9 @@ from support_mtls import open_centre
 from support_nodes import Vessel
 
 from edge.config import load_config
+from ioc.cli import main as center_cli
 from ioc.db import Database
+from ioc.receiver import Receiver
 from ioc.track import TrackCheck, chain_status
 from ioc.web.auth import Tokens, Users
 from sync.records import TrackPoint, TrackSig
@@ -233,3 +235,10 @@ def test_a_record_sent_twice_with_other_contents_is_a_break_and_the_first_is_fol
         (5, "break", "record 5 came twice with different contents; the first is followed")
     ]
     assert only_chain(ioc_db)["verified_idx"] == len(points) - 1
+
+
+def test_the_gap_a_receiver_flags_is_set_by_ioc_center_run(ioc_db) -> None:
+    # The receiver is not started: what it would check with is all there is to see.
+    assert Receiver(ioc_db, "127.0.0.1", 1).checks["track"].gap_ms == 120_000
+    assert Receiver(ioc_db, "127.0.0.1", 1, track_gap_s=600).checks["track"].gap_ms == 600_000
+    assert "--track-gap-s FLOAT RANGE" in cli(center_cli, ["run", "--help"])
