@@ -21,6 +21,7 @@ __all__ = ["Driver", "DriverStartError", "Parser", "Sink", "decode"]
 
 log = logging.getLogger(__name__)
 
+
 class DriverStartError(IocEdgeError, RuntimeError):
     """A driver could not take its device at start (a GPIO pin in use, no GPIO library): the node
     reports it and runs on without that driver."""
