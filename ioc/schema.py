@@ -161,6 +161,19 @@ def _ais(d: Dialect) -> list[str]:
     return stream_tables(d, ("ais",)) + stream_indexes(("ais",))
 
 
+def _signin_failures(d: Dialect) -> list[str]:
+    """Failed sign-ins counted per user name and per client address (``ioc.web.lockout``).
+
+    ``scope`` is ``user`` or ``address``; ``locked_until_ms`` 0 while below the threshold. In the
+    database, so that every ``ioc-center`` process of the centre counts the same failures.
+    """
+    return [
+        f"CREATE TABLE IF NOT EXISTS signin_failures (scope {d.text} NOT NULL, subject {d.text} NOT NULL, "
+        f"failures {d.int} NOT NULL, last_failed_ms {d.int} NOT NULL, locked_until_ms {d.int} NOT NULL, "
+        "PRIMARY KEY (scope, subject))"
+    ]
+
+
 Migration = Callable[[Dialect], list[str]]
 
 MIGRATIONS: list[tuple[int, str, Migration]] = [
@@ -170,5 +183,6 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (4, "track", _track),
     (5, "commissioning", _commissioning),
     (6, "ais", _ais),
+    (7, "signin_failures", _signin_failures),
 ]
 """(version, name, statements): append only, versions increasing."""
