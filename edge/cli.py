@@ -284,6 +284,18 @@ def status(file: Path, as_json: bool) -> None:
     for camera, outage in sorted(report["outages"].items()):  # only cameras report outages so far
         since = _utc(outage["since_ms"])
         click.echo(f"camera {camera} delivers no frames since {since}: {outage['error']}")
+    facts = report["facts"]
+    if "link" in facts:
+        link = facts["link"]
+        held = ", ".join(link["held"]) or "nothing"
+        click.echo(f"link: {link['profile']} (chosen by {link['source']}), holding {held}")
+    if "track" in facts:
+        track = facts["track"]
+        click.echo(
+            f"track log: {track['records']} records in chain {track['chain']}, signed to record "
+            f"{track['signed_to']}; this run {track['signatures']} signatures, "
+            f"{track['heartbeats']} no-fix heartbeats"
+        )
 
 
 def _utc(ms: int) -> str:

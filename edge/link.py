@@ -90,6 +90,10 @@ class LinkMonitor(Component):
         """The streams the uplink leaves in the store while this profile is in force."""
         return frozenset(self.profile.hold)
 
+    def describe(self) -> dict:
+        """For the status report: the profile in force, what chose it, the streams it holds."""
+        return {"profile": self.name, "source": self.source, "held": sorted(self.held())}
+
     def check(self) -> bool:
         """Look at the link now; True when the profile changed."""
         name, source, detail = self._choose()

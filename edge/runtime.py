@@ -69,7 +69,9 @@ class StatusReporter(Component):
     Counters are saved as increments, so they keep adding up across restarts
     of the node; the status record carries the backlog, drops and the
     counters of this run, for the IOC's view of the node, and the drivers
-    that deliver nothing now (``outages``: each one's error and since when).
+    that deliver nothing now (``outages``: each one's error and since when),
+    and the state of components that have one to tell (``facts``: the link
+    profile in force, how far the track log is chained and signed).
     """
 
     def __init__(
@@ -81,11 +83,13 @@ class StatusReporter(Component):
         interval_s: float,
         failed: dict[str, str] | None = None,
         outages: dict[str, Callable[[], Outage | None]] | None = None,
+        facts: dict[str, Callable[[], dict]] | None = None,
     ) -> None:
         super().__init__("status")
         self.store, self.recorder, self.sources, self.clock = store, recorder, sources, clock
         self.failed = failed if failed is not None else {}
         self.outages = outages or {}
+        self.facts = facts or {}
         self.interval_s = interval_s
         self._saved: dict[str, Counter[str]] = {name: Counter() for name in sources}
 
@@ -99,6 +103,7 @@ class StatusReporter(Component):
     def report(self) -> None:
         current = {name: Counter(read()) for name, read in self.sources.items()}
         outages = {name: asdict(o) for name, read in self.outages.items() if (o := read()) is not None}
+        facts = {name: read() for name, read in self.facts.items()}
         for name, counts in current.items():
             delta = counts - self._saved[name]
             if delta:
@@ -112,10 +117,12 @@ class StatusReporter(Component):
             "counters": {name: dict(c) for name, c in current.items() if c},
             "failed_drivers": self.failed,
             "outages": outages,
+            **facts,
         }
         # Kept in the store's metadata too, for `ioc-edge status` on the node itself.
         self.store.set_meta("failed_drivers", json.dumps(self.failed, sort_keys=True))
         self.store.set_meta("outages", json.dumps(outages, sort_keys=True))
+        self.store.set_meta("facts", json.dumps(facts, sort_keys=True))
         stamp = self.clock.now()
         self.recorder.append("status", [NodeStatus(*stamp, json.dumps(body, sort_keys=True))])
 
@@ -324,6 +331,7 @@ class Node:
             self.config.store.status_interval_s,
             self.failed,
             {d.name: (lambda d=d: d.outage) for d in self.drivers if hasattr(d, "outage")},  # the cameras
+            {name: c.describe for name, c in (("link", self.link), ("track", self.track)) if c is not None},
         )
         self._run(self.status)
 

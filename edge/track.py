@@ -147,6 +147,17 @@ class TrackLog(Component):
             self._append("track", points)
             self._last_record = self._monotonic()
 
+    def describe(self) -> dict:
+        """For the status report: the chain, how far it is chained and signed, this run's heartbeats."""
+        with self._lock:
+            return {
+                "chain": self.head.chain,
+                "records": self.head.next_idx,
+                "signed_to": self._signed_idx,
+                "signatures": self.signatures,
+                "heartbeats": self.heartbeats,
+            }
+
     def heartbeat(self) -> None:
         """Chain a "no fix" record stamped now."""
         with self._lock:

@@ -518,7 +518,7 @@ class Store:
         """What ``ioc-edge status`` shows: epoch, backlog to sync, records kept on the node only,
         last ack, drops, counters, drivers that failed to start, drivers delivering nothing
         (``outages``: ``{driver: {"error": ..., "since_ms": ...}}`` as of the last status
-        report), size."""
+        report), what components told that report (``facts``: ``link``, ``track``), size."""
         groups = [r[0] for r in self.conn.execute("SELECT DISTINCT grp FROM counters ORDER BY grp")]
         counts = self.backlog()
         return {
@@ -530,6 +530,7 @@ class Store:
             "counters": {g: self.counters(g) for g in groups if g != "drop"},
             "failed_drivers": json.loads(self.meta("failed_drivers") or "{}"),
             "outages": json.loads(self.meta("outages") or "{}"),
+            "facts": json.loads(self.meta("facts") or "{}"),
             "size_bytes": self.size_bytes(),
         }
 

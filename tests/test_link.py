@@ -7,9 +7,10 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import wait_for
+from helpers import cli, wait_for
 from support_nodes import assert_same_positions, expected_positions, node_config
 
+from edge.cli import main as edge_cli
 from edge.config import ConfigError, LinkConfig, parse_config
 from edge.link import LinkMonitor, default_route_interface
 from edge.runtime import open_store
@@ -211,10 +212,15 @@ def test_on_satellite_the_ioc_gets_the_thinned_track_and_held_streams_follow_on_
     finally:
         held.close()
     assert node.live.stats == {"in": len(positions), "live": len(thinned)}
+    status = ["status", str(tmp_path / "edge.toml")]
+    told = "\nlink: satellite (chosen by file), holding status\n"
+    wait_for(lambda: told in cli(edge_cli, status), 10, "the satellite link in ioc-edge status")
 
     link_file.write_text("cheap\n")
     wait_for(lambda: ioc_db.count("status") >= 2, 20, "the held status records")
     assert node.link.name == "cheap"
+    told = "\nlink: cheap (chosen by file), holding nothing\n"
+    wait_for(lambda: told in cli(edge_cli, status), 10, "the cheap link in ioc-edge status")
     assert ioc_db.count("position") == len(thinned)
     # No [track] here: what thinning drops is gone, and the node says so.
     assert "event=link_thins_without_track_log action=dropped_positions_are_lost" in caplog.messages

@@ -309,6 +309,7 @@ def test_status_shape(fresh_store):
         "counters": {"reject.gps": {"checksum": 4}},
         "failed_drivers": {},
         "outages": {},
+        "facts": {},
         "size_bytes": status["size_bytes"],
     }
     assert status["size_bytes"] == fresh_store.size_bytes() > 0

@@ -14,6 +14,7 @@ from support_ioc import Node as Publisher
 from support_mtls import open_centre
 from support_nodes import Vessel
 
+from edge.cli import main as edge_cli
 from edge.config import load_config
 from ioc.cli import main as center_cli
 from ioc.db import Database
@@ -164,6 +165,9 @@ def test_a_vessel_node_over_mutual_tls_gets_its_chain_verified_against_the_ca(
         )
         total = node.track.head.next_idx
         wait_for(lambda: reached(ioc_db, "verified_idx", total - 1), 30, "the whole chain verified")
+        chain = node.track.head.chain
+        told = f"\ntrack log: {total} records in chain {chain}, signed to record {total - 1}; "
+        wait_for(lambda: told in cli(edge_cli, ["status", str(path)]), 10, "the track log in ioc-edge status")
     chain = only_chain(ioc_db)
     assert chain["ca_checked"] is True and chain["newest_idx"] == total - 1
     assert ioc_db.count("track") == total
