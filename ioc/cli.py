@@ -18,6 +18,7 @@ from edge.logs import setup_logging
 from ioc.db import URL_FORMS, Database
 from ioc.track import GAP_S
 from ioc.web.auth import ROLES, Tokens, Users
+from ioc.web.lockout import SignInLimiter
 
 if TYPE_CHECKING:
     from ioc.web import WebServer
@@ -137,7 +138,7 @@ def run(
 
     Example: ioc-center run --mqtt-port 1883 --db sqlite:///var/lib/ioc/ioc.db --http-port 8080
     """
-    from ioc.metrics import CenterService
+    from ioc.metrics import CenterService, SignInCollector
     from ioc.receiver import Receiver
     from provisioning.tls import TlsFiles
 
@@ -160,7 +161,8 @@ def run(
     receiver.start()
     if server:
         click.echo(f"dashboard: {server.url}/", err=True)
-    service = CenterService(receiver, metrics_host, metrics_port)
+    collectors = [SignInCollector(server.app.state.ctx.signins)] if server else []
+    service = CenterService(receiver, metrics_host, metrics_port, collectors)
     service.start()
     wait_for_stop_signal()
     service.stop()
@@ -371,15 +373,44 @@ def user_passwd(name: str, password_file: str | None, url: str) -> None:
 @user.command("list")
 @db_option
 def user_list(url: str) -> None:
-    """Print the users and their roles.
+    """Print the users and their roles, and how long each user locked by failed sign-ins stays locked.
 
     Example: ioc-center user list
     """
     try:
-        for row in Users(Database(url)).list():
-            click.echo(f"{row['username']}\t{row['role']}")
+        db = Database(url)
+        locked = SignInLimiter(db).locked("user")
+        for row in Users(db).list():
+            lock = locked.get(row["username"])
+            note = f"\tlocked for {lock} s (`ioc-center user unlock {row['username']}`)" if lock else ""
+            click.echo(f"{row['username']}\t{row['role']}{note}")
     except IocEdgeError as exc:
         raise Failed(str(exc)) from None
+
+
+@user.command("unlock")
+@click.argument("name", required=False)
+@click.option("--address", default=None, help="Unlock this client address instead (IP, as in the message).")
+@db_option
+def user_unlock(name: str | None, address: str | None, url: str) -> None:
+    """Forget the failed sign-ins of user NAME (or of a client address), ending its lock at once.
+
+    Example: ioc-center user unlock lan; ioc-center user unlock --address 10.0.0.7
+    """
+    if (name is None) == (address is None):
+        raise Failed("give a user NAME or --address ADDRESS (one of them)")
+    try:
+        db = Database(url)
+        limiter = SignInLimiter(db)
+        if address is not None:
+            had = limiter.unlock_address(address)
+            click.echo(f"unlocked address {address}" if had else f"no failed sign-ins from {address}")
+            return
+        if not limiter.unlock_user(name) and Users(db).get(name) is None:
+            raise Failed(f"no user {name!r}: see `ioc-center user list`")
+    except IocEdgeError as exc:
+        raise Failed(str(exc)) from None
+    click.echo(f"unlocked {name}")
 
 
 @user.command("remove")

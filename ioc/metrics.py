@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -20,7 +21,10 @@ from edge.metrics import MetricsServer
 from edge.notify import Health, SdNotify, ServiceWatchdog
 from ioc.receiver import Receiver
 
-__all__ = ["CenterCollector", "CenterService", "database_health"]
+if TYPE_CHECKING:  # the dashboard (the ioc extra) is optional beside the receiver
+    from ioc.web.lockout import SignInLimiter
+
+__all__ = ["CenterCollector", "CenterService", "SignInCollector", "database_health"]
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +106,33 @@ class CenterCollector(Collector):
         yield seen
 
 
+class SignInCollector(Collector):
+    """``ioc_center_signins_refused_total``: the dashboard's sign-ins this process refused, by reason.
+
+    ``wrong_password`` (a 401; unknown names too), ``user`` or ``address`` (a 429: that user name or
+    client address was locked after too many failures). Registered when the dashboard runs in the
+    receiver's process (``ioc-center run --http-port``).
+
+    Example: ``registry.register(SignInCollector(app.state.ctx.signins))``
+    """
+
+    REASONS = ("wrong_password", "user", "address")
+
+    def __init__(self, limiter: SignInLimiter) -> None:
+        self.limiter = limiter
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "ioc_center_signins_refused",
+            "Dashboard sign-ins refused by this process: wrong password, or a locked user name or address.",
+            labels=["reason"],
+        )
+        counts = Counter(self.limiter.refused)
+        for reason in self.REASONS:
+            family.add_metric([reason], counts[reason])
+        yield family
+
+
 def database_health(receiver: Receiver) -> Health:
     """Healthy when the receiver's database answers ``SELECT 1``; a hung connection never returns,
     so the watchdog goes unfed and systemd restarts the receiver. A refused connection is not a
@@ -116,6 +147,8 @@ def database_health(receiver: Receiver) -> Health:
 class CenterService:
     """The receiver's metrics endpoint (``port`` 0: none) and its READY/watchdog/STOPPING to systemd.
 
+    ``collectors`` adds figures of other parts of the process (the dashboard's :class:`SignInCollector`).
+
     Example::
 
         service = CenterService(receiver, "127.0.0.1", 9821)
@@ -124,9 +157,12 @@ class CenterService:
         service.stop()
     """
 
-    def __init__(self, receiver: Receiver, host: str, port: int) -> None:
+    def __init__(
+        self, receiver: Receiver, host: str, port: int, collectors: Sequence[Collector] = ()
+    ) -> None:
         self.registry = CollectorRegistry()
-        self.registry.register(CenterCollector(receiver))
+        for collector in (CenterCollector(receiver), *collectors):
+            self.registry.register(collector)
         ProcessCollector(registry=self.registry)
         self.server = MetricsServer(self.registry, host, port) if port else None
         self.watchdog = ServiceWatchdog(SdNotify(), lambda: database_health(receiver))

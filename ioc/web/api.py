@@ -26,6 +26,7 @@ from ioc.web.aqi import BANDS
 from ioc.web.auth import Principal, Sessions, Tokens, Users
 from ioc.web.csvout import csv_rows
 from ioc.web.live import LiveFeed, sse_messages
+from ioc.web.lockout import SignInLimiter
 from ioc.web.models import (
     Ack,
     AlarmItem,
@@ -77,6 +78,7 @@ class WebContext:
     tokens: Tokens
     nodes: queries.NodeView
     feed: LiveFeed
+    signins: SignInLimiter
     keepalive_s: float = 15.0
     """How often an idle live stream sends a comment line and checks that its session still holds."""
 

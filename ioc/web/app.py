@@ -40,6 +40,7 @@ from ioc.db import Database
 from ioc.web.api import COOKIE, WebContext, resolve_principal, router
 from ioc.web.auth import Sessions, Tokens, Users
 from ioc.web.live import LiveFeed
+from ioc.web.lockout import SignInLimiter
 from ioc.web.models import Error, Me
 from ioc.web.queries import NodeView
 from ioc.web.settings import WebSettings
@@ -83,7 +84,10 @@ def create_app(
         lifespan=lifespan,
     )
     sessions = Sessions(db, settings.session_hours * 3600)
-    app.state.ctx = WebContext(db, settings, Users(db), sessions, Tokens(db), nodes, feed, keepalive_s)
+    signins = SignInLimiter(db, settings.signin_max_failures, settings.signin_max_failures_per_address)
+    app.state.ctx = WebContext(
+        db, settings, Users(db), sessions, Tokens(db), nodes, feed, signins, keepalive_s
+    )
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(sqlite3.Error, _database_down)
@@ -172,6 +176,17 @@ def _sign_in_routes(app: FastAPI) -> None:
         responses={
             303: {"description": "Signed in (a form): to `next` or /."},
             401: {"model": Error, "description": "Wrong user name or password."},
+            429: {
+                "model": Error,
+                "description": "Too many failed sign-ins for this user name or from this address: "
+                "refused without checking the password until the lock ends.",
+                "headers": {
+                    "Retry-After": {
+                        "description": "Seconds until the lock ends.",
+                        "schema": {"type": "integer"},
+                    }
+                },
+            },
             415: {"model": Error, "description": "Neither JSON nor a urlencoded form."},
             422: {"model": Error, "description": "A field is missing or too long, or the JSON is invalid."},
         },
@@ -181,10 +196,19 @@ def _sign_in_routes(app: FastAPI) -> None:
     async def login(request: Request) -> Response:
         ctx: WebContext = request.app.state.ctx
         form, fields = await _credentials(request)
-        who = await run_in_threadpool(ctx.users.verify, fields["username"], fields["password"])
+        username = fields["username"]
+        # The peer, or what a trusted proxy says (settings.trusted_proxies, applied by uvicorn).
+        address = request.client.host if request.client else "unknown"
+        # Checked before the password: a locked name costs no argon2 time and its answer no timing.
+        refusal = await run_in_threadpool(ctx.signins.refusal, username, address)
+        if refusal is not None:
+            raise HTTPException(429, refusal.message, headers={"Retry-After": str(refusal.retry_after_s)})
+        who = await run_in_threadpool(ctx.users.verify, username, fields["password"])
         if who is None:
-            log.info("event=sign_in_refused user=%s", json.dumps(fields["username"][:64]))
+            log.info("event=sign_in_refused user=%s addr=%s", json.dumps(username[:64]), address)
+            await run_in_threadpool(ctx.signins.failed, username, address)
             raise HTTPException(401, "wrong user name or password")
+        await run_in_threadpool(ctx.signins.succeeded, who.username)
         sid = await run_in_threadpool(ctx.sessions.create, who.username)
         log.info("event=signed_in user=%s role=%s", who.username, who.role)
         response: Response

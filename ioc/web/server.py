@@ -32,10 +32,15 @@ class WebServer:
 
     def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 8080) -> None:
         self.app, self.host = app, host
+        # The client's address counts failed sign-ins: X-Forwarded-For is believed only from the proxies
+        # the settings name (uvicorn would believe it from 127.0.0.1 by default, i.e. any local process).
+        proxies = app.state.ctx.settings.trusted_proxies
         config = uvicorn.Config(
             app,
             host=host,
             port=port,
+            proxy_headers=bool(proxies),
+            forwarded_allow_ips=proxies or None,
             log_level="warning",
             access_log=False,
             # Live streams never end by themselves: stop() ends them, this bounds what is left.

@@ -8,6 +8,11 @@ A complete file (every key is optional; the values are the defaults)::
     online_after_s = 180               # a node is online when it was heard within this many seconds
     session_hours = 12                 # a sign-in lasts this long (a shift)
     secure_cookie = false              # true when the dashboard is served over HTTPS (behind a proxy)
+    signin_max_failures = 5            # failed sign-ins for one user name before it is locked (60 s,
+                                       # doubling with each further failure up to 15 min)
+    signin_max_failures_per_address = 20  # the same for one client address, whatever the names
+    trusted_proxies = []               # addresses of reverse proxies whose X-Forwarded-For names the
+                                       # client, e.g. ["127.0.0.1"]; [] = the client is the peer address
 
     [water_level_thresholds.river]     # per water level sensor (the driver's name on the node)
     warn = 3.0                         # metres above the gauge's zero
@@ -29,6 +34,7 @@ Example::
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 import zoneinfo
@@ -83,6 +89,17 @@ class WebSettings(BaseModel):
     online_after_s: int = Field(180, description="A node heard within this many seconds is online.", ge=5)
     session_hours: float = Field(12, description="How long a sign-in lasts, hours.", gt=0, le=24 * 30)
     secure_cookie: bool = Field(False, description="Mark the session cookie Secure (HTTPS only).")
+    signin_max_failures: int = Field(
+        5, description="Failed sign-ins for one user name before it is locked for a while.", ge=1, le=1000
+    )
+    signin_max_failures_per_address: int = Field(
+        20, description="Failed sign-ins from one client address before it is locked.", ge=1, le=100_000
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Reverse proxies (IP addresses) whose X-Forwarded-For header names the client.",
+        max_length=100,
+    )
     water_level_thresholds: dict[str, WaterLevelThreshold] = Field(
         default_factory=dict, description="Warning and alarm levels per water level sensor."
     )
@@ -94,6 +111,18 @@ class WebSettings(BaseModel):
             raise ValueError(f"{value!r} lacks {{z}}, {{x}} or {{y}}")
         if value and not value.startswith(("https://", "http://", "/")):
             raise ValueError(f"{value!r} is not an http(s) URL or a path on this server")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network, e.g. '127.0.0.1' or '10.0.0.0/24'"
+                ) from None
         return value
 
     @property

@@ -1,0 +1,179 @@
+"""Protection against password guessing: failed sign-ins counted per user name and per client address.
+
+After ``max_failures`` failed sign-ins for one user name (``max_failures_per_address`` from one
+address), further attempts are refused for a delay that doubles with each further failure, from
+:data:`FIRST_DELAY_S` up to :data:`MAX_DELAY_S`, without the password being checked: a refusal costs
+the attacker no argon2 time of the centre's and tells nothing by its timing. The counts live in the
+database (table ``signin_failures``), so every ``ioc-center`` process of the centre shares them. A
+count is forgotten after :data:`WINDOW_S` without a failure (counted from the end of the last lock),
+and a user's count when they sign in correctly. Unknown user names are counted like any other: the
+answers do not tell whether a user exists.
+
+Time is ``ioc.db.now_ms()`` (looked up at each call, so that tests can replace it).
+
+Example::
+
+    >>> from ioc.db import Database
+    >>> limiter = SignInLimiter(Database("sqlite:///:memory:"), max_failures=2, max_failures_per_address=10)
+    >>> for _ in range(2):
+    ...     limiter.failed("lan", "10.0.0.7")
+    >>> limiter.refusal("lan", "10.0.0.7").scope
+    'user'
+    >>> limiter.unlock_user("lan"), limiter.refusal("lan", "10.0.0.7")
+    (True, None)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections import Counter
+from dataclasses import dataclass
+from typing import Literal
+
+import ioc.db
+from ioc.db import Database
+from ioc.web.auth import USERNAME_RE
+
+log = logging.getLogger(__name__)
+
+Scope = Literal["user", "address"]
+FIRST_DELAY_S = 60
+"""The first lock's length; each failure after it doubles the next one."""
+MAX_DELAY_S = 15 * 60
+WINDOW_S = 15 * 60
+"""A count older than this (since its last failure or the end of its lock) starts again from zero."""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A sign-in refused without checking the password: who is locked and for how many more seconds."""
+
+    scope: Scope
+    subject: str
+    retry_after_s: int
+
+    @property
+    def message(self) -> str:
+        if self.scope == "user":
+            # A name that cannot be a user's is not repeated in a command to paste.
+            name = self.subject if USERNAME_RE.match(self.subject) else "NAME"
+            return (
+                f"too many failed sign-ins for this user; try again in {self.retry_after_s} s "
+                f"or ask an operator to unlock with `ioc-center user unlock {name}`"
+            )
+        return (
+            f"too many failed sign-ins from this address ({self.subject}); try again in "
+            f"{self.retry_after_s} s or ask an operator to unlock with "
+            f"`ioc-center user unlock --address {self.subject}`"
+        )
+
+
+def lock_delay_s(failures: int, threshold: int) -> int:
+    """How long the ``failures``-th failure locks for: none below ``threshold``, then doubling, capped.
+
+    >>> [lock_delay_s(n, 5) for n in (4, 5, 6, 7, 8, 9, 10)]
+    [0, 60, 120, 240, 480, 900, 900]
+    """
+    if failures < threshold:
+        return 0
+    return min(FIRST_DELAY_S << min(failures - threshold, 16), MAX_DELAY_S)
+
+
+class SignInLimiter:
+    """Counts failed sign-ins per user name and per address in the database, and refuses while locked.
+
+    ``refused`` counts this process's refusals (``user``, ``address``) and wrong passwords
+    (``wrong_password``), for the metrics.
+
+    Example: ``refusal = limiter.refusal(name, addr)``; if None, check the password, then
+    ``limiter.failed(name, addr)`` or ``limiter.succeeded(name)``.
+    """
+
+    def __init__(self, db: Database, max_failures: int = 5, max_failures_per_address: int = 20) -> None:
+        self.db = db
+        self.thresholds: dict[Scope, int] = {"user": max_failures, "address": max_failures_per_address}
+        self.refused: Counter[str] = Counter()
+
+    def refusal(self, username: str, address: str) -> Refusal | None:
+        """The longer of the user name's and the address's locks now in force, else None."""
+        now = ioc.db.now_ms()
+        rows = self.db.fetch(
+            "SELECT scope, subject, locked_until_ms FROM signin_failures "
+            "WHERE ((scope = 'user' AND subject = ?) OR (scope = 'address' AND subject = ?)) "
+            "AND locked_until_ms > ? ORDER BY locked_until_ms DESC, scope DESC",
+            [username, address, now],
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        self.refused[row["scope"]] += 1
+        return Refusal(row["scope"], row["subject"], math.ceil((row["locked_until_ms"] - now) / 1000))
+
+    def failed(self, username: str, address: str) -> None:
+        """Count a wrong password for ``username`` from ``address``; lock either at its threshold."""
+        self.refused["wrong_password"] += 1
+        now = ioc.db.now_ms()
+        stale = now - WINDOW_S * 1000
+        with self.db.transaction() as cur:
+            # Counts nobody added to within the window go (names that were never users pile up otherwise).
+            cur.execute(
+                "DELETE FROM signin_failures WHERE last_failed_ms < ? AND locked_until_ms < ?", [stale, stale]
+            )
+            for scope, subject in (("user", username), ("address", address)):
+                cur.execute(
+                    "INSERT INTO signin_failures (scope, subject, failures, last_failed_ms, locked_until_ms) "
+                    "VALUES (?, ?, 1, ?, 0) ON CONFLICT (scope, subject) DO UPDATE SET "
+                    "failures = signin_failures.failures + 1, last_failed_ms = excluded.last_failed_ms",
+                    [scope, subject, now],
+                )
+                cur.execute(
+                    "SELECT failures FROM signin_failures WHERE scope = ? AND subject = ?", [scope, subject]
+                )
+                (failures,) = cur.fetchone()
+                delay_s = lock_delay_s(failures, self.thresholds[scope])
+                if delay_s:
+                    cur.execute(
+                        "UPDATE signin_failures SET locked_until_ms = ? WHERE scope = ? AND subject = ?",
+                        [now + delay_s * 1000, scope, subject],
+                    )
+                    log.warning(
+                        "event=signin_locked scope=%s user=%s addr=%s failures=%d lock_s=%d",
+                        scope,
+                        _quoted(username),
+                        address,
+                        failures,
+                        delay_s,
+                    )
+
+    def succeeded(self, username: str) -> None:
+        """A correct sign-in: the user's count starts again (the address's does not, see the module)."""
+        self.db.execute("DELETE FROM signin_failures WHERE scope = 'user' AND subject = ?", [username])
+
+    def unlock_user(self, username: str) -> bool:
+        """Forget ``username``'s failures; whether there were any."""
+        return self._unlock("user", username)
+
+    def unlock_address(self, address: str) -> bool:
+        """Forget the failures from ``address``; whether there were any."""
+        return self._unlock("address", address)
+
+    def _unlock(self, scope: Scope, subject: str) -> bool:
+        return bool(
+            self.db.execute("DELETE FROM signin_failures WHERE scope = ? AND subject = ?", [scope, subject])
+        )
+
+    def locked(self, scope: Scope) -> dict[str, int]:
+        """``{subject: seconds left}`` of the user names or addresses locked now."""
+        now = ioc.db.now_ms()
+        rows = self.db.fetch(
+            "SELECT subject, locked_until_ms FROM signin_failures WHERE scope = ? AND locked_until_ms > ?",
+            [scope, now],
+        )
+        return {r["subject"]: math.ceil((r["locked_until_ms"] - now) / 1000) for r in rows}
+
+
+def _quoted(name: str) -> str:
+    """A user name as typed, fit for one key=value log field (quoted, at most 64 characters)."""
+    return json.dumps(name[:64])
