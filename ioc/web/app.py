@@ -200,15 +200,16 @@ def _sign_in_routes(app: FastAPI) -> None:
         # The peer, or what a trusted proxy says (settings.trusted_proxies, applied by uvicorn).
         address = request.client.host if request.client else "unknown"
         # Checked before the password: a locked name costs no argon2 time and its answer no timing.
-        refusal = await run_in_threadpool(ctx.signins.refusal, username, address)
-        if refusal is not None:
+        attempt = await run_in_threadpool(ctx.signins.begin, username, address)
+        if attempt.refusal is not None:
+            refusal = attempt.refusal
             raise HTTPException(429, refusal.message, headers={"Retry-After": str(refusal.retry_after_s)})
         who = await run_in_threadpool(ctx.users.verify, username, fields["password"])
         if who is None:
             log.info("event=sign_in_refused user=%s addr=%s", json.dumps(username[:64]), address)
-            await run_in_threadpool(ctx.signins.failed, username, address)
+            ctx.signins.failed(attempt)
             raise HTTPException(401, "wrong user name or password")
-        await run_in_threadpool(ctx.signins.succeeded, who.username)
+        await run_in_threadpool(ctx.signins.succeeded, attempt)
         sid = await run_in_threadpool(ctx.sessions.create, who.username)
         log.info("event=signed_in user=%s role=%s", who.username, who.role)
         response: Response

@@ -16,10 +16,10 @@ Example::
     >>> from ioc.db import Database
     >>> limiter = SignInLimiter(Database("sqlite:///:memory:"), max_failures=2, max_failures_per_address=10)
     >>> for _ in range(2):
-    ...     limiter.failed("lan", "10.0.0.7")
-    >>> limiter.refusal("lan", "10.0.0.7").scope
-    'user'
-    >>> limiter.unlock_user("lan"), limiter.refusal("lan", "10.0.0.7")
+    ...     limiter.failed(limiter.begin("lan", "10.0.0.7"))     # two wrong passwords
+    >>> limiter.begin("lan", "10.0.0.7").refusal.message  # doctest: +ELLIPSIS
+    'too many failed sign-ins for this user; try again in 60 s or ask an operator to unlock with ...'
+    >>> limiter.unlock_user("lan"), limiter.begin("lan", "10.0.0.7").refusal
     (True, None)
 """
 
@@ -81,52 +81,81 @@ def lock_delay_s(failures: int, threshold: int) -> int:
     return min(FIRST_DELAY_S << min(failures - threshold, 16), MAX_DELAY_S)
 
 
+@dataclass(frozen=True)
+class Lock:
+    """A lock an attempt's count set: its scope, the failures counted and how long it lasts."""
+
+    scope: Scope
+    failures: int
+    delay_s: int
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A sign-in attempt as :meth:`SignInLimiter.begin` admitted it (``refusal`` None) or refused it."""
+
+    username: str
+    address: str
+    refusal: Refusal | None = None
+    locks: tuple[Lock, ...] = ()
+
+
 class SignInLimiter:
     """Counts failed sign-ins per user name and per address in the database, and refuses while locked.
 
-    ``refused`` counts this process's refusals (``user``, ``address``) and wrong passwords
-    (``wrong_password``), for the metrics.
+    An attempt counts as a failure from the moment it is admitted, in the same transaction as the
+    check, so that guesses sent in parallel cannot all slip past the count while their passwords are
+    being checked; a right password takes its count back. ``refused`` counts this process's
+    refusals (``user``, ``address``) and wrong passwords (``wrong_password``), for the metrics.
 
-    Example: ``refusal = limiter.refusal(name, addr)``; if None, check the password, then
-    ``limiter.failed(name, addr)`` or ``limiter.succeeded(name)``.
+    Example::
+
+        attempt = limiter.begin(name, addr)
+        if attempt.refusal: ...                 # 429, Retry-After: attempt.refusal.retry_after_s
+        elif password_ok: limiter.succeeded(attempt)
+        else: limiter.failed(attempt)
     """
 
     def __init__(self, db: Database, max_failures: int = 5, max_failures_per_address: int = 20) -> None:
         self.db = db
         self.thresholds: dict[Scope, int] = {"user": max_failures, "address": max_failures_per_address}
         self.refused: Counter[str] = Counter()
+        self._pruned_ms = 0
 
-    def refusal(self, username: str, address: str) -> Refusal | None:
-        """The longer of the user name's and the address's locks now in force, else None."""
-        now = ioc.db.now_ms()
-        rows = self.db.fetch(
-            "SELECT scope, subject, locked_until_ms FROM signin_failures "
-            "WHERE ((scope = 'user' AND subject = ?) OR (scope = 'address' AND subject = ?)) "
-            "AND locked_until_ms > ? ORDER BY locked_until_ms DESC, scope DESC",
-            [username, address, now],
-        )
-        if not rows:
-            return None
-        row = rows[0]
-        self.refused[row["scope"]] += 1
-        return Refusal(row["scope"], row["subject"], math.ceil((row["locked_until_ms"] - now) / 1000))
-
-    def failed(self, username: str, address: str) -> None:
-        """Count a wrong password for ``username`` from ``address``; lock either at its threshold."""
-        self.refused["wrong_password"] += 1
+    def begin(self, username: str, address: str) -> Attempt:
+        """Refused while the user name or the address is locked (the longer lock is named), else counted."""
         now = ioc.db.now_ms()
         stale = now - WINDOW_S * 1000
+        keys: list[tuple[Scope, str]] = [("user", username), ("address", address)]
         with self.db.transaction() as cur:
-            # Counts nobody added to within the window go (names that were never users pile up otherwise).
-            cur.execute(
-                "DELETE FROM signin_failures WHERE last_failed_ms < ? AND locked_until_ms < ?", [stale, stale]
-            )
-            for scope, subject in (("user", username), ("address", address)):
+            # First take both rows (always user, then address: two attempts never wait on each other
+            # crosswise), forgetting a count quiet for the window; on PostgreSQL this waits for an attempt
+            # in progress on the same rows, so the check below sees its count.
+            for scope, subject in keys:
                 cur.execute(
                     "INSERT INTO signin_failures (scope, subject, failures, last_failed_ms, locked_until_ms) "
-                    "VALUES (?, ?, 1, ?, 0) ON CONFLICT (scope, subject) DO UPDATE SET "
-                    "failures = signin_failures.failures + 1, last_failed_ms = excluded.last_failed_ms",
-                    [scope, subject, now],
+                    "VALUES (?, ?, 0, ?, 0) ON CONFLICT (scope, subject) DO UPDATE SET "
+                    "failures = CASE WHEN signin_failures.last_failed_ms < ? "
+                    "AND signin_failures.locked_until_ms < ? THEN 0 ELSE signin_failures.failures END",
+                    [scope, subject, now, stale, stale],
+                )
+            cur.execute(
+                "SELECT scope, subject, locked_until_ms FROM signin_failures "
+                "WHERE ((scope = 'user' AND subject = ?) OR (scope = 'address' AND subject = ?)) "
+                "AND locked_until_ms > ? ORDER BY locked_until_ms DESC, scope DESC",
+                [username, address, now],
+            )
+            locked = cur.fetchone()
+            if locked is not None:
+                scope, subject, until_ms = locked
+                self.refused[scope] += 1
+                return Attempt(username, address, Refusal(scope, subject, math.ceil((until_ms - now) / 1000)))
+            locks = []
+            for scope, subject in keys:
+                cur.execute(
+                    "UPDATE signin_failures SET failures = failures + 1, last_failed_ms = ? "
+                    "WHERE scope = ? AND subject = ?",
+                    [now, scope, subject],
                 )
                 cur.execute(
                     "SELECT failures FROM signin_failures WHERE scope = ? AND subject = ?", [scope, subject]
@@ -138,18 +167,62 @@ class SignInLimiter:
                         "UPDATE signin_failures SET locked_until_ms = ? WHERE scope = ? AND subject = ?",
                         [now + delay_s * 1000, scope, subject],
                     )
-                    log.warning(
-                        "event=signin_locked scope=%s user=%s addr=%s failures=%d lock_s=%d",
-                        scope,
-                        _quoted(username),
-                        address,
-                        failures,
-                        delay_s,
-                    )
+                    locks.append(Lock(scope, failures, delay_s))
+        self._prune(now)
+        return Attempt(username, address, locks=tuple(locks))
 
-    def succeeded(self, username: str) -> None:
-        """A correct sign-in: the user's count starts again (the address's does not, see the module)."""
-        self.db.execute("DELETE FROM signin_failures WHERE scope = 'user' AND subject = ?", [username])
+    def _prune(self, now: int) -> None:
+        """Delete counts quiet for the window (names that were never users pile up otherwise).
+
+        At most once a minute per process, a row per statement: holding one row at a time, a prune
+        never deadlocks with attempts in progress.
+        """
+        if now - self._pruned_ms < 60_000:
+            return
+        self._pruned_ms = now
+        stale = now - WINDOW_S * 1000
+        rows = self.db.fetch(
+            "SELECT scope, subject FROM signin_failures WHERE last_failed_ms < ? AND locked_until_ms < ? "
+            "LIMIT 1000",
+            [stale, stale],
+        )
+        for row in rows:
+            self.db.execute(
+                "DELETE FROM signin_failures WHERE scope = ? AND subject = ? AND last_failed_ms < ? "
+                "AND locked_until_ms < ?",
+                [row["scope"], row["subject"], stale, stale],
+            )
+
+    def failed(self, attempt: Attempt) -> None:
+        """A wrong password: the attempt's count stands; the locks it set are logged, once each."""
+        self.refused["wrong_password"] += 1
+        for lock in attempt.locks:
+            log.warning(
+                "event=signin_locked scope=%s user=%s addr=%s failures=%d lock_s=%d",
+                lock.scope,
+                _quoted(attempt.username),
+                attempt.address,
+                lock.failures,
+                lock.delay_s,
+            )
+
+    def succeeded(self, attempt: Attempt) -> None:
+        """A right password: the user's count starts again, the address's loses this attempt.
+
+        The address's count is not reset: one account of an attacker's own must not wipe the count
+        of guesses at the others'.
+        """
+        unlock_address = any(lock.scope == "address" for lock in attempt.locks)
+        with self.db.transaction() as cur:
+            cur.execute(
+                "DELETE FROM signin_failures WHERE scope = 'user' AND subject = ?", [attempt.username]
+            )
+            cur.execute(
+                "UPDATE signin_failures SET failures = failures - 1, "
+                "locked_until_ms = CASE WHEN ? THEN 0 ELSE locked_until_ms END "
+                "WHERE scope = 'address' AND subject = ?",
+                [unlock_address, attempt.address],
+            )
 
     def unlock_user(self, username: str) -> bool:
         """Forget ``username``'s failures; whether there were any."""
