@@ -7,8 +7,10 @@ import os
 import random
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -91,6 +93,8 @@ def sensor_readings(n: int, seed: int = 2, t0_ms: int = 1_764_000_000_000) -> li
 
 def noisy_clip(frame: np.ndarray, count: int, sigma: float = 10.0) -> list[np.ndarray]:
     """``count`` copies of one frame, each with its own gaussian sensor noise: a static scene."""
+    import numpy as np  # here: bench/sensors.py measures a node's memory, which has no numpy
+
     rng = np.random.default_rng(1)
     base = frame.astype(np.float32)
     return [np.clip(base + rng.normal(0, sigma, base.shape), 0, 255).astype(np.uint8) for _ in range(count)]
