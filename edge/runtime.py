@@ -31,7 +31,6 @@ from edge.link import LinkMonitor
 from edge.metrics import NodeMetrics
 from edge.notify import SdNotify, ServiceWatchdog
 from edge.summary import Summarizer
-from edge.thinning import LiveTrack
 from sync.recorder import Recorder
 from sync.records import NodeStatus
 from sync.store import Store
@@ -40,6 +39,7 @@ from sync.wire import STREAMS
 
 if TYPE_CHECKING:
     from edge.geofence import GeofenceMonitor
+    from edge.thinning import LiveTrack
     from edge.track import TrackLog
     from inference.camera import Outage
 
@@ -194,6 +194,9 @@ class Node:
             if thinning and (self.config.track is None or not self.config.track.enabled):
                 # Without the track log, the positions thinning drops never reach the IOC.
                 log.warning("event=link_thins_without_track_log action=dropped_positions_are_lost")
+            # Imported here: the thinning's numpy (~12 MB resident) is for nodes with a link profile.
+            from edge.thinning import LiveTrack
+
             self.link = LinkMonitor(self.config.link)
             self._run(self.link)
             self.live = LiveTrack(lambda: self.link.profile, self.recorder.append)

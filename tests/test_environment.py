@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 import tty
 from collections.abc import Iterator
@@ -268,3 +270,49 @@ pin = 27
         assert json.loads(result.output)["failed_drivers"] == node.failed
     finally:
         squatter.close()
+
+
+NODE_IN_A_FRESH_PROCESS = """
+import json, sys, time
+from gpiozero.pins.mock import MockFactory
+from edge.config import load_config
+from edge.runtime import Node, open_store
+
+factory = MockFactory()
+node = Node(load_config(sys.argv[1]), pin_factory=factory)
+node.start()
+reed = factory.pin(17)
+deadline = time.monotonic() + 30
+while node.uplink.stats["acked_records"] == 0 and time.monotonic() < deadline:
+    reed.drive_low()
+    reed.drive_high()
+    time.sleep(0.2)
+node.stop()
+loaded = sorted(set(sys.argv[2:]) & set(sys.modules))
+print(json.dumps({"acked": node.uplink.stats["acked_records"], "loaded": loaded}))
+"""
+
+
+def test_a_node_recording_and_syncing_without_numpy_or_sqlite_utils(tmp_path, broker, ioc_db):
+    # ~15 MB of a 512 MB node's memory (bench/sensors.py): only a link profile, a track log, a
+    # geofence or a camera may bring numpy in, and nothing brings sqlite-utils.
+    drivers = '\n[drivers.rain]\ntype = "rain_gauge"\npin = 17\n'
+    env_config(tmp_path, broker.port, drivers)
+    receiver = Receiver(ioc_db, broker.host, broker.port, client_id="ioc-test")
+    receiver.start()
+    try:
+        assert receiver.subscribed.wait(10)
+        heavy = ["numpy", "sqlite_utils", "click", "shapely", "cv2", "onnxruntime", "cryptography"]
+        child = subprocess.run(
+            [sys.executable, "-c", NODE_IN_A_FRESH_PROCESS, str(tmp_path / "edge.toml"), *heavy],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        receiver.stop()
+    assert child.returncode == 0, child.stderr
+    result = json.loads(child.stdout)
+    assert result["acked"] > 0
+    assert result["loaded"] == []
+    assert ioc_db.count("summary") > 0

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from edge.errors import IocEdgeError
-from sync.records import Alarm, Event, NodeStatus, Position, Reading, TimeSource
+from sync.records import Alarm, Event, NodeStatus, Position, Reading, Summary, TimeSource
 from sync.wire import (
     CODEC_ZLIB,
     CODEC_ZSTD,
@@ -659,3 +659,51 @@ def test_event_with_a_jpeg_blob_round_trips_and_a_wrong_type_is_refused():
     with pytest.raises(InvalidRecords) as info:
         encode_batch(batch._replace(records=[event._replace(jpeg="not bytes")]))
     assert (info.value.column, info.value.rows) == ("jpeg", [0])
+
+
+def test_a_batch_is_encoded_to_the_bytes_the_numpy_encoder_wrote():
+    # Pinned from the encoder before it left numpy (the IOC's decoder did not change): deltas of
+    # order 2, zig-zag, byte widths, shuffled bytes and presence bitmaps, column by column.
+    records = [
+        Position(
+            T0 + 1000 * i,
+            GPS,
+            T0 + 1000 * i + (7 if i == 2 else 0),
+            16.5 + 0.0001 * i * i,
+            107.6 - 0.00003 * i,
+            None if i == 1 else 5.25 + i,
+            90.0,
+            1,
+            9 + i,
+            0.9,
+            -3.5 if i == 3 else None,
+        )
+        for i in range(5)
+    ]
+    payload = encode_batch(Batch(DEVICE, EPOCH, "position", [3, 4, 5, 9, 10], records), "zlib")
+    body = msgpack.unpackb(zlib.decompress(payload[1:]), raw=False)
+    assert body["seq"] == [[3], 1, b"\x02\x02\x08\x02"]
+    assert body["c"] == [
+        [None, [T0, 1000], 0, b""],
+        [None, [1], 0, b""],
+        [None, [T0, 1000], 1, b"\x0e\x1b\x0e"],
+        [None, [165000000, 1000], 2, b"\xa0\xa0\xa0\x0f\x0f\x0f"],
+        [None, [1076000000, -300], 0, b""],
+        [b"\xb8", [525], 2, b"\x90\xc8\xc8\x01\x00\x00"],
+        [None, [900], 0, b""],
+        [None, [1], 0, b""],
+        [None, [9], 1, b"\x02\x02\x02\x02"],
+        [None, [90], 0, b""],
+        [b"\x10", [-35], 0, b""],
+    ]
+
+
+@pytest.mark.parametrize("mean", [math.inf, -math.inf, 1e300, 1e16])
+def test_a_value_with_no_int64_once_scaled_is_invalid_not_sent_as_another(mean):
+    # 1e16 * 1000 is beyond int64: numpy's cast turned such a value into -9.2e15 without a word.
+    good = Summary(T0, NTP, T0, "pm-a", "pm25", 60, 60, 35.0, 30.0, 40.0, 35.0, 2100.0, 0)
+    batch = Batch(DEVICE, EPOCH, "summary", [1, 2], [good, good._replace(mean=mean)])
+    with pytest.raises(InvalidRecords) as info:
+        encode_batch(batch)
+    assert (info.value.column, info.value.rows) == ("mean", [1])
+    assert str(info.value) == "1 record(s) with an invalid mean"
