@@ -31,6 +31,7 @@ MODULES = [
     "ioc.web.aqi",
     "ioc.web.auth",
     "ioc.web.csvout",
+    "ioc.web.lockout",
     "ioc.web.params",
     "ioc.web.queries",
     "ioc.web.settings",

@@ -46,6 +46,14 @@ WINDOW_S = 15 * 60
 """A count older than this (since its last failure or the end of its lock) starts again from zero."""
 
 
+_LOCKED = (
+    "SELECT scope, subject, locked_until_ms FROM signin_failures "
+    "WHERE ((scope = 'user' AND subject = ?) OR (scope = 'address' AND subject = ?)) "
+    "AND locked_until_ms > ? ORDER BY locked_until_ms DESC, scope DESC"
+)
+"""The locks in force on a user name and an address, the longer first (``user`` on a tie)."""
+
+
 @dataclass(frozen=True)
 class Refusal:
     """A sign-in refused without checking the password: who is locked and for how many more seconds."""
@@ -126,6 +134,10 @@ class SignInLimiter:
         """Refused while the user name or the address is locked (the longer lock is named), else counted."""
         now = ioc.db.now_ms()
         stale = now - WINDOW_S * 1000
+        # Refused at once when locked already: a flood of locked attempts costs no write.
+        locked = self.db.fetch(_LOCKED, [username, address, now])
+        if locked:
+            return self._refused(username, address, *locked[0].values(), now)
         keys: list[tuple[Scope, str]] = [("user", username), ("address", address)]
         with self.db.transaction() as cur:
             # First take both rows (always user, then address: two attempts never wait on each other
@@ -139,17 +151,10 @@ class SignInLimiter:
                     "AND signin_failures.locked_until_ms < ? THEN 0 ELSE signin_failures.failures END",
                     [scope, subject, now, stale, stale],
                 )
-            cur.execute(
-                "SELECT scope, subject, locked_until_ms FROM signin_failures "
-                "WHERE ((scope = 'user' AND subject = ?) OR (scope = 'address' AND subject = ?)) "
-                "AND locked_until_ms > ? ORDER BY locked_until_ms DESC, scope DESC",
-                [username, address, now],
-            )
+            cur.execute(_LOCKED, [username, address, now])
             locked = cur.fetchone()
             if locked is not None:
-                scope, subject, until_ms = locked
-                self.refused[scope] += 1
-                return Attempt(username, address, Refusal(scope, subject, math.ceil((until_ms - now) / 1000)))
+                return self._refused(username, address, *locked, now)
             locks = []
             for scope, subject in keys:
                 cur.execute(
@@ -170,6 +175,12 @@ class SignInLimiter:
                     locks.append(Lock(scope, failures, delay_s))
         self._prune(now)
         return Attempt(username, address, locks=tuple(locks))
+
+    def _refused(
+        self, username: str, address: str, scope: Scope, subject: str, until_ms: int, now: int
+    ) -> Attempt:
+        self.refused[scope] += 1
+        return Attempt(username, address, Refusal(scope, subject, math.ceil((until_ms - now) / 1000)))
 
     def _prune(self, now: int) -> None:
         """Delete counts quiet for the window (names that were never users pile up otherwise).
