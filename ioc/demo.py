@@ -1,14 +1,20 @@
 """``ioc-center demo``: the whole system on one machine — a broker, the centre and three edge nodes.
 
-:class:`Demo` starts, in order: a private mosquitto on a free loopback port
-(:class:`~ioc.broker.PrivateBroker`), the receiver with its database in the work directory, the
-dashboard (an operator and a viewer with passwords made for the run), and the
-three nodes of :mod:`ioc.demo_field`: a vessel replaying a real NMEA capture and a roadside camera
-replaying ``media/bikes.mp4`` through the real detector (each ``python -m edge run`` in a process of
-its own), and an environment node whose particulate sensors, rain gauge and river sonar the demo
-plays, with a flood alarm every ``flood_every_s``. Every few seconds it prints what the centre has
+:class:`Demo` starts, in order: a CA (as ``ioc-center ca init`` makes one) with a signer that
+provisions the three nodes (each a key of its own, mode 0600, and a certificate chain, as
+``ioc-edge provision`` makes them); a private mosquitto on free loopback ports with the mutual-TLS
+configuration of ``ioc-center broker-config`` (:class:`~ioc.broker.PrivateBroker`); the receiver over
+mutual TLS with its database in the work directory, checking the nodes' signatures against the CA
+(as ``ioc-center run --tls`` does); the dashboard (an operator and a viewer with passwords made for
+the run); and the three nodes of :mod:`ioc.demo_field`: a vessel replaying a real NMEA capture, with
+its signed track log and a forbidden area its GPS wanders into; an environment node whose particulate
+sensors, rain gauge and river sonar the demo plays, with a flood alarm every ``flood_every_s``; and a
+roadside camera replaying ``media/bikes.mp4`` through the real detector, self-tested first (``ioc-edge
+selftest``, which leaves its signed commissioning record). The vessel and the camera each run as
+``python -m edge run`` in a process of its own. Every few seconds it prints what the centre has
 received; with ``exit_when_done`` it stops once every kind of record has arrived (the vessel's whole
-capture, counts, an event, summaries, a flood alarm raised and cleared) and prints a summary. Stopping
+capture and its track log verified to the end, counts, an event, summaries, the flood and geofence
+alarms raised and cleared, the camera's commissioning record judged) and prints a summary. Stopping
 undoes the start in reverse.
 
 The demo is the one place on the IOC side that reads the edge side's config and store: it plays
@@ -16,11 +22,13 @@ both parts, like a technician with the node's laptop in one hand and the IOC's s
 
 Files in the work directory (an earlier run's are replaced)::
 
-    vessel/edge.toml, vessel/state/, vessel/node.log          the vessel node
+    ca/                                                       the CA (``ioc-center ca``), signer ``demo``
+    vessel/edge.toml, vessel/state/, vessel/node.log          the vessel node (``vessel/link``: its link)
     camera/edge.toml, camera/state/, camera/node.log          the camera node
     environment/edge.toml, environment/state/                 the environment node (log: demo.log)
+    */tls/                                                    each node's key and certificate chain
     ioc.db                                                    the IOC's database (and its users)
-    broker/                                                   mosquitto's config and log
+    broker/, broker/tls/                                      mosquitto's config and log; its TLS files
 
 Example::
 
@@ -34,6 +42,7 @@ Raises :class:`DemoError` (shared data missing, a node died) and the errors of t
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import os
 import secrets
@@ -50,9 +59,12 @@ from pathlib import Path
 from edge.config import load_config
 from edge.errors import IocEdgeError
 from edge.runtime import open_store
-from ioc.broker import PrivateBroker
+from ioc import commissioning
+from ioc.broker import PrivateBroker, free_port
+from ioc.ca import CertificateAuthority
 from ioc.db import Database
 from ioc.demo_field import (
+    BERTH_NAME,
     CAMERA_ID,
     ENVIRONMENT_ID,
     FLOOD_LEVEL_M,
@@ -62,11 +74,17 @@ from ioc.demo_field import (
     camera_config,
     vessel_config,
 )
+from ioc.mosquitto_conf import BrokerSettings, write_broker_config
 from ioc.receiver import Receiver
+from ioc.track import chain_status
 from ioc.web.app import create_app
 from ioc.web.auth import Users
 from ioc.web.server import WebServer
 from ioc.web.settings import WaterLevelThreshold, WebSettings
+from provisioning.credential import SigningCredential
+from provisioning.flow import TLS_FILES
+from provisioning.identity import NodeIdentity
+from provisioning.tls import TlsFiles
 
 __all__ = ["Demo", "DemoError", "DemoOptions", "find_capture", "shared_dir"]
 
@@ -78,6 +96,13 @@ SETTLE_S = 4.0
 """After the vessel's replay ends, time for its last records and final counters to be committed."""
 NODE_STOP_TIMEOUT_S = 20.0
 SUBSCRIBE_TIMEOUT_S = 10.0
+SELFTEST_SECONDS = 10.0
+"""How long each check of the camera's self-test may wait for its part (``ioc-edge selftest --seconds``),
+and the model's budget: generous, as the vessel and the environment run beside it on a small machine."""
+SELFTEST_TIMEOUT_S = 60.0
+SIGNER = "demo"
+NODES = {"vessel": VESSEL_ID, "camera": CAMERA_ID, "environment": ENVIRONMENT_ID}
+"""The nodes' directories in the work directory, and their device ids."""
 DEFAULT_CAPTURE = Path("nmea") / "ais-nmea.log"
 VIDEO = Path("media") / "bikes.mp4"
 MODEL = Path("models") / "yolox_nano.onnx"
@@ -89,6 +114,7 @@ SHOWN = {
     "alarm": "alarms",
     "status": "status_reports",
     "ais": "ais_sentences",
+    "track": "track_records",
 }
 """Streams the demo reports, by the name it shows them under."""
 
@@ -239,40 +265,72 @@ class Demo:
 
     def start(self) -> None:
         self.init_workdir()
+        self.init_ca()
         self.start_broker()
         self.start_receiver()
         self.start_dashboard()
         self.start_vessel()
-        self.start_camera()
         self.start_environment()
+        self.commission_camera()
+        self.start_camera()
 
     def init_workdir(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         ignore = self.workdir / ".gitignore"
         if not ignore.exists():
             ignore.write_text("# written by ioc-center demo: nothing here belongs in git\n*\n")
-        for name in ("ioc.db", "ioc.db-wal", "ioc.db-shm", "broker/mosquitto.log"):
+        for name in ("ioc.db", "ioc.db-wal", "ioc.db-shm"):
             (self.workdir / name).unlink(missing_ok=True)
-        for node in ("vessel", "camera", "environment"):
-            shutil.rmtree(self.workdir / node, ignore_errors=True)
+        for name in ("ca", "broker", *NODES):
+            shutil.rmtree(self.workdir / name, ignore_errors=True)
+        for node in NODES:
             (self.workdir / node).mkdir()
 
+    def init_ca(self) -> None:
+        """A new CA and signer, and each node provisioned with them: ``ca init``, ``ca issue-signer``,
+        ``ioc-edge provision`` (a key made for the node, its request signed with the credential)."""
+        self.ca = CertificateAuthority.create(self.workdir / "ca", "IOC demo")
+        credential = SigningCredential.load(self.ca.issue_signer(SIGNER))
+        for node, device in NODES.items():
+            files = TlsFiles(*(self.workdir / node / TLS_FILES[name] for name in ("ca", "cert", "key")))
+            NodeIdentity(files).renew(device, "demo", credential)
+        nodes = ", ".join(NODES.values())
+        self.echo(f"demo: CA           {self.shown / 'ca'} (signer {SIGNER}); provisioned {nodes}")
+
     def start_broker(self) -> None:
-        self.broker = PrivateBroker(self.workdir / "broker")
+        """mosquitto with ``ioc-center broker-config``'s listeners: devices and receivers over mutual TLS."""
+        settings = BrokerSettings(port=free_port(), bind="127.0.0.1", centre_port=free_port())
+        self.broker_tls = self.workdir / "broker" / "tls"
+        listeners = write_broker_config(self.ca, self.broker_tls, settings)
+        self.broker = PrivateBroker(self.workdir / "broker", settings.port, listeners=listeners)
         self.broker.start()
         self._undo.append(self.broker.stop)
-        self.echo(f"demo: broker       mosquitto on {self.broker.host}:{self.broker.port}")
+        self.centre_port = settings.centre_port
+        self.echo(
+            f"demo: broker       mosquitto on {self.broker.host}:{self.broker.port}, mutual TLS "
+            f"(receivers on port {self.centre_port})"
+        )
 
     def start_receiver(self) -> None:
+        """The receiver as ``ioc-center run --tls broker/tls``: signatures checked against its ca.crt."""
         self.db = Database(f"sqlite:///{self.workdir / 'ioc.db'}")
         self._undo.append(self.db.close)
-        self.receiver = Receiver(self.db, self.broker.host, self.broker.port, client_id="ioc-center-demo")
+        self.receiver = Receiver(
+            self.db,
+            self.broker.host,
+            self.centre_port,
+            client_id="ioc-center-demo",
+            tls=TlsFiles.receiver(self.broker_tls),
+        )
         self.receiver.start()
         self._undo.append(self.receiver.stop)
         # Batches published before the shared subscription exists would reach no one (until resent).
         if not self.receiver.subscribed.wait(SUBSCRIBE_TIMEOUT_S):
             raise DemoError(f"the receiver did not subscribe within {SUBSCRIBE_TIMEOUT_S:g} s")
-        self.echo(f"demo: receiver     database {self.shown / 'ioc.db'}")
+        self.echo(
+            f"demo: receiver     database {self.shown / 'ioc.db'}; signatures checked against "
+            f"{self.shown / 'ca' / 'ca.crt'}"
+        )
 
     def start_dashboard(self) -> None:
         """The dashboard on loopback, with an operator and a viewer whose passwords are new each run."""
@@ -308,7 +366,12 @@ class Demo:
 
     def start_vessel(self) -> None:
         options = self.options
-        path = self._write_config("vessel", vessel_config(self.capture, self.broker.port, options.speed))
+        # The forbidden berth is drawn where the shared capture's boat is moored; another capture has none.
+        berth = self.capture == (options.shared / DEFAULT_CAPTURE).resolve()
+        path = self._write_config(
+            "vessel", vessel_config(self.capture, self.broker.port, options.speed, berth=berth)
+        )
+        self.berth = berth
         self.vessel_store = open_store(load_config(path))  # a bad config stops the demo here
         self._undo.append(self.vessel_store.close)
         self.vessel = self._start_process_node("vessel", path)
@@ -318,10 +381,39 @@ class Demo:
         self.echo(
             f"demo:              {VESSEL_ID} replays {self.capture.name} ({size / 1000:.0f} kB) {pace}{took}"
         )
+        fence = f", forbidden area {BERTH_NAME}" if berth else ""
+        self.echo(
+            f"demo:              signed track log{fence}; link 'cheap' (`echo satellite > "
+            f"{self.shown / 'vessel' / 'link'}`: live track thinned, log held)"
+        )
+
+    def commission_camera(self) -> None:
+        """``ioc-edge selftest`` of the camera before it runs (its broker check connects as the node):
+        the signed commissioning record it leaves in the store goes to the IOC once the node runs."""
+        path = self._write_config("camera", camera_config(self.video, self.model, self.broker.port))
+        command = [sys.executable, "-m", "edge", "selftest", "--json", "--seconds", f"{SELFTEST_SECONDS:g}"]
+        try:
+            done = subprocess.run(
+                [*command, str(path)], capture_output=True, text=True, timeout=SELFTEST_TIMEOUT_S
+            )
+            report = json.loads(done.stdout)
+        except subprocess.TimeoutExpired:
+            raise DemoError(f"the camera's self-test took over {SELFTEST_TIMEOUT_S:g} s") from None
+        except ValueError:
+            raise DemoError(f"the camera's self-test failed:\n{done.stderr.strip()}") from None
+        checks = report["checks"]
+        passed = sum(c["status"] == "PASS" for c in checks)
+        signed = "signed" if report["commissioning"]["signed"] else "UNSIGNED"
+        self.echo(
+            f"demo: camera       self-test: {passed} of {len(checks)} checks passed; "
+            f"commissioning record {signed}, sent when the node starts"
+        )
+        for check in checks:
+            if check["status"] == "FAIL":
+                self.echo(f"demo:              FAIL {check['name']}: {check['detail']} -> {check['hint']}")
 
     def start_camera(self) -> None:
-        path = self._write_config("camera", camera_config(self.video, self.model, self.broker.port))
-        self.camera = self._start_process_node("camera", path)
+        self.camera = self._start_process_node("camera", self.workdir / "camera" / "edge.toml")
         self.echo(
             f"demo:              {CAMERA_ID} replays {self.video.name} in a loop through {self.model.name}"
         )
@@ -359,30 +451,64 @@ class Demo:
     def received(self) -> dict[str, int]:
         return {stream: self.db.count(stream) for stream in SHOWN}
 
+    def track_chain(self) -> dict | None:
+        """The vessel's newest track chain at the IOC (``ioc.track.chain_status``), or None."""
+        return next(iter(chain_status(self.db, VESSEL_ID, flags=0)["chains"]), None)
+
     def progress(self) -> str:
         counts = self.received()
         open_alarms = self.db.fetch(
             "SELECT COUNT(*) AS n FROM rec_alarm a WHERE state = 1 AND NOT EXISTS (SELECT 1 FROM rec_alarm b "
             "WHERE b.device = a.device AND b.source = a.source AND b.kind = a.kind AND b.ts_ms > a.ts_ms)"
         )[0]["n"]
+        chain = self.track_chain()
         return (
             f"demo: {time.strftime('%H:%M:%S')}  {' '.join(f'{SHOWN[k]}={v}' for k, v in counts.items())}  "
+            f"track_verified={chain['verified_idx'] + 1 if chain else 0}  "
             f"open_alarms={open_alarms}  vessel_backlog={sum(self.vessel_store.backlog().values())}"
         )
 
+    def alarms_raised_and_cleared(self) -> set[tuple[str, str, str]]:
+        """(device, source, kind) of the alarms the centre has seen both raised and cleared."""
+        rows = self.db.fetch(
+            "SELECT device, source, kind FROM rec_alarm GROUP BY device, source, kind "
+            "HAVING MIN(state) = 0 AND MAX(state) = 1"
+        )
+        return {(r["device"], r["source"], r["kind"]) for r in rows}
+
     def everything_arrived(self) -> bool:
-        """The vessel's capture is in, and counts, an event, summaries and a raised and cleared alarm."""
+        """The vessel's capture is in and its track log verified to its end, and counts, an event,
+        summaries, the flood's alarm (and the berth's) raised and cleared, the camera's self-test judged."""
         ended = self.vessel.replay_ended
         if ended is None or time.monotonic() - ended < SETTLE_S or sum(self.vessel_store.backlog().values()):
             return False
         counts = self.received()
-        states = {r["state"] for r in self.db.fetch("SELECT DISTINCT state FROM rec_alarm")}
-        return all(counts[s] for s in ("count", "event", "summary")) and states == {0, 1}
+        expected = {(ENVIRONMENT_ID, "river", "flood")}
+        if self.berth:
+            expected.add((VESSEL_ID, BERTH_NAME, "geofence_entered"))
+        chain = self.track_chain()
+        judged = commissioning.latest(self.db, CAMERA_ID)
+        return (
+            all(counts[s] for s in ("count", "event", "summary"))
+            and expected <= self.alarms_raised_and_cleared()
+            and chain is not None
+            and chain["verified_idx"] >= 0
+            and chain["waiting"] == 0
+            and judged is not None
+            and judged["verdict"] != commissioning.UNCHECKED
+        )
 
     def summary(self) -> None:
         counts = self.received()
         rows = [(f"{SHOWN[stream].replace('_', ' ')} received", str(n)) for stream, n in counts.items()]
+        alarms = sorted(
+            f"{device} {source} ({kind})" for device, source, kind in self.alarms_raised_and_cleared()
+        )
         rows += [
+            ("vessel's track log", self._track_summary()),
+            ("prove it offline", self._track_proof()),
+            ("alarms raised and cleared", ", ".join(alarms)),
+            ("camera's commissioning", self._commissioning_summary()),
             ("duplicates dropped by the IOC", str(self.receiver.stats["duplicates"])),
             ("rejected by the IOC", _counts(self.db.rejects())),
             ("rejected by the vessel's GPS", _counts(self.vessel_store.counters("reject.gps"))),
@@ -395,6 +521,37 @@ class Demo:
         width = max(len(name) for name, _ in rows) + 1
         for name, value in rows:
             self.echo(f"  {name + ':':<{width}} {value}")
+
+    def _track_summary(self) -> str:
+        status = chain_status(self.db, VESSEL_ID)
+        chain = status["chains"][0]
+        flags = collections.Counter(f["kind"] for f in status["flags"])
+        against = (
+            f"the CA ({self.shown / 'ca' / 'ca.crt'})" if chain["ca_checked"] else "its own certificates"
+        )
+        return (
+            f"chain {chain['epoch']} verified to record {chain['verified_idx']} against {against}; "
+            f"flags: {_counts(flags)}"
+        )
+
+    def _track_proof(self) -> str:
+        """The commands that export the vessel's log from its store and verify it with the CA alone."""
+        span = self.db.fetch(
+            "SELECT MIN(ts_ms) AS first, MAX(ts_ms) AS last FROM rec_track WHERE device = ?", [VESSEL_ID]
+        )[0]
+        day = 86_400_000
+        start, end = (
+            time.strftime("%Y-%m-%d", time.gmtime(ms / 1000)) for ms in (span["first"], span["last"] + day)
+        )
+        return (
+            f"ioc-edge track export --config {self.shown / 'vessel' / 'edge.toml'} --from {start} --to {end} "
+            f"--out vessel.track && ioc-center track verify vessel.track --ca {self.shown / 'ca' / 'ca.crt'}"
+        )
+
+    def _commissioning_summary(self) -> str:
+        record = commissioning.latest(self.db, CAMERA_ID)
+        passed = "passed" if (record["report"] or {}).get("passed") else "FAILED"
+        return f"self-test {passed}; signature {record['verdict']}: {record['detail']}"
 
     # -- stop, in reverse ------------------------------------------------------------------------
 

@@ -1,6 +1,10 @@
 """The field the demo plays: three edge nodes' configs and the sensors of the environment node.
 
-- a **vessel** node replaying a real NMEA capture (a process of its own);
+Every node is provisioned (``[uplink.tls]``: its key and certificate chain in ``tls/`` beside its
+config, :data:`~provisioning.flow.TLS_FILES`), as the centre's broker takes mutual TLS only.
+
+- a **vessel** node replaying a real NMEA capture (a process of its own), with a signed track log,
+  link profiles and, for the shared capture, a forbidden area its GPS wanders into (:data:`BERTH`);
 - a **roadside camera** node replaying ``media/bikes.mp4`` in a loop through the real detector (a process
   of its own);
 - an **environment** node with two particulate sensors on pseudo-terminals and a rain gauge and a
@@ -33,6 +37,7 @@ from drivers.sds011 import data_frame as sds_frame
 from edge.component import Component
 from edge.config import load_config
 from edge.runtime import Node
+from provisioning.flow import TLS_FILES
 
 VESSEL_ID = "vessel-042"
 CAMERA_ID = "cam-ben-ngu"
@@ -42,6 +47,14 @@ NMEA_BAUDRATE = 4800
 FLOOD_LEVEL_M = 3.5
 MOUNT_HEIGHT_M = 5.0
 RAIN_PIN, TRIGGER_PIN, ECHO_PIN = 17, 23, 24
+
+BERTH_NAME = "fuel-berth"
+BERTH = [[5.705078, 52.8422943], [5.706562, 52.8422943], [5.706562, 52.8431929], [5.705078, 52.8431929],
+         [5.705078, 52.8422943]]  # fmt: skip
+"""A forbidden area 100 m square whose edge lies 1.8 m north of the first fix of ``nmea/ais-nmea.log``:
+the boat is moored and its GPS wanders about 3 m, so with a 0.5 m hysteresis the alarm is raised
+at the capture's 19th fix (0.6 m in) and cleared at its 46th (0.55 m out), once each."""
+BERTH_HYSTERESIS_M = 0.5
 
 
 def _common(device: str, port: int, status_interval_s: float) -> str:
@@ -59,13 +72,26 @@ status_interval_s = {status_interval_s}
 host = "127.0.0.1"
 port = {port}
 
+[uplink.tls]                      # made by the demo as `ioc-edge provision` would
+ca = "{TLS_FILES["ca"]}"
+cert = "{TLS_FILES["cert"]}"
+key = "{TLS_FILES["key"]}"
+
 [metrics]
 enabled = false                   # three nodes on one machine would contend for one port
 """
 
 
-def vessel_config(capture: Path, port: int, speed: float) -> str:
-    """A vessel node: one GPS replaying ``capture`` at ``speed`` (0: as fast as possible)."""
+def vessel_config(capture: Path, port: int, speed: float, berth: bool = False) -> str:
+    """A vessel node: one GPS replaying ``capture`` at ``speed`` (0: as fast as possible), its signed
+    track log, two link profiles (``cheap`` unless the file ``link`` beside the config names another)
+    and, with ``berth``, the forbidden :data:`BERTH` (drawn for the shared capture)."""
+    fence = f"""
+[geofences.{BERTH_NAME}]          # the shared capture's boat wanders into it and out again
+kind = "forbidden"
+polygon = {json.dumps(BERTH)}
+hysteresis_m = {BERTH_HYSTERESIS_M}
+"""
     return f"""\
 # Written by `ioc-center demo`: a vessel node replaying a real GPS capture.
 {_common(VESSEL_ID, port, 2)}
@@ -77,7 +103,24 @@ type = "replay"
 path = {json.dumps(str(capture))}
 speed = {float(speed)!r}                       # 1 is real time at the baud rate
 baudrate = {NMEA_BAUDRATE}
-"""
+
+[track]                           # every fix into a hash chain signed with the node's key
+sign_every_s = 5                  # often, so the dashboard's track log moves (a vessel: 600)
+retention_months = 1              # what the default store.max_bytes holds (a vessel keeps 60)
+
+[link]                            # `echo satellite > link` beside this file: thinned and held
+default = "cheap"
+file = "link"
+poll_s = 1
+
+[link.profiles.cheap]             # harbour Wi-Fi: every position, nothing held
+thin_tolerance_m = 0
+
+[link.profiles.satellite]         # billed by the byte: the live track within 10 m, the log kept
+thin_tolerance_m = 10
+max_interval_s = 600
+hold = ["track", "track_sig"]
+{fence if berth else ""}"""
 
 
 def camera_config(video: Path, model: Path, port: int, loop: bool = True) -> str:

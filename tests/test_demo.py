@@ -16,7 +16,12 @@ import time
 import urllib.request
 from pathlib import Path
 
-from ioc.demo_field import river_level
+from helpers import wait_for
+
+from ioc import commissioning
+from ioc.db import Database
+from ioc.demo_field import BERTH_NAME, river_level
+from ioc.track import chain_status
 
 PROGRESS = re.compile(r"^demo: \d\d:\d\d:\d\d  positions=(\d+) ")
 DASHBOARD = re.compile(r"^demo: dashboard +(http://127\.0\.0\.1:\d+/)$")
@@ -75,14 +80,56 @@ def test_demo_brings_up_three_nodes_and_every_kind_of_record_reaches_the_centre(
     assert "demo: done: every node's records reached the centre" in out
     assert re.search(rf"^  positions received: +{expected}$", out, re.M)
     assert re.search(r"^  rejected by the IOC: +none$", out, re.M)
+    shown = re.search(
+        r"^  vessel's track log: +chain [0-9a-f]{16} verified to record (\d+) against the CA "
+        rf"\({re.escape(str(workdir / 'ca' / 'ca.crt'))}\); flags: none$",
+        out,
+        re.M,
+    )
+    assert re.search(
+        rf"^  alarms raised and cleared: +env-huong-river river \(flood\), "
+        rf"vessel-042 {BERTH_NAME} \(geofence_entered\)$",
+        out,
+        re.M,
+    )
+    assert shown, out
+    assert "demo: camera       self-test: 6 of 6 checks passed; commissioning record signed" in out
+    assert re.search(
+        r"^  camera's commissioning: +self-test passed; signature valid: signed by cam-ben-ngu's key "
+        r"\(certificate from signer demo\)",
+        out,
+        re.M,
+    )
     with sqlite3.connect(workdir / "ioc.db") as db:
         devices = dict(db.execute("SELECT device, COUNT(*) FROM rec_status GROUP BY device").fetchall())
-        alarms = db.execute("SELECT device, source, kind, state FROM rec_alarm ORDER BY ts_ms").fetchall()
+        alarms = db.execute(
+            "SELECT device, source, kind, state FROM rec_alarm ORDER BY device, ts_ms"
+        ).fetchall()
         counted = db.execute("SELECT SUM(count) FROM rec_count").fetchone()[0]
         snapshot = db.execute("SELECT length(jpeg) FROM rec_event").fetchone()[0]
+        fixes = db.execute("SELECT COUNT(*) FROM rec_track WHERE lat IS NOT NULL").fetchone()[0]
     assert set(devices) == {"vessel-042", "cam-ben-ngu", "env-huong-river"}
     assert alarms[:2] == [("env-huong-river", "river", "flood", 1), ("env-huong-river", "river", "flood", 0)]
+    # The capture's boat, moored, wanders into the forbidden berth and out again, once.
+    assert [a for a in alarms if a[0] == "vessel-042"] == [
+        ("vessel-042", BERTH_NAME, "geofence_entered", 1),
+        ("vessel-042", BERTH_NAME, "geofence_entered", 0),
+    ]
     assert counted > 0 and 0 < snapshot <= 30_000
+    assert fixes == expected  # every fix of the capture is in the signed track log
+    db = Database(f"sqlite:///{workdir / 'ioc.db'}")
+    try:
+        track, record = chain_status(db, "vessel-042"), commissioning.latest(db, "cam-ben-ngu")
+    finally:
+        db.close()
+    [chain] = track["chains"]
+    assert (chain["verified_idx"], chain["waiting"], chain["ca_checked"]) == (chain["newest_idx"], 0, True)
+    # Every fix, and the "no fix" heartbeats of a slow run after the capture's end, if any.
+    assert int(shown[1]) == chain["verified_idx"] >= expected - 1 and track["flags"] == []
+    assert (record["verdict"], record["ca_checked"]) == ("valid", True), record["detail"]
+    assert [c["name"] for c in record["report"]["checks"]] == [
+        "config", "store", "clock", "camera street", "model street", "broker",
+    ]  # fmt: skip
     assert processes_mentioning(str(workdir)) == []
 
 
@@ -134,8 +181,16 @@ def test_demo_serves_the_dashboard_with_its_login_and_stops_every_part_on_sigter
                 break
         assert len(processes_mentioning(str(workdir))) >= 3  # two node processes and mosquitto run
         url, (operator, viewer) = seen["dashboard"][1], seen["login"].groups()
-        with signed_in(url, "operator", operator).open(f"{url}api/v1/vessels", timeout=10) as response:
+        opener = signed_in(url, "operator", operator)
+        with opener.open(f"{url}api/v1/vessels", timeout=10) as response:
             assert [v["device"] for v in json.load(response)["items"]] == ["vessel-042"]
+
+        def track_chains() -> list[dict]:
+            with opener.open(f"{url}api/v1/nodes/vessel-042/track", timeout=10) as response:
+                return json.load(response)["chains"]
+
+        wait_for(track_chains, 10, "the vessel's track chain at the IOC")
+        assert [c["ca_checked"] for c in track_chains()] == [True]  # the centre checks it against the CA
         with signed_in(url, "viewer", viewer).open(f"{url}api/v1/me", timeout=10) as response:
             assert json.load(response) == {"username": "viewer", "role": "viewer"}
 
