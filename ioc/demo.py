@@ -245,6 +245,8 @@ class Demo:
     ) -> None:
         self.options = options
         self.capture = find_capture(options.capture, options.shared)
+        # The forbidden berth is drawn where the shared capture's boat is moored; another capture has none.
+        self.berth = self.capture == (options.shared / DEFAULT_CAPTURE).resolve()
         self.video = _shared_file(options.shared, VIDEO)
         self.model = _shared_file(options.shared, MODEL)
         self.workdir = options.workdir.resolve()
@@ -366,12 +368,9 @@ class Demo:
 
     def start_vessel(self) -> None:
         options = self.options
-        # The forbidden berth is drawn where the shared capture's boat is moored; another capture has none.
-        berth = self.capture == (options.shared / DEFAULT_CAPTURE).resolve()
         path = self._write_config(
-            "vessel", vessel_config(self.capture, self.broker.port, options.speed, berth=berth)
+            "vessel", vessel_config(self.capture, self.broker.port, options.speed, berth=self.berth)
         )
-        self.berth = berth
         self.vessel_store = open_store(load_config(path))  # a bad config stops the demo here
         self._undo.append(self.vessel_store.close)
         self.vessel = self._start_process_node("vessel", path)
@@ -381,7 +380,7 @@ class Demo:
         self.echo(
             f"demo:              {VESSEL_ID} replays {self.capture.name} ({size / 1000:.0f} kB) {pace}{took}"
         )
-        fence = f", forbidden area {BERTH_NAME}" if berth else ""
+        fence = f", forbidden area {BERTH_NAME}" if self.berth else ""
         self.echo(
             f"demo:              signed track log{fence}; link 'cheap' (`echo satellite > "
             f"{self.shown / 'vessel' / 'link'}`: live track thinned, log held)"
@@ -526,9 +525,7 @@ class Demo:
         status = chain_status(self.db, VESSEL_ID)
         chain = status["chains"][0]
         flags = collections.Counter(f["kind"] for f in status["flags"])
-        against = (
-            f"the CA ({self.shown / 'ca' / 'ca.crt'})" if chain["ca_checked"] else "its own certificates"
-        )
+        against = f"the CA ({self.shown / 'ca' / 'ca.crt'})" if chain["ca_checked"] else "no CA"
         return (
             f"chain {chain['epoch']} verified to record {chain['verified_idx']} against {against}; "
             f"flags: {_counts(flags)}"
