@@ -28,8 +28,8 @@ from cryptography import x509
 
 from ioc.db import Database, now_ms
 from provisioning import pki
-from provisioning.signing import SignatureChecker, SignatureError
-from sync.records import Commissioning, TimeSource
+from provisioning.signing import SignatureChecker, SignatureError, signed_at
+from sync.records import Commissioning
 from sync.wire import Batch
 
 __all__ = ["INVALID", "UNCHECKED", "UNSIGNED", "VALID", "CommissioningCheck", "Verdict", "judge", "latest"]
@@ -55,8 +55,14 @@ def judge(checker: SignatureChecker, device: str, record: Commissioning) -> Verd
     if not record.signature and not record.chain:
         return Verdict(UNSIGNED, "not signed: the node had no identity (ioc-edge provision)", False)
     ca_checked = checker.ca is not None
-    # A free-running clock's time says nothing: the certificate's validity is judged only on a real time.
-    at_ms = None if record.tsrc == TimeSource.FREE else record.ts_ms
+    try:
+        report = json.loads(record.body)
+    except ValueError:
+        report = None
+    # The certificate's validity is judged at the node's wall clock when it signed, as signed (not the
+    # GPS time: a replayed capture's can be years old); a clock never set proves nothing.
+    signed_clock = report.get("clock_ms") if isinstance(report, dict) else None
+    at_ms = signed_at(signed_clock) if isinstance(signed_clock, int) else None
     try:
         chain = checker.chain(record.chain.encode(), device)
         checker.check(record.chain.encode(), device, record.body.encode(), record.signature, at_ms)
@@ -64,9 +70,7 @@ def judge(checker: SignatureChecker, device: str, record: Commissioning) -> Verd
         return Verdict(INVALID, str(exc), ca_checked)
     except (TypeError, ValueError) as exc:  # e.g. an RSA key: a device key is ECDSA P-256
         return Verdict(INVALID, f"the certificate's key cannot check this signature: {exc}", ca_checked)
-    try:
-        report = json.loads(record.body)
-    except ValueError:
+    if report is None:
         return Verdict(INVALID, "signed, but the record is not JSON", ca_checked)
     named = report.get("device") if isinstance(report, dict) else None
     if named != device:
@@ -76,7 +80,7 @@ def judge(checker: SignatureChecker, device: str, record: Commissioning) -> Verd
     if not ca_checked:
         detail += "; CA not checked (no CA configured: ioc-center run --tls DIR)"
     if at_ms is None:
-        detail += "; free-running clock: certificate validity not checked"
+        detail += "; the node's clock was not set: certificate validity not checked"
     return Verdict(VALID, detail, ca_checked)
 
 

@@ -35,8 +35,8 @@ import numpy as np
 from cryptography import x509
 
 from ioc.db import Cursor, Database, now_ms
-from provisioning.signing import SignatureChecker, SignatureError
-from sync.chain import HASH, IDX, canonical, genesis, link, sig_message, signed_at
+from provisioning.signing import SignatureChecker, SignatureError, signed_at
+from sync.chain import HASH, IDX, canonical, genesis, link, sig_message
 from sync.records import TrackPoint
 from sync.wire import TRACK, Batch
 

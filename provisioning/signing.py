@@ -22,15 +22,25 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from edge.clock import SANE_WALL_MS
 from edge.errors import IocEdgeError
 from provisioning import pki
 from provisioning.tls import TlsSource
 
-__all__ = ["DeviceSigner", "SignatureChecker", "SignatureError"]
+__all__ = ["DeviceSigner", "SignatureChecker", "SignatureError", "signed_at"]
 
 _ECDSA = ec.ECDSA(hashes.SHA256())
 _CACHE = 64
 """Chains kept checked by a checker: a node's chain changes only when it is re-provisioned."""
+
+
+def signed_at(signed_ms: int) -> int | None:
+    """The time to check a certificate's validity at, or None when the node's clock was not set.
+
+    The wall clock rather than the GPS time: a replayed capture's GPS time can be years old,
+    and a node at sea without NTP still keeps its RTC's time; a clock at 1970 proves nothing.
+    """
+    return signed_ms if signed_ms >= SANE_WALL_MS else None
 
 
 class SignatureError(IocEdgeError, ValueError):

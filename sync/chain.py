@@ -33,10 +33,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge.clock import SANE_WALL_MS
 from sync.wire import TRACK
 
-__all__ = ["DOMAIN", "NULL", "ChainHead", "canonical", "genesis", "link", "sig_message", "signed_at"]
+__all__ = ["DOMAIN", "NULL", "ChainHead", "canonical", "genesis", "link", "sig_message"]
 
 DOMAIN = b"ioc-edge track v1"
 NULL = -(2**63)
@@ -86,18 +85,9 @@ def link(prev: bytes, canon: bytes | memoryview) -> bytes:
 def sig_message(device: str, chain: str, idx: int, digest: bytes, signed_ms: int) -> bytes:
     """What the node signs: the chain's hash at record ``idx``, bound to the device, the chain and the
     node's wall clock when it signed (``TrackSig.clock_ms``), against which checkers hold the
-    certificate's validity (:func:`signed_at`)."""
+    certificate's validity (:func:`provisioning.signing.signed_at`)."""
     head = b"\0".join((DOMAIN, device.encode(), chain.encode()))
     return head + b"\0" + struct.pack(">Qq", idx, signed_ms) + digest
-
-
-def signed_at(signed_ms: int) -> int | None:
-    """The time to check a certificate's validity at, or None when the node's clock was not set.
-
-    The wall clock rather than the GPS time: a replayed capture's GPS time can be years old,
-    and a node at sea without NTP still keeps its RTC's time; a clock at 1970 proves nothing.
-    """
-    return signed_ms if signed_ms >= SANE_WALL_MS else None
 
 
 @dataclass

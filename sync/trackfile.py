@@ -40,8 +40,8 @@ import zstandard
 from cryptography import x509
 
 from edge.errors import IocEdgeError
-from provisioning.signing import SignatureChecker, SignatureError
-from sync.chain import HASH, IDX, NULL, WIDTH, genesis, link, sig_message, signed_at
+from provisioning.signing import SignatureChecker, SignatureError, signed_at
+from sync.chain import HASH, IDX, NULL, WIDTH, genesis, link, sig_message
 from sync.wire import TRACK
 
 __all__ = ["TrackFileError", "TrackFileWriter", "VerifyReport", "read", "verify"]

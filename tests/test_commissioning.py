@@ -206,8 +206,9 @@ def test_node_without_identity_records_its_selftest_unsigned(tmp_path, broker, r
 
 
 def test_without_a_ca_only_the_chain_is_checked_and_said_so(identity):
-    body = json.dumps({"device": DEVICE})
-    record = signed_record(identity, body, ntp_clock().now().ts_ms)
+    now_ms = ntp_clock().now().ts_ms
+    body = json.dumps({"device": DEVICE, "clock_ms": now_ms})
+    record = signed_record(identity, body, now_ms)
     verdict = judge(SignatureChecker(None), DEVICE, record)
     assert (verdict.verdict, verdict.ca_checked, verdict.detail) == (
         "valid",
@@ -226,13 +227,19 @@ def test_without_a_ca_only_the_chain_is_checked_and_said_so(identity):
     assert judge(SignatureChecker(None), DEVICE, renamed).detail == (
         f"the signed record names device 'vessel-043', not {DEVICE!r}"
     )
-    # A free-running clock's time does not decide the certificate's validity.
-    at_1970 = signed_record(identity, body, 0)._replace(tsrc=TimeSource.FREE)
-    assert judge(SignatureChecker(None), DEVICE, at_1970).detail.endswith(
-        "; free-running clock: certificate validity not checked"
+
+    # The certificate's validity is judged at the node's clock as signed in the record, not at the
+    # record's (GPS) time, which may be a replayed capture's; a clock never set decides nothing.
+    def signed_at_clock(clock_ms: int) -> Commissioning:
+        signed = json.dumps({"device": DEVICE, "clock_ms": clock_ms})
+        return signed_record(identity, signed, record.ts_ms)._replace(ts_ms=1_586_295_590_000)
+
+    assert judge(SignatureChecker(None), DEVICE, signed_at_clock(0)).detail.endswith(
+        "; the node's clock was not set: certificate validity not checked"
     )
-    assert judge(SignatureChecker(None), DEVICE, at_1970._replace(tsrc=TimeSource.NTP)).detail.startswith(
-        "signed at 1970-01-01 00:00:00Z, outside the certificate's validity"
+    assert judge(SignatureChecker(None), DEVICE, signed_at_clock(record.ts_ms)).verdict == "valid"
+    assert judge(SignatureChecker(None), DEVICE, signed_at_clock(1_609_459_200_000)).detail.startswith(
+        "signed at 2021-01-01 00:00:00Z, outside the certificate's validity"
     )
 
 
