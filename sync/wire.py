@@ -42,10 +42,6 @@ import msgpack
 import zstandard
 
 from edge.errors import IocEdgeError
-
-if TYPE_CHECKING:
-    import numpy as np
-
 from sync.records import (
     Ais,
     Alarm,
@@ -60,6 +56,9 @@ from sync.records import (
     TrackPoint,
     TrackSig,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
 
 WIRE_VERSION = 1
 MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
@@ -427,18 +426,17 @@ def _encode_column(col: Column, values: list) -> list:
         ]
         if bad:
             raise InvalidRecords(col.name, bad)
+    # round() rounds half to even, as np.rint did; float(scale) is exact, so is the product.
     if complete:
-        # round() rounds half to even, as np.rint did; float(scale) is exact, so is the product.
         return [None, *_encode_ints(list(map(round, map(float(col.scale).__mul__, floats))), col.order)]
-    ints = [round(x * col.scale) for x in floats if x == x]
-    bitmap = None
-    if len(ints) < len(floats):
-        present = bytearray((len(floats) + 7) // 8)  # one bit a record, the first the highest
-        for i, x in enumerate(floats):
-            if x == x:
-                present[i >> 3] |= 0x80 >> (i & 7)
-        bitmap = bytes(present)
-    return [bitmap, *_encode_ints(ints, col.order)]
+    # Values missing (an inf was refused above): a bitmap of those present, the first the highest bit.
+    present = bytearray((len(floats) + 7) // 8)
+    ints = []
+    for i, x in enumerate(floats):
+        if x == x:  # not NaN
+            present[i >> 3] |= 0x80 >> (i & 7)
+            ints.append(round(x * col.scale))
+    return [bytes(present), *_encode_ints(ints, col.order)]
 
 
 def _decode_column(col: Column, encoded: Any, n: int) -> list:
