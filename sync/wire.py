@@ -34,8 +34,6 @@ import sys
 import zlib
 from array import array
 from dataclasses import dataclass
-from itertools import repeat
-from operator import lshift, rshift, sub, xor
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgpack
@@ -345,11 +343,11 @@ def _encode_ints(values: list[int], order: int) -> list:
         if not d:
             break
         heads.append(d[0])
-        d = list(map(sub, d[1:], d))  # map over C functions: ~3x a comprehension's speed
+        d = [b - a for a, b in zip(d, d[1:], strict=False)]
         if wraps:
             d = [_wrap64(v) for v in d]
-    # zig-zag, (v << 1) ^ (v >> 63): small magnitudes become small numbers
-    z = array("Q", map(xor, map(lshift, d, repeat(1)), map(rshift, d, repeat(63))))
+    # zig-zag, (v << 1) ^ (v >> 63) in int64: small magnitudes become small numbers
+    z = array("Q", [v + v if v >= 0 else ~(v + v) for v in d])
     top = max(z, default=0)
     width = 0 if top == 0 else 1 if top < 1 << 8 else 2 if top < 1 << 16 else 4 if top < 1 << 32 else 8
     if sys.byteorder == "big":
@@ -426,16 +424,16 @@ def _encode_column(col: Column, values: list) -> list:
         ]
         if bad:
             raise InvalidRecords(col.name, bad)
-    # round() rounds half to even, as np.rint did; float(scale) is exact, so is the product.
-    if complete:
-        return [None, *_encode_ints(list(map(round, map(float(col.scale).__mul__, floats))), col.order)]
+    scale = col.scale
+    if complete:  # round() rounds half to even, as np.rint did
+        return [None, *_encode_ints([round(x * scale) for x in floats], col.order)]
     # Values missing (an inf was refused above): a bitmap of those present, the first the highest bit.
     present = bytearray((len(floats) + 7) // 8)
     ints = []
     for i, x in enumerate(floats):
         if x == x:  # not NaN
             present[i >> 3] |= 0x80 >> (i & 7)
-            ints.append(round(x * col.scale))
+            ints.append(round(x * scale))
     return [bytes(present), *_encode_ints(ints, col.order)]
 
 
