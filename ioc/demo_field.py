@@ -123,19 +123,9 @@ hold = ["track", "track_sig"]
 {fence if berth else ""}"""
 
 
-def camera_config(video: Path, model: Path, port: int, loop: bool = True) -> str:
-    """A roadside camera node: ``video`` at 15 frames/s through ``model``, counting on a mid line."""
-    return f"""\
-# Written by `ioc-center demo`: a roadside camera replaying a street video through the real detector.
-{_common(CAMERA_ID, port, 10)}
-[drivers.street]
-type = "camera"
-source = {json.dumps(str(video))}
-model = {json.dumps(str(model))}
-loop = {str(loop).lower()}
-fps = 15
-interval_s = 10                   # short counting intervals, so the dashboard moves
-
+def street_rules(cooldown_s: float) -> str:
+    """The ``street`` camera's counting line, zone and event rule: a person entering the street."""
+    return f"""
 [[drivers.street.lines]]
 name = "mid"
 a = [320, 0]
@@ -150,8 +140,23 @@ name = "person_on_street"
 kind = "zone_enter"
 zone = "street"
 groups = ["people"]
-cooldown_s = 30
+cooldown_s = {cooldown_s}
 """
+
+
+def camera_config(video: Path, model: Path, port: int, loop: bool = True) -> str:
+    """A roadside camera node: ``video`` at 15 frames/s through ``model``, counting on a mid line."""
+    return f"""\
+# Written by `ioc-center demo`: a roadside camera replaying a street video through the real detector.
+{_common(CAMERA_ID, port, 10)}
+[drivers.street]
+type = "camera"
+source = {json.dumps(str(video))}
+model = {json.dumps(str(model))}
+loop = {str(loop).lower()}
+fps = 15
+interval_s = 10                   # short counting intervals, so the dashboard moves
+{street_rules(30)}"""
 
 
 def environment_config(sds_path: str, pms_path: str, port: int) -> str:

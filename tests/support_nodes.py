@@ -14,6 +14,7 @@ from edge.clock import Clock
 from edge.config import NodeConfig, parse_config
 from edge.runtime import open_store
 from edge.track import TrackLog, export_track
+from ioc.demo_field import street_rules
 from provisioning import pki
 from provisioning.signing import DeviceSigner
 from provisioning.tls import TlsFiles
@@ -24,6 +25,48 @@ from sync.store import Store
 # Values travel in fixed point (sync.wire): compare each field to its wire resolution.
 TOLERANCE = {"lat": 1e-7, "lon": 1e-7, "speed_kn": 0.01, "course_deg": 0.1, "hdop": 0.01, "alt_m": 0.1}
 COMPARED = ("ts_ms", "tsrc", "lat", "lon", "speed_kn", "course_deg", "fix", "sats", "hdop", "alt_m")
+
+
+def node_toml(
+    tmp_path: Path,
+    device: str,
+    port: int,
+    *,
+    state: str = "state",
+    flush_interval_s: float = 0.1,
+    status_interval_s: float = 1,
+    store: str = "",
+    uplink: str = "",
+) -> str:
+    """The sections every test node shares: ``device`` storing under ``tmp_path/state``, flushing and
+    reporting often, syncing to the broker on ``port`` with quick resends and reconnects, no metrics
+    endpoint (nodes of one test would contend for its port); ``store``, ``uplink``: more of their keys."""
+    return f"""
+[node]
+device_id = "{device}"
+state_dir = "{tmp_path / state}"
+
+[store]
+flush_interval_s = {flush_interval_s}
+status_interval_s = {status_interval_s}
+{store}
+
+[uplink]
+port = {port}
+ack_timeout_s = 3
+backoff_min_s = 0.1
+backoff_max_s = 1
+{uplink}
+
+[metrics]
+enabled = false
+"""
+
+
+def write_config(tmp_path: Path, text: str) -> NodeConfig:
+    """``text`` written to ``tmp_path/edge.toml`` (for the CLI) and parsed as that file."""
+    (tmp_path / "edge.toml").write_text(text)
+    return parse_config(text, "edge.toml", tmp_path)
 
 
 def node_config(
@@ -38,31 +81,17 @@ def node_config(
 
     Written to ``tmp_path/edge.toml`` too (for the CLI); ``extra`` adds lines after the ``[store]`` settings.
     """
-    text = f"""
-[node]
-device_id = "{device}"
-state_dir = "{tmp_path / device}"
-
-[store]
-flush_interval_s = 0.2
-status_interval_s = 1
-{extra}
-
-[uplink]
-port = {port}
-ack_timeout_s = 3
-backoff_min_s = 0.1
-backoff_max_s = 1
-send_raw = {str(send_raw).lower()}
-
-[drivers.gps]
-type = "nmea"
-
-[drivers.gps.transport]
-{transport}
-"""
-    (tmp_path / "edge.toml").write_text(text)
-    return parse_config(text, "edge.toml", tmp_path)
+    head = node_toml(
+        tmp_path,
+        device,
+        port,
+        state=device,
+        flush_interval_s=0.2,
+        store=extra,
+        uplink=f"send_raw = {str(send_raw).lower()}",
+    )
+    gps = f'[drivers.gps]\ntype = "nmea"\n\n[drivers.gps.transport]\n{transport}\n'
+    return write_config(tmp_path, head + gps)
 
 
 def expected_positions(path: Path) -> list[dict]:
@@ -110,49 +139,17 @@ def camera_config(
 
     ``source`` replaces bikes.mp4; ``camera`` adds lines to the camera's section, ``drivers`` other sections.
     """
-    text = f"""
-[node]
-device_id = "cam-1"
-state_dir = "{tmp_path / "state"}"
-
-[store]
-flush_interval_s = 0.1
-status_interval_s = 1
-
-[uplink]
-port = {port}
-backoff_min_s = 0.1
-backoff_max_s = 1
-
-[metrics]
-enabled = false
-
+    text = f"""{node_toml(tmp_path, "cam-1", port)}
 [drivers.street]
 type = "camera"
 source = "{source or shared_dir / "media" / "bikes.mp4"}"
 model = "{model or shared_dir / "models" / "yolox_nano.onnx"}"
 interval_s = 1
 {camera}
-
-[[drivers.street.lines]]
-name = "mid"
-a = [320, 0]
-b = [320, 272]
-
-[[drivers.street.zones]]
-name = "street"
-polygon = [[0, 0], [640, 0], [640, 272], [0, 272]]
-
-[[drivers.street.events]]
-name = "person_on_street"
-kind = "zone_enter"
-zone = "street"
-groups = ["people"]
-cooldown_s = 3600
+{street_rules(3600)}
 {drivers}
 """
-    (tmp_path / "edge.toml").write_text(text)
-    return parse_config(text, "edge.toml", tmp_path)
+    return write_config(tmp_path, text)
 
 
 ALL_MS = (0, 4_102_444_800_000)  # 1970 .. 2100

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from helpers import nmea_sentence, wait_for
+from support_nodes import node_toml
 
 import drivers.ais
 from drivers.ais import AisPassthrough
@@ -141,22 +142,7 @@ def test_ais_of_a_replayed_capture_reaches_the_ioc_in_order(
     shared_dir, tmp_path, broker, receiver, ioc_db, run_node
 ):
     path = shared_dir / "nmea" / "ais-nmea.log"
-    text = f"""
-[node]
-device_id = "vessel-042"
-state_dir = "{tmp_path / "state"}"
-
-[store]
-flush_interval_s = 0.1
-status_interval_s = 1
-
-[uplink]
-port = {broker.port}
-ack_timeout_s = 3
-
-[metrics]
-enabled = false
-
+    text = f"""{node_toml(tmp_path, "vessel-042", broker.port)}
 [drivers.gps]
 type = "nmea"
 ais_per_s = 100

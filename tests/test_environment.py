@@ -16,42 +16,23 @@ import pytest
 from click.testing import CliRunner
 from gpiozero.pins.mock import MockFactory
 from helpers import wait_for
+from support_nodes import node_toml, write_config
 
 from drivers.gpiomock import exact_sonar
 from drivers.pms5003 import data_frame as pms_frame
 from drivers.sds011 import data_frame as sds_frame
 from edge.cli import main as edge_cli
-from edge.config import NodeConfig, parse_config
+from edge.config import NodeConfig
 from edge.runtime import open_store
 from ioc.receiver import Receiver
 from sync.uplink import MqttUplink
 
 
 def env_config(tmp_path: Path, port: int, drivers: str, alarms: str = "", uplink: bool = True) -> NodeConfig:
-    text = f"""
-[node]
-device_id = "river-1"
-state_dir = "{tmp_path / "state"}"
-
-[store]
-flush_interval_s = 0.1
-status_interval_s = 60
-
-[uplink]
-port = {port}
-ack_timeout_s = 3
-backoff_min_s = 0.1
-backoff_max_s = 1
-enabled = {str(uplink).lower()}
-
-[summaries]
-interval_s = 1
-trim = 0.0
-{drivers}
-{alarms}
-"""
-    (tmp_path / "edge.toml").write_text(text)
-    return parse_config(text, "edge.toml", tmp_path)
+    head = node_toml(
+        tmp_path, "river-1", port, status_interval_s=60, uplink=f"enabled = {str(uplink).lower()}"
+    )
+    return write_config(tmp_path, f"{head}\n[summaries]\ninterval_s = 1\ntrim = 0.0\n{drivers}\n{alarms}\n")
 
 
 def backlog(config: NodeConfig, stream: str) -> int:

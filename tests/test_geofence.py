@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from helpers import nmea_fix, wait_for
 from support_geofence import HOURS_48, LAT, SQUARE, T0, lon_east, outage_track
+from support_nodes import node_toml, write_config
 
 import edge.geofence
 from edge.config import ConfigError, NodeConfig, parse_config
@@ -348,25 +349,7 @@ NODE_SIDE = pytest.mark.parametrize("ioc_db_url", ["sqlite"], indirect=True)
 
 
 def vessel_config(tmp_path: Path, port: int, transport: str, uplink: bool = True) -> NodeConfig:
-    text = f"""
-[node]
-device_id = "vessel-042"
-state_dir = "{tmp_path / "state"}"
-
-[store]
-flush_interval_s = 0.1
-status_interval_s = 1
-
-[uplink]
-port = {port}
-ack_timeout_s = 3
-backoff_min_s = 0.1
-backoff_max_s = 1
-enabled = {str(uplink).lower()}
-
-[metrics]
-enabled = false
-
+    text = f"""{node_toml(tmp_path, "vessel-042", port, uplink=f"enabled = {str(uplink).lower()}")}
 [drivers.gps]
 type = "nmea"
 
@@ -378,8 +361,7 @@ kind = "permitted"
 polygon = {json.dumps(SQUARE).replace("(", "[").replace(")", "]")}
 hysteresis_m = 50
 """
-    (tmp_path / "edge.toml").write_text(text)
-    return parse_config(text, "edge.toml", tmp_path)
+    return write_config(tmp_path, text)
 
 
 def write_track(master: int, metres: list[float], start: int = 0) -> None:
