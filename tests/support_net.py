@@ -11,7 +11,7 @@ from ioc.broker import free_port
 
 
 class Link:
-    """The vessel's link: a loopback TCP relay to the IOC's broker that is cut and restored on one port.
+    """A node's link: a loopback TCP relay to the IOC's broker that is cut and restored on one port.
 
     A cut link, unlike a stopped broker, leaves the IOC (broker, receiver, sessions) running, as when
     a boat sails out of range: the node alone sees no broker at all.
@@ -22,8 +22,10 @@ class Link:
     Example: ``link = Link(broker.port); link.cut(); link.restore(); link.cut()``
     """
 
-    def __init__(self, target: int) -> None:
+    def __init__(self, target: int, record: bool = False) -> None:
         self.target, self.port = target, free_port()
+        self.seen: bytearray | None = bytearray() if record else None
+        """With ``record``, every byte forwarded either way: what an eavesdropper on the link sees."""
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
         self._threads: list[threading.Thread] = []
@@ -76,6 +78,9 @@ class Link:
     def _pump(self, src: socket.socket, dst: socket.socket, mute: threading.Event | None) -> None:
         try:
             while data := src.recv(65536):
+                if self.seen is not None:
+                    with self._lock:
+                        self.seen += data
                 if mute is None or not mute.is_set():
                     dst.sendall(data)
         except OSError:

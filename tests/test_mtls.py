@@ -4,13 +4,12 @@ made by the CLI in the test's directory, the node's runtime and the IOC's receiv
 from __future__ import annotations
 
 import base64
-import socket
-import threading
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from helpers import capture_logs, cli, wait_for
 from support_mtls import Centre, Client, files, handshake
+from support_net import Link
 
 from edge.cli import main as edge_cli
 from edge.config import NodeConfig
@@ -48,45 +47,6 @@ def batch(device: str, start: int = 0, n: int = 5) -> Batch:
     )
 
 
-class Relay:
-    """A TCP relay on loopback that keeps every byte it forwards: what an eavesdropper on the link sees."""
-
-    def __init__(self, target: int) -> None:
-        self.target = target
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.seen = bytearray()
-        self._lock = threading.Lock()
-        self._sockets: list[socket.socket] = [self.listener]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                a, _ = self.listener.accept()
-            except OSError:
-                return
-            b = socket.create_connection(("127.0.0.1", self.target))
-            self._sockets += [a, b]
-            for src, dst in ((a, b), (b, a)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
-
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                with self._lock:
-                    self.seen += data
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            dst.close()
-
-    def close(self) -> None:
-        for s in self._sockets:
-            s.close()
-
-
 def secrets_of(key_file: Path) -> list[bytes]:
     """What would betray the key: its PEM body (whole and per line), its DER, its private number."""
     pem = key_file.read_bytes()
@@ -102,7 +62,7 @@ def secrets_of(key_file: Path) -> list[bytes]:
 def test_provisioned_node_data_reaches_the_ioc_over_mutual_tls_and_no_key_leaks(
     centre: Centre, run_node, caplog
 ) -> None:
-    relay = Relay(centre.broker.port)
+    relay = Link(centre.broker.port, record=True)
     try:
         config = centre.provision("vessel-1", port=relay.port)
         capture_logs(caplog)
@@ -111,7 +71,7 @@ def test_provisioned_node_data_reaches_the_ioc_over_mutual_tls_and_no_key_leaks(
         wait_for(lambda: centre.db.count("position") == 200 and backlog(config) == 0, 30, "the positions")
         wait_for(lambda: centre.db.count("status") > 0, 10, "a status record")
     finally:
-        relay.close()
+        relay.cut()
     stored = list(centre.db.dump("position", "vessel-1"))
     assert [r["seq"] for r in stored] == list(range(1, 201))
     assert centre.db.rejects() == {}
