@@ -179,12 +179,18 @@ def test_a_vessel_node_over_mutual_tls_gets_its_chain_verified_against_the_ca(
     )
 
 
-def test_the_api_shows_each_chain_and_its_flags(ioc_db, web_server, logged):
+def stored_with_a_break(db: Database, logged: tuple) -> tuple[str, list[TrackPoint], list[TrackSig]]:
+    """The logged chain stored with record 3 changed after signing, and checked: a break to show."""
     epoch, points, sigs = logged
     changed = [p._replace(speed_kn=9.99) if p.idx == 3 else p for p in points]
-    ioc_db.store(Batch(DEVICE, epoch, "track", [p.idx + 1 for p in changed], changed))
-    ioc_db.store(Batch(DEVICE, epoch, "track_sig", list(range(1, len(sigs) + 1)), sigs))
-    TrackCheck(ioc_db, None).advance(DEVICE, epoch)
+    db.store(Batch(DEVICE, epoch, "track", [p.idx + 1 for p in changed], changed))
+    db.store(Batch(DEVICE, epoch, "track_sig", list(range(1, len(sigs) + 1)), sigs))
+    TrackCheck(db, None).advance(DEVICE, epoch)
+    return logged
+
+
+def test_the_api_shows_each_chain_and_its_flags(ioc_db, web_server, logged):
+    epoch, points, sigs = stored_with_a_break(ioc_db, logged)
     Users(ioc_db).add("lan", "viewer", "correct horse battery")
     api = Api(web_server.url, Tokens(ioc_db).create("lan", "tests")[1])
     try:
@@ -208,11 +214,7 @@ def test_the_api_shows_each_chain_and_its_flags(ioc_db, web_server, logged):
 
 @needs_chromium
 def test_the_nodes_page_shows_a_vessels_track_log_and_its_flags(dashboard, ioc_db, logged):
-    epoch, points, sigs = logged
-    changed = [p._replace(speed_kn=9.99) if p.idx == 3 else p for p in points]
-    ioc_db.store(Batch(DEVICE, epoch, "track", [p.idx + 1 for p in changed], changed))
-    ioc_db.store(Batch(DEVICE, epoch, "track_sig", list(range(1, len(sigs) + 1)), sigs))
-    TrackCheck(ioc_db, None).advance(DEVICE, epoch)
+    epoch, points, sigs = stored_with_a_break(ioc_db, logged)
     page = dashboard.sign_in("an", "nodes")
     page.locator(f"#nodes tr[data-device='{DEVICE}']").click()
     chain = page.locator(f"#track .track-chain[data-epoch='{epoch}']")
