@@ -174,6 +174,23 @@ def _signin_failures(d: Dialect) -> list[str]:
     ]
 
 
+def _enrolment(d: Dialect) -> list[str]:
+    """The enrolment register (``ioc.enrolment``): which device ids exist and which certificate each holds.
+
+    One row per certificate ever enrolled, keyed on its issuer and serial (hex). ``status`` is
+    ``active``, ``revoked`` or ``replaced``; the unique index lets a device id hold one active
+    certificate at a time, whatever two operators do at once.
+    """
+    return [
+        f"CREATE TABLE IF NOT EXISTS enrolments (device {d.text} NOT NULL, serial {d.text} NOT NULL, "
+        f"issuer {d.text} NOT NULL, signer {d.text} NOT NULL, not_before_ms {d.int} NOT NULL, "
+        f"not_after_ms {d.int} NOT NULL, status {d.text} NOT NULL, enrolled_ms {d.int} NOT NULL, "
+        f"revoked_ms {d.int}, enrolled_by {d.text} NOT NULL, PRIMARY KEY (issuer, serial))",
+        "CREATE UNIQUE INDEX IF NOT EXISTS enrolments_active ON enrolments (device) WHERE status = 'active'",
+        "CREATE INDEX IF NOT EXISTS enrolments_device ON enrolments (device, enrolled_ms)",
+    ]
+
+
 Migration = Callable[[Dialect], list[str]]
 
 MIGRATIONS: list[tuple[int, str, Migration]] = [
@@ -184,5 +201,6 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (5, "commissioning", _commissioning),
     (6, "ais", _ais),
     (7, "signin_failures", _signin_failures),
+    (8, "enrolment", _enrolment),
 ]
 """(version, name, statements): append only, versions increasing."""
