@@ -137,7 +137,7 @@ class CertificateAuthority:
 
         The IOC keeps the signer's key and certificate in ``signers/NAME`` to sign its CRL.
         """
-        if not SIGNER_NAME.match(name):
+        if not SIGNER_NAME.fullmatch(name):
             raise PkiError(f"signer name {name!r} is not valid; expected {SIGNER_NAME.pattern}")
         home = self.path / "signers" / name
         if home.exists():

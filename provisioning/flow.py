@@ -74,7 +74,7 @@ class ProvisionOptions:
 
 def check_device_id(text: str) -> str:
     text = text.strip()
-    if not pki.DEVICE_ID.match(text):
+    if not pki.DEVICE_ID.fullmatch(text):
         raise ProvisionError(
             f"device id {text!r} is not valid: 1 to 64 of a-z, 0-9, '-' and '_', "
             "starting with a letter or digit"

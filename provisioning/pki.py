@@ -318,7 +318,7 @@ def check_device_csr(csr: x509.CertificateSigningRequest) -> DeviceRequest:
     if not isinstance(csr.public_key(), ec.EllipticCurvePublicKey):
         raise PkiError("the certificate request's key is not an EC key")
     device = common_name(csr.subject)
-    if not DEVICE_ID.match(device):
+    if not DEVICE_ID.fullmatch(device):
         raise PkiError(f"the request's CN {device!r} is not a device id ({DEVICE_ID.pattern})")
     sites = csr.subject.get_attributes_for_oid(NameOID.LOCALITY_NAME)
     site = str(sites[0].value) if sites else ""

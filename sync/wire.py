@@ -314,7 +314,7 @@ def ack_topic(prefix: str, device: str) -> str:
 def parse_up_topic(prefix: str, topic: str) -> tuple[str, str]:
     """``(device, stream)`` of an uplink topic; raises :class:`WireError` for any other topic."""
     parts = topic[len(prefix) + 1 :].split("/") if topic.startswith(prefix + "/") else []
-    if len(parts) != 3 or parts[1] != "up" or not DEVICE_RE.match(parts[0]):
+    if len(parts) != 3 or parts[1] != "up" or not DEVICE_RE.fullmatch(parts[0]):
         raise WireError("bad_topic", f"{topic!r} is not {prefix}/<device>/up/<stream>")
     if parts[2] not in STREAMS:
         raise WireError("unknown_stream", f"stream {parts[2]!r} in {topic!r} is not one of {sorted(STREAMS)}")
@@ -537,9 +537,9 @@ def decode_batch(payload: bytes) -> Batch:
     stream = STREAMS.get(body["st"]) if isinstance(body["st"], str) else None
     if stream is None:
         raise WireError("unknown_stream", f"stream {body['st']!r} is not one of {sorted(STREAMS)}")
-    if not isinstance(body["dev"], str) or not DEVICE_RE.match(body["dev"]):
+    if not isinstance(body["dev"], str) or not DEVICE_RE.fullmatch(body["dev"]):
         raise WireError("bad_schema", f"device {body['dev']!r} is not a valid device id")
-    if not isinstance(body["ep"], str) or not EPOCH_RE.match(body["ep"]):
+    if not isinstance(body["ep"], str) or not EPOCH_RE.fullmatch(body["ep"]):
         raise WireError("bad_schema", f"epoch {body['ep']!r} is not 16 hex digits")
     n = body["n"]
     if type(n) is not int or not 1 <= n <= MAX_BATCH_RECORDS:
@@ -571,7 +571,7 @@ def decode_ack(payload: bytes) -> Ack:
         raise WireError("bad_ack", f"not an ack: {exc}") from None
     if (
         not isinstance(epoch, str)
-        or not EPOCH_RE.match(epoch)
+        or not EPOCH_RE.fullmatch(epoch)
         or stream not in STREAMS
         or not all(type(v) is int for v in (first, last))
         or not 1 <= first <= last

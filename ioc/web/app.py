@@ -289,7 +289,7 @@ def _safe_next(target: str | None) -> str:
 
 def _page_routes(app: FastAPI, static_dir: Path) -> None:
     def page(request: Request, name: str) -> Response:
-        if not PAGE_RE.match(name):
+        if not PAGE_RE.fullmatch(name):
             raise HTTPException(404, f"no page {name}")
         path = static_dir / name
         if not path.is_file():

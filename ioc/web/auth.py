@@ -216,7 +216,7 @@ class Tokens:
 
 
 def _check_username(username: str) -> None:
-    if not USERNAME_RE.match(username):
+    if not USERNAME_RE.fullmatch(username):
         raise AuthError(
             f"user name {username!r} is not allowed: use 1-64 of a-z 0-9 . _ @ - (starting with a letter "
             "or digit)"

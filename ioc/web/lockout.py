@@ -66,7 +66,7 @@ class Refusal:
     def message(self) -> str:
         if self.scope == "user":
             # A name that cannot be a user's is not repeated in a command to paste.
-            name = self.subject if USERNAME_RE.match(self.subject) else "NAME"
+            name = self.subject if USERNAME_RE.fullmatch(self.subject) else "NAME"
             return (
                 f"too many failed sign-ins for this user; try again in {self.retry_after_s} s "
                 f"or ask an operator to unlock with `ioc-center user unlock {name}`"
