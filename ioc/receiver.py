@@ -15,6 +15,7 @@ from paho.mqtt.properties import Properties
 
 from ioc.commissioning import CommissioningCheck
 from ioc.db import Database
+from ioc.enrolment import Admission, Register
 from ioc.track import GAP_S, TrackCheck
 from provisioning import pki
 from provisioning.tls import TlsFiles, client_context
@@ -34,7 +35,9 @@ class Receiver:
     wrote: :meth:`TlsFiles.receiver`) it connects to the broker's centre listener over mutual TLS.
     ``checks`` run on each stored batch of their stream before the ack (signed records' verdicts);
     commissioning records and track chains (``ioc.track``) are judged against ``tls.ca``, the device
-    CA (without ``tls``: the chain alone).
+    CA (without ``tls``: the chain alone). With ``register`` (``ioc.enrolment``), a batch of a device
+    id the register does not hold is refused (``not_enrolled``, ``revoked``) and not acked: the node
+    keeps it and sends it again, so a device enrolled later loses nothing.
 
     Example::
 
@@ -55,10 +58,12 @@ class Receiver:
         client_id: str | None = None,
         tls: TlsFiles | None = None,
         track_gap_s: float = GAP_S,
+        register: Register | None = None,
     ) -> None:
         self.db = db
         self.host, self.port, self.prefix, self.group = host, port, prefix, group
         self.stats: Counter[str] = Counter()
+        self.admission = Admission(register) if register is not None else None
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id or f"ioc-center-{socket.gethostname()}",
@@ -118,6 +123,10 @@ class Receiver:
         """Validate and store one uplink message; the ack to send, or None when it was rejected."""
         try:
             device, stream = parse_up_topic(self.prefix, topic)
+            # Before decoding: what a device the centre does not hold sends costs no more than a lookup.
+            refusal = self.admission.refusal(device) if self.admission else None
+            if refusal:
+                raise WireError(refusal, f"{device} holds no active certificate in the enrolment register")
             batch = decode_batch(payload)
             if batch.device != device:
                 raise WireError("device_mismatch", f"payload of {batch.device!r} on the topic of {device!r}")
