@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
+import getpass
 import json
 import signal
 import threading
@@ -114,6 +116,14 @@ def _web_server(db: Database, http_host: str, http_port: int, web: dict) -> WebS
     show_default=True,
     help="A vessel's track without a record for longer is a gap: twice the fleet's track.heartbeat_s.",
 )
+@click.option(
+    "--enrolment",
+    type=click.Choice(["required", "off"]),
+    default=None,
+    help="required: refuse the batches of device ids the enrolment register does not hold "
+    "(`ioc-center device enrol`); off: take any device the broker admits [default: required with --tls, "
+    "off without].",
+)
 @_web_options
 def run(
     mqtt_host: str,
@@ -128,6 +138,7 @@ def run(
     metrics_host: str,
     metrics_port: int,
     track_gap_s: float,
+    enrolment: str | None,
     **web: Any,
 ) -> None:
     """Receive, validate, de-duplicate, store and ack what the nodes send, until stopped;
@@ -138,13 +149,23 @@ def run(
 
     Example: ioc-center run --mqtt-port 1883 --db sqlite:///var/lib/ioc/ioc.db --http-port 8080
     """
+    from ioc.enrolment import Register
     from ioc.metrics import CenterService, SignInCollector
     from ioc.receiver import Receiver
     from provisioning.tls import TlsFiles
 
+    # Device ids are proven only over mutual TLS: there the register is enforced unless told otherwise.
+    required = enrolment == "required" or (enrolment is None and tls_dir is not None)
     try:
         db = Database(url)
         tls = TlsFiles.receiver(tls_dir) if tls_dir else None
+        register = Register(db) if required else None
+        if register is not None and not register.active():
+            click.echo(
+                "the enrolment register is empty: every device's batches are refused until enrolled "
+                "(ioc-center device enrol CA/signers/*/issued CA/issued --ca CA)",
+                err=True,
+            )
         receiver = Receiver(
             db,
             mqtt_host,
@@ -154,6 +175,7 @@ def run(
             client_id=client_id,
             tls=tls,
             track_gap_s=track_gap_s,
+            register=register,
         )
         server = _web_server(db, http_host, http_port, web) if http_port is not None else None
     except IocEdgeError as exc:
@@ -638,6 +660,131 @@ def ca_crl(ca_dir: Path) -> None:
     except IocEdgeError as exc:
         raise Failed(str(exc)) from None
     click.echo(f"CRLs signed again, valid {CRL_DAYS} days; reload the broker: systemctl reload mosquitto")
+
+
+# -- the enrolment register ------------------------------------------------------------------------
+
+
+@main.group()
+def device() -> None:
+    """The enrolment register: the device ids this centre holds and the one certificate each may use.
+    `ioc-center run --tls` refuses the batches of any other device id (reject reasons not_enrolled
+    and revoked), so a signer's credential alone no longer puts a device in service.
+
+    Example: ioc-center device enrol /media/usb/signer-alice/issued --ca /var/lib/ioc/ca
+    """
+
+
+def _certificate_files(paths: tuple[Path, ...]) -> list[Path]:
+    """The files of ``paths``: each file, and the ``*.crt`` of each directory."""
+    return [f for p in paths for f in (sorted(p.glob("*.crt")) if p.is_dir() else [p])]
+
+
+def _operator() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no user name known (a container without one): recorded as unknown
+        return ""
+
+
+@device.command("enrol")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@_ca_option
+@db_option
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="A device id in service gets this certificate instead of its current one (after ioc-edge "
+    "provision --rotate); without it, a second certificate for an enrolled device id is refused.",
+)
+@click.option("--by", default=None, help="Who enrols, recorded with each certificate [default: this user].")
+def device_enrol(paths: tuple[Path, ...], ca_dir: Path, url: str, replace: bool, by: str | None) -> None:
+    """Enrol device certificates: files (a node's tls/node.crt) or directories of *.crt (a signer
+    credential's issued/ the technician brings back). Each is checked against the CA (a device's, from a
+    signer of this CA, its path valid, not revoked) and imported into it, for `ca revoke`. A directory
+    holding two certificates of one device enrols the older and refuses the newer; with --replace the
+    newer ends active.
+    Prints one line per certificate; exits 1 when any was refused, naming its file and why.
+
+    Example: ioc-center device enrol /media/usb/signer-alice/issued --ca /var/lib/ioc/ca --db sqlite:///ioc.db
+    """
+    from ioc.ca import CertificateAuthority
+    from ioc.enrolment import Register
+    from provisioning import pki
+
+    try:
+        authority, register = CertificateAuthority(ca_dir), Register(Database(url))
+        certs = [(f, pki.load_certificates(f)[0]) for f in _certificate_files(paths)]
+    except IocEdgeError as exc:
+        raise Failed(str(exc)) from None
+    refused = []
+    # Oldest first: with --replace, the newest certificate of a device is the one left active.
+    for file, cert in sorted(certs, key=lambda fc: fc[1].not_valid_before_utc):
+        device_id, serial = pki.common_name(cert.subject), f"{cert.serial_number:x}"
+        try:
+            before = register.serial_of(device_id)
+            new = register.enrol(cert, authority, replace=replace, by=_operator() if by is None else by)
+            authority.import_certificates([file])
+        except IocEdgeError as exc:
+            refused.append(f"{file}: {exc}")
+            continue
+        if not new:
+            click.echo(f"{device_id}: serial {serial} enrolled already")
+            continue
+        instead = f", replacing serial {before:x}" if before is not None else ""
+        click.echo(
+            f"enrolled {device_id}: serial {serial}, valid until {cert.not_valid_after_utc:%Y-%m-%d}{instead}"
+        )
+    if refused:
+        raise Failed("refused:\n" + "\n".join(refused))
+
+
+@device.command("list")
+@db_option
+@click.option("--all", "history", is_flag=True, help="Every certificate ever enrolled, not only the latest.")
+def device_list(url: str, history: bool) -> None:
+    """Print each enrolled device: id, status (active, revoked), serial, signer, valid until, enrolled
+    (when, by whom); with --all, its replaced and revoked certificates too, the latest first.
+
+    Example: ioc-center device list --db sqlite:///ioc.db
+    """
+    from ioc.enrolment import Register
+
+    try:
+        entries = Register(Database(url)).entries()
+    except IocEdgeError as exc:
+        raise Failed(str(exc)) from None
+    shown = set()
+    for e in entries:
+        if e.device in shown and not history:
+            continue
+        shown.add(e.device)
+        until = f"{dt.datetime.fromtimestamp(e.not_after_ms / 1000, dt.UTC):%Y-%m-%d}"
+        when = f"{dt.datetime.fromtimestamp(e.enrolled_ms / 1000, dt.UTC):%Y-%m-%d %H:%M}Z"
+        click.echo(
+            f"{e.device}\t{e.status}\t{e.serial:x}\t{e.signer}\tuntil {until}\t"
+            f"enrolled {when} by {e.enrolled_by or '?'}"
+        )
+
+
+@device.command("revoke")
+@click.argument("device_id", metavar="DEVICE")
+@db_option
+def device_revoke(device_id: str, url: str) -> None:
+    """Revoke DEVICE in the enrolment register: every receiver refuses its batches within 5 s
+    (reject reason revoked), even over a connection already open. The broker still admits its
+    certificate until `ioc-center ca revoke DEVICE` and a reload.
+
+    Example: ioc-center device revoke vessel-042 --db sqlite:///ioc.db && ioc-center ca revoke vessel-042
+    """
+    from ioc.enrolment import Register
+
+    try:
+        revoked = Register(Database(url)).revoke(device_id)
+    except IocEdgeError as exc:
+        raise Failed(str(exc)) from None
+    click.echo(f"revoked {device_id} in the register: serial {revoked.serial:x}")
+    click.echo(f"at the broker too: ioc-center ca revoke {device_id} && systemctl reload mosquitto")
 
 
 @main.command("broker-config")
