@@ -35,13 +35,13 @@ from ioc.ca import CertificateAuthority
 from ioc.db import Database, now_ms
 from provisioning import pki, trust
 
-__all__ = ["CACHE_S", "Admission", "Enrolment", "EnrolmentError", "Register", "check_device_certificate"]
+__all__ = ["CACHE_S", "CachedRegister", "Enrolment", "EnrolmentError", "Register", "check_device_certificate"]
 
 ACTIVE, REVOKED, REPLACED = "active", "revoked", "replaced"
 CACHE_S = 5.0
 """How long the receiver trusts what it read of the register: a revocation takes effect within it."""
 _CACHED = 4096
-"""Device ids an :class:`Admission` remembers before it forgets the stale ones (the broker's ACL lets a
+"""Device ids a :class:`CachedRegister` remembers before it forgets the stale ones (the broker's ACL lets a
 device send only under its own id, so this is the fleet's size, not an attacker's choice)."""
 _COLUMNS = (
     "device, serial, issuer, signer, not_before_ms, not_after_ms, status, enrolled_ms, revoked_ms, "
@@ -211,7 +211,7 @@ class Register:
         return found.serial if found and found.status == ACTIVE else None
 
 
-class Admission:
+class CachedRegister:
     """Whether a device id may send, as the register says, read at most every ``cache_s`` per device.
 
     The receiver asks per message; the register is read once per device per ``cache_s``, so a
@@ -219,8 +219,8 @@ class Admission:
 
     Example::
 
-        admission = Admission(Register(db))
-        admission.refusal("vessel-042")     # None, "not_enrolled" or "revoked"
+        cached = CachedRegister(Register(db))
+        cached.refusal("vessel-042")     # None, "not_enrolled" or "revoked"
     """
 
     def __init__(
