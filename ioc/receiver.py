@@ -15,7 +15,7 @@ from paho.mqtt.properties import Properties
 
 from ioc.commissioning import CommissioningCheck
 from ioc.db import Database
-from ioc.enrolment import Admission, Register
+from ioc.enrolment import CachedRegister, Register
 from ioc.track import GAP_S, TrackCheck
 from provisioning import pki
 from provisioning.tls import TlsFiles, client_context
@@ -63,7 +63,7 @@ class Receiver:
         self.db = db
         self.host, self.port, self.prefix, self.group = host, port, prefix, group
         self.stats: Counter[str] = Counter()
-        self.admission = Admission(register) if register is not None else None
+        self.register = CachedRegister(register) if register is not None else None
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id or f"ioc-center-{socket.gethostname()}",
@@ -124,7 +124,7 @@ class Receiver:
         try:
             device, stream = parse_up_topic(self.prefix, topic)
             # Before decoding: what a device the centre does not hold sends costs no more than a lookup.
-            refusal = self.admission.refusal(device) if self.admission else None
+            refusal = self.register.refusal(device) if self.register else None
             if refusal:
                 raise WireError(refusal, f"{device} holds no active certificate in the enrolment register")
             batch = decode_batch(payload)
