@@ -23,6 +23,7 @@ from edge.config import NodeConfig, load_config
 from ioc.broker import PrivateBroker, free_port
 from ioc.cli import main as center_cli
 from ioc.db import Database
+from ioc.enrolment import Register
 from ioc.receiver import Receiver
 from provisioning.tls import TlsFiles, client_context
 
@@ -44,20 +45,37 @@ class Centre:
     outputs: list[str]
 
     def provision(
-        self, device: str, port: int | None = None, signer: Path | None = None, site: str = "Thuan An"
+        self,
+        device: str,
+        port: int | None = None,
+        signer: Path | None = None,
+        site: str = "Thuan An",
+        enrol: bool = True,
     ) -> NodeConfig:
-        """``ioc-edge provision`` of a node that buffers in ``tmp/<device>`` and reaches this broker."""
+        """``ioc-edge provision`` of a node that buffers in ``tmp/<device>`` and reaches this broker;
+        then, with ``enrol`` and a signer of this centre's CA, ``ioc-center device enrol`` of its
+        certificate, as the operator does with what the technician brings back."""
+        signer = signer or self.signer
         config = self.tmp / device / "edge.toml"
         self.outputs.append(
             cli(
                 edge_cli,
                 ["provision", "--config", str(config), "--device-id", device, "--site", site]
                 + ["--broker-host", "127.0.0.1", "--broker-port", str(port or self.broker.port)]
-                + ["--signer", str(signer or self.signer), "--state-dir", str(self.tmp / device / "state")]
+                + ["--signer", str(signer), "--state-dir", str(self.tmp / device / "state")]
                 + ["--template", str(self.template())],
             )
         )
-        return load_config(config)
+        made = load_config(config)
+        if enrol and (signer / "ca.crt").read_bytes() == (self.ca / "ca.crt").read_bytes():
+            self.enrol(made.uplink.tls.cert)
+        return made
+
+    def enrol(self, cert: Path, *options: str) -> str:
+        """``ioc-center device enrol CERT`` into this centre's register; its output."""
+        args = ["device", "enrol", str(cert), "--ca", str(self.ca), "--db", self.db.url, *options]
+        self.outputs.append(cli(center_cli, args))
+        return self.outputs[-1]
 
     def template(self) -> Path:
         path = self.tmp / "template.toml"
@@ -85,7 +103,14 @@ def open_centre(tmp_path: Path, db: Database) -> Iterator[Centre]:
         )
     )
     with PrivateBroker(tmp_path / "broker", port, listeners=tls / "ioc.conf") as broker:
-        receiver = Receiver(db, broker.host, centre_port, client_id="ioc-test", tls=TlsFiles.receiver(tls))
+        receiver = Receiver(
+            db,
+            broker.host,
+            centre_port,
+            client_id="ioc-test",
+            tls=TlsFiles.receiver(tls),
+            register=Register(db),  # as `ioc-center run --tls` enforces it
+        )
         receiver.start()
         try:
             assert receiver.subscribed.wait(10), "the receiver could not subscribe over mutual TLS"
