@@ -65,7 +65,7 @@ def test_sign_in_with_the_right_password_only(web_server, people):
     }
 
     viewer = requests.post(f"{url}/login", json={"username": "an", "password": PASSWORD}, timeout=30)
-    assert viewer.json() == {"username": "an", "role": "viewer"}
+    assert viewer.json() == {"username": "an", "role": "viewer", "next": "/"}
     session = sign_in(url, "lan")
     cookie = next(c for c in session.cookies if c.name == "ioc_session")
     assert cookie.has_nonstandard_attr("HttpOnly") and cookie.expires > time.time() + 11 * 3600
@@ -89,7 +89,13 @@ def test_a_form_sign_in_goes_back_to_a_page_of_this_site_only(web_server, people
     response = requests.post(f"{url}/login?next=/%23/alarms", data=form, allow_redirects=False, timeout=30)
     assert (response.status_code, response.headers["location"]) == (303, "/#/alarms")
     assert "ioc_session=" in response.headers["set-cookie"]
-    for target in ("//evil.example/", "https://evil.example/"):
+    for target in (
+        "//evil.example/",
+        "https://evil.example/",
+        "/\\evil.example/",
+        "/\t/evil.example/",
+        "/\n/x",
+    ):
         response = requests.post(
             f"{url}/login", params={"next": target}, data=form, allow_redirects=False, timeout=30
         )

@@ -123,7 +123,7 @@ def test_five_failures_lock_a_user_for_a_delay_that_doubles(web_server, lan, clo
     assert len(locks(caplog)) == 2 and locks(caplog)[1].endswith("failures=6 lock_s=120")
 
     clock.advance(120)
-    assert sign_in(url, "lan", PASSWORD).json() == {"username": "lan", "role": "operator"}
+    assert sign_in(url, "lan", PASSWORD).json() == {"username": "lan", "role": "operator", "next": "/"}
     # The right password after the lock ended: the count starts again; the fifth try may be the right one.
     fail(url, "lan", 4)
     assert sign_in(url, "lan", PASSWORD).status_code == 200

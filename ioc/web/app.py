@@ -41,7 +41,7 @@ from ioc.web.api import COOKIE, WebContext, resolve_principal, router
 from ioc.web.auth import Sessions, Tokens, Users
 from ioc.web.live import LiveFeed
 from ioc.web.lockout import SignInLimiter
-from ioc.web.models import Error, Me
+from ioc.web.models import Error, SignedIn
 from ioc.web.queries import NodeView
 from ioc.web.settings import WebSettings
 
@@ -172,7 +172,7 @@ def _sign_in_routes(app: FastAPI) -> None:
     @app.post(
         "/login",
         tags=["sign-in"],
-        response_model=Me,
+        response_model=SignedIn,
         responses={
             303: {"description": "Signed in (a form): to `next` or /."},
             401: {"model": Error, "description": "Wrong user name or password."},
@@ -212,11 +212,13 @@ def _sign_in_routes(app: FastAPI) -> None:
         await run_in_threadpool(ctx.signins.succeeded, attempt)
         sid = await run_in_threadpool(ctx.sessions.create, who.username)
         log.info("event=signed_in user=%s role=%s", who.username, who.role)
+        # The page follows the target the server chose: one rule for a form and for the page's script.
+        target = _safe_next(request.query_params.get("next"))
         response: Response
         if form:
-            response = RedirectResponse(_safe_next(request.query_params.get("next")), status_code=303)
+            response = RedirectResponse(target, status_code=303)
         else:
-            response = JSONResponse({"username": who.username, "role": who.role})
+            response = JSONResponse({"username": who.username, "role": who.role, "next": target})
         response.set_cookie(
             COOKIE,
             sid,
@@ -280,11 +282,15 @@ async def _credentials(request: Request) -> tuple[bool, dict[str, str]]:
     return form, fields
 
 
+NEXT_RE = re.compile(r"/(?!/)[A-Za-z0-9._~!$&'()*+,;=:@/?#%-]*")
+"""A path on this site: a slash not followed by another, then only characters a URL holds as they are.
+Browsers drop tabs and newlines from a URL and read a backslash as a slash, so ``/<TAB>/evil.example``
+and ``/\\evil.example`` would both leave the site: anything else is refused, not cleaned up."""
+
+
 def _safe_next(target: str | None) -> str:
-    """``target`` when it is a path on this site, else ``/`` (never ``//host`` or ``https://...``)."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return "/"
+    """``target`` when it is a path on this site (:data:`NEXT_RE`), else ``/``."""
+    return target if target and NEXT_RE.fullmatch(target) else "/"
 
 
 def _page_routes(app: FastAPI, static_dir: Path) -> None:

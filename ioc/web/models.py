@@ -171,6 +171,12 @@ class Me(BaseModel):
     role: str = Field(description="viewer or operator")
 
 
+class SignedIn(Me):
+    """POST /login's answer to JSON: who signed in and where the page goes next."""
+
+    next: str = Field(description="The `next` parameter when it is a path on this site, else /.")
+
+
 class AqiBand(BaseModel):
     key: str
     min: int

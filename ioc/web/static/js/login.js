@@ -5,14 +5,13 @@ const form = document.getElementById("login");
 const error = document.getElementById("login-error");
 
 /**
- * Where to go after signing in: only a path on this site (never "//host" or "https://..."), so the link
- * cannot send anyone elsewhere. The server never sees the view (#/alarms): the browser keeps it on this
- * page's URL through the redirect, so it is taken from here.
+ * The page to go to once signed in, as the server chose it from `next` (a path on this site, else "/"):
+ * one rule, the server's, for this script and for a plain form. The server never sees the view
+ * (#/alarms): the browser keeps it on this page's URL through the redirect, so it is taken from here
+ * (a fragment after a path cannot leave the site).
  */
-function nextPath() {
-  const next = new URLSearchParams(location.search).get("next") || "/";
-  const path = next.startsWith("/") && !next.startsWith("//") ? next : "/";
-  return path.includes("#") ? path : path + location.hash;
+function target(next) {
+  return next.includes("#") ? next : next + location.hash;
 }
 
 form.addEventListener("submit", async (ev) => {
@@ -22,8 +21,13 @@ form.addEventListener("submit", async (ev) => {
   button.disabled = true;
   const data = new FormData(form);
   try {
-    await api("/login", { method: "POST", body: { username: data.get("username"), password: data.get("password") } });
-    location.assign(nextPath());
+    const next = new URLSearchParams(location.search).get("next");
+    const me = await api("/login", {
+      method: "POST",
+      params: { next },
+      body: { username: data.get("username"), password: data.get("password") },
+    });
+    location.assign(target(me.next));
   } catch (err) {
     error.textContent =
       err instanceof ApiError && err.status === 401
