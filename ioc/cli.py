@@ -124,6 +124,14 @@ def _web_server(db: Database, http_host: str, http_port: int, web: dict) -> WebS
     "(`ioc-center device enrol`); off: take any device the broker admits [default: required with --tls, "
     "off without].",
 )
+@click.option(
+    "--quota-mb-per-hour",
+    type=click.FloatRange(0),
+    default=64,
+    show_default=True,
+    help="MiB one device may store an hour (refilled continuously); a device over it is not acked and "
+    "sends again later; 0: no quota. Per receiver process.",
+)
 @_web_options
 def run(
     mqtt_host: str,
@@ -139,6 +147,7 @@ def run(
     metrics_port: int,
     track_gap_s: float,
     enrolment: str | None,
+    quota_mb_per_hour: float,
     **web: Any,
 ) -> None:
     """Receive, validate, de-duplicate, store and ack what the nodes send, until stopped;
@@ -149,6 +158,7 @@ def run(
 
     Example: ioc-center run --mqtt-port 1883 --db sqlite:///var/lib/ioc/ioc.db --http-port 8080
     """
+    from ioc.admission import Limits
     from ioc.enrolment import Register
     from ioc.metrics import CenterService, SignInCollector
     from ioc.receiver import Receiver
@@ -176,6 +186,7 @@ def run(
             tls=tls,
             track_gap_s=track_gap_s,
             register=register,
+            limits=Limits(quota_bytes_per_hour=int(quota_mb_per_hour * 2**20)),
         )
         server = _web_server(db, http_host, http_port, web) if http_port is not None else None
     except IocEdgeError as exc:

@@ -349,15 +349,16 @@ class Database:
             )
         return new
 
-    def count_reject(self, reason: str) -> None:
+    def count_reject(self, reason: str, n: int = 1) -> None:
+        """Count ``n`` refusals under ``reason`` (a payload, or records one by one: ``ioc.admission``)."""
         self.execute(
-            "INSERT INTO rejects (reason, count) VALUES (?, 1) "
-            "ON CONFLICT (reason) DO UPDATE SET count = rejects.count + 1",
-            [reason],
+            "INSERT INTO rejects (reason, count) VALUES (?, ?) "
+            "ON CONFLICT (reason) DO UPDATE SET count = rejects.count + excluded.count",
+            [reason, n],
         )
 
     def rejects(self) -> dict[str, int]:
-        """Payloads refused so far, by reason."""
+        """Payloads refused so far, by reason (records, for the reasons of ``ioc.admission``)."""
         return {r["reason"]: r["count"] for r in self.fetch("SELECT reason, count FROM rejects")}
 
     def count(self, stream: str) -> int:

@@ -68,7 +68,18 @@ class CenterCollector(Collector):
                 ["stream"],
                 _split(stats, "duplicates"),
             ),
-            ("ioc_center_rejects", "Payloads refused, by reason.", ["reason"], _split(stats, "reject")),
+            (
+                "ioc_center_rejects",
+                "Payloads refused by reason; for future, too_big, bad_text and bad_json: records.",
+                ["reason"],
+                _split(stats, "reject"),
+            ),
+            (
+                "ioc_center_quota_refused_batches",
+                "Batches refused unacked because their device had stored its hourly quota, per device.",
+                ["device"],
+                [([device], n) for device, n in sorted(Counter(self.receiver.bounds.over_quota).items())],
+            ),
             (
                 "ioc_center_store_errors",
                 "Batches the database failed to store (not acked: the node sends them again).",

@@ -13,6 +13,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from ioc.admission import Admitted, Bounds, Limits, OverQuota
 from ioc.commissioning import CommissioningCheck
 from ioc.db import Database
 from ioc.enrolment import CachedRegister, Register
@@ -59,10 +60,12 @@ class Receiver:
         tls: TlsFiles | None = None,
         track_gap_s: float = GAP_S,
         register: Register | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.db = db
         self.host, self.port, self.prefix, self.group = host, port, prefix, group
         self.stats: Counter[str] = Counter()
+        self.bounds = Bounds(limits)
         self.register = CachedRegister(register) if register is not None else None
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -132,19 +135,32 @@ class Receiver:
                 raise WireError("device_mismatch", f"payload of {batch.device!r} on the topic of {device!r}")
             if batch.stream != stream:
                 raise WireError("stream_mismatch", f"{batch.stream!r} records on the topic of {stream!r}")
-        except WireError as exc:
+            admitted = self.bounds.admit(batch)
+        except (WireError, OverQuota) as exc:
             self.stats[f"reject.{exc.reason}"] += 1
             self.db.count_reject(exc.reason)
             log.warning("event=reject topic=%s reason=%s detail=%s", topic, exc.reason, exc)
             return None
-        new = self.db.store(batch)
+        kept = self._count_refused(topic, admitted)
+        new = self.db.store(kept) if kept.seqs else 0
         check = self.checks.get(batch.stream)
-        if check is not None:
-            check(batch)
+        if check is not None and kept.seqs:
+            check(kept)
         self.stats["batches"] += 1
         self.stats["records"] += new
-        self.stats["duplicates"] += len(batch.seqs) - new
+        self.stats["duplicates"] += len(kept.seqs) - new
         # Per stream too, for the centre's metrics (ioc.metrics).
         self.stats[f"records.{batch.stream}"] += new
-        self.stats[f"duplicates.{batch.stream}"] += len(batch.seqs) - new
+        self.stats[f"duplicates.{batch.stream}"] += len(kept.seqs) - new
+        # The whole batch, refused records too: the node would send those again for ever.
         return Ack(batch.epoch, batch.stream, batch.seqs[0], batch.seqs[-1])
+
+    def _count_refused(self, topic: str, admitted: Admitted) -> Batch:
+        """Count the records the bounds refused (``ioc.admission``), by reason; the batch left to store."""
+        for reason, n in admitted.refused.items():
+            self.stats[f"reject.{reason}"] += n
+            self.db.count_reject(reason, n)
+        if admitted.refused:
+            reasons = ",".join(f"{r}:{n}" for r, n in sorted(admitted.refused.items()))
+            log.warning("event=reject_records topic=%s reasons=%s first=%s", topic, reasons, admitted.why)
+        return admitted.batch

@@ -136,10 +136,16 @@ class Stream:
         return tuple(c.name for c in self.columns)
 
 
+MAX_TIME_MS = 253_402_300_799_999
+"""9999-12-31T23:59:59.999Z: the last instant that every formatter the centre uses can show (a
+four-digit ISO year, Python's ``datetime``, JavaScript's ``Date``). A record time beyond it or
+before 1970 is refused (``bad_value``): a node sets such records aside rather than sending them.
+A node without a real-time clock stamps 1970-based times, which stay within these bounds."""
+
 _STAMP = (
-    Column("ts_ms", order=2),
+    Column("ts_ms", order=2, lo=0, hi=MAX_TIME_MS),
     Column("tsrc", lo=min(TimeSource), hi=max(TimeSource)),
-    Column("clock_ms", order=2),
+    Column("clock_ms", order=2, lo=0, hi=MAX_TIME_MS),
 )
 
 ALARM = Stream(
