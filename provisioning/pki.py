@@ -69,7 +69,7 @@ DEVICES_UNIT = "devices"
 """The organizational unit of device certificates (and of nothing else)."""
 
 _SIG = hashes.SHA256()
-_BACKDATE = dt.timedelta(minutes=5)  # a node whose clock runs a little behind still accepts a new cert
+BACKDATE = dt.timedelta(minutes=5)  # a node whose clock runs a little behind still accepts a new cert
 
 
 def now() -> dt.datetime:
@@ -158,7 +158,7 @@ def _builder(subject: x509.Name, issuer: x509.Name, public_key, start: dt.dateti
         .issuer_name(issuer)
         .public_key(public_key)
         .serial_number(x509.random_serial_number())
-        .not_valid_before(start - _BACKDATE)
+        .not_valid_before(start - BACKDATE)
         .not_valid_after(end)
         .add_extension(_ski(public_key), critical=False)
     )
@@ -243,7 +243,7 @@ def issue_signer(
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(_CA_USAGE, critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .add_extension(x509.PrivateKeyUsagePeriod(start - _BACKDATE, window_end), critical=False)
+        .add_extension(x509.PrivateKeyUsagePeriod(start - BACKDATE, window_end), critical=False)
         .add_extension(_aki(ca), critical=False)
         .sign(ca_key, _SIG)
     )
@@ -411,7 +411,7 @@ def make_crl(
     builder = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(issuer.subject)
-        .last_update(t - _BACKDATE)
+        .last_update(t - BACKDATE)
         .next_update(t + dt.timedelta(days=days))
         .add_extension(x509.CRLNumber(number), critical=False)
         .add_extension(_aki(issuer), critical=False)

@@ -15,6 +15,7 @@ Example::
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography import x509
@@ -23,15 +24,16 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from edge.clock import SANE_WALL_MS
-from edge.errors import IocEdgeError
 from provisioning import pki
+from provisioning.revocation import CrlFile, Revocations
 from provisioning.tls import TlsSource
+from provisioning.trust import SignatureError, TrustedPath, describe, validate, validation_time
 
 __all__ = ["DeviceSigner", "SignatureChecker", "SignatureError", "signed_at"]
 
 _ECDSA = ec.ECDSA(hashes.SHA256())
-_CACHE = 64
-"""Chains kept checked by a checker: a node's chain changes only when it is re-provisioned."""
+_CACHE = 256
+"""Validated paths a checker keeps: a node's chain changes only when it is re-provisioned."""
 
 
 def signed_at(signed_ms: int) -> int | None:
@@ -41,10 +43,6 @@ def signed_at(signed_ms: int) -> int | None:
     and a node at sea without NTP still keeps its RTC's time; a clock at 1970 proves nothing.
     """
     return signed_ms if signed_ms >= SANE_WALL_MS else None
-
-
-class SignatureError(IocEdgeError, ValueError):
-    """A signature, or the certificate chain that came with it, does not verify; the message says which."""
 
 
 class DeviceSigner:
@@ -78,57 +76,107 @@ class DeviceSigner:
 class SignatureChecker:
     """Checks a node's signatures: the chain that came with them against the CA, then the signature.
 
+    The chain is validated as a path to ``ca`` at the signing time (:mod:`provisioning.trust`);
+    with ``crls`` a certificate of it revoked at or before the signing time voids the signature
+    (and, given when the centre received it, one received after the revocation whatever time it
+    claims: a stolen key can set its clock back). With ``enrolled_serial`` (the centre's enrolment
+    register: the certificate serial it holds for a device id, None for an id it does not know)
+    the device certificate must be the one enrolled.
+
     ``ca`` None checks the signature against the chain alone (it proves the data was not changed
     since that key signed it, not who holds the key): for a centre without a CA configured.
 
     Example::
 
-        checker = SignatureChecker(pki.load_certificates(Path("ca.pem"))[0])
-        checker.check(chain_pem, "vessel-042", message, signature)   # raises SignatureError
+        checker = SignatureChecker(pki.load_certificates(Path("ca.pem"))[0], crls=CrlFile(crl_path))
+        checker.check(chain_pem, "vessel-042", message, signature, at_ms)   # raises SignatureError
     """
 
-    def __init__(self, ca: x509.Certificate | None) -> None:
-        self.ca = ca
-        self._chains: dict[tuple[bytes, str], list[x509.Certificate]] = {}
+    def __init__(
+        self,
+        ca: x509.Certificate | None,
+        *,
+        crls: CrlFile | None = None,
+        enrolled_serial: Callable[[str], int | None] | None = None,
+    ) -> None:
+        self.ca, self.crls, self.enrolled_serial = ca, crls, enrolled_serial
+        self._paths: dict[tuple[bytes, str], TrustedPath] = {}
 
-    def chain(self, chain_pem: bytes, device: str) -> list[x509.Certificate]:
-        """The certificates of ``chain_pem``, checked: ``device``'s, each issued by the next, then the CA."""
-        found = self._chains.get((chain_pem, device))
-        if found is not None:
-            return found
+    def chain(self, chain_pem: bytes, device: str, at_ms: int | None = None) -> list[x509.Certificate]:
+        """The certificates of ``chain_pem`` for ``device`` at ``at_ms``: with a CA, the validated path
+        (leaf first, the CA last); without, the chain as it came, its leaf ``device``'s."""
         try:
             chain = x509.load_pem_x509_certificates(chain_pem)
         except ValueError:
             raise SignatureError("the certificate chain is not PEM certificates") from None
-        name = pki.common_name(chain[0].subject)
-        if name != device:
-            raise SignatureError(f"the certificate is for device {name!r}, not {device!r}")
-        if self.ca is not None:
-            links = [*chain, self.ca] if chain[-1] != self.ca else chain
-            for cert, issuer in zip(links, links[1:], strict=False):
-                if not pki.issued_by(cert, issuer):
-                    raise SignatureError(
-                        f"the certificate {cert.subject.rfc4514_string()} was not issued by "
-                        f"{issuer.subject.rfc4514_string()}: not a device of this CA"
-                    )
-        if len(self._chains) >= _CACHE:
-            self._chains.pop(next(iter(self._chains)))
-        self._chains[(chain_pem, device)] = chain
-        return chain
+        if self.ca is None:
+            name = pki.common_name(chain[0].subject)
+            if name != device:
+                raise SignatureError(f"the certificate is for device {name!r}, not {device!r}")
+            return chain
+        at = validation_time(chain[0], None if at_ms is None else _ms(at_ms))
+        # The cache key is what the verdict depends on but the time; a cached path is used only at a
+        # time all its links are valid (the only way time enters path validation). Revocation and
+        # enrolment are looked at on every check: they change while the centre runs.
+        found = self._paths.get((chain_pem, device))
+        if found is None or not found.holds_at(at):
+            found = validate(self.ca, chain, device, at)
+            if len(self._paths) >= _CACHE:
+                self._paths.pop(next(iter(self._paths)))
+            self._paths[(chain_pem, device)] = found
+        return found.certs
 
     def check(
-        self, chain_pem: bytes, device: str, message: bytes, signature: bytes, at_ms: int | None = None
-    ) -> None:
-        """Raise :class:`SignatureError` unless ``device``'s key signed ``message`` (at ``at_ms``)."""
-        leaf = self.chain(chain_pem, device)[0]
-        if at_ms is not None:
-            at = dt.datetime.fromtimestamp(at_ms / 1000, dt.UTC)
-            if not leaf.not_valid_before_utc <= at <= leaf.not_valid_after_utc:
-                raise SignatureError(
-                    f"signed at {at:%Y-%m-%d %H:%M:%S}Z, outside the certificate's validity "
-                    f"{leaf.not_valid_before_utc:%Y-%m-%d} .. {leaf.not_valid_after_utc:%Y-%m-%d}"
-                )
+        self,
+        chain_pem: bytes,
+        device: str,
+        message: bytes,
+        signature: bytes,
+        at_ms: int | None = None,
+        received_ms: int | None = None,
+    ) -> list[x509.Certificate]:
+        """Raise :class:`SignatureError` unless ``device``'s key signed ``message`` (at ``at_ms``, the
+        signer's clock; ``received_ms``: when the centre received it). Returns the chain checked."""
+        chain = self.chain(chain_pem, device, at_ms)
+        if self.crls is not None and self.ca is not None:
+            _not_revoked(self.crls.revocations(), chain, at_ms, received_ms)
+        if self.enrolled_serial is not None:
+            _enrolled(self.enrolled_serial(device), chain[0], device)
         try:
-            leaf.public_key().verify(signature, message, _ECDSA)
+            chain[0].public_key().verify(signature, message, _ECDSA)
         except InvalidSignature:
             raise SignatureError("the signature does not match the data: changed or forged") from None
+        return chain
+
+
+def _ms(ms: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
+
+
+def _not_revoked(
+    revocations: Revocations, chain: list[x509.Certificate], at_ms: int | None, received_ms: int | None
+) -> None:
+    """Raise :class:`SignatureError` when a certificate of ``chain`` was revoked before it counts."""
+    for cert, issuer in zip(chain, chain[1:], strict=False):
+        revoked = revocations.revoked_at(cert, issuer)
+        if revoked is None:
+            continue
+        what = f"the certificate {describe(cert)} was revoked at {revoked:%Y-%m-%d %H:%M:%S}Z"
+        if at_ms is None:
+            raise SignatureError(f"{what}, and the node's clock was not set when it signed: maybe after")
+        if revoked <= _ms(at_ms):
+            raise SignatureError(f"{what}, at or before the signing time {_ms(at_ms):%Y-%m-%d %H:%M:%S}Z")
+        if received_ms is not None and revoked <= _ms(received_ms):
+            raise SignatureError(
+                f"{what}; the signature arrived after that ({_ms(received_ms):%Y-%m-%d %H:%M:%S}Z), "
+                "whatever time it claims"
+            )
+
+
+def _enrolled(serial: int | None, leaf: x509.Certificate, device: str) -> None:
+    if serial is None:
+        raise SignatureError(f"device {device!r} is not enrolled at the centre: ioc-center device enrol")
+    if serial != leaf.serial_number:
+        raise SignatureError(
+            f"the certificate {describe(leaf)} is not the one enrolled for {device!r} (serial {serial:x})"
+        )
