@@ -75,9 +75,11 @@ class Receiver:
         if tls is not None:
             self._client.tls_set_context(client_context(tls, "--tls"))
         device_ca = pki.load_certificates(tls.ca)[0] if tls is not None else None
-        track = TrackCheck(db, device_ca, track_gap_s)
+        # A signed record proves its device only with the certificate the register holds for it.
+        enrolled = self.register.serial_of if self.register is not None else None
+        track = TrackCheck(db, device_ca, track_gap_s, enrolled_serial=enrolled)
         self.checks: dict[str, Callable[[Batch], None]] = {
-            "commissioning": CommissioningCheck(db, device_ca),
+            "commissioning": CommissioningCheck(db, device_ca, enrolled_serial=enrolled),
             "track": track,
             "track_sig": track,
         }
