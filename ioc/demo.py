@@ -74,6 +74,7 @@ from ioc.demo_field import (
     camera_config,
     vessel_config,
 )
+from ioc.enrolment import Register
 from ioc.mosquitto_conf import BrokerSettings, write_broker_config
 from ioc.receiver import Receiver
 from ioc.track import chain_status
@@ -293,9 +294,10 @@ class Demo:
         ``ioc-edge provision`` (a key made for the node, its request signed with the credential)."""
         self.ca = CertificateAuthority.create(self.workdir / "ca", "IOC demo")
         credential = SigningCredential.load(self.ca.issue_signer(SIGNER))
+        self.certificates = []
         for node, device in NODES.items():
             files = TlsFiles(*(self.workdir / node / TLS_FILES[name] for name in ("ca", "cert", "key")))
-            NodeIdentity(files).renew(device, "demo", credential)
+            self.certificates.append(NodeIdentity(files).renew(device, "demo", credential))
         nodes = ", ".join(NODES.values())
         self.echo(f"demo: CA           {self.shown / 'ca'} (signer {SIGNER}); provisioned {nodes}")
 
@@ -303,7 +305,8 @@ class Demo:
         """mosquitto with ``ioc-center broker-config``'s listeners: devices and receivers over mutual TLS."""
         settings = BrokerSettings(port=free_port(), bind="127.0.0.1", centre_port=free_port())
         self.broker_tls = self.workdir / "broker" / "tls"
-        listeners = write_broker_config(self.ca, self.broker_tls, settings)
+        # The nodes start_receiver enrols: mosquitto reads its devices' rules only when it starts.
+        listeners = write_broker_config(self.ca, self.broker_tls, settings, devices=NODES.values())
         self.broker = PrivateBroker(self.workdir / "broker", settings.port, listeners=listeners)
         self.broker.start()
         self._undo.append(self.broker.stop)
@@ -314,15 +317,20 @@ class Demo:
         )
 
     def start_receiver(self) -> None:
-        """The receiver as ``ioc-center run --tls broker/tls``: signatures checked against its ca.crt."""
+        """The receiver as ``ioc-center run --tls broker/tls``: signatures checked against its ca.crt,
+        only the nodes' certificates enrolled (as ``ioc-center device enrol`` does)."""
         self.db = Database(f"sqlite:///{self.workdir / 'ioc.db'}")
         self._undo.append(self.db.close)
+        register = Register(self.db)
+        for cert in self.certificates:
+            register.enrol(cert, self.ca, by="demo")
         self.receiver = Receiver(
             self.db,
             self.broker.host,
             self.centre_port,
             client_id="ioc-center-demo",
             tls=TlsFiles.receiver(self.broker_tls),
+            register=register,
         )
         self.receiver.start()
         self._undo.append(self.receiver.stop)
@@ -331,7 +339,7 @@ class Demo:
             raise DemoError(f"the receiver did not subscribe within {SUBSCRIBE_TIMEOUT_S:g} s")
         self.echo(
             f"demo: receiver     database {self.shown / 'ioc.db'}; signatures checked against "
-            f"{self.shown / 'ca' / 'ca.crt'}"
+            f"{self.shown / 'ca' / 'ca.crt'}; {len(self.certificates)} nodes enrolled"
         )
 
     def start_dashboard(self) -> None:
