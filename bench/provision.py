@@ -2,11 +2,14 @@
 
 The centre is made first, in a fresh temporary directory, as an IOC would (not timed as the
 technician's): ``ioc-center ca init``, ``ca issue-signer``, ``broker-config``, a real mosquitto on
-that mutual-TLS configuration and ``ioc-center run --tls`` as the receiver. Then, as the
-technician, each step a process of its own with the prompts answered through stdin by a script:
+that mutual-TLS configuration and ``ioc-center run --tls`` as the receiver, which refuses devices
+its enrolment register does not hold. Then, as the technician, each step a process of its own with
+the prompts answered through stdin by a script:
 
 - ``ioc-edge provision`` (device id, site, broker host and port typed on stdin; the signer and
-  a template with a GPS on a pseudo-terminal given as options);
+  a template with a GPS on a pseudo-terminal given as options); the operator then enrols the
+  certificate the credential's ``issued/`` holds (``ioc-center device enrol``: timed with the
+  centre's steps, in centre_setup_s);
 - ``ioc-edge selftest`` (the GPS sends live RMC/GGA sentences on the pty: a fix, and GPS time
   that agrees with the system clock; the broker check gets the IOC's ack over mutual TLS);
 - ``ioc-edge run`` until the IOC holds its first record from the node ("online"): the signed
@@ -161,6 +164,10 @@ def main() -> None:
                             "--state-dir", str(tmp / "var")),
                     stdin=f"{DEVICE}\nThuan An\n127.0.0.1\n{port}\n",
                 )  # fmt: skip
+                # The operator's step: what the credential signed enters the register (and the CA).
+                centre_s += timed(
+                    command("ioc", "device", "enrol", str(signer / "issued"), "--ca", str(ca), "--db", db_url)
+                )[0]
                 selftest_s, report = timed(command("edge", "selftest", "--seconds", "10", str(config)))
                 started = time.perf_counter()
                 node = subprocess.Popen(
