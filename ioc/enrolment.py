@@ -102,7 +102,7 @@ def check_device_certificate(cert: x509.Certificate, ca: CertificateAuthority) -
     revoked = {r.serial: r.at for r in signer.revoked()}
     if cert.serial_number in revoked:
         raise EnrolmentError(
-            f"revoked on {revoked[cert.serial_number]:%Y-%m-%d} in signer {name!r}'s CRL; provision the "
+            f"revoked on {revoked[cert.serial_number]:%Y-%m-%d} in the CRL of signer {name!r}; provision the "
             "device again (ioc-edge provision --rotate) and enrol its new certificate"
         )
     return name

@@ -1,0 +1,212 @@
+"""The enrolment register: the centre, not a signer's credential, decides which device ids exist and which
+certificate each holds (``ioc.enrolment``, ``ioc-center device``), and the receiver refuses the rest.
+
+Real parts: certificates made as ``ioc-center ca`` and ``ioc-edge provision`` make them, the register in
+SQLite and PostgreSQL, the CLI; over the network, mosquitto on the generated mutual-TLS config, the
+receiver and the node's runtime (:func:`support_mtls.open_centre`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import make_identity
+from helpers import cli
+from support_forgery import Minted, mint
+
+from ioc.ca import CertificateAuthority
+from ioc.cli import main as center_cli
+from ioc.db import Database
+from ioc.enrolment import CACHE_S, CachedRegister, EnrolmentError, Register
+from ioc.receiver import Receiver
+from provisioning import pki
+from provisioning.credential import SigningCredential
+from provisioning.identity import NodeIdentity
+from provisioning.tls import TlsFiles
+from sync.records import Position
+from sync.wire import Batch, encode_batch, up_topic
+
+T0 = 1_764_000_000_000
+
+
+def another_certificate(tmp: Path, signer: Path, device: str, name: str) -> TlsFiles:
+    """A second key and certificate for ``device`` signed with the credential in ``signer`` (a rotation,
+    or a thief holding a copy of the credential), in ``tmp/name``."""
+    tls = TlsFiles(tmp / name / "ca.crt", tmp / name / "node.crt", tmp / name / "node.key")
+    NodeIdentity(tls).renew(device, "nowhere", SigningCredential.load(signer))
+    return tls
+
+
+def certificate(tls: TlsFiles):  # noqa: ANN201 - x509.Certificate
+    return pki.load_certificates(tls.cert)[0]
+
+
+def positions_batch(device: str, seq: int) -> bytes:
+    record = Position(T0 + seq * 1000, 1, T0 + seq * 1000, 16.46, 107.59, 5.0, 45.0)
+    return encode_batch(Batch(device, "0123456789abcdef", "position", [seq], [record]))
+
+
+def enrol_cli(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(center_cli, ["device", "enrol", *args], catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def test_register_holds_one_active_certificate_per_device_and_refuses_what_is_not_a_device_of_the_ca(
+    tmp_path: Path, ioc_db: Database
+) -> None:
+    tls = make_identity(tmp_path, "vessel-042")
+    ca = CertificateAuthority(tmp_path / "ca")
+    register = Register(ioc_db)
+    genuine = certificate(tls)
+    assert register.enrol(genuine, ca, by="lan") is True
+    assert register.enrol(genuine, ca, by="lan") is False  # the same certificate again: nothing changes
+    assert register.serial_of("vessel-042") == genuine.serial_number
+    assert register.serial_of("vessel-043") is None
+
+    rotated = certificate(
+        another_certificate(tmp_path, tmp_path / "signers" / "vessel-042", "vessel-042", "r")
+    )
+    with pytest.raises(EnrolmentError) as error:
+        register.enrol(rotated, ca)
+    assert str(error.value) == (
+        f"vessel-042 is in service with certificate {genuine.serial_number:x}: a second certificate for it "
+        "is refused; if the node was provisioned again (--rotate), enrol it with --replace"
+    )
+    assert register.enrol(rotated, ca, replace=True, by="lan") is True
+    assert [(e.serial, e.status, e.enrolled_by) for e in register.entries()] == [
+        (rotated.serial_number, "active", "lan"),
+        (genuine.serial_number, "replaced", "lan"),
+    ]
+    with pytest.raises(EnrolmentError) as error:
+        register.enrol(genuine, ca, replace=True)  # a replaced certificate never comes back
+    assert str(error.value).startswith(f"certificate {genuine.serial_number:x} of vessel-042 was replaced:")
+
+    revoked = register.revoke("vessel-042")
+    assert (revoked.serial, revoked.status) == (rotated.serial_number, "revoked")
+    assert register.serial_of("vessel-042") is None and register.active() == []
+    with pytest.raises(EnrolmentError) as error:
+        register.revoke("vessel-042")
+    assert str(error.value) == (
+        "vessel-042 holds no active certificate (its latest certificate is revoked): nothing to revoke"
+    )
+
+    credential = tmp_path / "signers" / "vessel-042"
+    stolen = Minted(
+        pki.load_private_key(credential / "signer.key"), pki.load_certificates(credential / "signer.crt")
+    )
+    foreign = certificate(make_identity(tmp_path / "elsewhere", "vessel-043"))  # same names, another CA
+    ca.import_certificates([tls.cert])
+    ca.revoke("vessel-042")
+    refusals = {}
+    for name, cert in {
+        "signer": stolen.cert,
+        "device_as_ca": mint(stolen, "vessel-044", ca=True).cert,  # signed by a signer, but a CA itself
+        "foreign": foreign,
+        "in_crl": genuine,
+    }.items():
+        with pytest.raises(EnrolmentError) as error:
+            register.enrol(cert, ca)
+        refusals[name] = str(error.value)
+    hint = "a revoked signer's devices are provisioned again with another (ioc-edge provision --rotate)"
+    assert refusals == {
+        "signer": f"not issued by a signer of the CA in {ca.path} (its issuer: CN=Hue IOC device CA,"
+        f"O=Hue IOC; signers: vessel-042); {hint}",
+        "device_as_ca": "the certificate chain does not hold: a device certificate must not be a CA "
+        "(certificate CN=vessel-044,OU=devices,O=Hue IOC)",
+        "foreign": f"not issued by a signer of the CA in {ca.path} (its issuer: CN=vessel-043,OU=signers,"
+        f"O=Hue IOC; signers: vessel-042); {hint}",
+        "in_crl": f"revoked on {pki.now():%Y-%m-%d} in the CRL of signer 'vessel-042'; provision the device "
+        "again (ioc-edge provision --rotate) and enrol its new certificate",
+    }
+
+
+def test_receiver_refuses_by_reason_and_sees_an_enrolment_or_a_revocation_within_its_cache_time(
+    tmp_path: Path, ioc_db: Database
+) -> None:
+    tls = make_identity(tmp_path, "vessel-042")
+    register, clock = Register(ioc_db), [100.0]
+    receiver = Receiver(ioc_db, "127.0.0.1", 1, register=register)  # never started: handle() alone
+    receiver.register = CachedRegister(register, clock=lambda: clock[0])
+    topic = up_topic("ioc/v1", "vessel-042", "position")
+    assert receiver.handle(topic, positions_batch("vessel-042", 1)) is None  # not acked: the node resends
+    assert (ioc_db.rejects(), receiver.stats["reject.not_enrolled"]) == ({"not_enrolled": 1}, 1)
+
+    register.enrol(certificate(tls), CertificateAuthority(tmp_path / "ca"))
+    clock[0] += CACHE_S - 0.1
+    assert receiver.handle(topic, positions_batch("vessel-042", 1)) is None  # what it read, still
+    clock[0] += 0.2
+    assert receiver.handle(topic, positions_batch("vessel-042", 1)) is not None
+    assert ioc_db.count("position") == 1
+
+    register.revoke("vessel-042")
+    clock[0] += CACHE_S
+    assert receiver.handle(topic, positions_batch("vessel-042", 2)) is None
+    assert ioc_db.rejects() == {"not_enrolled": 2, "revoked": 1} and ioc_db.count("position") == 1
+    assert receiver.stats["reject.revoked"] == 1
+
+
+def test_device_cli_enrols_a_signers_issued_directory_once_per_device_lists_and_revokes(
+    tmp_path: Path,
+) -> None:
+    ca, credential, db = tmp_path / "ca", tmp_path / "signer-alice", f"sqlite:///{tmp_path / 'ioc.db'}"
+    cli(center_cli, ["ca", "init", str(ca), "--org", "Hue IOC"])
+    cli(center_cli, ["ca", "issue-signer", "alice", "--ca", str(ca), "--out", str(credential)])
+    first_files = another_certificate(tmp_path, credential, "vessel-042", "a")
+    first, rotated_files = (
+        certificate(first_files),
+        another_certificate(tmp_path, credential, "vessel-042", "c"),
+    )
+    other, rotated = (
+        certificate(another_certificate(tmp_path, credential, "buoy-7", "b")),
+        certificate(rotated_files),
+    )
+    issued, until = credential / "issued", f"{first.not_valid_after_utc:%Y-%m-%d}"
+    common = ["--ca", str(ca), "--db", db, "--by", "lan"]
+
+    assert enrol_cli(str(first_files.cert), *common) == (
+        0,
+        f"enrolled vessel-042: serial {first.serial_number:x}, valid until {until}\n",
+    )
+    # The technician's issued/ also holds the rotated certificate: refused while vessel-042 is in service.
+    code, output = enrol_cli(str(issued), *common)
+    assert (code, output) == (
+        1,
+        f"enrolled buoy-7: serial {other.serial_number:x}, valid until {until}\n"
+        f"vessel-042: serial {first.serial_number:x} enrolled already\n"
+        f"refused 1 certificate(s):\n{issued / f'vessel-042-{rotated.serial_number:x}.crt'}: "
+        f"vessel-042 is in service with certificate {first.serial_number:x}: a second certificate for it "
+        "is refused; if the node was provisioned again (--rotate), enrol it with --replace\n",
+    )
+    assert enrol_cli(str(rotated_files.cert), *common, "--replace") == (
+        0,
+        f"enrolled vessel-042: serial {rotated.serial_number:x}, valid until {until}, "
+        f"replacing serial {first.serial_number:x}\n",
+    )
+    # Imported into the CA as well: `ca revoke` knows every certificate enrolled.
+    assert sorted(p.name for p in (ca / "issued").glob("*.crt")) == sorted(
+        p.name for p in issued.glob("*.crt")
+    )
+
+    listed = cli(center_cli, ["device", "list", "--db", db]).splitlines()
+    assert [line.split("\t")[:4] for line in listed] == [
+        ["buoy-7", "active", f"{other.serial_number:x}", "alice"],
+        ["vessel-042", "active", f"{rotated.serial_number:x}", "alice"],
+    ]
+    assert listed[0].endswith(" by lan")
+    assert cli(center_cli, ["device", "revoke", "vessel-042", "--db", db]) == (
+        f"revoked vessel-042 in the register: serial {rotated.serial_number:x}\n"
+        "at the broker too: ioc-center ca revoke vessel-042 && systemctl reload mosquitto\n"
+    )
+    history = cli(center_cli, ["device", "list", "--all", "--db", db]).splitlines()
+    assert [line.split("\t")[:2] for line in history] == [
+        ["buoy-7", "active"],
+        ["vessel-042", "revoked"],
+        ["vessel-042", "replaced"],
+    ]
+    result = CliRunner().invoke(center_cli, ["device", "revoke", "vessel-042", "--db", db])
+    assert (result.exit_code, result.output) == (
+        1,
+        "vessel-042 holds no active certificate (its latest certificate is revoked): nothing to revoke\n",
+    )
