@@ -60,13 +60,6 @@ def _web_options(command: Callable) -> Callable:
         click.option(
             "--online-after", type=int, default=None, help="Seconds a node counts as online [default: 180]."
         ),
-        click.option(
-            "--signin-allow",
-            metavar="CIDR",
-            multiple=True,
-            help="A network never locked for failed sign-ins, e.g. the operations room 10.20.0.0/24 "
-            "(repeatable; replaces the settings file's signin_allow).",
-        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -82,7 +75,6 @@ def _web_server(db: Database, http_host: str, http_port: int, web: dict) -> WebS
         timezone=web["timezone"],
         tile_url=web["tile_url"],
         online_after_s=web["online_after"],
-        signin_allow=list(web["signin_allow"]) or None,
     )
     server = WebServer(create_app(db, settings), http_host, http_port)
     server.start()
@@ -125,13 +117,6 @@ def _web_server(db: Database, http_host: str, http_port: int, web: dict) -> WebS
     help="A vessel's track without a record for longer is a gap: twice the fleet's track.heartbeat_s.",
 )
 @click.option(
-    "--crl",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="The device CRLs (the CA directory's devices-crl.pem, read again when it changes): signatures "
-    "made, or received, after their certificate's revocation are bad.",
-)
-@click.option(
     "--enrolment",
     type=click.Choice(["required", "off"]),
     default=None,
@@ -161,7 +146,6 @@ def run(
     metrics_host: str,
     metrics_port: int,
     track_gap_s: float,
-    crl: Path | None,
     enrolment: str | None,
     quota_mb_per_hour: float,
     **web: Any,
@@ -178,7 +162,6 @@ def run(
     from ioc.enrolment import Register
     from ioc.metrics import CenterService, SignInCollector
     from ioc.receiver import Receiver
-    from provisioning.revocation import CrlFile
     from provisioning.tls import TlsFiles
 
     # Device ids are proven only over mutual TLS: there the register is enforced unless told otherwise.
@@ -202,7 +185,6 @@ def run(
             client_id=client_id,
             tls=tls,
             track_gap_s=track_gap_s,
-            crls=CrlFile(crl) if crl is not None else None,
             register=register,
             limits=Limits(quota_bytes_per_hour=int(quota_mb_per_hour * 2**20)),
         )
@@ -839,13 +821,6 @@ def device_revoke(device_id: str, url: str) -> None:
     "--centre-bind", default="127.0.0.1", show_default=True, help="Address of the receivers' listener."
 )
 @click.option("--topic-prefix", default="ioc/v1", show_default=True, help="Root of the topic tree.")
-@click.option(
-    "--db",
-    "url",
-    default=None,
-    help="The centre's database: its enrolled devices get their topics [default: none yet; add them "
-    "later with `ioc-center broker devices`].",
-)
 def broker_config(
     out: Path,
     ca_dir: Path,
@@ -855,13 +830,10 @@ def broker_config(
     centre_port: int,
     centre_bind: str,
     topic_prefix: str,
-    url: str | None,
 ) -> None:
-    """Write the broker's mutual-TLS configuration into OUT: ioc.conf, the devices' rules, its
-    certificate and the receivers' identity (for `ioc-center run --tls OUT`). Devices: a certificate
-    of the CA, CN = device id = username; an enrolled device publishes only its own uplink and
-    subscribes to and reads only its own acks; any other certificate may connect and do nothing.
-    No anonymous access.
+    """Write the broker's mutual-TLS configuration into OUT: ioc.conf, ACLs, its certificate and the
+    receivers' identity (for `ioc-center run --tls OUT`). Devices: a certificate of the CA, CN = device
+    id = username; each publishes only its own uplink and reads only its own acks. No anonymous access.
 
     Example: ioc-center broker-config /etc/mosquitto/conf.d --host mqtt.ioc.example --ca /var/lib/ioc/ca
     """
@@ -870,73 +842,10 @@ def broker_config(
 
     settings = BrokerSettings(hosts, port, bind, centre_port, centre_bind, topic_prefix)
     try:
-        devices = _enrolled(url) if url else []
-        conf = write_broker_config(CertificateAuthority(ca_dir), out, settings, devices)
+        conf = write_broker_config(CertificateAuthority(ca_dir), out, settings)
     except IocEdgeError as exc:
         raise Failed(str(exc)) from None
     click.echo(f"{conf} written; receivers: ioc-center run --tls {out} --mqtt-port {centre_port}")
-    click.echo(f"devices allowed: {len(devices)} (after enrolling: ioc-center broker devices {out})")
-
-
-def _enrolled(url: str) -> list[str]:
-    from ioc.enrolment import Register
-
-    return [e.device for e in Register(Database(url)).active()]
-
-
-@main.group()
-def broker() -> None:
-    """The broker's side of the devices: which may use their topics, and ending a device's session.
-
-    Example: ioc-center broker devices /etc/mosquitto/conf.d --db sqlite:///ioc.db
-    """
-
-
-@broker.command("devices")
-@click.argument("out", type=click.Path(file_okay=False, exists=True, path_type=Path))
-@db_option
-@click.option("--topic-prefix", default="ioc/v1", show_default=True, help="Root of the topic tree.")
-def broker_devices(out: Path, url: str, topic_prefix: str) -> None:
-    """Write OUT/devices.json again (OUT: the directory of `ioc-center broker-config`): every device
-    enrolled and active in the register may use its own topics. mosquitto reads the file when it
-    starts: restart it (a reload does not read it; the nodes reconnect and resend what was not acked).
-
-    Example: ioc-center broker devices /etc/mosquitto/conf.d --db sqlite:///ioc.db
-    """
-    from ioc.mosquitto_conf import write_device_rules
-
-    try:
-        devices = _enrolled(url)
-        path = write_device_rules(out, topic_prefix, devices)
-    except IocEdgeError as exc:
-        raise Failed(str(exc)) from None
-    click.echo(f"{path} written: {len(devices)} device(s); restart the broker: systemctl restart mosquitto")
-
-
-@broker.command("disconnect")
-@click.argument("device_id", metavar="DEVICE")
-@click.option(
-    "--tls",
-    "tls_dir",
-    required=True,
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    help="The receivers' identity (the directory of `ioc-center broker-config`).",
-)
-@click.option("--mqtt-host", default="127.0.0.1", show_default=True, help="The broker's centre listener.")
-@click.option("--mqtt-port", default=8884, show_default=True, help="Its port.")
-def broker_disconnect(device_id: str, tls_dir: Path, mqtt_host: str, mqtt_port: int) -> None:
-    """End DEVICE's connection to the broker and delete its session (subscriptions, queued acks).
-    Run it after `ioc-center ca revoke DEVICE` and a reload, so that it cannot connect again.
-
-    Example: ioc-center broker disconnect vessel-042 --tls /etc/mosquitto/conf.d --mqtt-port 8884
-    """
-    from ioc.disconnect import disconnect
-
-    try:
-        disconnect(device_id, tls_dir, mqtt_host, mqtt_port)
-    except IocEdgeError as exc:
-        raise Failed(str(exc)) from None
-    click.echo(f"disconnected {device_id}: its connection ended and its session is deleted")
 
 
 @main.group()
@@ -955,40 +864,18 @@ def track() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="The IOC's CA certificate (PEM) the device's certificate must chain to.",
 )
-@click.option(
-    "--crl",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="The CRLs (the CA directory's devices-crl.pem): a signature made at or after its "
-    "certificate's revocation, by the time it claims, does not verify.",
-)
-@click.option(
-    "--gap-s",
-    type=click.FloatRange(2, 86_400),
-    default=GAP_S,
-    show_default=True,
-    help="Longer between two records is a gap, as `ioc-center run --track-gap-s` flags it.",
-)
-@click.option("--strict", is_flag=True, help="Exit 2 when the track has gaps (it verifies otherwise).")
-def track_verify(file: Path, ca: Path, crl: Path | None, gap_s: float, strict: bool) -> None:
-    """Check an export of `ioc-edge track export` offline: every record, the chain, the signatures
-    (the certificates as a path to the CA, at each signature's time; their revocation with --crl),
-    and list the gaps: the node off for longer than --gap-s, or its time going back.
+def track_verify(file: Path, ca: Path) -> None:
+    """Check an export of `ioc-edge track export` offline: every record, the chain, the signatures.
 
-    Prints a summary and exits 0 (gaps are listed: they are not a forgery; with --strict they exit
-    2), or names the first record that does not verify and exits 1.
+    Prints a summary and exits 0, or names the first record that does not verify and exits 1.
 
-    Example: ioc-center track verify vessel-042.track --ca ca/ca.crt --crl ca/devices-crl.pem
+    Example: ioc-center track verify vessel-042.track --ca /etc/ioc/ca/ca.pem
     """
     from provisioning import pki
-    from provisioning.revocation import CrlFile
     from sync.trackfile import verify
 
     try:
-        crls = CrlFile(crl) if crl is not None else None
-        report = verify(file, pki.load_certificates(ca)[0], crls, gap_s)
+        report = verify(file, pki.load_certificates(ca)[0])
     except IocEdgeError as exc:
         raise Failed(str(exc)) from None
     click.echo(report.summary())
-    if strict and report.gaps:
-        raise SystemExit(2)
