@@ -60,6 +60,13 @@ def _web_options(command: Callable) -> Callable:
         click.option(
             "--online-after", type=int, default=None, help="Seconds a node counts as online [default: 180]."
         ),
+        click.option(
+            "--signin-allow",
+            metavar="CIDR",
+            multiple=True,
+            help="A network never locked for failed sign-ins, e.g. the operations room 10.20.0.0/24 "
+            "(repeatable; replaces the settings file's signin_allow).",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -75,6 +82,7 @@ def _web_server(db: Database, http_host: str, http_port: int, web: dict) -> WebS
         timezone=web["timezone"],
         tile_url=web["tile_url"],
         online_after_s=web["online_after"],
+        signin_allow=list(web["signin_allow"]) or None,
     )
     server = WebServer(create_app(db, settings), http_host, http_port)
     server.start()

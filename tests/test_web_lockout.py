@@ -1,4 +1,5 @@
-"""Password guessing on the dashboard's sign-in: user names and client addresses locked after failures.
+"""Password guessing on the dashboard's sign-in: a user name at an address, and client addresses, locked
+after failures; the operations room's networks never address-locked.
 
 On a real server, once on SQLite and once on PostgreSQL (the ``ioc_db`` fixture). The centre's clock
 (``ioc.db.now_ms``) is replaced by one the tests move forward, so a lock's end is not waited for.
@@ -21,6 +22,7 @@ from ioc.db import Database
 from ioc.metrics import SignInCollector
 from ioc.web import WebServer, WebSettings, create_app
 from ioc.web.auth import Users
+from ioc.web.lockout import SignInLimiter
 from ioc.web.settings import WebSettingsError, parse_web_settings
 
 PASSWORD = "correct horse battery"
@@ -29,7 +31,7 @@ WRONG = "not the password"
 
 def user_locked(name: str, seconds: int) -> str:
     return (
-        f"too many failed sign-ins for this user; try again in {seconds} s "
+        f"too many failed sign-ins for this user from this address; try again in {seconds} s "
         f"or ask an operator to unlock with `ioc-center user unlock {name}`"
     )
 
@@ -154,7 +156,7 @@ def test_failures_further_apart_than_the_window_are_forgotten(web_server, lan, c
     # Quiet counts are deleted, so that names that were never users do not pile up.
     assert lan.fetch("SELECT scope, subject, failures FROM signin_failures ORDER BY scope") == [
         {"scope": "address", "subject": "127.0.0.1", "failures": 4},
-        {"scope": "user", "subject": "lan", "failures": 4},
+        {"scope": "user", "subject": '"lan" 127.0.0.1', "failures": 4},
     ]
     assert sign_in(url, "lan", PASSWORD).status_code == 200
 
@@ -245,4 +247,87 @@ def test_trusted_proxies_must_be_addresses():
     assert str(raised.value) == (
         "trusted_proxies (web.toml line 1): '*' is not an IP address or network, "
         "e.g. '127.0.0.1' or '10.0.0.0/24'"
+    )
+
+
+def from_(address: str) -> dict[str, str]:
+    return {"X-Forwarded-For": address}
+
+
+def test_a_strangers_failures_do_not_lock_the_operator_out_elsewhere(ioc_db, lan, clock, verified):
+    """The attack: anyone who reaches the sign-in page sends 20 wrong passwords for an operator's name."""
+    server = WebServer(create_app(ioc_db, WebSettings(trusted_proxies=["127.0.0.1"])), "127.0.0.1", 0)
+    server.start()
+    try:
+        fail(server.url, "lan", 5, **from_("203.0.113.9"))
+        for _ in range(15):
+            assert_refused(
+                sign_in(server.url, "lan", WRONG, **from_("203.0.113.9")), user_locked("lan", 60), 60
+            )
+        # The stranger gets no more password checks, even with the right password ...
+        assert_refused(
+            sign_in(server.url, "lan", PASSWORD, **from_("203.0.113.9")), user_locked("lan", 60), 60
+        )
+        assert verified == ["lan"] * 5
+        # ... while the operator, at their own address, signs in at once.
+        assert sign_in(server.url, "lan", PASSWORD, **from_("198.51.100.4")).status_code == 200
+    finally:
+        server.stop()
+    # The operator's sign-in does not wipe the stranger's count: it is someone else's guesses.
+    assert lan.fetch("SELECT subject, failures FROM signin_failures WHERE scope = 'user'") == [
+        {"subject": '"lan" 203.0.113.9', "failures": 5}
+    ]
+
+
+def test_the_operations_room_is_never_address_locked_but_its_user_names_are(ioc_db_url, ioc_db, lan, clock):
+    settings = WebSettings(
+        trusted_proxies=["127.0.0.1"], signin_allow=["10.20.0.0/24"], signin_max_failures_per_address=3
+    )
+    server = WebServer(create_app(ioc_db, settings), "127.0.0.1", 0)
+    server.start()
+    try:
+        # Mistyped names in the room beyond the address's limit: no address lock, every operator there can
+        # still sign in.
+        for n in range(4):
+            fail(server.url, f"typo-{n}", 1, **from_("10.20.0.5"))
+        assert sign_in(server.url, "lan", PASSWORD, **from_("10.20.0.5")).status_code == 200
+        # A user name is still limited from inside the room (an insider guessing a colleague's password).
+        fail(server.url, "lan", 5, **from_("10.20.0.5"))
+        assert_refused(sign_in(server.url, "lan", PASSWORD, **from_("10.20.0.5")), user_locked("lan", 60), 60)
+        assert sign_in(server.url, "lan", PASSWORD, **from_("10.20.0.6")).status_code == 200
+        # Outside the room, the address's limit still holds.
+        for n in range(3):
+            fail(server.url, f"guess-{n}", 1, **from_("203.0.113.9"))
+        refused = sign_in(server.url, "lan", PASSWORD, **from_("203.0.113.9"))
+        assert_refused(refused, address_locked("203.0.113.9", 60), 60)
+    finally:
+        server.stop()
+    assert ioc_db.fetch("SELECT subject FROM signin_failures WHERE scope = 'address'") == [
+        {"subject": "203.0.113.9"}
+    ]
+    assert cli(center, ["user", "unlock", "lan", "--db", ioc_db_url]) == "unlocked lan\n"
+    assert ioc_db.fetch("SELECT subject FROM signin_failures WHERE subject LIKE '\"lan\"%'") == []
+
+
+def test_signin_allow_takes_networks_from_the_file_or_the_option(tmp_path):
+    assert parse_web_settings('signin_allow = ["10.20.0.0/24", "::ffff:10.20.0.0/120"]\n').signin_allow == [
+        "10.20.0.0/24",
+        "::ffff:10.20.0.0/120",
+    ]
+    limiter = SignInLimiter(Database("sqlite:///:memory:"), allow=["10.20.0.0/24"])
+    # A dual-stack socket's IPv4 client is in an IPv4 network; no peer address is in none.
+    assert [limiter.allowed(a) for a in ("10.20.0.9", "::ffff:10.20.0.9", "10.20.1.9", "unknown")] == [
+        True,
+        True,
+        False,
+        False,
+    ]
+    db = f"sqlite:///{tmp_path / 'ioc.db'}"
+    result = CliRunner().invoke(
+        center, ["serve", "--db", db, "--http-port", "0", "--signin-allow", "ops-room"]
+    )
+    assert (result.exit_code, result.output) == (
+        1,
+        "signin_allow (option --signin-allow): 'ops-room' is not an IP address or network, "
+        "e.g. '127.0.0.1' or '10.0.0.0/24'\n",
     )

@@ -84,7 +84,9 @@ def create_app(
         lifespan=lifespan,
     )
     sessions = Sessions(db, settings.session_hours * 3600)
-    signins = SignInLimiter(db, settings.signin_max_failures, settings.signin_max_failures_per_address)
+    signins = SignInLimiter(
+        db, settings.signin_max_failures, settings.signin_max_failures_per_address, settings.signin_allow
+    )
     app.state.ctx = WebContext(
         db, settings, Users(db), sessions, Tokens(db), nodes, feed, signins, keepalive_s
     )
@@ -225,7 +227,7 @@ def _sign_in_routes(app: FastAPI) -> None:
             max_age=int(ctx.settings.session_hours * 3600),
             httponly=True,
             samesite="lax",
-            secure=ctx.settings.secure_cookie,
+            secure=_secure(request, ctx.settings),
         )
         return response
 
@@ -244,8 +246,14 @@ def _sign_in_routes(app: FastAPI) -> None:
         response: Response = (
             RedirectResponse("/login.html", status_code=303) if form else JSONResponse({"signed_out": True})
         )
-        response.delete_cookie(COOKIE, httponly=True, samesite="lax", secure=ctx.settings.secure_cookie)
+        response.delete_cookie(COOKIE, httponly=True, samesite="lax", secure=_secure(request, ctx.settings))
         return response
+
+
+def _secure(request: Request, settings: WebSettings) -> bool:
+    """Whether the session cookie is marked Secure: as the settings say, else when the request came over
+    HTTPS (uvicorn takes the scheme from X-Forwarded-Proto only from ``trusted_proxies``)."""
+    return settings.secure_cookie if settings.secure_cookie is not None else request.url.scheme == "https"
 
 
 async def _credentials(request: Request) -> tuple[bool, dict[str, str]]:

@@ -7,12 +7,17 @@ A complete file (every key is optional; the values are the defaults)::
                                        # "" = no tiles (a plain background with a graticule)
     online_after_s = 180               # a node is online when it was heard within this many seconds
     session_hours = 12                 # a sign-in lasts this long (a shift)
-    secure_cookie = false              # true when the dashboard is served over HTTPS (behind a proxy)
-    signin_max_failures = 5            # failed sign-ins for one user name before it is locked (60 s,
-                                       # doubling with each further failure up to 15 min)
+    # secure_cookie = true             # unset: the session cookie is Secure when the request came
+                                       # over HTTPS (served with TLS, or X-Forwarded-Proto: https from
+                                       # a trusted proxy); true/false: always/never
+    signin_max_failures = 5            # failed sign-ins for one user name from one address before
+                                       # it is locked there (60 s, doubling up to 15 min)
     signin_max_failures_per_address = 20  # the same for one client address, whatever the names
-    trusted_proxies = []               # addresses of reverse proxies whose X-Forwarded-For names the
-                                       # client, e.g. ["127.0.0.1"]; [] = the client is the peer address
+    signin_allow = []                  # networks never address-locked (the operations room), e.g.
+                                       # ["10.20.0.0/24"]; their user names are still limited
+    trusted_proxies = []               # addresses of reverse proxies whose X-Forwarded-For and
+                                       # X-Forwarded-Proto are believed, e.g. ["127.0.0.1"];
+                                       # [] = the client is the peer address
 
     [water_level_thresholds.river]     # per water level sensor (the driver's name on the node)
     warn = 3.0                         # metres above the gauge's zero
@@ -88,16 +93,30 @@ class WebSettings(BaseModel):
     )
     online_after_s: int = Field(180, description="A node heard within this many seconds is online.", ge=5)
     session_hours: float = Field(12, description="How long a sign-in lasts, hours.", gt=0, le=24 * 30)
-    secure_cookie: bool = Field(False, description="Mark the session cookie Secure (HTTPS only).")
+    secure_cookie: bool | None = Field(
+        None,
+        description="Mark the session cookie Secure (sent over HTTPS only); unset: when the request came "
+        "over HTTPS (TLS, or X-Forwarded-Proto: https from a trusted proxy).",
+    )
     signin_max_failures: int = Field(
-        5, description="Failed sign-ins for one user name before it is locked for a while.", ge=1, le=1000
+        5,
+        description="Failed sign-ins for one user name from one address before it is locked there.",
+        ge=1,
+        le=1000,
     )
     signin_max_failures_per_address: int = Field(
         20, description="Failed sign-ins from one client address before it is locked.", ge=1, le=100_000
     )
+    signin_allow: list[str] = Field(
+        default_factory=list,
+        description="Networks (the operations room) whose addresses are never locked for failed sign-ins; "
+        "a user name's failures from them still count.",
+        max_length=100,
+    )
     trusted_proxies: list[str] = Field(
         default_factory=list,
-        description="Reverse proxies (IP addresses) whose X-Forwarded-For header names the client.",
+        description="Reverse proxies (IP addresses) whose X-Forwarded-For and X-Forwarded-Proto headers "
+        "are believed.",
         max_length=100,
     )
     water_level_thresholds: dict[str, WaterLevelThreshold] = Field(
@@ -113,7 +132,7 @@ class WebSettings(BaseModel):
             raise ValueError(f"{value!r} is not an http(s) URL or a path on this server")
         return value
 
-    @field_validator("trusted_proxies")
+    @field_validator("trusted_proxies", "signin_allow")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
         for entry in value:
