@@ -40,9 +40,13 @@ def forged(batch: Batch) -> bytes:
         "st": batch.stream,
         "n": len(batch.seqs),
         "seq": wire._encode_ints(batch.seqs, 1),
-        "c": [wire._encode_column(c, list(v)) for c, v in zip(columns, zip(*batch.records), strict=True)],
+        "c": [
+            wire._encode_column(c, list(v))
+            for c, v in zip(columns, zip(*batch.records, strict=True), strict=True)
+        ],
     }
-    return bytes([wire.CODEC_ZSTD]) + zstandard.ZstdCompressor().compress(msgpack.packb(body, use_bin_type=True))
+    packed = msgpack.packb(body, use_bin_type=True)
+    return bytes([wire.CODEC_ZSTD]) + zstandard.ZstdCompressor().compress(packed)
 
 
 def send(node: Node, batch: Batch) -> None:
@@ -68,7 +72,7 @@ def stored_seqs(db: Database, stream: str, device: str) -> list[int]:
     return [r["seq"] for r in db.dump(stream, device)]
 
 
-def test_an_alarm_dated_2_to_the_62_is_set_aside_by_the_node_and_refused_by_the_receiver(receiver, ioc_db, node):
+def test_an_alarm_dated_2_62_ms_is_set_aside_by_the_node_and_refused_at_the_centre(receiver, ioc_db, node):
     bad = Batch("vessel-042", EPOCH, "alarm", [1], [alarm(2**62)])
     with pytest.raises(InvalidRecords) as refused:  # an honest node sets it aside, never sends it
         encode_batch(bad)

@@ -3,8 +3,10 @@
 One header row, then one row per item. Beside ``ts_ms`` (UTC ms) comes
 ``time_local``, the same instant in the centre's time zone; nested values
 are flattened (``box`` becomes ``box_x1 .. box_y2``, a dict is JSON). Text
-that a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@`` first)
-gets a leading apostrophe.
+that a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, a TAB or
+a CR first: OWASP's list) gets a leading apostrophe. A ``ts_ms`` no calendar can
+show (a record an older centre stored unchecked) has ``time_local`` ``invalid``:
+one such row never cuts the export short.
 
 Example::
 
@@ -24,6 +26,25 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 _BOX = ("x1", "y1", "x2", "y2")
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+INVALID_TIME = "invalid"
+
+
+def local_time(ms: object, zone: ZoneInfo) -> str | None:
+    """``ms`` (UTC ms) as an ISO 8601 time in ``zone``; None without a time, :data:`INVALID_TIME` for
+    one outside what ``datetime`` can hold (before year 1, after 9999, or not an integer).
+
+    >>> local_time(2**62, ZoneInfo("UTC"))
+    'invalid'
+    """
+    if ms is None:
+        return None
+    if not isinstance(ms, int) or isinstance(ms, bool):
+        return INVALID_TIME
+    try:
+        return datetime.fromtimestamp(ms / 1000, zone).isoformat(timespec="milliseconds")
+    except (OverflowError, OSError, ValueError):
+        return INVALID_TIME
 
 
 def _flatten(item: dict, zone: ZoneInfo) -> dict:
@@ -34,12 +55,11 @@ def _flatten(item: dict, zone: ZoneInfo) -> dict:
             continue
         if isinstance(value, dict):
             value = json.dumps(value, sort_keys=True)
-        elif isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+        elif isinstance(value, str) and value.startswith(_FORMULA_STARTS):
             value = "'" + value
         out[key] = value
         if key == "ts_ms":
-            local = datetime.fromtimestamp(value / 1000, zone) if isinstance(value, int) else None
-            out["time_local"] = local.isoformat(timespec="milliseconds") if local else None
+            out["time_local"] = local_time(value, zone)
     return out
 
 

@@ -30,6 +30,7 @@ import json
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -111,6 +112,8 @@ class LiveFeed(Component):
         self._listeners: dict[asyncio.Queue, asyncio.AbstractEventLoop] = {}
         self._lock = threading.Lock()
         self._sources: dict[str, Arrivals] | None = None
+        self.failures: Counter[str] = Counter()
+        """Polls of each kind that failed (its events of that poll were not sent)."""
 
     def _after_stop(self) -> None:
         with self._lock:
@@ -152,20 +155,33 @@ class LiveFeed(Component):
                     _offer(loop, queue, events)
 
     def poll(self) -> Events:
-        """What arrived since the last poll (the first looks ``lag_s`` back from now)."""
+        """What arrived since the last poll (the first looks ``lag_s`` back from now).
+
+        Each kind on its own: one that fails (its query, a row it cannot read) is logged and counted
+        in ``failures``, and the other kinds' events of this poll still go out.
+        """
         if self._sources is None:
             self._sources = self._new_sources(now_ms())
         src = self._sources
+        kinds: list[tuple[str, Callable[[], list[dict]]]] = [
+            ("alarm", lambda: self._alarm_items(src["alarm"].new_rows(), src["ack"].new_rows())),
+            ("position", lambda: _items(POSITIONS, src["position"].new_rows())),
+            ("status", lambda: self._status_items(src["status"].new_rows())),
+            ("summary", lambda: _items(SUMMARIES, src["summary"].new_rows())),
+            ("count", lambda: _items(COUNTS, src["count"].new_rows())),
+            ("event", lambda: _items(EVENTS, src["event"].new_rows())),
+        ]
         events: Events = []
-        alarm_items = self._alarm_items(src["alarm"].new_rows(), src["ack"].new_rows())
-        events.append(("alarm", alarm_items))
-        events.append(("position", _items(POSITIONS, src["position"].new_rows())))
-        statuses = src["status"].new_rows()
-        events.append(("status", self.node_view.nodes(self.db, {r["device"] for r in statuses})))
-        events.append(("summary", _items(SUMMARIES, src["summary"].new_rows())))
-        events.append(("count", _items(COUNTS, src["count"].new_rows())))
-        events.append(("event", _items(EVENTS, src["event"].new_rows())))
-        return [(name, items) for name, items in events if items]
+        for name, build in kinds:
+            try:
+                items = build()
+            except Exception as exc:  # sqlite3, psycopg, or a row no reader expected
+                self.failures[name] += 1
+                log.warning("event=live_poll_failed kind=%s error=%s", name, " ".join(str(exc).split()))
+                continue
+            if items:
+                events.append((name, items))
+        return events
 
     def _new_sources(self, start_ms: int) -> dict[str, Arrivals]:
         def records(stream: str) -> Callable[[int, int], list[dict]]:
@@ -191,6 +207,10 @@ class LiveFeed(Component):
             lambda since, limit: acks_arrived(self.db, since, limit), self.lag_ms, start_ms, stamp="acked_ms"
         )
         return sources
+
+    def _status_items(self, statuses: list[dict]) -> list[dict]:
+        """The /nodes items of the devices that sent a status."""
+        return self.node_view.nodes(self.db, {r["device"] for r in statuses})
 
     def _alarm_items(self, records: list[dict], acks: list[dict]) -> list[dict]:
         """New alarm records, the raises that new clears closed and newly acknowledged raises, as upserts."""

@@ -15,12 +15,12 @@ Example::
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ioc.admission import FIELD_BYTES, json_object
 from ioc.db import Database
 from ioc.web.aqi import band, vn_aqi
 
@@ -364,12 +364,13 @@ class NodeView:
 
 
 def _status_body(text: str | None) -> dict:
-    # A node's own report: read what is there, never fail the whole list on one odd body.
+    # A node's own report: read what is there, never fail the whole list on one odd body. Within the
+    # receiver's bounds only: an older centre may hold one too deep to parse, too large to answer, or
+    # with a NaN no JSON answer can carry.
     try:
-        body = json.loads(text) if text else {}
+        return json_object(text, max_bytes=FIELD_BYTES["status", "body"]) if text else {}
     except ValueError:
         return {}
-    return body if isinstance(body, dict) else {}
 
 
 def _dict(value: object) -> dict:

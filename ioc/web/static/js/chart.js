@@ -2,6 +2,7 @@
 import uPlot from "/static/vendor/uplot-1.6.32/uPlot.esm.js";
 
 import { colourAt } from "./dom.js";
+import { validTime } from "./time.js";
 
 const AXIS = { stroke: "#a3b1bf", grid: { stroke: "#2f3b49", width: 1 }, ticks: { stroke: "#2f3b49" } };
 
@@ -129,14 +130,14 @@ function drawLines(u, lines) {
 
 /**
  * Aligned columns for a chart: `value(item)` per series `key(item)` in buckets of `bucketMs`, summed
- * (amounts: counts, rain) or averaged (`mean`: levels, AQI).
+ * (amounts: counts, rain) or averaged (`mean`: levels, AQI). Items without a valid time are left out.
  */
 export function bucketSeries(items, bucketMs, key, value, { mean = false } = {}) {
   const times = new Set();
   const acc = new Map();
   for (const it of items) {
     const v = value(it);
-    if (v === null || v === undefined) continue;
+    if (v === null || v === undefined || !validTime(it.ts_ms)) continue; // a time no axis can place
     const t = Math.floor(it.ts_ms / bucketMs) * bucketMs;
     const k = key(it);
     times.add(t);

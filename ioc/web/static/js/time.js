@@ -2,6 +2,16 @@
 import { h } from "./dom.js";
 
 const FALLBACK_ZONE = "Asia/Ho_Chi_Minh";
+const MAX_DATE_MS = 8.64e15; // the furthest a JavaScript Date reaches either side of 1970
+export const INVALID_TIME = "invalid time";
+
+/**
+ * Whether `ms` is a time a Date can hold. An older centre may have stored one that is not (2^62 ms):
+ * shown as INVALID_TIME, it must never throw and empty the page around it.
+ */
+export function validTime(ms) {
+  return typeof ms === "number" && Number.isFinite(ms) && Math.abs(ms) <= MAX_DATE_MS;
+}
 
 /**
  * Formats UTC milliseconds in one IANA time zone.
@@ -33,12 +43,14 @@ export class TimeFormat {
   /** "2024-05-01 14:03:07" */
   dateTime(ms) {
     if (ms === null || ms === undefined) return "–";
+    if (!validTime(ms)) return INVALID_TIME;
     const p = this._parts(ms);
     return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second}`;
   }
 
   /** "14:03:07" */
   time(ms) {
+    if (!validTime(ms)) return INVALID_TIME;
     const p = this._parts(ms);
     return `${p.hour}:${p.minute}:${p.second}`;
   }
@@ -46,6 +58,7 @@ export class TimeFormat {
   /** The time only when `ms` is today in the centre's zone, else the date and time. */
   short(ms, now = Date.now()) {
     if (ms === null || ms === undefined) return "–";
+    if (!validTime(ms)) return INVALID_TIME;
     const a = this._parts(ms);
     const b = this._parts(now);
     const sameDay = a.year === b.year && a.month === b.month && a.day === b.day;
@@ -56,6 +69,7 @@ export class TimeFormat {
 /** "45 s", "12 min", "3 h", "2 d" since `ms`. */
 export function ago(ms, now = Date.now()) {
   if (ms === null || ms === undefined) return "never";
+  if (!validTime(ms)) return INVALID_TIME;
   const s = Math.max(0, Math.round((now - ms) / 1000));
   if (s < 90) return `${s} s`;
   if (s < 90 * 60) return `${Math.round(s / 60)} min`;
