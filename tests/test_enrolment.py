@@ -8,24 +8,32 @@ receiver and the node's runtime (:func:`support_mtls.open_centre`).
 
 from __future__ import annotations
 
+import json
+import shutil
+import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from conftest import make_identity
-from helpers import cli
+from helpers import cli, wait_for
 from support_forgery import Minted, mint
+from support_mtls import Centre, Client, files
 
+from edge.config import NodeConfig
+from edge.runtime import open_store
 from ioc.ca import CertificateAuthority
 from ioc.cli import main as center_cli
+from ioc.commissioning import latest
 from ioc.db import Database
 from ioc.enrolment import CACHE_S, CachedRegister, EnrolmentError, Register
 from ioc.receiver import Receiver
 from provisioning import pki
 from provisioning.credential import SigningCredential
 from provisioning.identity import NodeIdentity
+from provisioning.signing import DeviceSigner
 from provisioning.tls import TlsFiles
-from sync.records import Position
+from sync.records import Commissioning, Position, TimeSource
 from sync.wire import Batch, encode_batch, up_topic
 
 T0 = 1_764_000_000_000
@@ -43,9 +51,28 @@ def certificate(tls: TlsFiles):  # noqa: ANN201 - x509.Certificate
     return pki.load_certificates(tls.cert)[0]
 
 
+def position(seq: int) -> Position:
+    return Position(T0 + seq * 1000, 1, T0 + seq * 1000, 16.46, 107.59, 5.0, 45.0)
+
+
 def positions_batch(device: str, seq: int) -> bytes:
-    record = Position(T0 + seq * 1000, 1, T0 + seq * 1000, 16.46, 107.59, 5.0, 45.0)
-    return encode_batch(Batch(device, "0123456789abcdef", "position", [seq], [record]))
+    return encode_batch(Batch(device, "0123456789abcdef", "position", [seq], [position(seq)]))
+
+
+def backlog(config: NodeConfig) -> int:
+    store = open_store(config)
+    try:
+        return store.backlog()["position"]
+    finally:
+        store.close()
+
+
+def stolen_signer(centre: Centre) -> Path:
+    """A copy of the technician's credential, taken from the laptop: the centre never hears of its use."""
+    stolen = centre.tmp / "stolen"
+    if not stolen.exists():
+        shutil.copytree(centre.signer, stolen)
+    return stolen
 
 
 def enrol_cli(*args: str) -> tuple[int, str]:
@@ -210,3 +237,95 @@ def test_device_cli_enrols_a_signers_issued_directory_once_per_device_lists_and_
         1,
         "vessel-042 holds no active certificate (its latest certificate is revoked): nothing to revoke\n",
     )
+
+
+def test_a_stolen_signer_mints_a_new_device_id_and_nothing_it_sends_is_stored(centre: Centre) -> None:
+    thief = another_certificate(centre.tmp, stolen_signer(centre), "vessel-999", "thief")
+    client = Client(centre.broker.port, thief, "vessel-999")  # the broker admits any certificate of the CA
+    try:
+        code = client.publish(up_topic("ioc/v1", "vessel-999", "position"), positions_batch("vessel-999", 1))
+        wait_for(
+            lambda: code != 0 or centre.db.rejects() or centre.db.count("position"),
+            10,
+            "the centre's verdict",
+        )
+        assert centre.db.count("position") == 0
+        # Refused at the broker (its topics are an enrolled device's only) or, passed on, by the receiver.
+        assert (code, centre.db.rejects()) in [(135, {}), (0, {"not_enrolled": 1})]
+        assert client.received == []  # no ack
+    finally:
+        client.close()
+
+
+def test_a_node_the_register_does_not_hold_loses_nothing_and_is_let_in_once_enrolled(
+    centre: Centre, run_node
+) -> None:
+    config = centre.provision("vessel-new", enrol=False)  # the technician's work, not yet at the centre
+    store = open_store(config)
+    store.write({"position": [position(i) for i in range(1, 21)]})
+    store.close()
+    node = run_node(config)
+    wait_for(lambda: node.uplink.stats["resent_batches"] >= 1, 20, "the node to send its batch again")
+    assert centre.db.count("position") == 0 and backlog(config) == 20
+    assert set(centre.db.rejects()) <= {"not_enrolled"}
+    centre.enrol(config.uplink.tls.cert)
+    wait_for(lambda: centre.db.count("position") == 20 and backlog(config) == 0, 30, "the node's backlog")
+
+
+def test_a_second_certificate_for_a_device_in_service_is_refused_for_enrolment_and_its_signatures(
+    centre: Centre,
+) -> None:
+    genuine = files(centre.provision("vessel-042"))
+    thief = another_certificate(centre.tmp, stolen_signer(centre), "vessel-042", "thief")
+    # The thief's vessel-042 connects (its CN is enrolled) and sends a signed commissioning record.
+    body = json.dumps({"schema": 1, "device": "vessel-042", "operator": "mallory", "passed": True})
+    signer, at = DeviceSigner.load(thief), int(time.time() * 1000)
+    record = Commissioning(
+        at, TimeSource.NTP, at, body, signer.chain_pem.decode(), signer.sign(body.encode())
+    )
+    client = Client(centre.broker.port, thief, "vessel-042")
+    try:
+        payload = encode_batch(Batch("vessel-042", "0123456789abcdef", "commissioning", [1], [record]))
+        assert client.publish(up_topic("ioc/v1", "vessel-042", "commissioning"), payload) == 0
+        wait_for(lambda: (latest(centre.db, "vessel-042") or {}).get("checked_ms"), 10, "the verdict")
+    finally:
+        client.close()
+    found, stolen = latest(centre.db, "vessel-042"), certificate(thief)
+    assert (found["verdict"], found["detail"]) == (
+        "invalid",
+        f"the certificate {stolen.subject.rfc4514_string()} (serial {stolen.serial_number:x}) is not the one "
+        f"enrolled for 'vessel-042' (serial {certificate(genuine).serial_number:x})",
+    )
+    # Nor does the operator, handed the thief's certificate, put it in service by mistake.
+    code, output = enrol_cli(str(thief.cert), "--ca", str(centre.ca), "--db", centre.db.url)
+    assert (code, output) == (
+        1,
+        f"refused 1 certificate(s):\n{thief.cert}: vessel-042 is in service with certificate "
+        f"{certificate(genuine).serial_number:x}: a second certificate for it is refused; if the node was "
+        "provisioned again (--rotate), enrol it with --replace\n",
+    )
+    assert Register(centre.db).serial_of("vessel-042") == certificate(genuine).serial_number
+
+
+def test_a_connected_device_revoked_in_the_register_is_refused_within_the_cache_time(centre: Centre) -> None:
+    tls = files(centre.provision("vessel-a"))
+    client = Client(centre.broker.port, tls, "vessel-a")
+    topic = up_topic("ioc/v1", "vessel-a", "position")
+    try:
+        assert client.publish(topic, positions_batch("vessel-a", 1)) == 0
+        wait_for(lambda: centre.db.count("position") == 1, 10, "the enrolled device's batch")
+        assert cli(center_cli, ["device", "revoke", "vessel-a", "--db", centre.db.url]).startswith(
+            "revoked vessel-a in the register"
+        )
+        revoked_at, seq = time.monotonic(), 1
+        while not centre.db.rejects():  # the same connection goes on sending
+            seq += 1
+            assert client.publish(topic, positions_batch("vessel-a", seq)) == 0
+            assert time.monotonic() - revoked_at < CACHE_S + 2, "still stored after the cache time"
+            time.sleep(0.25)
+        stored = centre.db.count("position")
+        assert client.publish(topic, positions_batch("vessel-a", seq + 1)) == 0
+        wait_for(lambda: centre.db.rejects() == {"revoked": 2}, 10, "the next batch refused")
+    finally:
+        client.close()
+    assert centre.db.count("position") == stored < seq
