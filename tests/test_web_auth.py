@@ -297,3 +297,85 @@ def test_cli_adds_users_and_makes_tokens_that_the_api_accepts(tmp_path, ioc_db_u
     assert listed.output.endswith("\tmai\treport\n")
     listing = runner.invoke(center, ["user", "list", "--db", ioc_db_url])
     assert listing.output == "an\tviewer\nhoa\tviewer\nlan\toperator\nmai\toperator\n"
+
+
+sqlite_only = pytest.mark.parametrize("ioc_db_url", ["sqlite"], indirect=True)
+
+
+@sqlite_only
+def test_the_api_description_and_its_page_need_a_sign_in(web_server, people):
+    url = web_server.url
+    description = requests.get(f"{url}/api/v1/openapi.json", timeout=30)
+    assert (description.status_code, description.json()) == (
+        401,
+        {"detail": "not signed in: sign in at /login.html, or send Authorization: Bearer <token>"},
+    )
+    page = requests.get(f"{url}/api/v1/docs", allow_redirects=False, timeout=30)
+    assert (page.status_code, page.headers["location"]) == (303, "/login.html?next=%2Fapi%2Fv1%2Fdocs")
+
+    session = sign_in(url, "an")
+    assert "/api/v1/positions" in session.get(f"{url}/api/v1/openapi.json", timeout=30).json()["paths"]
+    page = session.get(f"{url}/api/v1/docs", timeout=30)
+    assert page.status_code == 200 and '<script src="/static/js/api-docs.js" defer>' in page.text
+    token = Tokens(people).create("an", "docs")[1]
+    headers = {"Authorization": f"Bearer {token}"}
+    assert requests.get(f"{url}/api/v1/openapi.json", headers=headers, timeout=30).status_code == 200
+
+
+@sqlite_only
+def test_the_session_cookie_is_secure_when_the_dashboard_is_served_over_https(ioc_db, people):
+    """Behind a TLS proxy the centre trusts, X-Forwarded-Proto says the browser used HTTPS."""
+    https = {"X-Forwarded-Proto": "https"}
+    cookies = {}
+    for name, settings in {
+        "proxy": WebSettings(trusted_proxies=["127.0.0.1"]),
+        "untrusted": WebSettings(),  # anyone could send the header: not believed
+        "forced": WebSettings(secure_cookie=True),
+        "off": WebSettings(trusted_proxies=["127.0.0.1"], secure_cookie=False),
+    }.items():
+        server = WebServer(create_app(ioc_db, settings), "127.0.0.1", 0)
+        server.start()
+        try:
+            for scheme, headers in (("https", https), ("http", {})):
+                response = requests.post(
+                    f"{server.url}/login",
+                    json={"username": "an", "password": PASSWORD},
+                    headers=headers,
+                    timeout=30,
+                )
+                cookies[name, scheme] = "; Secure" in response.headers["set-cookie"]
+        finally:
+            server.stop()
+    assert cookies == {
+        ("proxy", "https"): True,
+        ("proxy", "http"): False,
+        ("untrusted", "https"): False,
+        ("untrusted", "http"): False,
+        ("forced", "https"): True,
+        ("forced", "http"): True,
+        ("off", "https"): False,
+        ("off", "http"): False,
+    }
+
+
+@sqlite_only
+def test_every_answer_carries_the_content_security_policy(ioc_db, people):
+    settings = WebSettings(tile_url="https://{s}.tile.example.org/{z}/{x}/{y}.png")
+    server = WebServer(create_app(ioc_db, settings), "127.0.0.1", 0)
+    server.start()
+    try:
+        answers = [
+            requests.get(f"{server.url}{path}", allow_redirects=False, timeout=30)
+            for path in ("/login.html", "/", "/api/v1/me", "/static/js/app.js")
+        ]
+    finally:
+        server.stop()
+    for answer in answers:
+        assert answer.headers["content-security-policy"] == (
+            "default-src 'self'; script-src 'self'; style-src 'self'; "
+            "img-src 'self' data: https://*.tile.example.org; connect-src 'self'; object-src 'none'; "
+            "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+        ), answer.url
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["referrer-policy"] == "same-origin"
+        assert answer.headers["x-frame-options"] == "DENY"

@@ -3,9 +3,13 @@ description read without signing in, a session cookie sent in clear, a script sl
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 from support_browser import PASSWORD, Dashboard, needs_chromium
+
+from ioc.web import WebSettings
 
 pytestmark = [needs_chromium, pytest.mark.parametrize("ioc_db_url", ["sqlite"], indirect=True)]
 
@@ -45,3 +49,65 @@ def test_signing_in_never_leaves_the_dashboards_site(dashboard: Dashboard):
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Alarms")
     assert page.url == dashboard.url + "/#/alarms"
+
+
+WATCH_CSP = """
+window.__csp = [];
+document.addEventListener("securitypolicyviolation", (e) =>
+  window.__csp.push(`${e.effectiveDirective} ${e.blockedURI}`));
+"""
+"""Kept by each page from its first line: the Content-Security-Policy violations it met."""
+
+
+@pytest.mark.parametrize(
+    "web_settings", [WebSettings(tile_url="/static/vendor/leaflet-1.9.4/images/layers.png?z={z}&x={x}&y={y}")]
+)
+def test_every_page_loads_under_the_content_security_policy(dashboard: Dashboard):
+    page = dashboard.sign_in("lan")
+    page.context.add_init_script(WATCH_CSP)
+    seen = {}
+    for view in ("nodes", "cameras", "environment", "vessels", "alarms"):
+        page.goto(f"{dashboard.url}/#/{view}")
+        page.reload()  # a document of its own, watched from its first line
+        expect(page.get_by_role("heading", level=1)).to_have_text(view.capitalize())
+        page.wait_for_load_state("networkidle")
+        seen[view] = page.evaluate("window.__csp")
+    page.goto(f"{dashboard.url}/api/v1/docs")
+    expect(page.get_by_role("heading", name=re.compile("IOC centre"))).to_be_visible()
+    expect(page.get_by_text("/api/v1/positions").first).to_be_visible()  # the description was read
+    seen["docs"] = page.evaluate("window.__csp")
+    page.goto(f"{dashboard.url}/login.html")
+    seen["login"] = page.evaluate("window.__csp")
+    assert seen == {name: [] for name in seen}
+
+
+def test_a_script_slipped_into_a_page_does_not_run(dashboard: Dashboard):
+    """What a name or message that reached the page as HTML would try: an inline script, an inline event
+    handler, a script from elsewhere."""
+    page = dashboard.sign_in("lan", "alarms")
+    page.context.add_init_script(WATCH_CSP)
+    page.reload()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Alarms")
+    page.evaluate(
+        """() => {
+          const inline = document.createElement("script");
+          inline.textContent = "window.pwned = 'inline script'";
+          document.body.append(inline);
+          const div = document.createElement("div");
+          div.innerHTML = `<img src="/static/favicon.svg" onload="window.pwned = 'event handler'">`;
+          document.body.append(div);
+          const remote = document.createElement("script");
+          remote.src = "https://evil.example/x.js";
+          document.body.append(remote);
+        }"""
+    )
+    page.wait_for_function("window.__csp.length >= 3")
+    assert page.evaluate("window.pwned") is None
+    assert sorted(page.evaluate("window.__csp")) == [
+        "script-src-attr inline",
+        "script-src-elem https://evil.example/x.js",
+        "script-src-elem inline",
+    ]
+    # Chromium says so on the console too: expected here, not a page error.
+    assert all("Content Security Policy" in e for e in dashboard.errors), dashboard.errors
+    dashboard.errors.clear()

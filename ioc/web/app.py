@@ -22,13 +22,12 @@ import typing
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
@@ -78,7 +77,7 @@ def create_app(
         title="IOC centre",
         summary="Records the edge nodes sent to the centre: nodes, vessels, cameras, sensors, alarms.",
         version="1",
-        openapi_url="/api/v1/openapi.json",
+        openapi_url=None,  # served below to signed-in users only, as the rest of the API
         docs_url=None,  # served below from the vendored Swagger UI: FastAPI's own fetches it from a CDN
         redoc_url=None,
         lifespan=lifespan,
@@ -99,46 +98,78 @@ def create_app(
         app.add_exception_handler(psycopg.Error, _database_down)
     except ImportError:  # SQLite only: psycopg is an optional dependency
         pass
-    app.add_middleware(ProtectiveHeaders)
+    app.add_middleware(ProtectiveHeaders, policy=content_security_policy(settings))
     app.include_router(router)
     _sign_in_routes(app)
     _page_routes(app, static_dir)
-    _docs_route(app)
+    _docs_routes(app, static_dir)
     app.mount("/static", StaticFiles(directory=static_dir, check_dir=False), name="static")
     return app
 
 
-SWAGGER = "/static/vendor/swagger-ui-5.35.0"
+OPENAPI_URL = "/api/v1/openapi.json"
 
 
-def _docs_route(app: FastAPI) -> None:
+def _docs_routes(app: FastAPI, static_dir: Path) -> None:
+    """The API's description and its interactive page, for signed-in users (or a token) only: they map
+    every route and parameter, nothing a stranger needs."""
+
+    @app.get(OPENAPI_URL, include_in_schema=False)
+    async def openapi(request: Request) -> JSONResponse:
+        if resolve_principal(request, request.app.state.ctx) is None:
+            raise HTTPException(
+                401,
+                "not signed in: sign in at /login.html, or send Authorization: Bearer <token>",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return JSONResponse(app.openapi())
+
     @app.get("/api/v1/docs", include_in_schema=False)
-    async def docs() -> HTMLResponse:
-        """The API's interactive description, with nothing fetched from the internet."""
-        return get_swagger_ui_html(
-            openapi_url=app.openapi_url,
-            title=f"{app.title} API",
-            swagger_js_url=f"{SWAGGER}/swagger-ui-bundle.js",
-            swagger_css_url=f"{SWAGGER}/swagger-ui.css",
-            swagger_favicon_url=f"{SWAGGER}/favicon-32x32.png",
-        )
+    def docs(request: Request) -> Response:
+        """The API's interactive description (the vendored Swagger UI, nothing fetched from the internet)."""
+        return _page(request, static_dir, "api-docs.html")
+
+
+def content_security_policy(settings: WebSettings) -> str:
+    """What the pages may load and run: scripts and styles of this site only (no inline script, so a
+    name or message a node chose can never run as code), images also from the map tiles' server, and
+    no page of ours framed by another site (an ack button under a decoy). With ``tile_url =
+    "https://{s}.tile.example.org/{z}/{x}/{y}.png"``, images may come from ``https://*.tile.example.org``.
+    """
+    tiles = urlsplit(settings.tile_url)
+    # Leaflet's {s} picks one of the tile server's subdomains.
+    tile_source = f" {tiles.scheme}://{tiles.netloc.replace('{s}', '*')}" if tiles.netloc else ""
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            # data: for the icons in the docs page's stylesheet.
+            f"img-src 'self' data:{tile_source}",
+            "connect-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
 
 
 _HEADERS = {
-    # No page of ours may be framed by another site (an ack button under a decoy), nor a file sniffed as HTML.
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",  # frame-ancestors for browsers that predate it
+    "X-Content-Type-Options": "nosniff",  # a file of ours (a snapshot, a CSV) never sniffed as HTML
+    "Referrer-Policy": "same-origin",  # no page address (a view, a device) sent to the tile server
 }
 
 
 class ProtectiveHeaders:
-    """ASGI middleware adding :data:`_HEADERS` to every answer (pure ASGI: live streams pass untouched)."""
+    """ASGI middleware adding :data:`_HEADERS` and the Content-Security-Policy ``policy`` to every answer
+    (pure ASGI: live streams pass untouched)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, policy: str) -> None:
         self.app = app
-        self.headers = [(k.lower().encode(), v.encode()) for k, v in _HEADERS.items()]
+        headers = {**_HEADERS, "Content-Security-Policy": policy}
+        self.headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -301,25 +332,27 @@ def _safe_next(target: str | None) -> str:
     return target if target and NEXT_RE.fullmatch(target) else "/"
 
 
-def _page_routes(app: FastAPI, static_dir: Path) -> None:
-    def page(request: Request, name: str) -> Response:
-        if not PAGE_RE.fullmatch(name):
-            raise HTTPException(404, f"no page {name}")
-        path = static_dir / name
-        if not path.is_file():
-            raise HTTPException(404, f"no page {name} (the dashboard's pages are not in {static_dir})")
-        if name != "login.html" and resolve_principal(request, request.app.state.ctx) is None:
-            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            return RedirectResponse(f"/login.html?next={quote(target, safe='')}", status_code=303)
-        return FileResponse(path, headers={"Cache-Control": "no-cache"})
+def _page(request: Request, static_dir: Path, name: str) -> Response:
+    """The page ``name`` of ``static_dir``; without a session, a redirect to sign in first."""
+    if not PAGE_RE.fullmatch(name):
+        raise HTTPException(404, f"no page {name}")
+    path = static_dir / name
+    if not path.is_file():
+        raise HTTPException(404, f"no page {name} (the dashboard's pages are not in {static_dir})")
+    if name != "login.html" and resolve_principal(request, request.app.state.ctx) is None:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login.html?next={quote(target, safe='')}", status_code=303)
+    return FileResponse(path, headers={"Cache-Control": "no-cache"})
 
+
+def _page_routes(app: FastAPI, static_dir: Path) -> None:
     @app.get("/", include_in_schema=False)
     def index(request: Request) -> Response:
-        return page(request, "index.html")
+        return _page(request, static_dir, "index.html")
 
     @app.get("/{name}", include_in_schema=False)
     def named_page(request: Request, name: str) -> Response:
-        return page(request, name)
+        return _page(request, static_dir, name)
 
 
 def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
