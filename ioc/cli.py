@@ -125,6 +125,13 @@ def _web_server(db: Database, http_host: str, http_port: int, web: dict) -> WebS
     help="A vessel's track without a record for longer is a gap: twice the fleet's track.heartbeat_s.",
 )
 @click.option(
+    "--crl",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The device CRLs (the CA directory's devices-crl.pem, read again when it changes): signatures "
+    "made, or received, after their certificate's revocation are bad.",
+)
+@click.option(
     "--enrolment",
     type=click.Choice(["required", "off"]),
     default=None,
@@ -154,6 +161,7 @@ def run(
     metrics_host: str,
     metrics_port: int,
     track_gap_s: float,
+    crl: Path | None,
     enrolment: str | None,
     quota_mb_per_hour: float,
     **web: Any,
@@ -170,6 +178,7 @@ def run(
     from ioc.enrolment import Register
     from ioc.metrics import CenterService, SignInCollector
     from ioc.receiver import Receiver
+    from provisioning.revocation import CrlFile
     from provisioning.tls import TlsFiles
 
     # Device ids are proven only over mutual TLS: there the register is enforced unless told otherwise.
@@ -193,6 +202,7 @@ def run(
             client_id=client_id,
             tls=tls,
             track_gap_s=track_gap_s,
+            crls=CrlFile(crl) if crl is not None else None,
             register=register,
             limits=Limits(quota_bytes_per_hour=int(quota_mb_per_hour * 2**20)),
         )
@@ -872,18 +882,40 @@ def track() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="The IOC's CA certificate (PEM) the device's certificate must chain to.",
 )
-def track_verify(file: Path, ca: Path) -> None:
-    """Check an export of `ioc-edge track export` offline: every record, the chain, the signatures.
+@click.option(
+    "--crl",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The CRLs (the CA directory's devices-crl.pem): a signature made at or after its "
+    "certificate's revocation, by the time it claims, does not verify.",
+)
+@click.option(
+    "--gap-s",
+    type=click.FloatRange(2, 86_400),
+    default=GAP_S,
+    show_default=True,
+    help="Longer between two records is a gap, as `ioc-center run --track-gap-s` flags it.",
+)
+@click.option("--strict", is_flag=True, help="Exit 2 when the track has gaps (it verifies otherwise).")
+def track_verify(file: Path, ca: Path, crl: Path | None, gap_s: float, strict: bool) -> None:
+    """Check an export of `ioc-edge track export` offline: every record, the chain, the signatures
+    (the certificates as a path to the CA, at each signature's time; their revocation with --crl),
+    and list the gaps: the node off for longer than --gap-s, or its time going back.
 
-    Prints a summary and exits 0, or names the first record that does not verify and exits 1.
+    Prints a summary and exits 0 (gaps are listed: they are not a forgery; with --strict they exit
+    2), or names the first record that does not verify and exits 1.
 
-    Example: ioc-center track verify vessel-042.track --ca /etc/ioc/ca/ca.pem
+    Example: ioc-center track verify vessel-042.track --ca ca/ca.crt --crl ca/devices-crl.pem
     """
     from provisioning import pki
+    from provisioning.revocation import CrlFile
     from sync.trackfile import verify
 
     try:
-        report = verify(file, pki.load_certificates(ca)[0])
+        crls = CrlFile(crl) if crl is not None else None
+        report = verify(file, pki.load_certificates(ca)[0], crls, gap_s)
     except IocEdgeError as exc:
         raise Failed(str(exc)) from None
     click.echo(report.summary())
+    if strict and report.gaps:
+        raise SystemExit(2)

@@ -10,6 +10,11 @@ which judges each record once and keeps the verdict in ``commissioning_checks``:
 - ``invalid``: anything else (changed, forged, another CA's device, another device's record), with why;
 - ``unsigned``: the node had no identity when it ran the self-test.
 
+The time shown for a record is the one signed in it (``signed_ms``): the record's wire times
+(``ts_ms``, ``clock_ms``) are not signed, so a replayed old self-test would show as run now.
+A record whose wire times differ from the signed ones by more than :data:`TIME_TOLERANCE_MS`
+gets a ``time_mismatch`` saying so.
+
 Example::
 
     check = CommissioningCheck(db, ca_cert)      # ca_cert None: the chain alone
@@ -19,8 +24,10 @@ Example::
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,17 +35,24 @@ from cryptography import x509
 
 from ioc.db import Database, now_ms
 from provisioning import pki
+from provisioning.revocation import CrlFile
 from provisioning.signing import SignatureChecker, SignatureError, signed_at
 from sync.records import Commissioning
 from sync.wire import Batch
 
-__all__ = ["INVALID", "UNCHECKED", "UNSIGNED", "VALID", "CommissioningCheck", "Verdict", "judge", "latest"]
+__all__ = [
+    "INVALID", "TIME_TOLERANCE_MS", "UNCHECKED", "UNSIGNED", "VALID", "CommissioningCheck", "Verdict",
+    "judge", "latest",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
 VALID, INVALID, UNSIGNED = "valid", "invalid", "unsigned"
 UNCHECKED = "unchecked"
 """What the API says of a record stored without a verdict (by a receiver without this check)."""
+TIME_TOLERANCE_MS = 1000
+"""The node writes the same times on the wire and in the signed record: any difference is a replay
+or a changed record (a second's slack for a future node that rounds one of them)."""
 
 
 @dataclass(frozen=True)
@@ -50,8 +64,11 @@ class Verdict:
     ca_checked: bool
 
 
-def judge(checker: SignatureChecker, device: str, record: Commissioning) -> Verdict:
-    """The verdict on ``device``'s ``record`` (never raises for a bad record: that is a verdict)."""
+def judge(
+    checker: SignatureChecker, device: str, record: Commissioning, received_ms: int | None = None
+) -> Verdict:
+    """The verdict on ``device``'s ``record`` (never raises for a bad record: that is a verdict);
+    ``received_ms``: when the centre received it (refused if after a revocation of its certificate)."""
     if not record.signature and not record.chain:
         return Verdict(UNSIGNED, "not signed: the node had no identity (ioc-edge provision)", False)
     ca_checked = checker.ca is not None
@@ -64,8 +81,9 @@ def judge(checker: SignatureChecker, device: str, record: Commissioning) -> Verd
     signed_clock = report.get("clock_ms") if isinstance(report, dict) else None
     at_ms = signed_at(signed_clock) if isinstance(signed_clock, int) else None
     try:
-        chain = checker.chain(record.chain.encode(), device)
-        checker.check(record.chain.encode(), device, record.body.encode(), record.signature, at_ms)
+        chain = checker.check(
+            record.chain.encode(), device, record.body.encode(), record.signature, at_ms, received_ms
+        )
     except SignatureError as exc:
         return Verdict(INVALID, str(exc), ca_checked)
     except (TypeError, ValueError) as exc:  # e.g. an RSA key: a device key is ECDSA P-256
@@ -97,13 +115,20 @@ class CommissioningCheck:
 
     stream = "commissioning"
 
-    def __init__(self, db: Database, ca: x509.Certificate | None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        ca: x509.Certificate | None,
+        *,
+        crls: CrlFile | None = None,
+        enrolled_serial: Callable[[str], int | None] | None = None,
+    ) -> None:
         self.db = db
-        self.checker = SignatureChecker(ca)
+        self.checker = SignatureChecker(ca, crls=crls, enrolled_serial=enrolled_serial)
 
     def __call__(self, batch: Batch) -> None:
-        verdicts = [judge(self.checker, batch.device, record) for record in batch.records]
-        now = now_ms()
+        now = now_ms()  # the batch was stored just now: when it was received
+        verdicts = [judge(self.checker, batch.device, record, now) for record in batch.records]
         rows = [
             (batch.device, batch.epoch, seq, v.verdict, v.detail, int(v.ca_checked), now)
             for seq, v in zip(batch.seqs, verdicts, strict=True)
@@ -126,10 +151,12 @@ def latest(db: Database, device: str) -> dict[str, Any] | None:
     """``device``'s latest commissioning record (the last to arrive) with its verdict; None if none.
 
     ``report`` is the record's JSON (None when it is not JSON); ``verdict`` is ``unchecked`` for a
-    record stored without a verdict.
+    record stored without a verdict; ``signed_ms`` the self-test's time as signed (None when the
+    record is not a signed report) and ``time_mismatch`` why its wire times are not the signed ones.
     """
     rows = db.fetch(
-        "SELECT r.device, r.epoch, r.seq, r.ts_ms, r.tsrc, r.received_ms, r.body, c.verdict, c.detail, "
+        "SELECT r.device, r.epoch, r.seq, r.ts_ms, r.tsrc, r.clock_ms, r.received_ms, r.body, c.verdict, "
+        "c.detail, "
         "c.ca_checked, c.checked_ms FROM rec_commissioning r LEFT JOIN commissioning_checks c "
         "ON c.device = r.device AND c.epoch = r.epoch AND c.seq = r.seq "
         "WHERE r.device = ? ORDER BY r.received_ms DESC, r.seq DESC LIMIT 1",
@@ -146,4 +173,28 @@ def latest(db: Database, device: str) -> dict[str, Any] | None:
     row["detail"] = row["detail"] or "stored without a verdict (a receiver that does not check signatures)"
     row["ca_checked"] = bool(row["ca_checked"])
     row["report"] = report if isinstance(report, dict) else None
+    wire = {"time_ms": row["ts_ms"], "clock_ms": row.pop("clock_ms")}
+    row.update(_signed_times(row["report"], row["verdict"], wire))
     return row
+
+
+def _signed_times(report: dict[str, Any] | None, verdict: str, wire: dict[str, int]) -> dict[str, Any]:
+    """``signed_ms`` and ``time_mismatch`` of a record (see :func:`latest`); ``wire``: its unsigned
+    ``time_ms`` and ``clock_ms``."""
+    signed = {k: (report or {}).get(k) for k in wire}
+    if verdict in (UNSIGNED, UNCHECKED) or not all(type(v) is int for v in signed.values()):
+        return {"signed_ms": None, "time_mismatch": None}
+    off = [k for k in wire if abs(wire[k] - signed[k]) > TIME_TOLERANCE_MS]
+    mismatch = None
+    if off:
+        mismatch = "; ".join(f"{k} {_when(wire[k])} on the wire, {_when(signed[k])} signed" for k in off) + (
+            ": the record was re-sent with new times (a replay of an old self-test?)"
+        )
+    return {"signed_ms": signed["time_ms"], "time_mismatch": mismatch}
+
+
+def _when(ms: int) -> str:
+    try:
+        return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):  # a time no calendar holds: say it as it came
+        return f"{ms} ms"

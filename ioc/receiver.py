@@ -19,6 +19,7 @@ from ioc.db import Database
 from ioc.enrolment import CachedRegister, Register
 from ioc.track import GAP_S, TrackCheck
 from provisioning import pki
+from provisioning.revocation import CrlFile
 from provisioning.tls import TlsFiles, client_context
 from sync.wire import Ack, Batch, WireError, ack_topic, decode_batch, encode_ack, parse_up_topic
 
@@ -36,7 +37,8 @@ class Receiver:
     wrote: :meth:`TlsFiles.receiver`) it connects to the broker's centre listener over mutual TLS.
     ``checks`` run on each stored batch of their stream before the ack (signed records' verdicts);
     commissioning records and track chains (``ioc.track``) are judged against ``tls.ca``, the device
-    CA (without ``tls``: the chain alone). With ``register`` (``ioc.enrolment``), a batch of a device
+    CA (without ``tls``: the chain alone), and with ``crls`` a signature made or received after its
+    certificate's revocation is bad. With ``register`` (``ioc.enrolment``), a batch of a device
     id the register does not hold is refused (``not_enrolled``, ``revoked``) and not acked: the node
     keeps it and sends it again, so a device enrolled later loses nothing.
 
@@ -61,6 +63,7 @@ class Receiver:
         track_gap_s: float = GAP_S,
         register: Register | None = None,
         limits: Limits | None = None,
+        crls: CrlFile | None = None,
     ) -> None:
         self.db = db
         self.host, self.port, self.prefix, self.group = host, port, prefix, group
@@ -77,9 +80,9 @@ class Receiver:
         device_ca = pki.load_certificates(tls.ca)[0] if tls is not None else None
         # A signed record proves its device only with the certificate the register holds for it.
         enrolled = self.register.serial_of if self.register is not None else None
-        track = TrackCheck(db, device_ca, track_gap_s, enrolled_serial=enrolled)
+        track = TrackCheck(db, device_ca, track_gap_s, crls=crls, enrolled_serial=enrolled)
         self.checks: dict[str, Callable[[Batch], None]] = {
-            "commissioning": CommissioningCheck(db, device_ca, enrolled_serial=enrolled),
+            "commissioning": CommissioningCheck(db, device_ca, crls=crls, enrolled_serial=enrolled),
             "track": track,
             "track_sig": track,
         }

@@ -26,8 +26,8 @@ Example::
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,8 +35,9 @@ import numpy as np
 from cryptography import x509
 
 from ioc.db import Cursor, Database, now_ms
+from provisioning.revocation import CrlFile
 from provisioning.signing import SignatureChecker, SignatureError, signed_at
-from sync.chain import HASH, IDX, canonical, genesis, link, sig_message
+from sync.chain import GAP_S, HASH, IDX, canonical, gaps, genesis, link, sig_message
 from sync.records import TrackPoint
 from sync.wire import TRACK, Batch
 
@@ -45,17 +46,10 @@ __all__ = ["FLAG_KINDS", "GAP_S", "TrackCheck", "chain_status"]
 log = logging.getLogger(__name__)
 
 FLAG_KINDS = ("break", "gap", "bad_signature", "new_chain")
-GAP_S = 120.0
-"""Twice the node's default heartbeat: longer without any record means the node was off
-(``ioc-center run --track-gap-s`` for a fleet with another ``track.heartbeat_s``)."""
 HOLE_WAIT_S = 3600.0
 """How long records after a missing one may wait for it before the hole is flagged as a break."""
 PAGE = 50_000
 _COLUMNS = ", ".join(f'"{n}"' for n in TRACK.names)
-
-
-def _when(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 @dataclass
@@ -75,9 +69,10 @@ class _Chain:
 class TrackCheck:
     """Follows each chain a stored batch belongs to; see the module's docstring.
 
-    ``ca`` None checks signatures against their own certificates only. Never raises for bad
-    data (that is a flag); a database error propagates (the receiver sends no ack, the node
-    sends again).
+    ``ca`` None checks signatures against their own certificates only; ``crls`` and
+    ``enrolled_serial`` as :class:`SignatureChecker` takes them (a signature the centre received
+    after its certificate was revoked is bad whatever time it claims). Never raises for bad data
+    (that is a flag); a database error propagates (the receiver sends no ack, the node sends again).
     """
 
     def __init__(
@@ -86,8 +81,12 @@ class TrackCheck:
         ca: x509.Certificate | None,
         gap_s: float = GAP_S,
         hole_wait_s: float = HOLE_WAIT_S,
+        *,
+        crls: CrlFile | None = None,
+        enrolled_serial: Callable[[str], int | None] | None = None,
     ) -> None:
-        self.db, self.checker = db, SignatureChecker(ca)
+        self.db = db
+        self.checker = SignatureChecker(ca, crls=crls, enrolled_serial=enrolled_serial)
         self.gap_ms, self.hole_wait_ms = int(gap_s * 1000), int(hole_wait_s * 1000)
 
     def __call__(self, batch: Batch) -> None:
@@ -148,11 +147,11 @@ class TrackCheck:
 
     def _sigs(self, cur: Cursor, chain: _Chain) -> list[dict[str, Any]]:
         cur.execute(
-            "SELECT idx, clock_ms, hash, signature, chain_pem FROM rec_track_sig "
+            "SELECT idx, clock_ms, hash, signature, chain_pem, received_ms FROM rec_track_sig "
             "WHERE device = ? AND epoch = ? AND idx > ? ORDER BY idx",
             [chain.device, chain.epoch, chain.last_idx],
         )
-        names = ("idx", "clock_ms", "hash", "signature", "chain_pem")
+        names = ("idx", "clock_ms", "hash", "signature", "chain_pem", "received_ms")
         return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
     def _walk(self, cur: Cursor, chain: _Chain, sigs: list[dict[str, Any]]) -> None:
@@ -194,12 +193,9 @@ class TrackCheck:
     def _follow(self, chain: _Chain, points: list[TrackPoint], sigs: dict[int, dict[str, Any]]) -> None:
         """Link consecutive ``points`` onto the chain, checking gaps and each signature among them."""
         ts = np.array([p.ts_ms for p in points], np.int64)
-        prev_ts = np.concatenate(([chain.last_ts_ms if chain.last_ts_ms is not None else ts[0]], ts[:-1]))
-        # A jump back is flagged too: across it the records' times say nothing about the gap.
-        for i in np.flatnonzero(np.abs(ts - prev_ts) > self.gap_ms).tolist():
-            went = "no record from" if ts[i] > prev_ts[i] else "the time went back from"
-            detail = f"{went} {_when(int(prev_ts[i]))} to {_when(int(ts[i]))}"
-            chain.flags.append((points[i].idx, "gap", int(ts[i]), detail))
+        idx = np.array([p.idx for p in points], np.int64)
+        for gap in gaps(idx, ts, chain.last_ts_ms, self.gap_ms):
+            chain.flags.append((gap.idx, "gap", gap.ts_ms, gap.detail))
         canon = canonical(points).astype("<i8").tobytes()
         width, first, lo = len(canon) // len(points), points[0].idx, 0
         for k in [*sorted(i for i in sigs if first <= i <= points[-1].idx), None]:
@@ -218,7 +214,12 @@ class TrackCheck:
         try:
             message = sig_message(chain.device, chain.epoch, idx, digest, sig["clock_ms"])
             self.checker.check(
-                chain.chain_pem, chain.device, message, bytes(sig["signature"]), signed_at(sig["clock_ms"])
+                chain.chain_pem,
+                chain.device,
+                message,
+                bytes(sig["signature"]),
+                signed_at(sig["clock_ms"]),
+                received_ms=sig["received_ms"],
             )
         except SignatureError as exc:
             chain.flags.append((idx, "bad_signature", ts_ms, str(exc)))

@@ -27,7 +27,7 @@ from edge.clock import SANE_WALL_MS
 from provisioning import pki
 from provisioning.revocation import CrlFile, Revocations
 from provisioning.tls import TlsSource
-from provisioning.trust import SignatureError, TrustedPath, describe, validate, validation_time
+from provisioning.trust import SignatureError, TrustedPath, describe, valid_at, validate, validation_time
 
 __all__ = ["DeviceSigner", "SignatureChecker", "SignatureError", "signed_at"]
 
@@ -113,6 +113,8 @@ class SignatureChecker:
             name = pki.common_name(chain[0].subject)
             if name != device:
                 raise SignatureError(f"the certificate is for device {name!r}, not {device!r}")
+            if at_ms is not None:
+                valid_at(chain, _ms(at_ms))
             return chain
         at = validation_time(chain[0], None if at_ms is None else _ms(at_ms))
         # The cache key is what the verdict depends on but the time; a cached path is used only at a

@@ -45,7 +45,7 @@ from cryptography.x509.verification import (
 from edge.errors import IocEdgeError
 from provisioning import pki
 
-__all__ = ["SignatureError", "TrustedPath", "describe", "validate", "validation_time"]
+__all__ = ["SignatureError", "TrustedPath", "describe", "valid_at", "validate", "validation_time"]
 
 
 class SignatureError(IocEdgeError, ValueError):
@@ -115,6 +115,16 @@ def validation_time(leaf: x509.Certificate, signed: dt.datetime | None) -> dt.da
     return min(leaf.not_valid_before_utc + pki.BACKDATE, leaf.not_valid_after_utc)
 
 
+def valid_at(certs: list[x509.Certificate], at: dt.datetime) -> None:
+    """Raise :class:`SignatureError` naming the first of ``certs`` not valid at ``at``."""
+    for cert in certs:
+        if not cert.not_valid_before_utc <= at <= cert.not_valid_after_utc:
+            raise SignatureError(
+                f"signed at {_when(at)}, outside the validity of the certificate {describe(cert)}: "
+                f"{cert.not_valid_before_utc:%Y-%m-%d} .. {cert.not_valid_after_utc:%Y-%m-%d}"
+            )
+
+
 def validate(
     ca: x509.Certificate, chain: list[x509.Certificate], device: str, at: dt.datetime
 ) -> TrustedPath:
@@ -123,12 +133,7 @@ def validate(
     Raises :class:`SignatureError` naming the certificate and what is wrong with it.
     """
     leaf = chain[0]
-    for cert in [*chain, ca]:
-        if not cert.not_valid_before_utc <= at <= cert.not_valid_after_utc:
-            raise SignatureError(
-                f"signed at {_when(at)}, outside the validity of the certificate {describe(cert)}: "
-                f"{cert.not_valid_before_utc:%Y-%m-%d} .. {cert.not_valid_after_utc:%Y-%m-%d}"
-            )
+    valid_at([*chain, ca], at)
     verifier = (
         PolicyBuilder()
         .store(Store([ca]))

@@ -26,6 +26,7 @@ Example::
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import struct
 from collections.abc import Sequence
@@ -35,7 +36,9 @@ import numpy as np
 
 from sync.wire import TRACK
 
-__all__ = ["DOMAIN", "NULL", "ChainHead", "canonical", "genesis", "link", "sig_message"]
+__all__ = [
+    "DOMAIN", "GAP_S", "NULL", "ChainHead", "Gap", "canonical", "gaps", "genesis", "link", "sig_message",
+]  # fmt: skip
 
 DOMAIN = b"ioc-edge track v1"
 NULL = -(2**63)
@@ -44,6 +47,10 @@ WIDTH = 8 * len(TRACK.columns)
 """Bytes of one record's canonical form."""
 HASH = 32
 IDX = TRACK.names.index("idx")
+GAP_S = 120.0
+"""Twice the node's default heartbeat: longer without any record means the node was off
+(``ioc-center run --track-gap-s`` and ``track verify --gap-s`` for a fleet with another
+``track.heartbeat_s``)."""
 
 
 def canonical(records: Sequence[tuple]) -> np.ndarray:
@@ -124,3 +131,37 @@ class ChainHead:
             self.hash = hashes[-HASH:]
             self.next_idx += len(records)
         return [hashes[i : i + HASH] for i in range(0, len(hashes), HASH)]
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Consecutive records ``idx - 1`` and ``idx`` more than the gap apart, or the time going back."""
+
+    idx: int
+    prev_ms: int
+    ts_ms: int
+
+    @property
+    def detail(self) -> str:
+        went = "no record from" if self.ts_ms > self.prev_ms else "the time went back from"
+        return f"{went} {_when(self.prev_ms)} to {_when(self.ts_ms)}"
+
+
+def _when(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def gaps(idx: np.ndarray, ts_ms: np.ndarray, prev_ms: int | None, gap_ms: int) -> list[Gap]:
+    """The gaps among consecutive records ``idx`` at ``ts_ms`` (after a record at ``prev_ms``, if any).
+
+    While a node runs it records at least a "no fix" heartbeat a minute: a longer silence means it
+    was off. A jump back is one too: across it the records' times say nothing about the gap.
+    The one rule for the centre's track check (``ioc.track``) and ``ioc-center track verify``.
+    """
+    if not len(ts_ms):
+        return []
+    before = np.concatenate(([ts_ms[0] if prev_ms is None else prev_ms], ts_ms[:-1]))
+    return [
+        Gap(int(idx[i]), int(before[i]), int(ts_ms[i]))
+        for i in np.flatnonzero(np.abs(ts_ms - before) > gap_ms).tolist()
+    ]

@@ -17,6 +17,10 @@ The export starts at the chain's start or just after a signature (which is then 
 too: it proves ``prev_hash``) and ends at a signature, so every record is covered by one.
 :func:`verify` names the first record that does not verify.
 
+:func:`verify` also reports the gaps, by the centre's rule (``sync.chain.gaps``): more than
+``gap_s`` between consecutive records (the node was off) or the time going back. They are not a
+forgery (every record still verifies), so they are listed, not raised.
+
 Example::
 
     report = verify(Path("vessel-042.track"), ca_certificate)   # raises TrackFileError
@@ -31,7 +35,7 @@ import shutil
 import struct
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -40,8 +44,9 @@ import zstandard
 from cryptography import x509
 
 from edge.errors import IocEdgeError
+from provisioning.revocation import CrlFile
 from provisioning.signing import SignatureChecker, SignatureError, signed_at
-from sync.chain import HASH, IDX, NULL, WIDTH, genesis, link, sig_message
+from sync.chain import GAP_S, HASH, IDX, NULL, WIDTH, Gap, gaps, genesis, link, sig_message
 from sync.wire import TRACK
 
 __all__ = ["TrackFileError", "TrackFileWriter", "VerifyReport", "read", "verify"]
@@ -53,6 +58,8 @@ BLOCK_RECORDS = 65_536
 _TS = TRACK.names.index("ts_ms")
 _LAT = TRACK.names.index("lat")
 _MAX_HEADER = 256 * 1024 * 1024
+GAPS_LISTED = 100
+"""Gaps a report lists (it counts them all): a clock gone wrong can make one every record."""
 
 
 class TrackFileError(IocEdgeError, ValueError):
@@ -164,14 +171,31 @@ class VerifyReport:
     first_ms: int
     last_ms: int
     ca_checked: bool
+    crl_checked: bool = False
+    gaps: int = 0
+    gap_s: float = GAP_S
+    listed_gaps: tuple[Gap, ...] = ()
+    """The first :data:`GAPS_LISTED` of the ``gaps``."""
 
     def summary(self) -> str:
-        ca = "against the CA" if self.ca_checked else "against its own certificates only (no CA given)"
-        return (
+        """The report as ``track verify`` prints it: the OK line, then a line per gap."""
+        ca = "against its own certificates only (no CA given)"
+        if self.ca_checked:
+            ca = "against the CA " + ("and its CRLs" if self.crl_checked else "(revocation not checked)")
+        lines = [
             f"OK: {self.device} chain {self.chain}: records {self.first_idx}..{self.last_idx} "
             f"({self.records} records, {self.no_fix} without a fix), {_when(self.first_ms)} .. "
             f"{_when(self.last_ms)}, {self.signatures} signatures, verified {ca}"
-        )
+        ]
+        if self.gaps:
+            lines.append(
+                f"{self.gaps} gap(s): more than {self.gap_s:g} s without a record, or the time going back "
+                "(the node was off, or its clock jumped):"
+            )
+            lines += [f"  record {g.idx}: {g.detail}" for g in self.listed_gaps]
+            if self.gaps > len(self.listed_gaps):
+                lines.append(f"  ... and {self.gaps - len(self.listed_gaps)} more")
+        return "\n".join(lines)
 
 
 class _Signatures:
@@ -211,8 +235,12 @@ class _Signatures:
         return None
 
 
-def verify(path: Path, ca: x509.Certificate | None) -> VerifyReport:
-    """Check an export: every record's hash, the chain, the signatures (against ``ca`` if given).
+def verify(
+    path: Path, ca: x509.Certificate | None, crls: CrlFile | None = None, gap_s: float = GAP_S
+) -> VerifyReport:
+    """Check an export: every record's hash, the chain, the signatures (against ``ca`` if given, and
+    the revocations of ``crls``: a certificate revoked at or before a signature's claimed time voids
+    it), and list its gaps (more than ``gap_s`` between records, or the time going back).
 
     Raises :class:`TrackFileError` naming the first record that does not verify:
     ``record N (time): what is wrong``.
@@ -224,8 +252,10 @@ def verify(path: Path, ca: x509.Certificate | None) -> VerifyReport:
         raise TrackFileError(f"{name}: cannot read: {exc.strerror or exc}") from None
     with f:
         header = read_header(f, name)
-        sigs = _Signatures(header, SignatureChecker(ca), name)
-        return _walk(f, header, sigs, name, ca is not None)
+        sigs = _Signatures(header, SignatureChecker(ca, crls=crls), name)
+        report = _walk(f, header, sigs, name, int(gap_s * 1000))
+    checked = ca is not None
+    return replace(report, ca_checked=checked, crl_checked=checked and crls is not None, gap_s=gap_s)
 
 
 def read(path: Path) -> tuple[dict[str, Any], np.ndarray, bytes]:
@@ -237,7 +267,7 @@ def read(path: Path) -> tuple[dict[str, Any], np.ndarray, bytes]:
     return header, rows, b"".join(b[1] for b in blocks)
 
 
-def _walk(f: BinaryIO, header: dict, sigs: _Signatures, name: str, ca_checked: bool) -> VerifyReport:
+def _walk(f: BinaryIO, header: dict, sigs: _Signatures, name: str, gap_ms: int) -> VerifyReport:
     first = header["first_idx"]
     try:
         prev = bytes.fromhex(header["prev_hash"])
@@ -248,6 +278,8 @@ def _walk(f: BinaryIO, header: dict, sigs: _Signatures, name: str, ca_checked: b
     expected, last_signed, covered_from = first, first - 1, first
     no_fix = 0
     first_ms = last_ms = None
+    found: list[Gap] = []
+    gap_count = 0
     for rows, stored in read_blocks(f, name):
         if first and expected == first:
             # Mid-chain: the hash before the first record must be one the node signed.
@@ -279,6 +311,9 @@ def _walk(f: BinaryIO, header: dict, sigs: _Signatures, name: str, ca_checked: b
             idx_wrong = len(bad_idx) > 0 and bad_idx[0] == stop
             raise TrackFileError(f"{name}: {_what_is_wrong(rows, stop, int(want[stop]), idx_wrong)}")
         no_fix += int((rows[:, _LAT] == NULL).sum())
+        more = gaps(idx, rows[:, _TS], last_ms, gap_ms)
+        gap_count += len(more)
+        found += more[: GAPS_LISTED - len(found)]
         first_ms = int(rows[0, _TS]) if first_ms is None else first_ms
         last_ms = int(rows[-1, _TS])
         prev, expected = computed[-HASH:], expected + n
@@ -292,7 +327,7 @@ def _walk(f: BinaryIO, header: dict, sigs: _Signatures, name: str, ca_checked: b
         )
     return VerifyReport(
         header["device"], header["chain"], first, expected - 1, expected - first, no_fix,
-        len(sigs.by_idx), first_ms, last_ms, ca_checked,
+        len(sigs.by_idx), first_ms, last_ms, False, gaps=gap_count, listed_gaps=tuple(found),
     )  # fmt: skip
 
 

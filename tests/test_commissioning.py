@@ -167,7 +167,8 @@ def test_tampered_record_and_another_cas_device_are_flagged_not_valid(tmp_path, 
         assert (found["verdict"], found["ca_checked"], found["detail"]) == (
             "invalid",
             True,
-            f"the certificate {foreign_signer.subject.rfc4514_string()} was not issued by "
+            f"the certificate {foreign_signer.subject.rfc4514_string()} "
+            f"(serial {foreign_signer.serial_number:x}) does not lead to the CA "
             f"{ca.subject.rfc4514_string()}: not a device of this CA",
         )
     verdicts = ioc_db.fetch("SELECT verdict FROM commissioning_checks ORDER BY checked_ms")
@@ -239,7 +240,7 @@ def test_without_a_ca_only_the_chain_is_checked_and_said_so(identity):
     )
     assert judge(SignatureChecker(None), DEVICE, signed_at_clock(record.ts_ms)).verdict == "valid"
     assert judge(SignatureChecker(None), DEVICE, signed_at_clock(1_609_459_200_000)).detail.startswith(
-        "signed at 2021-01-01 00:00:00Z, outside the certificate's validity"
+        "signed at 2021-01-01 00:00:00Z, outside the validity of the certificate L=Thuan An,CN=vessel-042,"
     )
 
 

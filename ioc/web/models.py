@@ -159,6 +159,14 @@ class CommissioningOut(BaseModel):
         description="The self-test as signed: device, site, version, time, time_source, operator, passed, "
         "checks [{name, status, detail, hint}]; null when not JSON."
     )
+    signed_ms: int | None = Field(
+        description="When the self-test ran as signed in the record (ts_ms is the unsigned wire time); "
+        "null when the record is not signed."
+    )
+    time_mismatch: str | None = Field(
+        description="Set when the wire times (ts_ms, clock_ms) differ from the signed ones: a replayed "
+        "old self-test; null otherwise."
+    )
 
 
 class RejectItem(BaseModel):

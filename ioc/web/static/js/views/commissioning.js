@@ -57,11 +57,17 @@ export class CommissioningPanel {
     const [dot, label] = VERDICTS[r.verdict] ?? ["warn", r.verdict];
     const report = r.report ?? {};
     const fmt = this.ctx.fmt;
+    // The time signed in the record: the wire's is not signed, and a replayed old self-test carries a new one.
+    const when = r.signed_ms !== null && r.signed_ms !== undefined
+      ? `${fmt.dateTime(r.signed_ms)} (${report.time_source ?? "?"} time, as signed)`
+      : `${fmt.dateTime(r.ts_ms)} (not signed)`;
     return [
       h("p", { dataset: { verdict: r.verdict } }, h("span", { class: `dot ${dot}` }), " ",
         h("strong", {}, label), " — ", h("span", { class: "muted" }, r.detail)),
+      r.time_mismatch && h("p", { class: "message error", role: "alert", id: "commissioning-replay" },
+        h("strong", {}, "Times do not match the signed record: "), r.time_mismatch),
       h("p", {},
-        `Self-test ${report.passed ? "passed" : "FAILED"} at ${fmt.dateTime(r.ts_ms)} (${report.time_source ?? "?"} time)`,
+        `Self-test ${report.passed ? "passed" : "FAILED"} at ${when}`,
         ` by ${report.operator ?? "unknown"}; version ${report.version ?? "–"}; site ${report.site || "–"};`,
         ` received ${fmt.dateTime(r.received_ms)}.`),
       h("div", { class: "table-wrap" }, h("table", { id: "commissioning-checks" },
