@@ -8,6 +8,7 @@ import pytest
 from conftest import make_identity
 
 from provisioning import pki
+from provisioning.revocation import CrlFile, Revocations
 from provisioning.signing import DeviceSigner, SignatureChecker, SignatureError
 from provisioning.tls import TlsFiles
 
@@ -53,3 +54,60 @@ def test_a_certificate_that_is_not_the_key_s_is_refused(tmp_path: Path, identity
     other = make_identity(tmp_path / "elsewhere")
     with pytest.raises(pki.PkiError, match="not the certificate of the node's key"):
         DeviceSigner(pki.load_private_key(identity.key), pki.load_certificates(other.cert))
+
+
+def test_a_checker_sees_a_revocation_at_once_and_trusts_no_crl_its_issuer_did_not_sign(tmp_path, identity):
+    from ioc.ca import CertificateAuthority
+
+    signer = DeviceSigner.load(identity)
+    leaf, issuer = pki.load_certificates(identity.cert)
+    crls = CrlFile(tmp_path / "ca" / "devices-crl.pem", every_s=0)
+    checker = SignatureChecker(pki.load_certificates(identity.ca)[0], crls=crls)
+    later = NOW_MS + 60_000
+    checker.check(
+        signer.chain_pem, "vessel-042", b"fix", signer.sign(b"fix"), at_ms=later
+    )  # validated, cached
+
+    # A list naming the signer as its issuer but signed by the device's own key counts for nothing.
+    forged = pki.make_crl(
+        issuer, pki.load_private_key(identity.key), [pki.Revoked(leaf.serial_number, pki.now())], 9, 1
+    )
+    assert Revocations([forged]).revoked_at(leaf, issuer) is None
+
+    ca = CertificateAuthority(tmp_path / "ca")
+    ca.import_certificates([identity.cert])
+    ca.revoke("vessel-042")
+    with pytest.raises(
+        SignatureError,
+        match=r"^the certificate L=Thuan An,CN=vessel-042,OU=devices,O=Hue IOC "
+        r"\(serial [0-9a-f]+\) was revoked at .*Z, at or before the signing time .*Z$",
+    ):
+        checker.check(signer.chain_pem, "vessel-042", b"fix", signer.sign(b"fix"), at_ms=later)
+    with pytest.raises(
+        SignatureError, match=r"and the node's clock was not set when it signed: maybe after$"
+    ):
+        checker.check(signer.chain_pem, "vessel-042", b"fix", signer.sign(b"fix"))
+
+
+def test_with_the_enrolment_register_only_the_enrolled_certificate_verifies(identity):
+    signer = DeviceSigner.load(identity)
+    leaf = pki.load_certificates(identity.cert)[0]
+    ca = pki.load_certificates(identity.ca)[0]
+    register = {"vessel-042": leaf.serial_number}
+    signature = signer.sign(b"fix")
+    SignatureChecker(ca, enrolled_serial=register.get).check(
+        signer.chain_pem, "vessel-042", b"fix", signature
+    )
+    register["vessel-042"] = 0x1F
+    with pytest.raises(
+        SignatureError,
+        match=rf"^the certificate .* \(serial {leaf.serial_number:x}\) is not the one "
+        r"enrolled for 'vessel-042' \(serial 1f\)$",
+    ):
+        SignatureChecker(ca, enrolled_serial=register.get).check(
+            signer.chain_pem, "vessel-042", b"fix", signature
+        )
+    with pytest.raises(
+        SignatureError, match=r"^device 'vessel-042' is not enrolled at the centre: ioc-center device enrol$"
+    ):
+        SignatureChecker(ca, enrolled_serial={}.get).check(signer.chain_pem, "vessel-042", b"fix", signature)
