@@ -39,6 +39,25 @@ def find_mosquitto() -> str:
     raise BrokerError("mosquitto is not installed: `apt-get install mosquitto` (./dev setup does it)")
 
 
+DYNSEC_PLUGIN = "mosquitto_dynamic_security.so"
+"""mosquitto's dynamic-security plugin: it checks subscriptions, which its ``acl_file`` does not."""
+
+
+def find_dynsec_plugin() -> Path:
+    """The dynamic-security plugin shipped with mosquitto (Debian: ``/usr/lib/<arch>/``)."""
+    for pattern in (
+        f"/usr/lib/*/{DYNSEC_PLUGIN}",
+        f"/usr/lib/{DYNSEC_PLUGIN}",
+        f"/usr/local/lib/{DYNSEC_PLUGIN}",
+    ):
+        found = sorted(Path("/").glob(pattern.lstrip("/")))
+        if found:
+            return found[0]
+    raise BrokerError(
+        f"{DYNSEC_PLUGIN} not found under /usr/lib: mosquitto 2.0 ships it (Debian: package mosquitto)"
+    )
+
+
 class PrivateBroker:
     """mosquitto listening on ``127.0.0.1:port`` only, without persistence, logging into ``workdir``.
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +17,8 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from helpers import cli, wait_for
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from edge.cli import main as edge_cli
 from edge.config import NodeConfig, load_config
@@ -43,6 +45,8 @@ class Centre:
     centre_port: int
     db: Database
     outputs: list[str]
+    restart: Callable[[], None]
+    """The broker restarted (it reads its devices' rules only then) and the receiver connected anew."""
 
     def provision(
         self,
@@ -75,7 +79,15 @@ class Centre:
         """``ioc-center device enrol CERT`` into this centre's register; its output."""
         args = ["device", "enrol", str(cert), "--ca", str(self.ca), "--db", self.db.url, *options]
         self.outputs.append(cli(center_cli, args))
-        return self.outputs[-1]
+        enrolled = self.outputs[-1]
+        self.admit()
+        return enrolled
+
+    def admit(self) -> None:
+        """The devices active in the register allowed their topics at the broker, as the operator does
+        after enrolling: ``ioc-center broker devices`` and a restart of the broker."""
+        self.outputs.append(cli(center_cli, ["broker", "devices", str(self.tls), "--db", self.db.url]))
+        self.restart()
 
     def template(self) -> Path:
         path = self.tmp / "template.toml"
@@ -103,20 +115,35 @@ def open_centre(tmp_path: Path, db: Database) -> Iterator[Centre]:
         )
     )
     with PrivateBroker(tmp_path / "broker", port, listeners=tls / "ioc.conf") as broker:
-        receiver = Receiver(
-            db,
-            broker.host,
-            centre_port,
-            client_id="ioc-test",
-            tls=TlsFiles.receiver(tls),
-            register=Register(db),  # as `ioc-center run --tls` enforces it
-        )
-        receiver.start()
-        try:
+        receivers: list[Receiver] = []
+
+        def start_receiver() -> None:
+            receiver = Receiver(
+                db,
+                broker.host,
+                centre_port,
+                client_id="ioc-test",
+                tls=TlsFiles.receiver(tls),
+                register=Register(db),  # as `ioc-center run --tls` enforces it
+            )
+            receivers.append(receiver)
+            receiver.start()
             assert receiver.subscribed.wait(10), "the receiver could not subscribe over mutual TLS"
-            yield Centre(tmp_path, ca, signer, tls, broker, centre_port, db, outputs)
+
+        def restart() -> None:
+            # A new receiver rather than paho's reconnection (0.5 s and more): batches sent before its
+            # subscription would reach no one until resent.
+            receivers.pop().stop()
+            broker.stop()
+            broker.start()
+            start_receiver()
+
+        try:
+            start_receiver()
+            yield Centre(tmp_path, ca, signer, tls, broker, centre_port, db, outputs, restart)
         finally:
-            receiver.stop()
+            for receiver in receivers:
+                receiver.stop()
 
 
 def files(config: NodeConfig) -> TlsFiles:
@@ -145,9 +172,12 @@ class Client:
     """A bare paho client with a device's identity: what a tampered node could send.
 
     Example: ``Client(centre.broker.port, files(config), "vessel-a").publish(topic, payload)`` (PUBACK code)
+
+    With ``session_expiry`` (seconds) the broker keeps its session after it disconnects, as a node's;
+    ``session_present`` is the broker's answer: a session of this client id was there already.
     """
 
-    def __init__(self, port: int, tls: TlsFiles, client_id: str) -> None:
+    def __init__(self, port: int, tls: TlsFiles, client_id: str, session_expiry: int = 0) -> None:
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         self.client.tls_set_context(client_context(tls))
         self.puback: dict[int, object] = {}
@@ -158,8 +188,16 @@ class Client:
         self.received: list[str] = []
         self.client.on_message = lambda c, u, message: self.received.append(message.topic)
         connected = threading.Event()
-        self.client.on_connect = lambda *args: connected.set()
-        self.client.connect("127.0.0.1", port)
+        self.session_present: bool | None = None
+
+        def on_connect(c, u, flags, rc, props) -> None:
+            self.session_present = flags.session_present
+            connected.set()
+
+        self.client.on_connect = on_connect
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = session_expiry
+        self.client.connect("127.0.0.1", port, clean_start=session_expiry == 0, properties=props)
         self.client.loop_start()
         assert connected.wait(10)
 

@@ -4,6 +4,7 @@ revocation lists, the generated broker configuration."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
@@ -291,7 +292,10 @@ def test_generated_broker_config_requires_certificates_and_confines_each_device(
     ca = CertificateAuthority(tmp_path / "ca")
     out = tmp_path / "conf.d"
     conf = write_broker_config(
-        ca, out, BrokerSettings(hosts=("mqtt.example", "10.0.0.5"), port=8883, centre_port=8884)
+        ca,
+        out,
+        BrokerSettings(hosts=("mqtt.example", "10.0.0.5"), port=8883, centre_port=8884),
+        devices=["vessel-1"],
     )
     text = conf.read_text()
     assert text.count("require_certificate true\n") == 2 and text.count("allow_anonymous false\n") == 2
@@ -299,10 +303,18 @@ def test_generated_broker_config_requires_certificates_and_confines_each_device(
     assert "listener 8883 0.0.0.0\n" in text and "listener 8884 127.0.0.1\n" in text
     assert f"cafile {ca.ca_cert_path}\ncrlfile {ca.devices_crl_path}\n" in text
     assert f"cafile {ca.centre_ca_cert_path}\ncrlfile {ca.centre_crl_path}\n" in text
-    assert (out / "acl-devices").read_text().splitlines()[1:] == [
-        "pattern write ioc/v1/%u/up/+",
-        "pattern read ioc/v1/%u/ack",
+    assert (
+        f"plugin_opt_config_file {out / 'devices.json'}\n" in text and "acl_file" not in text.split("8884")[0]
+    )
+    rules = json.loads((out / "devices.json").read_text())
+    assert rules["clients"] == [{"username": "vessel-1", "roles": [{"rolename": "vessel-1"}]}]
+    assert [(a["acltype"], a["topic"]) for a in rules["roles"][0]["acls"]] == [
+        ("publishClientSend", "ioc/v1/vessel-1/up/+"),
+        ("publishClientReceive", "ioc/v1/vessel-1/ack"),
+        ("subscribeLiteral", "ioc/v1/vessel-1/ack"),
+        ("unsubscribeLiteral", "ioc/v1/vessel-1/ack"),
     ]
+    assert not any(rules["defaultACLAccess"].values())
     assert (out / "acl-centre").read_text().splitlines()[1:] == [
         "user ioc-receiver",
         "topic read ioc/v1/+/up/+",
