@@ -17,7 +17,7 @@ from edge.config import UplinkConfig, load_config
 from edge.runtime import open_store
 from ioc.ca import CertificateAuthority
 from ioc.cli import main as center_cli
-from ioc.mosquitto_conf import BrokerSettings, write_broker_config
+from ioc.mosquitto_conf import MAX_PACKET_BYTES, BrokerSettings, write_broker_config
 from provisioning import pki
 from provisioning.credential import SigningCredential
 from provisioning.pki import PkiError
@@ -25,6 +25,7 @@ from provisioning.tls import TlsFiles, client_context
 from sync.records import Position
 from sync.store import Store
 from sync.uplink import MqttUplink
+from sync.wire import MAX_PAYLOAD_BYTES
 
 
 def invoke(command, args: list[str], stdin: str | None = None, code: int = 0) -> str:
@@ -303,6 +304,7 @@ def test_generated_broker_config_requires_certificates_and_confines_each_device(
     assert "listener 8883 0.0.0.0\n" in text and "listener 8884 127.0.0.1\n" in text
     assert f"cafile {ca.ca_cert_path}\ncrlfile {ca.devices_crl_path}\n" in text
     assert f"cafile {ca.centre_ca_cert_path}\ncrlfile {ca.centre_crl_path}\n" in text
+    assert f"max_packet_size {MAX_PACKET_BYTES}\n" in text and MAX_PACKET_BYTES > MAX_PAYLOAD_BYTES
     assert (
         f"plugin_opt_config_file {out / 'devices.json'}\n" in text and "acl_file" not in text.split("8884")[0]
     )
