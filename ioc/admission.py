@@ -126,9 +126,11 @@ class Limits:
     Example: ``Receiver(db, host, port, limits=Limits(quota_bytes_per_hour=8 * 2**20))``
     """
 
-    future_s: float = 86_400.0
-    """A record dated more than this ahead of the centre's clock is refused (``future``). A day: a
-    node whose clock was set to local time instead of UTC (+7 h in Vietnam) still gets through."""
+    future_s: float = (1024 * 7 + 1) * 86_400.0
+    """A record dated more than this ahead of the centre's clock is refused (``future``): 1024
+    weeks and a day. A GPS date from before 2020 is taken as a week-counter rollover and moved
+    1024 weeks on (``drivers.nmea``): a replayed 2017 capture is stamped 2036, and that is real data.
+    Nothing an honest clock does reaches further; a forged 2^62 ms is refused by the wire already."""
     text_bytes: int = 1_024
     """Largest text or blob field not in :data:`FIELD_BYTES` (names, kinds, an AIS sentence)."""
     field_bytes: Mapping[tuple[str, str], int] = field(default_factory=lambda: FIELD_BYTES)
