@@ -180,8 +180,8 @@ def test_device_a_cannot_publish_under_b_nor_read_b_acks(centre: Centre) -> None
             up_topic("ioc/v1", "vessel-b", "position"), encode_batch(batch("vessel-b"))
         )
         assert refused == 135  # 0x87: not authorized
-        # A may ask for B's acks (mosquitto grants the subscription) but is never given one.
-        client_a.subscribe(ack_topic("ioc/v1", "vessel-b"))
+        # Nor may A subscribe to B's acks (the broker's rules for devices: tests/test_broker_acl.py).
+        assert client_a.subscribe(ack_topic("ioc/v1", "vessel-b")) == 135
         client_b.subscribe(ack_topic("ioc/v1", "vessel-b"))
         own = up_topic("ioc/v1", "vessel-b", "position")
         assert client_b.publish(own, encode_batch(batch("vessel-b", start=100))) == 0
