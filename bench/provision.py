@@ -2,14 +2,15 @@
 
 The centre is made first, in a fresh temporary directory, as an IOC would (not timed as the
 technician's): ``ioc-center ca init``, ``ca issue-signer``, ``broker-config``, a real mosquitto on
-that mutual-TLS configuration and ``ioc-center run --tls`` as the receiver, which refuses devices
-its enrolment register does not hold. Then, as the technician, each step a process of its own with
+that mutual-TLS configuration and ``ioc-center run --tls`` as the receiver, both of which refuse
+devices the enrolment register does not hold. Then, as the technician, each step a process of its own with
 the prompts answered through stdin by a script:
 
 - ``ioc-edge provision`` (device id, site, broker host and port typed on stdin; the signer and
   a template with a GPS on a pseudo-terminal given as options); the operator then enrols the
-  certificate the credential's ``issued/`` holds (``ioc-center device enrol``: timed with the
-  centre's steps, in centre_setup_s);
+  certificate the credential's ``issued/`` holds (``ioc-center device enrol``) and writes the
+  broker's device rules (``ioc-center broker devices``), timed with the centre's steps in
+  centre_setup_s; the broker and the receiver start then (the broker reads its rules as it starts);
 - ``ioc-edge selftest`` (the GPS sends live RMC/GGA sentences on the pty: a fix, and GPS time
   that agrees with the system clock; the broker check gets the IOC's ack over mutual TLS);
 - ``ioc-edge run`` until the IOC holds its first record from the node ("online"): the signed
@@ -148,6 +149,22 @@ def main() -> None:
         )  # fmt: skip
         db_url = f"sqlite:///{tmp / 'ioc.db'}"
         db = Database(db_url)  # migrated before the receiver starts: the bench reads it
+        config = tmp / "etc" / "edge.toml"
+        provision_s, _ = timed(
+            command("edge", "provision", "--config", str(config), "--signer", str(signer),
+                    "--template", str(template(tmp / "river.toml", gps.path)),
+                    "--state-dir", str(tmp / "var")),
+            stdin=f"{DEVICE}\nThuan An\n127.0.0.1\n{port}\n",
+        )  # fmt: skip
+        # The operator's steps: what the credential signed enters the register (and the CA), then the
+        # broker's rules (it reads them as it starts: here, it starts after them).
+        centre_s += sum(
+            timed(command("ioc", *args))[0]
+            for args in (
+                ["device", "enrol", str(signer / "issued"), "--ca", str(ca), "--db", db_url],
+                ["broker", "devices", str(tls), "--db", db_url],
+            )
+        )
         with PrivateBroker(tmp / "broker", port, listeners=tls / "ioc.conf"):
             receiver = subprocess.Popen(
                 command("ioc", "run", "--tls", str(tls), "--mqtt-port", str(centre_port), "--db", db_url,
@@ -157,17 +174,6 @@ def main() -> None:
             node = None
             try:
                 time.sleep(1.0)  # the receiver subscribes (not the technician's time)
-                config = tmp / "etc" / "edge.toml"
-                provision_s, _ = timed(
-                    command("edge", "provision", "--config", str(config), "--signer", str(signer),
-                            "--template", str(template(tmp / "river.toml", gps.path)),
-                            "--state-dir", str(tmp / "var")),
-                    stdin=f"{DEVICE}\nThuan An\n127.0.0.1\n{port}\n",
-                )  # fmt: skip
-                # The operator's step: what the credential signed enters the register (and the CA).
-                centre_s += timed(
-                    command("ioc", "device", "enrol", str(signer / "issued"), "--ca", str(ca), "--db", db_url)
-                )[0]
                 selftest_s, report = timed(command("edge", "selftest", "--seconds", "10", str(config)))
                 started = time.perf_counter()
                 node = subprocess.Popen(
