@@ -48,6 +48,13 @@ _COLUMNS = (
     "enrolled_by"
 )
 
+_LATEST_FIRST = (
+    "CASE WHEN status = 'active' THEN 0 ELSE 1 END, COALESCE(revoked_ms, enrolled_ms) DESC, "
+    "enrolled_ms DESC, CASE WHEN status = 'revoked' THEN 0 ELSE 1 END, serial"
+)
+"""A device's certificates, the one in force first, then the one that stopped counting last (within one
+millisecond: the one enrolled last; a revocation before a replacement)."""
+
 
 class EnrolmentError(IocEdgeError, ValueError):
     """A certificate the register refuses, or a device it does not hold; the message says what to do."""
@@ -189,17 +196,16 @@ class Register:
         return found
 
     def get(self, device: str) -> Enrolment | None:
-        """``device``'s active certificate, else the one enrolled last, else None."""
+        """``device``'s active certificate, else the one that stopped counting last, else None."""
         rows = self.db.fetch(
-            f"SELECT {_COLUMNS} FROM enrolments WHERE device = ? "
-            "ORDER BY CASE WHEN status = 'active' THEN 0 ELSE 1 END, enrolled_ms DESC, serial LIMIT 1",
+            f"SELECT {_COLUMNS} FROM enrolments WHERE device = ? ORDER BY {_LATEST_FIRST} LIMIT 1",
             [device],
         )
         return Enrolment.from_row(rows[0]) if rows else None
 
     def entries(self) -> list[Enrolment]:
-        """Every certificate ever enrolled, per device, the latest first."""
-        rows = self.db.fetch(f"SELECT {_COLUMNS} FROM enrolments ORDER BY device, enrolled_ms DESC, serial")
+        """Every certificate ever enrolled, per device, the active one first, then the latest to stop."""
+        rows = self.db.fetch(f"SELECT {_COLUMNS} FROM enrolments ORDER BY device, {_LATEST_FIRST}")
         return [Enrolment.from_row(r) for r in rows]
 
     def active(self) -> list[Enrolment]:

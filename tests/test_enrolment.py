@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from conftest import make_identity
+from cryptography import x509
 from helpers import cli, wait_for
 from support_forgery import Minted, mint
 from support_mtls import Centre, Client, files
@@ -47,7 +48,7 @@ def another_certificate(tmp: Path, signer: Path, device: str, name: str) -> TlsF
     return tls
 
 
-def certificate(tls: TlsFiles):  # noqa: ANN201 - x509.Certificate
+def certificate(tls: TlsFiles) -> x509.Certificate:
     return pki.load_certificates(tls.cert)[0]
 
 
