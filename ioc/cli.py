@@ -746,6 +746,10 @@ def device_enrol(paths: tuple[Path, ...], ca_dir: Path, url: str, replace: bool,
         certs = [(f, pki.load_certificates(f)[0]) for f in _certificate_files(paths)]
     except IocEdgeError as exc:
         raise Failed(str(exc)) from None
+    if not certs:
+        raise Failed(
+            f"no certificate (*.crt) in {', '.join(map(str, paths))}: give a signer's issued/ or a node.crt"
+        )
     refused = []
     # Per device, oldest first: with --replace, the newest certificate of a device is the one left active.
     for file, cert in sorted(

@@ -192,6 +192,11 @@ def test_device_cli_enrols_a_signers_issued_directory_once_per_device_lists_and_
     )
     issued, until = credential / "issued", f"{first.not_valid_after_utc:%Y-%m-%d}"
     common = ["--ca", str(ca), "--db", db, "--by", "lan"]
+    (tmp_path / "empty").mkdir()
+    assert enrol_cli(str(tmp_path / "empty"), *common) == (
+        1,
+        f"no certificate (*.crt) in {tmp_path / 'empty'}: give a signer's issued/ or a node.crt\n",
+    )
 
     assert enrol_cli(str(first_files.cert), *common) == (
         0,
