@@ -11,7 +11,9 @@ up to the newest signature, in idx order whatever order the batches came in, and
   it records at least a "no fix" heartbeat a minute), or its time jumped back;
 - ``break``: records that do not match the hash the node signed (changed on the way or in the
   database), or records that never arrived; the chain goes on from the signed hash;
-- ``bad_signature``: a signature that does not verify (forged, another CA's device). With no CA
+- ``bad_signature``: a signature that does not verify (forged, another CA's device, a chain that is
+  not a signer's device certificate for this device, a certificate revoked before it signed or
+  before the centre received it: ``provisioning.signing``). With no CA
   configured the signatures are checked against the certificates that came with them alone,
   and the chain's ``ca_checked`` is 0 (the dashboard says "CA not checked").
 
