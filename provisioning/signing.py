@@ -148,6 +148,8 @@ class SignatureChecker:
             chain[0].public_key().verify(signature, message, _ECDSA)
         except InvalidSignature:
             raise SignatureError("the signature does not match the data: changed or forged") from None
+        except (TypeError, ValueError) as exc:  # e.g. an RSA key: a device key is ECDSA P-256
+            raise SignatureError(f"the certificate's key cannot check this signature: {exc}") from None
         return chain
 
 
