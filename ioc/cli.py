@@ -973,14 +973,14 @@ def track() -> None:
     show_default=True,
     help="Longer between two records is a gap, as `ioc-center run --track-gap-s` flags it.",
 )
-@click.option("--strict", is_flag=True, help="Exit 2 when the track has gaps (it verifies otherwise).")
+@click.option("--strict", is_flag=True, help="Exit 3 when the track has gaps (it verifies otherwise).")
 def track_verify(file: Path, ca: Path, crl: Path | None, gap_s: float, strict: bool) -> None:
     """Check an export of `ioc-edge track export` offline: every record, the chain, the signatures
     (the certificates as a path to the CA, at each signature's time; their revocation with --crl),
     and list the gaps: the node off for longer than --gap-s, or its time going back.
 
     Prints a summary and exits 0 (gaps are listed: they are not a forgery; with --strict they exit
-    2), or names the first record that does not verify and exits 1.
+    3), or names the first record that does not verify and exits 1.
 
     Example: ioc-center track verify vessel-042.track --ca ca/ca.crt --crl ca/devices-crl.pem
     """
@@ -995,4 +995,4 @@ def track_verify(file: Path, ca: Path, crl: Path | None, gap_s: float, strict: b
         raise Failed(str(exc)) from None
     click.echo(report.summary())
     if strict and report.gaps:
-        raise SystemExit(2)
+        raise SystemExit(3)  # 2 is click's usage error
