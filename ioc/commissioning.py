@@ -36,7 +36,7 @@ from cryptography import x509
 from ioc.db import Database, now_ms
 from provisioning import pki
 from provisioning.revocation import CrlFile
-from provisioning.signing import SignatureChecker, SignatureError, signed_at
+from provisioning.signing import Enrolled, SignatureChecker, SignatureError, signed_at
 from sync.records import Commissioning
 from sync.wire import Batch
 
@@ -65,10 +65,15 @@ class Verdict:
 
 
 def judge(
-    checker: SignatureChecker, device: str, record: Commissioning, received_ms: int | None = None
+    checker: SignatureChecker,
+    device: str,
+    record: Commissioning,
+    received_ms: int | None = None,
+    enrolled: list[Enrolled] | None = None,
 ) -> Verdict:
     """The verdict on ``device``'s ``record`` (never raises for a bad record: that is a verdict);
-    ``received_ms``: when the centre received it (refused if after a revocation of its certificate)."""
+    ``received_ms``: when the centre received it (refused if after a revocation of its certificate);
+    ``enrolled``: the device's certificates in the enrolment register (None: no register)."""
     if not record.signature and not record.chain:
         return Verdict(UNSIGNED, "not signed: the node had no identity (ioc-edge provision)", False)
     ca_checked = checker.ca is not None
@@ -82,7 +87,13 @@ def judge(
     at_ms = signed_at(signed_clock) if isinstance(signed_clock, int) else None
     try:
         chain = checker.check(
-            record.chain.encode(), device, record.body.encode(), record.signature, at_ms, received_ms
+            record.chain.encode(),
+            device,
+            record.body.encode(),
+            record.signature,
+            at_ms,
+            received_ms,
+            enrolled,
         )
     except SignatureError as exc:
         return Verdict(INVALID, str(exc), ca_checked)
@@ -119,14 +130,16 @@ class CommissioningCheck:
         ca: x509.Certificate | None,
         *,
         crls: CrlFile | None = None,
-        enrolled_serial: Callable[[str], int | None] | None = None,
+        enrolled: Callable[[str], list[Enrolled]] | None = None,
     ) -> None:
         self.db = db
-        self.checker = SignatureChecker(ca, crls=crls, enrolled_serial=enrolled_serial)
+        self.checker = SignatureChecker(ca, crls=crls)
+        self.enrolled = enrolled
 
     def __call__(self, batch: Batch) -> None:
         now = now_ms()  # the batch was stored just now: when it was received
-        verdicts = [judge(self.checker, batch.device, record, now) for record in batch.records]
+        enrolled = self.enrolled(batch.device) if self.enrolled is not None else None
+        verdicts = [judge(self.checker, batch.device, r, now, enrolled) for r in batch.records]
         rows = [
             (batch.device, batch.epoch, seq, v.verdict, v.detail, int(v.ca_checked), now)
             for seq, v in zip(batch.seqs, verdicts, strict=True)

@@ -4,7 +4,8 @@ A signer's credential can certify any device id, and the broker accepts whatever
 (OpenSSL ignores a signer's signing window). So an operator enrols each device certificate the
 technician brings back (``ioc-center device enrol CA/signers/alice/issued``); the receiver refuses
 batches of a device id the register does not know (``not_enrolled``) or has revoked (``revoked``),
-and the signature checks compare a signed record's certificate with :meth:`Register.serial_of`.
+and the signature checks accept a signed record only with a certificate the register holds for its
+device, in force when it signed (:meth:`CachedRegister.enrolled`).
 
 A device id holds one active certificate. Another certificate for an active id is refused unless
 the operator says it replaces the first (``--replace``: the node was provisioned again with
@@ -34,6 +35,7 @@ from edge.errors import IocEdgeError
 from ioc.ca import CertificateAuthority
 from ioc.db import Database, now_ms
 from provisioning import pki, trust
+from provisioning.signing import Enrolled
 
 __all__ = ["CACHE_S", "CachedRegister", "Enrolment", "EnrolmentError", "Register", "check_device_certificate"]
 
@@ -78,6 +80,10 @@ class Enrolment:
     @classmethod
     def from_row(cls, row: dict) -> Enrolment:
         return cls(**{**row, "serial": int(row["serial"], 16)})
+
+    def as_enrolled(self) -> Enrolled:
+        """What a signature check needs of it: its serial, and when and how it stopped counting."""
+        return Enrolled(self.serial, self.revoked_ms, self.status == REVOKED)
 
 
 def _ms(t: dt.datetime) -> int:
@@ -203,6 +209,13 @@ class Register:
         )
         return Enrolment.from_row(rows[0]) if rows else None
 
+    def certificates(self, device: str) -> list[Enrolment]:
+        """Every certificate ever enrolled for ``device``, the one in force first."""
+        rows = self.db.fetch(
+            f"SELECT {_COLUMNS} FROM enrolments WHERE device = ? ORDER BY {_LATEST_FIRST}", [device]
+        )
+        return [Enrolment.from_row(r) for r in rows]
+
     def entries(self) -> list[Enrolment]:
         """Every certificate ever enrolled, per device, the active one first, then the latest to stop."""
         rows = self.db.fetch(f"SELECT {_COLUMNS} FROM enrolments ORDER BY device, {_LATEST_FIRST}")
@@ -218,10 +231,12 @@ class Register:
 
 
 class CachedRegister:
-    """Whether a device id may send, as the register says, read at most every ``cache_s`` per device.
+    """What the register holds for a device id, read at most every ``cache_s`` per device.
 
     The receiver asks per message; the register is read once per device per ``cache_s``, so a
-    revocation takes effect within that time. ``refusal`` is the reject reason, or None.
+    revocation takes effect within that time. ``refusal`` is the reject reason, or None;
+    ``enrolled`` what a signature check of the device's records needs. Neither may be called inside
+    a transaction of the same :class:`Database`: its connection is held alone.
 
     Example::
 
@@ -233,14 +248,14 @@ class CachedRegister:
         self, register: Register, cache_s: float = CACHE_S, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self.register, self.cache_s, self._clock = register, cache_s, clock
-        self._seen: dict[str, tuple[float, Enrolment | None]] = {}
+        self._seen: dict[str, tuple[float, list[Enrolment]]] = {}
 
-    def _lookup(self, device: str) -> Enrolment | None:
+    def _lookup(self, device: str) -> list[Enrolment]:
         now = self._clock()
         cached = self._seen.get(device)
         if cached is not None and now - cached[0] < self.cache_s:
             return cached[1]
-        found = self.register.get(device)
+        found = self.register.certificates(device)
         if len(self._seen) >= _CACHED:
             self._seen = {d: seen for d, seen in self._seen.items() if now - seen[0] < self.cache_s}
         self._seen[device] = (now, found)
@@ -248,11 +263,10 @@ class CachedRegister:
 
     def refusal(self, device: str) -> str | None:
         found = self._lookup(device)
-        if found is None:
+        if not found:
             return "not_enrolled"
-        return None if found.status == ACTIVE else "revoked"
+        return None if found[0].status == ACTIVE else "revoked"
 
-    def serial_of(self, device: str) -> int | None:
-        """:meth:`Register.serial_of`, cached as :meth:`refusal` is."""
-        found = self._lookup(device)
-        return found.serial if found and found.status == ACTIVE else None
+    def enrolled(self, device: str) -> list[Enrolled]:
+        """``device``'s certificates as the signature checks take them (:class:`Enrolled`)."""
+        return [e.as_enrolled() for e in self._lookup(device)]

@@ -79,10 +79,10 @@ class Receiver:
             self._client.tls_set_context(client_context(tls, "--tls"))
         device_ca = pki.load_certificates(tls.ca)[0] if tls is not None else None
         # A signed record proves its device only with the certificate the register holds for it.
-        enrolled = self.register.serial_of if self.register is not None else None
-        track = TrackCheck(db, device_ca, track_gap_s, crls=crls, enrolled_serial=enrolled)
+        enrolled = self.register.enrolled if self.register is not None else None
+        track = TrackCheck(db, device_ca, track_gap_s, crls=crls, enrolled=enrolled)
         self.checks: dict[str, Callable[[Batch], None]] = {
-            "commissioning": CommissioningCheck(db, device_ca, crls=crls, enrolled_serial=enrolled),
+            "commissioning": CommissioningCheck(db, device_ca, crls=crls, enrolled=enrolled),
             "track": track,
             "track_sig": track,
         }

@@ -38,7 +38,7 @@ from cryptography import x509
 
 from ioc.db import Cursor, Database, now_ms
 from provisioning.revocation import CrlFile
-from provisioning.signing import SignatureChecker, SignatureError, signed_at
+from provisioning.signing import Enrolled, SignatureChecker, SignatureError, signed_at
 from sync.chain import GAP_S, HASH, IDX, canonical, gaps, genesis, link, sig_message
 from sync.records import TrackPoint
 from sync.wire import TRACK, Batch
@@ -66,15 +66,19 @@ class _Chain:
     signed_idx: int
     chain_pem: bytes
     flags: list[tuple[int, str, int | None, str]] = field(default_factory=list)
+    enrolled: list[Enrolled] | None = None
+    """The device's certificates in the enrolment register; None: no register to ask."""
 
 
 class TrackCheck:
     """Follows each chain a stored batch belongs to; see the module's docstring.
 
-    ``ca`` None checks signatures against their own certificates only; ``crls`` and
-    ``enrolled_serial`` as :class:`SignatureChecker` takes them (a signature the centre received
-    after its certificate was revoked is bad whatever time it claims). Never raises for bad data
-    (that is a flag); a database error propagates (the receiver sends no ack, the node sends again).
+    ``ca`` None checks signatures against their own certificates only; ``crls`` as
+    :class:`SignatureChecker` takes them (a signature the centre received after its certificate was
+    revoked is bad whatever time it claims); ``enrolled`` gives a device's certificates in the
+    enrolment register (read before the chain's transaction: it may use the same database). Never
+    raises for bad data (that is a flag); a database error propagates (the receiver sends no ack,
+    the node sends again).
     """
 
     def __init__(
@@ -85,10 +89,11 @@ class TrackCheck:
         hole_wait_s: float = HOLE_WAIT_S,
         *,
         crls: CrlFile | None = None,
-        enrolled_serial: Callable[[str], int | None] | None = None,
+        enrolled: Callable[[str], list[Enrolled]] | None = None,
     ) -> None:
         self.db = db
-        self.checker = SignatureChecker(ca, crls=crls, enrolled_serial=enrolled_serial)
+        self.checker = SignatureChecker(ca, crls=crls)
+        self.enrolled = enrolled
         self.gap_ms, self.hole_wait_ms = int(gap_s * 1000), int(hole_wait_s * 1000)
 
     def __call__(self, batch: Batch) -> None:
@@ -96,8 +101,10 @@ class TrackCheck:
 
     def advance(self, device: str, epoch: str) -> None:
         """Follow ``device``'s chain ``epoch`` as far as its records and signatures allow."""
+        enrolled = self.enrolled(device) if self.enrolled is not None else None
         with self.db.transaction() as cur:
             chain = self._load(cur, device, epoch)
+            chain.enrolled = enrolled
             start = chain.last_idx
             sigs = self._sigs(cur, chain)
             while sigs:
@@ -222,6 +229,7 @@ class TrackCheck:
                 bytes(sig["signature"]),
                 signed_at(sig["clock_ms"]),
                 received_ms=sig["received_ms"],
+                enrolled=chain.enrolled,
             )
         except SignatureError as exc:
             chain.flags.append((idx, "bad_signature", ts_ms, str(exc)))

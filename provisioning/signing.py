@@ -15,7 +15,8 @@ Example::
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
@@ -29,7 +30,7 @@ from provisioning.revocation import CrlFile, Revocations
 from provisioning.tls import TlsSource
 from provisioning.trust import SignatureError, TrustedPath, describe, valid_at, validate, validation_time
 
-__all__ = ["DeviceSigner", "SignatureChecker", "SignatureError", "signed_at"]
+__all__ = ["DeviceSigner", "Enrolled", "SignatureChecker", "SignatureError", "signed_at"]
 
 _ECDSA = ec.ECDSA(hashes.SHA256())
 _CACHE = 256
@@ -43,6 +44,21 @@ def signed_at(signed_ms: int) -> int | None:
     and a node at sea without NTP still keeps its RTC's time; a clock at 1970 proves nothing.
     """
     return signed_ms if signed_ms >= SANE_WALL_MS else None
+
+
+@dataclass(frozen=True)
+class Enrolled:
+    """A certificate the centre's enrolment register holds for a device, and until when it counts.
+
+    ``ended_ms`` None: the one in force. Else when it stopped: ``revoked`` (cut off: nothing it
+    signs counts once the centre knows, whatever time it claims) or replaced by a newer one after
+    ``ioc-edge provision --rotate`` (what it signed before then still counts: the node's backlog
+    signed with the old key arrives after the rotation).
+    """
+
+    serial: int
+    ended_ms: int | None = None
+    revoked: bool = False
 
 
 class DeviceSigner:
@@ -79,9 +95,9 @@ class SignatureChecker:
     The chain is validated as a path to ``ca`` at the signing time (:mod:`provisioning.trust`);
     with ``crls`` a certificate of it revoked at or before the signing time voids the signature
     (and, given when the centre received it, one received after the revocation whatever time it
-    claims: a stolen key can set its clock back). With ``enrolled_serial`` (the centre's enrolment
-    register: the certificate serial it holds for a device id, None for an id it does not know)
-    the device certificate must be the one enrolled.
+    claims: a stolen key can set its clock back). Given ``enrolled`` (what the centre's enrolment
+    register holds for the device: :class:`Enrolled`), the device certificate must be one of them,
+    in force when it signed.
 
     ``ca`` None checks the signature against the chain alone (it proves the data was not changed
     since that key signed it, not who holds the key): for a centre without a CA configured.
@@ -97,9 +113,8 @@ class SignatureChecker:
         ca: x509.Certificate | None,
         *,
         crls: CrlFile | None = None,
-        enrolled_serial: Callable[[str], int | None] | None = None,
     ) -> None:
-        self.ca, self.crls, self.enrolled_serial = ca, crls, enrolled_serial
+        self.ca, self.crls = ca, crls
         self._paths: dict[tuple[bytes, str], TrustedPath] = {}
 
     def chain(self, chain_pem: bytes, device: str, at_ms: int | None = None) -> list[x509.Certificate]:
@@ -136,14 +151,16 @@ class SignatureChecker:
         signature: bytes,
         at_ms: int | None = None,
         received_ms: int | None = None,
+        enrolled: Sequence[Enrolled] | None = None,
     ) -> list[x509.Certificate]:
         """Raise :class:`SignatureError` unless ``device``'s key signed ``message`` (at ``at_ms``, the
-        signer's clock; ``received_ms``: when the centre received it). Returns the chain checked."""
+        signer's clock; ``received_ms``: when the centre received it; ``enrolled``: the device's
+        certificates in the enrolment register, None when there is none to ask). Returns the chain."""
         chain = self.chain(chain_pem, device, at_ms)
         if self.crls is not None and self.ca is not None:
             _not_revoked(self.crls.revocations(), chain, at_ms, received_ms)
-        if self.enrolled_serial is not None:
-            _enrolled(self.enrolled_serial(device), chain[0], device)
+        if enrolled is not None:
+            _enrolled(enrolled, chain[0], device, at_ms, received_ms)
         try:
             chain[0].public_key().verify(signature, message, _ECDSA)
         except InvalidSignature:
@@ -177,10 +194,34 @@ def _not_revoked(
             )
 
 
-def _enrolled(serial: int | None, leaf: x509.Certificate, device: str) -> None:
-    if serial is None:
+def _enrolled(
+    enrolled: Sequence[Enrolled],
+    leaf: x509.Certificate,
+    device: str,
+    at_ms: int | None,
+    received_ms: int | None,
+) -> None:
+    """Raise :class:`SignatureError` unless ``leaf`` is one of ``enrolled``, in force when it signed."""
+    if not enrolled:
         raise SignatureError(f"device {device!r} is not enrolled at the centre: ioc-center device enrol")
-    if serial != leaf.serial_number:
+    found = next((e for e in enrolled if e.serial == leaf.serial_number), None)
+    if found is None:
+        serials = ", ".join(f"{e.serial:x}" for e in enrolled)
         raise SignatureError(
-            f"the certificate {describe(leaf)} is not the one enrolled for {device!r} (serial {serial:x})"
+            f"the certificate {describe(leaf)} is not one enrolled for {device!r} (serial {serials})"
+        )
+    if found.ended_ms is None:
+        return
+    ended = f"{_ms(found.ended_ms):%Y-%m-%d %H:%M:%S}Z"
+    signed_before = at_ms is not None and at_ms < found.ended_ms
+    if found.revoked:
+        if not signed_before or (received_ms is not None and received_ms >= found.ended_ms):
+            raise SignatureError(
+                f"the certificate {describe(leaf)} was revoked in the enrolment register at {ended}, "
+                "before this signature was made or received"
+            )
+    elif not signed_before:
+        raise SignatureError(
+            f"the certificate {describe(leaf)} was replaced for {device!r} at {ended}: "
+            "it no longer signs for it"
         )

@@ -21,8 +21,8 @@ from ioc.cli import main as center_cli
 from provisioning import pki
 from provisioning.tls import TlsFiles
 from sync.chain import ChainHead, canonical, sig_message
-from sync.records import TimeSource, TrackPoint
-from sync.wire import TRACK
+from sync.records import TimeSource, TrackPoint, TrackSig
+from sync.wire import TRACK, Batch
 
 CLIENT = [ExtendedKeyUsageOID.CLIENT_AUTH]
 
@@ -98,6 +98,24 @@ def points(times_ms: Sequence[int]) -> list[TrackPoint]:
         TrackPoint(t, TimeSource.GPS, t, i, 16.46 + i * 1e-4, 107.59, 5.0, 45.0, 1, 9, 0.9)
         for i, t in enumerate(times_ms)
     ]
+
+
+def track_batches(
+    device: str, epoch: str, signer: Minted, times_ms: Sequence[int], signed_ms: int
+) -> list[Batch]:
+    """The ``track`` and ``track_sig`` batches of a chain of ``device`` at ``times_ms``, signed once at its
+    end with ``signer``'s key at ``signed_ms``, as a node sends them."""
+    track = points(times_ms)
+    digest = ChainHead.start(device, epoch).append(track)[-1]
+    last = len(track) - 1
+    message = sig_message(device, epoch, last, digest, signed_ms)
+    signature = signer.key.sign(message, ec.ECDSA(hashes.SHA256()))
+    return [
+        Batch(device, epoch, "track", list(range(1, len(track) + 1)), track),
+        Batch(device, epoch, "track_sig", [1], [
+            TrackSig(times_ms[-1], TimeSource.GPS, signed_ms, last, digest, signature, signer.pem)
+        ]),
+    ]  # fmt: skip
 
 
 def write_track(path: Path, device: str, signer: Minted, times_ms: Sequence[int], signed_ms: int) -> Path:

@@ -17,8 +17,8 @@ import pytest
 from click.testing import CliRunner
 from conftest import make_identity
 from cryptography import x509
-from helpers import cli, wait_for
-from support_forgery import Minted, mint
+from helpers import cli, now_ms, wait_for
+from support_forgery import Minted, mint, track_batches
 from support_mtls import Centre, Client, files
 
 from edge.config import NodeConfig
@@ -29,6 +29,7 @@ from ioc.commissioning import latest
 from ioc.db import Database
 from ioc.enrolment import CACHE_S, CachedRegister, EnrolmentError, Register
 from ioc.receiver import Receiver
+from ioc.track import TrackCheck
 from provisioning import pki
 from provisioning.credential import SigningCredential
 from provisioning.identity import NodeIdentity
@@ -299,7 +300,7 @@ def test_a_second_certificate_for_a_device_in_service_is_refused_for_enrolment_a
     found, stolen = latest(centre.db, "vessel-042"), certificate(thief)
     assert (found["verdict"], found["detail"]) == (
         "invalid",
-        f"the certificate {stolen.subject.rfc4514_string()} (serial {stolen.serial_number:x}) is not the one "
+        f"the certificate {stolen.subject.rfc4514_string()} (serial {stolen.serial_number:x}) is not one "
         f"enrolled for 'vessel-042' (serial {certificate(genuine).serial_number:x})",
     )
     # Nor does the operator, handed the thief's certificate, put it in service by mistake.
@@ -335,3 +336,34 @@ def test_a_connected_device_revoked_in_the_register_is_refused_within_the_cache_
     finally:
         client.close()
     assert centre.db.count("position") == stored < seq
+
+
+def test_a_rotated_node_s_track_signed_with_its_old_key_before_the_rotation_verifies_at_the_centre(
+    tmp_path, ioc_db
+):
+    """After ``ioc-edge provision --rotate`` and ``device enrol --replace``, the track the old key signed
+    before the rotation (still queued on the node) verifies; what it signs afterwards does not. The
+    register is read outside the chain's transaction: read inside, it waited for the very connection
+    that transaction held (a receiver hung on PostgreSQL)."""
+    old = make_identity(tmp_path)
+    ca = CertificateAuthority(tmp_path / "ca")
+    register = Register(ioc_db)
+    register.enrol(certificate(old), ca)
+    before = now_ms() - 1000
+    rotated = another_certificate(tmp_path, tmp_path / "signers" / "vessel-042", "vessel-042", "rotated")
+    register.enrol(certificate(rotated), ca, replace=True)
+    times = [before - 5000 + 1000 * i for i in range(5)]
+    for epoch, signed_ms in (("00000000000000a1", before), ("00000000000000a2", now_ms() + 1000)):
+        for batch in track_batches("vessel-042", epoch, Minted.load(old), times, signed_ms):
+            ioc_db.store(batch)
+    # Every look-up reads the database (no cache), as when the cache has just expired.
+    check = TrackCheck(ioc_db, ca.device_ca().cert, enrolled=CachedRegister(register, cache_s=0).enrolled)
+    check.advance("vessel-042", "00000000000000a1")
+    check.advance("vessel-042", "00000000000000a2")
+    chains = ioc_db.fetch("SELECT epoch, signed_idx FROM track_chains ORDER BY epoch")
+    signed = [(c["epoch"], c["signed_idx"]) for c in chains]
+    assert signed == [("00000000000000a1", 4), ("00000000000000a2", -1)]
+    (flag,) = ioc_db.fetch("SELECT epoch, idx, kind, detail FROM track_flags WHERE kind = 'bad_signature'")
+    assert (flag["epoch"], flag["idx"]) == ("00000000000000a2", 4)
+    assert "was replaced for 'vessel-042' at " in flag["detail"], flag["detail"]
+    assert flag["detail"].endswith("it no longer signs for it"), flag["detail"]

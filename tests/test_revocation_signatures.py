@@ -12,15 +12,14 @@ import pytest
 from conftest import make_identity
 from cryptography import x509
 from helpers import cli
-from support_forgery import Minted, points, verify_cli, write_track
+from support_forgery import Minted, track_batches, verify_cli, write_track
 
 from ioc.cli import main as center_cli
 from ioc.commissioning import CommissioningCheck, latest
 from ioc.receiver import Receiver
 from ioc.track import TrackCheck
 from provisioning import pki
-from sync.chain import ChainHead, sig_message
-from sync.records import Commissioning, TimeSource, TrackSig
+from sync.records import Commissioning, TimeSource
 from sync.wire import Batch
 
 TIMES = [1_700_000_000_000 + 1000 * i for i in range(5)]
@@ -95,13 +94,9 @@ def test_the_centre_refuses_signatures_received_after_the_revocation_whatever_ti
     found = latest(ioc_db, "vessel-042")
     assert found["verdict"] == "invalid" and why in found["detail"], found["detail"]
 
-    epoch, track = "0000000000000001", points(TIMES)
-    digest = ChainHead.start("vessel-042", epoch).append(track)[-1]
-    signed = node.key.sign(sig_message("vessel-042", epoch, 4, digest, backdated), _ecdsa())
-    ioc_db.store(Batch("vessel-042", epoch, "track", [1, 2, 3, 4, 5], track))
-    ioc_db.store(Batch("vessel-042", epoch, "track_sig", [1], [
-        TrackSig(TIMES[-1], TimeSource.GPS, backdated, 4, digest, signed, node.pem)
-    ]))  # fmt: skip
+    epoch = "0000000000000001"
+    for batch in track_batches("vessel-042", epoch, node, TIMES, backdated):
+        ioc_db.store(batch)
     TrackCheck(ioc_db, ca, crls=crl_file(revoked)).advance("vessel-042", epoch)
     (flag,) = ioc_db.fetch("SELECT idx, kind, detail FROM track_flags")
     assert (flag["idx"], flag["kind"]) == (4, "bad_signature") and why in flag["detail"], flag["detail"]

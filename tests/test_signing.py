@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 from conftest import make_identity
+from helpers import now_ms
 
 from provisioning import pki
 from provisioning.revocation import CrlFile, Revocations
-from provisioning.signing import DeviceSigner, SignatureChecker, SignatureError
+from provisioning.signing import DeviceSigner, Enrolled, SignatureChecker, SignatureError
 from provisioning.tls import TlsFiles
 
 NOW_MS = int(pki.now().timestamp() * 1000)
@@ -89,25 +90,33 @@ def test_a_checker_sees_a_revocation_at_once_and_trusts_no_crl_its_issuer_did_no
         checker.check(signer.chain_pem, "vessel-042", b"fix", signer.sign(b"fix"))
 
 
-def test_with_the_enrolment_register_only_the_enrolled_certificate_verifies(identity):
+def test_with_the_enrolment_register_only_an_enrolled_certificate_in_force_verifies(identity):
     signer = DeviceSigner.load(identity)
-    leaf = pki.load_certificates(identity.cert)[0]
-    ca = pki.load_certificates(identity.ca)[0]
-    register = {"vessel-042": leaf.serial_number}
+    serial = pki.load_certificates(identity.cert)[0].serial_number
+    checker = SignatureChecker(pki.load_certificates(identity.ca)[0])
+    t = now_ms()
     signature = signer.sign(b"fix")
-    SignatureChecker(ca, enrolled_serial=register.get).check(
-        signer.chain_pem, "vessel-042", b"fix", signature
-    )
-    register["vessel-042"] = 0x1F
+
+    def check(enrolled: list[Enrolled], at_ms: int = t, received_ms: int = t + 1000) -> None:
+        checker.check(signer.chain_pem, "vessel-042", b"fix", signature, at_ms, received_ms, enrolled)
+
+    check([Enrolled(serial)])
+    # Replaced after ioc-edge provision --rotate: what it signed before still counts, however late it arrives.
+    check([Enrolled(0x1F), Enrolled(serial, ended_ms=t + 1)], received_ms=t + 3_600_000)
+    with pytest.raises(
+        SignatureError, match=r"\) was replaced for 'vessel-042' at .*: it no longer signs for it$"
+    ):
+        check([Enrolled(0x1F), Enrolled(serial, ended_ms=t)])
+    # Revoked in the register: nothing it signs counts once the centre knows, whatever time it claims.
+    with pytest.raises(SignatureError, match=r"was revoked in the enrolment register at .*, before this"):
+        check([Enrolled(serial, ended_ms=t + 500, revoked=True)])
+    check([Enrolled(serial, ended_ms=t + 2000, revoked=True)])
     with pytest.raises(
         SignatureError,
-        match=rf"^the certificate .* \(serial {leaf.serial_number:x}\) is not the one "
-        r"enrolled for 'vessel-042' \(serial 1f\)$",
+        match=rf"^the certificate .* \(serial {serial:x}\) is not one enrolled for .vessel-042. \(serial 1f",
     ):
-        SignatureChecker(ca, enrolled_serial=register.get).check(
-            signer.chain_pem, "vessel-042", b"fix", signature
-        )
+        check([Enrolled(0x1F)])
     with pytest.raises(
         SignatureError, match=r"^device 'vessel-042' is not enrolled at the centre: ioc-center device enrol$"
     ):
-        SignatureChecker(ca, enrolled_serial={}.get).check(signer.chain_pem, "vessel-042", b"fix", signature)
+        check([])
