@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import socket
 import threading
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -70,10 +72,15 @@ class Receiver:
         self.stats: Counter[str] = Counter()
         self.bounds = Bounds(limits)
         self.register = CachedRegister(register) if register is not None else None
+        self.client_id = client_id or f"ioc-center-{socket.gethostname()}"
+        if tls is not None:
+            # Client ids are the broker's across listeners, and whoever holds a signer can mint a device
+            # certificate of any name: one named like a receiver would take its session over. So the id
+            # carries what only the centre holds: a digest of the receivers' certificate, which no device
+            # ever sees.
+            self.client_id += "." + hashlib.sha256(Path(tls.cert).read_bytes()).hexdigest()[:16]
         self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id or f"ioc-center-{socket.gethostname()}",
-            protocol=mqtt.MQTTv5,
+            CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5
         )
         if tls is not None:
             self._client.tls_set_context(client_context(tls, "--tls"))

@@ -86,6 +86,25 @@ def test_no_device_takes_the_receivers_batches_connected_or_through_a_kept_sessi
     assert asked == [REFUSED, REFUSED]
 
 
+def test_a_certificate_named_like_a_receiver_cannot_take_its_session(centre: Centre) -> None:
+    # A stolen signer mints any name; client ids are the broker's across listeners, and on the devices
+    # listener the id is the certificate's name: "ioc-test" is the test receiver's --client-id.
+    thief = centre.provision("ioc-test", enrol=False)
+    victim = Client(centre.broker.port, files(centre.provision("vessel-b")), "vessel-b")
+    attacker = Client(centre.broker.port, files(thief), "ioc-test")
+    try:
+        victim.subscribe(ack_topic(PREFIX, "vessel-b"))
+        for n in range(5):
+            assert victim.publish(up_topic(PREFIX, "vessel-b", "position"), batch("vessel-b", 5 * n)) == 0
+        wait_for(lambda: len(victim.received) == 5, 2, "an ack for each of B's 5 batches")
+        # Had it taken the receiver's session, the receiver would have taken it back within a second.
+        assert attacker.client.is_connected()
+    finally:
+        attacker.close()
+        victim.close()
+    assert centre.db.count("position") == 25
+
+
 def test_a_device_not_enrolled_may_connect_and_do_nothing(centre: Centre) -> None:
     stranger = centre.provision("vessel-x", enrol=False)  # certified by a signer, unknown to the register
     client = Client(centre.broker.port, files(stranger), "vessel-x")
