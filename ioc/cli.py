@@ -804,22 +804,33 @@ def device_list(url: str, history: bool) -> None:
 
 @device.command("revoke")
 @click.argument("device_id", metavar="DEVICE")
+@_ca_option
 @db_option
-def device_revoke(device_id: str, url: str) -> None:
-    """Revoke DEVICE in the enrolment register: every receiver refuses its batches within 5 s
-    (reject reason revoked), even over a connection already open. The broker still admits its
-    certificate until `ioc-center ca revoke DEVICE` and a reload.
+def device_revoke(device_id: str, ca_dir: Path, url: str) -> None:
+    """Revoke DEVICE (stolen, resold, misbehaving): in the enrolment register, so every receiver refuses
+    its batches within 5 s (reject reason revoked) even over a connection already open, and in its
+    signer's CRL, so the broker refuses its next handshake once reloaded. Then end the connection it
+    may have open: reload the broker, then `ioc-center broker disconnect DEVICE` (in that order, or it
+    connects again at once).
 
-    Example: ioc-center device revoke vessel-042 --db sqlite:///ioc.db && ioc-center ca revoke vessel-042
+    Example: ioc-center device revoke vessel-042 --ca /var/lib/ioc/ca --db sqlite:///ioc.db
     """
+    from ioc.ca import CertificateAuthority
     from ioc.enrolment import Register
 
     try:
+        authority = CertificateAuthority(ca_dir)
         revoked = Register(Database(url)).revoke(device_id)
+        click.echo(f"revoked {device_id} in the register: serial {revoked.serial:x}")
+        in_crl = authority.revoke(device_id)
     except IocEdgeError as exc:
         raise Failed(str(exc)) from None
-    click.echo(f"revoked {device_id} in the register: serial {revoked.serial:x}")
-    click.echo(f"at the broker too: ioc-center ca revoke {device_id} && systemctl reload mosquitto")
+    serials = ", ".join(f"{c.serial_number:x}" for c in in_crl) or "listed already"
+    click.echo(f"revoked {device_id} in its signer's CRL: {serials}")
+    click.echo(
+        "then: systemctl reload mosquitto && "
+        f"ioc-center broker disconnect {device_id} --tls /etc/mosquitto/conf.d --mqtt-port 8884"
+    )
 
 
 @main.command("broker-config")

@@ -146,8 +146,8 @@ def test_revoked_device_is_disconnected_and_its_session_deleted(centre: Centre) 
     topic = up_topic(PREFIX, "vessel-1", "position")
     try:
         device.subscribe(ack_topic(PREFIX, "vessel-1"))
-        cli(center_cli, ["ca", "import", str(centre.signer / "issued"), "--ca", str(centre.ca)])
-        cli(center_cli, ["ca", "revoke", "vessel-1", "--ca", str(centre.ca)])
+        # The operator's steps (docs/security.md): the register and the CRL, a reload, the disconnect.
+        cli(center_cli, ["device", "revoke", "vessel-1", "--ca", str(centre.ca), "--db", centre.db.url])
         centre.broker.reload()
         wait_for(
             lambda: (
@@ -157,8 +157,10 @@ def test_revoked_device_is_disconnected_and_its_session_deleted(centre: Centre) 
             10,
             "the broker to read the new CRL",
         )
-        # The connection open before the revocation still publishes: that is what disconnect ends.
+        # The connection open before the revocation still publishes (that is what disconnect ends); the
+        # receivers refuse what it sends, as the register says.
         assert device.publish(topic, batch("vessel-1", 0)) == 0
+        wait_for(lambda: centre.db.rejects() == {"revoked": 1}, 10, "the receiver to refuse it")
         args = [
             "broker",
             "disconnect",

@@ -229,9 +229,11 @@ def test_device_cli_enrols_a_signers_issued_directory_once_per_device_lists_and_
         ["vessel-042", "active", f"{rotated.serial_number:x}", "alice"],
     ]
     assert listed[0].endswith(" by lan")
-    assert cli(center_cli, ["device", "revoke", "vessel-042", "--db", db]) == (
+    assert cli(center_cli, ["device", "revoke", "vessel-042", *common[:4]]) == (
         f"revoked vessel-042 in the register: serial {rotated.serial_number:x}\n"
-        "at the broker too: ioc-center ca revoke vessel-042 && systemctl reload mosquitto\n"
+        f"revoked vessel-042 in its signer's CRL: {first.serial_number:x}, {rotated.serial_number:x}\n"
+        "then: systemctl reload mosquitto && "
+        "ioc-center broker disconnect vessel-042 --tls /etc/mosquitto/conf.d --mqtt-port 8884\n"
     )
     history = cli(center_cli, ["device", "list", "--all", "--db", db]).splitlines()
     assert [line.split("\t")[:2] for line in history] == [
@@ -239,7 +241,7 @@ def test_device_cli_enrols_a_signers_issued_directory_once_per_device_lists_and_
         ["vessel-042", "revoked"],
         ["vessel-042", "replaced"],
     ]
-    result = CliRunner().invoke(center_cli, ["device", "revoke", "vessel-042", "--db", db])
+    result = CliRunner().invoke(center_cli, ["device", "revoke", "vessel-042", *common[:4]])
     assert (result.exit_code, result.output) == (
         1,
         "vessel-042 holds no active certificate (its latest certificate is revoked): nothing to revoke\n",
@@ -321,9 +323,8 @@ def test_a_connected_device_revoked_in_the_register_is_refused_within_the_cache_
     try:
         assert client.publish(topic, positions_batch("vessel-a", 1)) == 0
         wait_for(lambda: centre.db.count("position") == 1, 10, "the enrolled device's batch")
-        assert cli(center_cli, ["device", "revoke", "vessel-a", "--db", centre.db.url]).startswith(
-            "revoked vessel-a in the register"
-        )
+        revoke = ["device", "revoke", "vessel-a", "--db", centre.db.url, "--ca", str(centre.ca)]
+        assert cli(center_cli, revoke).startswith("revoked vessel-a in the register")
         revoked_at, seq = time.monotonic(), 1
         while not centre.db.rejects():  # the same connection goes on sending
             seq += 1
