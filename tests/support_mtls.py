@@ -168,6 +168,18 @@ def handshake(port: int, tls: TlsFiles | None, ca: Path) -> str:
     return "closed"
 
 
+def wait_until_revoked_at_the_broker(centre: Centre, config: NodeConfig) -> None:
+    """Wait until the broker, reloaded, refuses ``config``'s certificate as revoked at the handshake."""
+    wait_for(
+        lambda: (
+            handshake(centre.broker.port, files(config), centre.ca / "ca.crt")
+            == "SSLV3_ALERT_CERTIFICATE_REVOKED"
+        ),
+        10,
+        "the broker to read the new CRL",
+    )
+
+
 class Client:
     """A bare paho client with a device's identity: what a tampered node could send.
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 from helpers import cli, wait_for
-from support_mtls import Centre, Client, files, handshake
+from support_mtls import Centre, Client, files, handshake, wait_until_revoked_at_the_broker
 
 from ioc.cli import main as center_cli
 from provisioning.tls import TlsFiles
@@ -149,14 +149,7 @@ def test_revoked_device_is_disconnected_and_its_session_deleted(centre: Centre) 
         # The operator's steps (docs/security.md): the register and the CRL, a reload, the disconnect.
         cli(center_cli, ["device", "revoke", "vessel-1", "--ca", str(centre.ca), "--db", centre.db.url])
         centre.broker.reload()
-        wait_for(
-            lambda: (
-                handshake(centre.broker.port, files(config), centre.ca / "ca.crt")
-                == "SSLV3_ALERT_CERTIFICATE_REVOKED"
-            ),
-            10,
-            "the broker to read the new CRL",
-        )
+        wait_until_revoked_at_the_broker(centre, config)
         # The connection open before the revocation still publishes (that is what disconnect ends); the
         # receivers refuse what it sends, as the register says.
         assert device.publish(topic, batch("vessel-1", 0)) == 0

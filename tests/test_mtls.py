@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from helpers import capture_logs, cli, wait_for
-from support_mtls import Centre, Client, files, handshake
+from support_mtls import Centre, Client, files, handshake, wait_until_revoked_at_the_broker
 from support_net import Link
 
 from edge.cli import main as edge_cli
@@ -147,14 +147,7 @@ def test_revoked_certificate_is_refused_from_the_reload_on(centre: Centre, run_n
     serial = NodeIdentity(config.uplink.tls).certificate().serial_number
     assert output.splitlines()[0] == f"revoked vessel-1: serial {serial:x}"
     centre.broker.reload()
-    wait_for(
-        lambda: (
-            handshake(centre.broker.port, files(config), centre.ca / "ca.crt")
-            == "SSLV3_ALERT_CERTIFICATE_REVOKED"
-        ),
-        10,
-        "the broker to read the new CRL",
-    )
+    wait_until_revoked_at_the_broker(centre, config)
     assert handshake(centre.broker.port, files(other), centre.ca / "ca.crt") == "accepted"
     write_positions(config, positions(20))
     capture_logs(caplog)

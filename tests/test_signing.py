@@ -13,8 +13,6 @@ from provisioning.revocation import CrlFile, Revocations
 from provisioning.signing import DeviceSigner, Enrolled, SignatureChecker, SignatureError
 from provisioning.tls import TlsFiles
 
-NOW_MS = int(pki.now().timestamp() * 1000)
-
 
 def test_a_signature_verifies_against_the_ca_and_any_change_is_named(identity: TlsFiles) -> None:
     signer = DeviceSigner.load(identity)
@@ -22,7 +20,7 @@ def test_a_signature_verifies_against_the_ca_and_any_change_is_named(identity: T
     assert "PRIVATE" not in repr(signer) and b"PRIVATE" not in signer.chain_pem
     signature = signer.sign(b"position 1")
     checker = SignatureChecker(pki.load_certificates(identity.ca)[0])
-    checker.check(signer.chain_pem, "vessel-042", b"position 1", signature, at_ms=NOW_MS)
+    checker.check(signer.chain_pem, "vessel-042", b"position 1", signature, at_ms=now_ms())
     with pytest.raises(SignatureError, match="^the signature does not match the data: changed or forged$"):
         checker.check(signer.chain_pem, "vessel-042", b"position 2", signature)
     with pytest.raises(SignatureError, match="^the certificate is for device 'vessel-042', not 'vessel-7'$"):
@@ -64,7 +62,7 @@ def test_a_checker_sees_a_revocation_at_once_and_trusts_no_crl_its_issuer_did_no
     leaf, issuer = pki.load_certificates(identity.cert)
     crls = CrlFile(tmp_path / "ca" / "devices-crl.pem", every_s=0)
     checker = SignatureChecker(pki.load_certificates(identity.ca)[0], crls=crls)
-    later = NOW_MS + 60_000
+    later = now_ms() + 60_000  # the revocation below comes before it: now, not when the module was imported
     checker.check(
         signer.chain_pem, "vessel-042", b"fix", signer.sign(b"fix"), at_ms=later
     )  # validated, cached

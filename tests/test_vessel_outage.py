@@ -248,8 +248,10 @@ def test_48_hours_out_of_reach_every_position_reaches_the_ioc_alarms_first_and_t
             rf"{signatures} signatures\n",
             exported,
         ), exported
-        verified = cli(center_cli, ["track", "verify", str(out), "--ca", str(centre.ca / "ca.crt")])
+        args = ["--ca", str(centre.ca / "ca.crt"), "--crl", str(centre.ca / "devices-crl.pem")]
+        verified = cli(center_cli, ["track", "verify", str(out), *args])
         assert verified == (
             f"OK: vessel-042 chain {chain['epoch']}: records 0..{n - 1} ({n} records, 0 without a fix), "
-            f"{iso(T0)} .. {iso(T0 + (n - 1) * 1000)}, {signatures} signatures, verified against the CA\n"
+            f"{iso(T0)} .. {iso(T0 + (n - 1) * 1000)}, {signatures} signatures, verified against the CA "
+            "and its CRLs\n"
         )
