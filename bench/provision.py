@@ -168,7 +168,7 @@ def main() -> None:
         with PrivateBroker(tmp / "broker", port, listeners=tls / "ioc.conf"):
             receiver = subprocess.Popen(
                 command("ioc", "run", "--tls", str(tls), "--mqtt-port", str(centre_port), "--db", db_url,
-                        "--metrics-port", "0"),
+                        "--crl", str(ca / "devices-crl.pem"), "--metrics-port", "0"),
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
             node = None

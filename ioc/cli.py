@@ -193,6 +193,11 @@ def run(
                 "(ioc-center device enrol CA/signers/*/issued CA/issued --ca CA)",
                 err=True,
             )
+        if tls is not None and crl is None:
+            click.echo(
+                "signatures are not checked against the revocation lists: give --crl CA/devices-crl.pem",
+                err=True,
+            )
         receiver = Receiver(
             db,
             mqtt_host,

@@ -85,6 +85,7 @@ from ioc.web.settings import WaterLevelThreshold, WebSettings
 from provisioning.credential import SigningCredential
 from provisioning.flow import TLS_FILES
 from provisioning.identity import NodeIdentity
+from provisioning.revocation import CrlFile
 from provisioning.tls import TlsFiles
 
 __all__ = ["Demo", "DemoError", "DemoOptions", "find_capture", "shared_dir"]
@@ -317,8 +318,9 @@ class Demo:
         )
 
     def start_receiver(self) -> None:
-        """The receiver as ``ioc-center run --tls broker/tls``: signatures checked against its ca.crt,
-        only the nodes' certificates enrolled (as ``ioc-center device enrol`` does)."""
+        """The receiver as ``ioc-center run --tls broker/tls --crl ca/devices-crl.pem``: signatures checked
+        against its ca.crt and the CRLs, only the nodes' certificates enrolled (as ``ioc-center device
+        enrol`` does)."""
         self.db = Database(f"sqlite:///{self.workdir / 'ioc.db'}")
         self._undo.append(self.db.close)
         register = Register(self.db)
@@ -331,6 +333,7 @@ class Demo:
             client_id="ioc-center-demo",
             tls=TlsFiles.receiver(self.broker_tls),
             register=register,
+            crls=CrlFile(self.ca.devices_crl_path),
         )
         self.receiver.start()
         self._undo.append(self.receiver.stop)
@@ -550,7 +553,8 @@ class Demo:
         )
         return (
             f"ioc-edge track export --config {self.shown / 'vessel' / 'edge.toml'} --from {start} --to {end} "
-            f"--out vessel.track && ioc-center track verify vessel.track --ca {self.shown / 'ca' / 'ca.crt'}"
+            f"--out vessel.track && ioc-center track verify vessel.track --ca {self.shown / 'ca' / 'ca.crt'} "
+            f"--crl {self.shown / 'ca' / 'devices-crl.pem'}"
         )
 
     def _commissioning_summary(self) -> str:
