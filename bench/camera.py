@@ -41,8 +41,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import camera_inputs, figure, noisy_clip  # noqa: E402
+from common.clock import Clock  # noqa: E402
 from drivers.camera import CameraSource, EndOfStream, Frame  # noqa: E402
-from edge.clock import Clock  # noqa: E402
 from edge.config import NodeConfig, parse_config  # noqa: E402
 from edge.runtime import open_store  # noqa: E402
 from inference.build import build_camera  # noqa: E402

@@ -154,8 +154,8 @@ def main() -> None:
     )
     ais = SHARED / "nmea" / "ais-nmea.log"
     if ais.exists():
+        from common.clock import Clock
         from drivers.nmea import NmeaParser
-        from edge.clock import Clock
 
         parser = NmeaParser(Clock())
         real = parser.feed(ais.read_bytes()) + parser.flush()

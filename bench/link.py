@@ -96,8 +96,8 @@ def main() -> None:
     ais = SHARED / "nmea" / "ais-nmea.log"
     if not ais.exists():
         sys.exit(f"ais-nmea.log not found under {SHARED}: set IOC_EDGE_SHARED")
+    from common.clock import Clock
     from drivers.nmea import NmeaParser
-    from edge.clock import Clock
 
     nmea = NmeaParser(Clock())
     real = nmea.feed(ais.read_bytes()) + nmea.flush()

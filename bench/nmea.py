@@ -20,8 +20,8 @@ import pynmea2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from common.clock import Clock  # noqa: E402
 from drivers.nmea import NmeaParser  # noqa: E402
-from edge.clock import Clock  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 

@@ -23,13 +23,13 @@ from pathlib import Path
 from _common import figure
 from gpiozero.pins.mock import MockFactory
 
+from common.clock import Clock
 from drivers.capture import CaptureWriter
 from drivers.gpiomock import exact_sonar
 from drivers.pms5003 import Pms5003Parser
 from drivers.pms5003 import data_frame as pms_frame
 from drivers.sds011 import Sds011Parser
 from drivers.sds011 import data_frame as sds_frame
-from edge.clock import Clock
 from edge.config import parse_config
 from edge.malloc import limit_arenas
 from edge.runtime import Node, open_store

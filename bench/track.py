@@ -38,8 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from conftest import make_identity  # noqa: E402 - the same steps as ioc-center ca init and ioc-edge provision
 
+from common.clock import Clock  # noqa: E402
 from drivers.nmea import NmeaParser  # noqa: E402
-from edge.clock import Clock  # noqa: E402
 from edge.thinning import TrackThinner  # noqa: E402
 from provisioning import pki  # noqa: E402
 from provisioning.signing import DeviceSigner  # noqa: E402

@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from edge.clock import Clock
+from common.clock import Clock
 from sync.records import Ais
 
 __all__ = ["AisPassthrough"]

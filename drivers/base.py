@@ -11,11 +11,11 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, Protocol
 
+from common.backoff import Backoff
+from common.clock import Clock
+from common.component import Component
+from common.errors import IocEdgeError
 from drivers.transport import EndOfStream, Transport, TransportError
-from edge.backoff import Backoff
-from edge.clock import Clock
-from edge.component import Component
-from edge.errors import IocEdgeError
 
 __all__ = ["Driver", "DriverStartError", "Parser", "Sink", "decode"]
 

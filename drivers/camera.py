@@ -33,8 +33,8 @@ from urllib.parse import urlsplit, urlunsplit
 import cv2
 import numpy as np
 
+from common.backoff import Backoff
 from drivers.transport import EndOfStream, TransportError
-from edge.backoff import Backoff
 
 __all__ = ["CameraError", "CameraSource", "EndOfStream", "Frame"]
 

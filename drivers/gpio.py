@@ -34,8 +34,8 @@ from typing import ClassVar
 from gpiozero import Button, Device, DigitalInputDevice, DistanceSensor, GPIOZeroError
 from gpiozero.pins import Factory
 
+from common.clock import Clock
 from drivers.base import DriverStartError, Sink
-from edge.clock import Clock
 from sync.records import Reading
 
 __all__ = ["Debouncer", "FloatSwitch", "GpioSensor", "RainGauge", "WaterLevel", "check_distance"]

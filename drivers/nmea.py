@@ -29,10 +29,10 @@ from collections import Counter
 
 import pynmea2
 
+from common.clock import Clock
 from drivers.ais import AisPassthrough
 from drivers.base import Driver, Sink
 from drivers.transport import Transport
-from edge.clock import Clock
 from sync.records import Position, TimeSource
 
 __all__ = ["MAX_LINE", "NmeaGps", "NmeaParser"]

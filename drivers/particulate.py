@@ -36,9 +36,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import ClassVar, Protocol
 
+from common.clock import Clock
 from drivers.base import Driver, Sink
 from drivers.transport import Transport, TransportError
-from edge.clock import Clock
 from sync.records import Reading
 
 __all__ = [

@@ -126,7 +126,7 @@ class Pms5003Parser(FrameParser):
 
     Example::
 
-        >>> from edge.clock import Clock
+        >>> from common.clock import Clock
         >>> frame = bytes.fromhex("424d001c 0005 0007 0008 0004 0006 0008 0300 0100 0040 0010 0004 0002 9700")
         >>> frame += (sum(frame) & 0xFFFF).to_bytes(2, "big")
         >>> parser = Pms5003Parser("pm-2", Clock(wall=lambda: 1.0, synced=lambda: False))

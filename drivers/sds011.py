@@ -119,7 +119,7 @@ class Sds011Parser(FrameParser):
 
     Example::
 
-        >>> from edge.clock import Clock
+        >>> from common.clock import Clock
         >>> parser = Sds011Parser("pm-1", Clock(wall=lambda: 1.0, synced=lambda: False))
         >>> for reading in parser.feed(bytes.fromhex("aa c0 d4 04 3a 0a a1 60 1d ab")):
         ...     print(reading.sensor, reading.quantity, reading.value, reading.ts_ms)

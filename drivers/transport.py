@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
+from common.errors import IocEdgeError
 from edge.config import (
     CaptureTransportConfig,
     PtyTransportConfig,
@@ -30,7 +31,6 @@ from edge.config import (
     SerialTransportConfig,
     TransportConfig,
 )
-from edge.errors import IocEdgeError
 
 __all__ = [
     "EndOfStream",

@@ -29,8 +29,8 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from edge.clock import Clock
-from edge.component import Component
+from common.clock import Clock
+from common.component import Component
 from edge.summary import slope_per_hour
 from sync.records import Alarm, Reading
 

@@ -1,6 +1,6 @@
 """The ``ioc-edge`` command line: one small function per command, each one library call.
 
-Library errors (:class:`~edge.errors.IocEdgeError`) become clean messages and exit code 1;
+Library errors (:class:`~common.errors.IocEdgeError`) become clean messages and exit code 1;
 usage errors exit with 2 (click's convention).
 """
 
@@ -14,6 +14,10 @@ from pathlib import Path
 
 import click
 
+from common.clikit import Failed, log_level_option, wait_for_stop_signal
+from common.clock import Clock
+from common.errors import IocEdgeError
+from common.logs import setup_logging
 from drivers.base import decode as decode_stream
 from drivers.capture import CaptureStats, CaptureWriter, open_recording, record
 from drivers.nmea import NmeaParser
@@ -21,11 +25,7 @@ from drivers.particulate import FrameParser
 from drivers.pms5003 import Pms5003Parser
 from drivers.sds011 import Sds011Parser
 from drivers.transport import EndOfStream, PtyTransport, ReplayTransport, SerialTransport, Transport
-from edge.clikit import Failed, log_level_option, wait_for_stop_signal
-from edge.clock import Clock
 from edge.config import load_config
-from edge.errors import IocEdgeError
-from edge.logs import setup_logging
 from sync.records import Position, Reading, TimeSource
 
 __all__ = ["main"]

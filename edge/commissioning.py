@@ -24,9 +24,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
-from edge.clock import Clock
+from common.clock import Clock
+from common.errors import IocEdgeError
 from edge.config import NodeConfig
-from edge.errors import IocEdgeError
 from edge.runtime import VERSION, open_store
 from sync.records import Commissioning, TimeSource
 

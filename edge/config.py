@@ -54,7 +54,6 @@ import os
 import re
 import tomllib
 import types
-import zoneinfo
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -75,8 +74,9 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 
-from edge.errors import IocEdgeError
-from edge.tomllines import KeyLines, toml_syntax_problem
+from common.errors import IocEdgeError
+from common.fields import TimeZoneName
+from common.tomllines import KeyLines, toml_syntax_problem
 
 __all__ = [
     "CaptureTransportConfig",
@@ -462,18 +462,6 @@ class FloatSwitchDriverConfig(_Section):
 
 
 Point = Annotated[tuple[float, float], Strict(False)]
-
-
-def _known_zone(value: str) -> str:
-    try:
-        zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"{value!r} is not a known time zone; expected e.g. 'Asia/Ho_Chi_Minh'") from None
-    return value
-
-
-TimeZoneName = Annotated[str, AfterValidator(_known_zone)]
-"""An IANA time zone name that this machine's zone database knows (the node's and the centre's)."""
 """[x, y] in frame pixels (TOML has arrays, not tuples: hence not strict)."""
 
 

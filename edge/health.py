@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edge.notify import Health
+from common.notify import Health
 
 if TYPE_CHECKING:
     from edge.runtime import Node

@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.errors import IocEdgeError
+from common.errors import IocEdgeError
 
 __all__ = ["InstallError", "InstallReport", "ServiceInstaller", "state_dir_problem", "units_dir"]
 

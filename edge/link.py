@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from edge.component import Component
+from common.component import Component
 from edge.config import LinkConfig, LinkProfileConfig
 
 __all__ = ["ROUTE_FILE", "LinkMonitor", "default_route_interface"]

@@ -2,9 +2,9 @@
 
 Nothing is counted twice and no hot loop is instrumented (the store writes over a million
 records a second): :class:`NodeCollector` reads the counters the drivers, the recorder, the
-uplink and the store already keep, at scrape time. :class:`MetricsServer` serves a registry
-with prometheus_client's own HTTP server; :class:`NodeMetrics` is the node's component that
-ties them together. The metric names are listed in the README (``ioc_edge_*``).
+uplink and the store already keep, at scrape time. :class:`~common.metrics_server.MetricsServer`
+serves a registry with prometheus_client's own HTTP server; :class:`NodeMetrics` is the node's
+component that ties them together. The metric names are listed in the README (``ioc_edge_*``).
 
 Example::
 
@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
+from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -36,13 +36,14 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from common.metrics_server import MetricsServer
 from edge.health import PipelineHealth
 from sync.store import Store, StoreError
 
 if TYPE_CHECKING:
     from edge.runtime import Node
 
-__all__ = ["MetricsServer", "NodeCollector", "NodeMetrics", "ThermalCollector"]
+__all__ = ["NodeCollector", "NodeMetrics", "ThermalCollector"]
 
 log = logging.getLogger(__name__)
 
@@ -60,46 +61,6 @@ UPLINK_COUNTERS = {
     "store_errors": "Rounds the uplink skipped because the store failed.",
 }
 """``MqttUplink.stats`` keys exported as ``ioc_edge_uplink_<key>_total``."""
-
-
-class MetricsServer:
-    """Serves ``registry`` at ``http://host:port/metrics`` in a thread (prometheus_client's server).
-
-    A port that is taken is logged (``event=metrics_failed``) and the service runs on without
-    metrics: its data matters more than its figures.
-
-    Example::
-
-        server = MetricsServer(registry, "127.0.0.1", 9820)
-        server.start()
-        ...
-        server.stop()
-    """
-
-    def __init__(self, registry: CollectorRegistry, host: str, port: int) -> None:
-        self.registry, self.host, self.port = registry, host, port
-        self._server = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def serving(self) -> bool:
-        return self._server is not None
-
-    def start(self) -> None:
-        try:
-            self._server, self._thread = start_http_server(self.port, addr=self.host, registry=self.registry)
-        except OSError as exc:
-            log.error("event=metrics_failed host=%s port=%d error=%r", self.host, self.port, str(exc))
-            return
-        self.port = self._server.server_port  # the one chosen, when port 0 asked for any
-        log.info("event=metrics_serving url=http://%s:%d/metrics", self.host, self.port)
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join()
-            self._server = None
 
 
 class ThermalCollector(Collector):

@@ -16,6 +16,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from common.clock import Clock
+from common.component import Component
+from common.notify import SdNotify, ServiceWatchdog
 from drivers.base import Driver, DriverStartError
 from drivers.nmea import NmeaGps
 from drivers.particulate import DutyCycledDriver
@@ -23,13 +26,10 @@ from drivers.pms5003 import Pms5003
 from drivers.sds011 import Sds011
 from drivers.transport import ReopeningTransport, open_transport
 from edge.alarms import AlarmEngine, Rule
-from edge.clock import Clock
-from edge.component import Component
 from edge.config import NodeConfig
 from edge.health import PipelineHealth
 from edge.link import LinkMonitor
 from edge.metrics import NodeMetrics
-from edge.notify import SdNotify, ServiceWatchdog
 from edge.summary import Summarizer
 from sync.recorder import Recorder
 from sync.records import NodeStatus

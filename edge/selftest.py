@@ -29,14 +29,14 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
+from common.clock import SANE_WALL_MS, Clock
+from common.errors import IocEdgeError
 from drivers import pms5003, sds011
 from drivers.base import DriverStartError
 from drivers.nmea import NmeaParser
 from drivers.particulate import FrameParser
 from drivers.transport import EndOfStream, Transport, TransportError, open_transport
-from edge.clock import SANE_WALL_MS, Clock
 from edge.config import NodeConfig, load_config
-from edge.errors import IocEdgeError
 from edge.runtime import GPIO_TYPES, open_store, store_path
 from sync.records import NodeStatus, Position, TimeSource
 from sync.wire import Ack, Batch, WireError, ack_topic, decode_ack, encode_batch, up_topic
@@ -353,7 +353,7 @@ class AckProbe:
 class Selftest:
     """Runs every check of a node's config in order; each waits at most ``seconds`` for its part.
 
-    ``clock`` (the node's :class:`~edge.clock.Clock`) and ``pin_factory`` (gpiozero's; None picks
+    ``clock`` (the node's :class:`~common.clock.Clock`) and ``pin_factory`` (gpiozero's; None picks
     the board's) are the node's. After :meth:`run`, ``config`` is the node's config (None when it
     is invalid), for the commissioning record (``edge.commissioning``).
 

@@ -20,8 +20,8 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
-from edge.clock import Clock
-from edge.component import Component
+from common.clock import Clock
+from common.component import Component
 from sync.records import Reading, Summary
 
 log = logging.getLogger(__name__)

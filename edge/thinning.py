@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edge.component import Component
+from common.component import Component
 from sync.records import Position
 
 if TYPE_CHECKING:

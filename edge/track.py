@@ -23,9 +23,9 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from edge.clock import Clock
-from edge.component import Component
-from edge.errors import IocEdgeError
+from common.clock import Clock
+from common.component import Component
+from common.errors import IocEdgeError
 from provisioning.signing import DeviceSigner
 from sync.chain import ChainHead, canonical, link, sig_message
 from sync.records import Position, TrackPoint, TrackSig

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from common.clock import Clock
 from drivers.camera import CameraSource
-from edge.clock import Clock
 from edge.config import CameraDriverConfig
 from inference.camera import Camera, EventRule, FramePipeline
 from inference.counting import DEFAULT_GROUPS, ClassGroups, CountingLine, Zone

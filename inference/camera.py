@@ -23,10 +23,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from common.clock import Clock
+from common.component import Component
 from drivers.camera import CameraSource, Frame
 from drivers.transport import EndOfStream, TransportError
-from edge.clock import Clock
-from edge.component import Component
 from inference.counting import ClassGroups, CountingLine, LineCounter, Zone, ZoneEvent, ZoneWatcher
 from inference.detector import Detector
 from inference.motion import MotionGate

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from edge.errors import IocEdgeError
+from common.errors import IocEdgeError
 from inference.types import Detection
 
 __all__ = ["Detector", "FrameError", "ModelError", "OPTIMIZATION_LEVELS"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from edge.errors import IocEdgeError
+from common.errors import IocEdgeError
 from inference.detector import FrameError, check_frame
 from inference.types import Box
 

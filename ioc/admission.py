@@ -38,7 +38,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from edge.errors import IocEdgeError
+from common.errors import IocEdgeError
 from ioc.db import now_ms
 from sync.wire import STREAMS, Batch
 

@@ -18,7 +18,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from edge.errors import IocEdgeError
+from common.errors import IocEdgeError
 
 
 class BrokerError(IocEdgeError, RuntimeError):

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from edge.clikit import Failed, log_level_option, wait_for_stop_signal
-from edge.errors import IocEdgeError
-from edge.logs import setup_logging
+from common.clikit import Failed, log_level_option, wait_for_stop_signal
+from common.errors import IocEdgeError
+from common.logs import setup_logging
 from ioc.db import URL_FORMS, Database
 from ioc.track import GAP_S
 from ioc.web.auth import ROLES, Tokens, Users

@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from edge.errors import IocEdgeError
+from common.errors import IocEdgeError
 from ioc.schema import MIGRATIONS, POSTGRESQL, SQLITE, Dialect
 from sync.records import TimeSource
 from sync.wire import STREAMS, Batch

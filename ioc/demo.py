@@ -56,8 +56,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.errors import IocEdgeError
 from edge.config import load_config
-from edge.errors import IocEdgeError
 from edge.runtime import open_store
 from ioc import commissioning
 from ioc.broker import PrivateBroker, free_port

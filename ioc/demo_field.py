@@ -31,10 +31,10 @@ from pathlib import Path
 from gpiozero.exc import PWMSoftwareFallback
 from gpiozero.pins.mock import MockFactory
 
+from common.component import Component
 from drivers.gpiomock import exact_sonar
 from drivers.pms5003 import data_frame as pms_frame
 from drivers.sds011 import data_frame as sds_frame
-from edge.component import Component
 from edge.config import load_config
 from edge.runtime import Node
 from provisioning.flow import TLS_FILES

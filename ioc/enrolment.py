@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
-from edge.errors import IocEdgeError
+from common.errors import IocEdgeError
 from ioc.ca import CertificateAuthority
 from ioc.db import Database, now_ms
 from provisioning import pki, trust

@@ -1,6 +1,6 @@
 """The centre's Prometheus metrics and its word to systemd, around a running :class:`~ioc.receiver.Receiver`.
 
-Like the node's (``edge.metrics``), the figures are the receiver's own counters, read at
+Like the node's, the figures are the receiver's own counters, read at
 scrape time; the devices' last-seen times come from the database (one small table). Each
 receiver process serves its own endpoint: sum the ``_total`` counters over them; the
 database's figures are the same from every one (take ``max``).
@@ -17,8 +17,8 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from edge.metrics import MetricsServer
-from edge.notify import Health, SdNotify, ServiceWatchdog
+from common.metrics_server import MetricsServer
+from common.notify import Health, SdNotify, ServiceWatchdog
 from ioc.receiver import Receiver
 
 if TYPE_CHECKING:  # the dashboard (the ioc extra) is optional beside the receiver

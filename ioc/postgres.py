@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from edge.errors import IocEdgeError
+from common.errors import IocEdgeError
 from ioc.broker import free_port
 
 SERVER_USER = "postgres"

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from edge.errors import IocEdgeError
+from common.errors import IocEdgeError
 
 
 class PkiError(IocEdgeError, ValueError):

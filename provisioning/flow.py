@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from common.errors import IocEdgeError
 from edge.config import ConfigError, load_config, parse_config
-from edge.errors import IocEdgeError
 from provisioning import pki
 from provisioning.credential import SigningCredential
 from provisioning.identity import DEVICE_DAYS, NodeIdentity
@@ -43,7 +43,7 @@ T = TypeVar("T")
 
 Ask = Callable[[str, Any, Callable[[str], Any]], Any]
 """``ask(question, default, check)``: the answer passed through ``check``; ``check`` raises
-:class:`~edge.errors.IocEdgeError` for an answer to ask again."""
+:class:`~common.errors.IocEdgeError` for an answer to ask again."""
 
 DEFAULT_PORT = 8883
 DEFAULT_STATE_DIR = "/var/lib/ioc-edge"

@@ -24,7 +24,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from edge.clock import SANE_WALL_MS
+from common.clock import SANE_WALL_MS
 from provisioning import pki
 from provisioning.revocation import CrlFile, Revocations
 from provisioning.tls import TlsSource

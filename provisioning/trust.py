@@ -42,7 +42,7 @@ from cryptography.x509.verification import (
     VerificationError,
 )
 
-from edge.errors import IocEdgeError
+from common.errors import IocEdgeError
 from provisioning import pki
 
 __all__ = ["SignatureError", "TrustedPath", "describe", "valid_at", "validate", "validation_time"]

@@ -9,7 +9,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
-from edge.component import Component
+from common.component import Component
 from sync.store import Store
 
 log = logging.getLogger(__name__)

@@ -17,19 +17,9 @@ Every record starts with the same three fields:
 
 from __future__ import annotations
 
-from enum import IntEnum
 from typing import NamedTuple
 
-
-class TimeSource(IntEnum):
-    """Where a timestamp came from, best first."""
-
-    GPS = 1
-    """UTC from a GPS receiver that had a valid fix."""
-    NTP = 2
-    """The node's clock while the kernel reported it synchronised (NTP, chrony, timesyncd)."""
-    FREE = 3
-    """The node's clock with no evidence that it is right: a guess."""
+from common.clock import TimeSource as TimeSource  # in every record: its importers find it here too
 
 
 class Position(NamedTuple):

@@ -52,7 +52,7 @@ from pathlib import Path
 import msgpack
 import zstandard
 
-from edge.errors import IocEdgeError
+from common.errors import IocEdgeError
 from sync.wire import STREAMS, Ack, Batch, InvalidRecords, Stream, decode_batch, encode_batch
 
 log = logging.getLogger(__name__)

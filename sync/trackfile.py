@@ -43,7 +43,7 @@ import numpy as np
 import zstandard
 from cryptography import x509
 
-from edge.errors import IocEdgeError
+from common.errors import IocEdgeError
 from provisioning.revocation import CrlFile
 from provisioning.signing import SignatureChecker, SignatureError, signed_at
 from sync.chain import GAP_S, HASH, IDX, NULL, WIDTH, Gap, gaps, genesis, link, sig_message

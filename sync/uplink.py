@@ -31,8 +31,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge.backoff import Backoff
-from edge.component import Component
+from common.backoff import Backoff
+from common.component import Component
 from provisioning.tls import client_context
 from sync.store import Store
 from sync.wire import Ack, Batch, InvalidRecords, WireError, ack_topic, decode_ack, encode_batch, up_topic

@@ -1,6 +1,7 @@
 """The wire format between edge nodes and the IOC: topics, streams, batches and acks.
 
-This is the only module that ``ioc/`` shares with the edge side.
+The centre (``ioc/``) shares it with the node, as it shares the records, the track's chain and
+file, provisioning and the foundation: the layers are in docs/architecture.md.
 
 Topics (``prefix`` is ``ioc/v1`` by default)::
 
@@ -39,7 +40,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import msgpack
 import zstandard
 
-from edge.errors import IocEdgeError
+from common.errors import IocEdgeError
 from sync.records import (
     Ais,
     Alarm,

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from common.clock import Clock
 from drivers.nmea import NmeaParser
-from edge.clock import Clock
 from edge.config import NodeConfig, parse_config
 from edge.runtime import open_store
 from edge.track import TrackLog, export_track

@@ -11,10 +11,10 @@ from helpers import nmea_sentence, wait_for
 from support_nodes import node_toml
 
 import drivers.ais
+from common.clock import Clock
 from drivers.ais import AisPassthrough
 from drivers.nmea import NmeaGps, NmeaParser
 from drivers.transport import MemoryTransport
-from edge.clock import Clock
 from edge.config import ConfigError, NodeConfig, parse_config
 from edge.runtime import open_store
 

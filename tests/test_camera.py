@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import drivers.camera
+from common.errors import IocEdgeError
 from drivers.camera import CameraError, CameraSource, EndOfStream, Frame
-from edge.errors import IocEdgeError
 
 IMAGE = np.zeros((4, 6, 3), np.uint8)
 

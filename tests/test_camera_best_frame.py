@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
+from common.clock import Clock
 from drivers.camera import Frame
-from edge.clock import Clock
 from inference.camera import EventRule, FramePipeline
 from inference.counting import CountingLine
 from inference.detector import Detector

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from common.clock import Clock
 from drivers.camera import Frame
-from edge.clock import Clock
 from inference.camera import FramePipeline
 from inference.counting import CountingLine
 from inference.detector import Detector

@@ -18,10 +18,10 @@ from click.testing import CliRunner
 from helpers import wait_for
 from support_nodes import camera_config
 
+from common.clock import Clock
 from drivers.camera import CameraSource
 from drivers.nmea import NmeaParser
 from edge.cli import main as edge_cli
-from edge.clock import Clock
 from inference.camera import Camera, FramePipeline
 from inference.counting import CountingLine
 from inference.detector import Detector

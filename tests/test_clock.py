@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edge.clock import Clock, Stamp, kernel_clock_synced
+from common.clock import Clock, Stamp, kernel_clock_synced
 from sync.records import TimeSource
 
 WALL_2024 = 1_711_000_000.0

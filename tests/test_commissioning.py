@@ -19,8 +19,8 @@ from conftest import make_identity
 from helpers import wait_for
 from support_mtls import Client, files, open_centre
 
+from common.clock import Clock
 from edge.cli import main as edge_cli
-from edge.clock import Clock
 from edge.commissioning import SCHEMA, Commissioner, operator
 from edge.config import load_config
 from edge.runtime import VERSION

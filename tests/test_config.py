@@ -8,6 +8,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from common.errors import IocEdgeError
 from edge.cli import main
 from edge.config import (
     CaptureTransportConfig,
@@ -24,7 +25,6 @@ from edge.config import (
     load_config,
     parse_config,
 )
-from edge.errors import IocEdgeError
 
 REPO = Path(__file__).resolve().parent.parent
 

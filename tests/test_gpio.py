@@ -14,9 +14,9 @@ from gpiozero.pins.mock import MockFactory, MockTriggerPin
 from helpers import wait_for
 
 import drivers.gpio
+from common.clock import Clock
 from drivers.gpio import Debouncer, FloatSwitch, RainGauge, WaterLevel, check_distance
 from drivers.gpiomock import echo_time, exact_sonar
-from edge.clock import Clock
 from edge.config import FloatSwitchDriverConfig, RainGaugeDriverConfig, WaterLevelDriverConfig
 from sync.records import Reading, TimeSource
 

@@ -13,7 +13,7 @@ import paho.mqtt.client as mqtt
 from helpers import wait_for
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge.logs import KeyValueFormatter
+from common.logs import KeyValueFormatter
 from ioc.db import Database
 
 FORGED = "ts=2025-01-01T00:00:00Z level=error logger=ioc.receiver event=forged"

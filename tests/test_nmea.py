@@ -14,11 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import drivers.base
+from common.clock import Clock
 from drivers.base import decode
 from drivers.nmea import MAX_LINE, NmeaGps, NmeaParser
 from drivers.transport import EndOfStream, MemoryTransport, ReplayTransport, Transport, TransportError
 from edge.cli import main
-from edge.clock import Clock
 from sync.records import Position, TimeSource
 
 WALL_S = 1_000.0  # a node booted without RTC: 1970, so clock time is FREE

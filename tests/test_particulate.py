@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from common.clock import Clock
 from drivers import pms5003, sds011
 from drivers.capture import CaptureWriter
 from drivers.particulate import DutyCycle, DutySchedule, Phase
@@ -21,7 +22,6 @@ from drivers.sds011 import Sds011, Sds011Parser
 from drivers.sds011 import data_frame as sds_frame
 from drivers.transport import MemoryTransport, PtyTransport, TransportError
 from edge.cli import main
-from edge.clock import Clock
 from edge.config import DutyCycleConfig
 from sync.records import Reading
 

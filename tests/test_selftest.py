@@ -18,12 +18,12 @@ from click.testing import CliRunner
 from gpiozero import Button
 from gpiozero.pins.mock import MockFactory
 
+from common.clock import Clock
 from drivers import pms5003, sds011
 from drivers.base import decode
 from drivers.nmea import NmeaParser
 from drivers.transport import ReplayTransport
 from edge.cli import main as edge_cli
-from edge.clock import Clock
 from edge.selftest import CheckResult, Selftest
 
 FAST = 1.5

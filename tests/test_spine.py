@@ -18,8 +18,8 @@ from click.testing import CliRunner
 from helpers import nmea_sentence, wait_for
 from support_nodes import assert_same_positions, backlog, expected_positions, node_config, store_status
 
+from common.clock import Clock
 from edge.cli import main as edge_cli
-from edge.clock import Clock
 from edge.runtime import open_store
 from ioc.receiver import Receiver
 from sync.records import Alarm, Reading

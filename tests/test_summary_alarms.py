@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
+from common.clock import Clock
 from edge.alarms import AlarmEngine, Rule, RuleState, step, windowed
-from edge.clock import Clock
 from edge.summary import Summarizer, slope_per_hour, stats
 from sync.records import Reading, Summary
 

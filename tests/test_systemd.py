@@ -22,10 +22,10 @@ import pytest
 from click.testing import CliRunner
 from helpers import wait_for
 
+from common.notify import Health, SdNotify
 from edge.cli import main
 from edge.config import parse_config
 from edge.install import InstallError, ServiceInstaller, state_dir_problem
-from edge.notify import Health, SdNotify
 
 UNITS = Path(__file__).resolve().parents[1] / "systemd"
 SYSTEM_UNITS = Path("/usr/lib/systemd/system")  # the distribution's targets, which the units refer to

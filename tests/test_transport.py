@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from common.errors import IocEdgeError
 from drivers.transport import (
     EndOfStream,
     MemoryTransport,
@@ -21,7 +22,6 @@ from drivers.transport import (
     open_transport,
 )
 from edge.config import PtyTransportConfig, ReplayTransportConfig, SerialTransportConfig
-from edge.errors import IocEdgeError
 
 CAPTURE = b"# Name: test receiver\n#\n$GPGGA,1*00\r\n# not a header any more\r\n$GPRMC,2*00\r\n"
 DATA = CAPTURE[CAPTURE.index(b"$") :]

@@ -13,7 +13,7 @@ import zstandard
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from edge.errors import IocEdgeError
+from common.errors import IocEdgeError
 from sync.records import Alarm, Event, NodeStatus, Position, Reading, Summary, TimeSource
 from sync.wire import (
     CODEC_ZLIB,

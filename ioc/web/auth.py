@@ -32,7 +32,7 @@ from typing import Literal, get_args
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from edge.errors import IocEdgeError
+from common.errors import IocEdgeError
 from ioc.db import Database
 
 Role = Literal["viewer", "operator"]

@@ -34,7 +34,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from edge.component import Component
+from common.component import Component
 from ioc.db import Database
 from ioc.web.queries import (
     COUNTS,

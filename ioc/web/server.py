@@ -18,7 +18,7 @@ import time
 import uvicorn
 from fastapi import FastAPI
 
-from edge.errors import IocEdgeError
+from common.errors import IocEdgeError
 
 log = logging.getLogger(__name__)
 

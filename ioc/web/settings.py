@@ -47,9 +47,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from edge.config import TimeZoneName
-from edge.errors import IocEdgeError
-from edge.tomllines import KeyLines, toml_syntax_problem
+from common.errors import IocEdgeError
+from common.fields import TimeZoneName
+from common.tomllines import KeyLines, toml_syntax_problem
 
 
 class WebSettingsError(IocEdgeError, ValueError):

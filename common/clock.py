@@ -2,7 +2,7 @@
 
 A field node may boot without a real-time clock (it then believes it is 1970), may or may
 not have NTP, and may have a GPS receiver. :class:`Clock` stamps records with the best time
-it has and says which one it was (:class:`~sync.records.TimeSource`), so the operations
+it has and says which one it was (:class:`TimeSource`), so the operations
 centre can tell a trustworthy time from a guess.
 """
 
@@ -13,11 +13,22 @@ import ctypes.util
 import threading
 import time
 from collections.abc import Callable
+from enum import IntEnum
 from typing import NamedTuple
 
-from sync.records import TimeSource
+__all__ = ["Clock", "Stamp", "TimeSource", "kernel_clock_synced"]
 
-__all__ = ["Clock", "Stamp", "kernel_clock_synced"]
+
+class TimeSource(IntEnum):
+    """Where a timestamp came from, best first."""
+
+    GPS = 1
+    """UTC from a GPS receiver that had a valid fix."""
+    NTP = 2
+    """The node's clock while the kernel reported it synchronised (NTP, chrony, timesyncd)."""
+    FREE = 3
+    """The node's clock with no evidence that it is right: a guess."""
+
 
 GPS_HOLD_S = 600.0
 """How long a GPS time stays the reference after the last one was seen (monotonic seconds)."""

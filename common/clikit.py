@@ -7,7 +7,7 @@ import threading
 
 import click
 
-from edge.logs import LOG_LEVELS
+from common.logs import LOG_LEVELS
 
 log_level_option = click.option(
     "--log-level",

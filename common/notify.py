@@ -25,7 +25,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from edge.component import Component
+from common.component import Component
 
 __all__ = ["Health", "SdNotify", "ServiceWatchdog"]
 
