@@ -35,6 +35,65 @@ if TYPE_CHECKING:
 
 HERE = Path(__file__).resolve().parent
 
+SERVICE_FIXTURES = frozenset(
+    {
+        "broker",  # mosquitto
+        "postgres_server",  # PostgreSQL
+        "browser",  # Chromium
+        "centre",  # mosquitto over mutual TLS and the centre's CLI
+        "run_node",  # an edge node's threads, store and uplink
+        "web_server",  # uvicorn
+        "web",
+        "node_process",  # an `ioc-edge run` process (test_systemd)
+        "serve_process",  # an `ioc-center serve` process (test_web_live)
+    }
+)
+"""A test that uses one of these (directly or through another fixture) starts a real service."""
+
+SERVICE_MODULES = frozenset({"test_demo.py", "test_provision_bench.py"})
+"""Modules whose tests start their services themselves (``ioc-center demo``, ``bench/provision.py``)."""
+
+SLOW_S = 5.0
+"""A test that takes longer than this on its own is marked ``slow``."""
+
+SLOW_TESTS: frozenset[str] = frozenset()
+"""The tests over ``SLOW_S`` (``--durations``); the end of a run names any that is missing here."""
+
+
+def _integration(item: pytest.Item) -> bool:
+    """True when ``item`` starts mosquitto, PostgreSQL, Chromium, a web server, a node or a process."""
+    if item.path.name in SERVICE_MODULES or SERVICE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        return True
+    # ioc_db_url asks for postgres_server at run time, so only the parameter tells.
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and callspec.params.get("ioc_db_url") == "postgresql"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``integration`` and ``slow`` tests, so ``-m "not integration"`` is the fast lane."""
+    for item in items:
+        if _integration(item):
+            item.add_marker(pytest.mark.integration)
+        if item.nodeid.split("[")[0] in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
+
+
+_unmarked_slow: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Note a test that took longer than ``SLOW_S`` but is not marked ``slow``."""
+    if report.when == "call" and report.duration > SLOW_S and "slow" not in report.keywords:
+        _unmarked_slow.append(f"{report.nodeid} ({report.duration:.1f} s)")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Name the slow tests SLOW_TESTS lacks: the fast lane's promise depends on the marks."""
+    if _unmarked_slow:
+        terminalreporter.write_sep("=", f"over {SLOW_S:g} s but not in conftest.SLOW_TESTS")
+        for line in _unmarked_slow:
+            terminalreporter.write_line(line)
+
 
 def _shared_dir() -> Path:
     return Path(os.environ.get("IOC_EDGE_SHARED", HERE.parent.parent / "shared")).resolve()
