@@ -4,7 +4,7 @@ Nothing is counted twice and no hot loop is instrumented (the store writes over 
 records a second): :class:`NodeCollector` reads the counters the drivers, the recorder, the
 uplink and the store already keep, at scrape time. :class:`~common.metrics_server.MetricsServer`
 serves a registry with prometheus_client's own HTTP server; :class:`NodeMetrics` is the node's
-component that ties them together. The metric names are listed in the README (``ioc_edge_*``).
+component that ties them together. The metric names are listed in docs/metrics.md (``ioc_edge_*``).
 
 Example::
 
