@@ -58,17 +58,20 @@ class Driver(Component):
     Counters, read by the node's status report: ``rejects`` and ``ignored`` (reason ->
     count), ``records`` (records produced).
 
-    Example::
+    Example (the sink gets the stream's name and the records)::
 
-        class Echo(Driver):
-            stream = "echo"
-
-            def feed(self, data):
-                return [data]
-
-        echo = Echo("echo", MemoryTransport(b"hi"), print, Clock())
-        echo.start()
-        echo.join()     # ('echo', [b'hi'])
+        >>> from drivers.transport import MemoryTransport
+        >>> class Echo(Driver):
+        ...     stream = "echo"
+        ...
+        ...     def feed(self, data):
+        ...         return [data]
+        >>> received = []
+        >>> echo = Echo("echo", MemoryTransport(b"hi"), lambda *batch: received.append(batch), Clock())
+        >>> echo.start()
+        >>> echo.join()
+        >>> received, echo.records
+        ([('echo', [b'hi'])], 1)
     """
 
     stream: ClassVar[str] = ""

@@ -35,9 +35,17 @@ def default_route_interface(route_file: Path = ROUTE_FILE) -> str | None:
     ``Iface Destination Gateway Flags RefCnt Use Metric Mask ...`` in hexadecimal). Raises
     ``OSError`` when it cannot be read.
 
-    Example::
+    Example (Wi-Fi and a cellular modem; the lower metric wins)::
 
-        >>> default_route_interface()  # doctest: +SKIP
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     routes = Path(tmp, "route")
+        ...     _ = routes.write_text(
+        ...         "Iface\\tDestination\\tGateway\\tFlags\\tRefCnt\\tUse\\tMetric\\tMask\\n"
+        ...         "wwan0\\t00000000\\t01000A0A\\t0003\\t0\\t0\\t700\\t00000000\\n"
+        ...         "wlan0\\t00000000\\t0102A8C0\\t0003\\t0\\t0\\t600\\t00000000\\n"
+        ...     )
+        ...     default_route_interface(routes)
         'wlan0'
     """
     best: tuple[int, str] | None = None

@@ -101,10 +101,14 @@ def sig_message(device: str, chain: str, idx: int, digest: bytes, signed_ms: int
 class ChainHead:
     """The end of a chain: the hash of its last record and the next record's ``idx``.
 
-    Example::
+    Records must be numbered ``head.next_idx``, ``head.next_idx + 1`` ...; a hole is refused::
 
-        head = ChainHead.start("vessel-042", store.epoch)
-        hashes = head.append(points)      # points numbered head.next_idx, head.next_idx + 1 ...
+        >>> from sync.records import TrackPoint
+        >>> head = ChainHead.start("vessel-042", "a1b2c3d4e5f60718")
+        >>> head.append([TrackPoint(1700000000000, 1, 1700000000000, 5, 16.46, 107.59)])
+        Traceback (most recent call last):
+        ...
+        ValueError: record idx 5 where 0 was expected
     """
 
     device: str
