@@ -26,6 +26,7 @@ from drivers.pms5003 import Pms5003Parser
 from drivers.sds011 import Sds011Parser
 from drivers.transport import EndOfStream, PtyTransport, ReplayTransport, SerialTransport, Transport
 from edge.config import load_config
+from edge.config_schema import node_config_schema
 from sync.records import Position, Reading, TimeSource
 
 __all__ = ["main"]
@@ -43,7 +44,7 @@ def main(log_level: str) -> None:
 
 @main.group()
 def config() -> None:
-    """Check node config files.
+    """Check node config files; give editors their JSON Schema.
 
     Example: ioc-edge config check edge.toml
     """
@@ -62,6 +63,21 @@ def config_check(file: Path) -> None:
         raise Failed(str(exc)) from None
     count = len(cfg.drivers)
     click.echo(f"{file}: ok (device {cfg.node.device_id}, {count} driver{'' if count == 1 else 's'})")
+
+
+@config.command("schema")
+def config_schema() -> None:
+    """Print the JSON Schema of a node config (edge.toml), for editors that complete and check TOML
+    as it is typed: VS Code with Even Better TOML, or any editor with the taplo language server.
+
+    Save it beside the config and name it in the config's first line, `#:schema ./edge.schema.json`
+    (or map it to edge.toml in a .taplo.toml: [[rule]] include = ["**/edge.toml"],
+    schema.path = "edge.schema.json"). What only the node can check (files, time zones,
+    cross-field rules) stays with `ioc-edge config check`.
+
+    Example: ioc-edge config schema > edge.schema.json
+    """
+    click.echo(json.dumps(node_config_schema(), indent=2))
 
 
 @main.group()
