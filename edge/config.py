@@ -131,7 +131,10 @@ def _check_baudrate(value: int) -> int:
     return value
 
 
-Baudrate = Annotated[int, AfterValidator(_check_baudrate)]
+# The enum is for the JSON Schema (`ioc-edge config schema`): editors offer the standard rates.
+Baudrate = Annotated[
+    int, AfterValidator(_check_baudrate), Field(json_schema_extra={"enum": list(STANDARD_BAUDRATES)})
+]
 
 
 def _against_base_dir(path: Path, info: ValidationInfo) -> Path:

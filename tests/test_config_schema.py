@@ -135,6 +135,7 @@ TRANSPORT = "$.drivers.gps.transport"
         ('type = "nmea"', 'type = "gps"', [("$.drivers.gps.type", "const")]),
         ("loop = true", 'loop = "yes"', [(f"{TRANSPORT}.loop", "type")]),
         ("speed = 1.0 ", "speed = -1.0 ", [(f"{TRANSPORT}.speed", "minimum")]),
+        ("baudrate = 4800", "baudrate = 4801", [(f"{TRANSPORT}.baudrate", "enum")]),
         (
             'type = "replay"',
             'type = "serial"\nport = "/dev/ttyS0"\nparity = "X"\nbytesize = 9',
@@ -159,6 +160,7 @@ TRANSPORT = "$.drivers.gps.transport"
         "unknown driver type",
         "wrong type in a transport",
         "below bound in a transport",
+        "not a standard baud rate",
         "another transport's keys and enums",
     ],
 )
