@@ -96,13 +96,19 @@ class AlarmEngine(Component):
     Ticks matter: a rain alarm must clear when the tips stop, which no new
     reading would tell. ``feed`` may be called from any thread.
 
-    Example::
+    A node starts it (``start``/``stop``: the ticks); ``feed`` alone applies the rules to readings::
 
-        engine = AlarmEngine([Rule("flood", "river", "water_level_m", above=3.5, hysteresis=0.1)],
-                             recorder.append, Clock())
-        engine.start()
-        engine.feed(readings)
-        engine.stop()
+        >>> from sync.records import Reading
+        >>> alarms = []
+        >>> engine = AlarmEngine(
+        ...     [Rule("flood", "river", "water_level_m", above=3.5, hysteresis=0.1)],
+        ...     lambda stream, batch: alarms.extend(batch),  # the recorder's append in a node
+        ...     Clock(),
+        ... )
+        >>> t = 1700000000000
+        >>> engine.feed([Reading(t, 1, t, "river", "water_level_m", v) for v in (3.4, 3.6, 3.55)])
+        >>> [(a.source, a.kind, a.state, a.message) for a in alarms]
+        [('river', 'flood', 1, 'flood raised: water_level_m 3.600 (above 3.5, hysteresis 0.1)')]
     """
 
     def __init__(self, rules: Iterable[Rule], sink: Sink, clock: Clock, tick_s: float = 1.0) -> None:

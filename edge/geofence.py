@@ -303,10 +303,21 @@ class GeofenceMonitor:
     decides: outside a permitted zone at start raises. ``feed`` may be called from any thread.
     ``counts``: ``raised``, ``cleared``, ``no_fix`` (positions skipped).
 
-    Example::
+    Example (a boat inside its permitted zone, then 533 m out of it)::
 
-        monitor = GeofenceMonitor([fence], recorder.append)
-        monitor.feed(positions)        # alarms, if any, go to recorder.append("alarm", [...])
+        >>> square = [[(107.50, 16.60), (107.56, 16.60), (107.56, 16.64), (107.50, 16.64), (107.50, 16.60)]]
+        >>> alarms = []
+        >>> monitor = GeofenceMonitor(
+        ...     [Geofence("tam-giang", "permitted", [square], hysteresis_m=50)],
+        ...     lambda stream, batch: alarms.extend(batch),  # the recorder's append in a node
+        ... )
+        >>> t = 1700000000000
+        >>> inside, out = Position(t, 1, t, 16.62, 107.53, fix=1), Position(t, 1, t, 16.62, 107.565, fix=1)
+        >>> monitor.feed([inside, out])
+        >>> [(a.kind, a.state, a.message) for a in alarms]
+        [('geofence_left', 1, 'left permitted zone tam-giang by 533 m at 16.6200 N 107.5650 E')]
+        >>> monitor.raised
+        {'tam-giang'}
     """
 
     def __init__(
