@@ -40,9 +40,10 @@ def problems(path: str, command: click.Command, docs: str) -> list[str]:
     """What ``command`` (called as ``path``) lacks: help text, an example, a place in docs/commands.md."""
     program = path.split()[0]
     found = []
-    if not (command.help or "").strip():
+    text = command.help or ""
+    if not text.strip():
         found.append(f"{path}: no help text: give the command a docstring")
-    elif f"Example: {program}" not in command.help:
+    elif f"Example: {program}" not in text:
         found.append(f"{path}: its help has no 'Example: {program} ...' line")
     if not documented(path, docs):
         found.append(f"{path}: not in docs/commands.md: add a row `{path} ...` with an example")
@@ -51,7 +52,7 @@ def problems(path: str, command: click.Command, docs: str) -> list[str]:
 
 def resolve(words: list[str]) -> str | None:
     """The first word of ``words`` (a command line as docs show it) that names no command, else None."""
-    command = PROGRAMS[words[0]]
+    command: click.Command = PROGRAMS[words[0]]
     for word in words[1:]:
         if not isinstance(command, click.Group) or not re.fullmatch(r"[a-z][a-z0-9-]*", word):
             return None  # past the command: an argument such as FILE, an option, a [placeholder]
