@@ -56,7 +56,11 @@ SERVICE_MODULES = frozenset({"test_demo.py", "test_provision_bench.py"})
 SLOW_S = 5.0
 """A test that takes longer than this on its own is marked ``slow``."""
 
-SLOW_TESTS: frozenset[str] = frozenset()
+SLOW_TESTS = frozenset(
+    {
+        "tests/test_camera_gate.py::test_counts_per_line_group_and_direction_are_the_same_with_and_without_the_gate",
+    }
+)
 """The tests over ``SLOW_S`` (``--durations``); the end of a run names any that is missing here."""
 
 
