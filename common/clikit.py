@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Collection
+from typing import Any
 
 import click
 
@@ -25,6 +27,40 @@ class Failed(click.ClickException):
 
     def show(self, file=None) -> None:  # noqa: ANN001 - click's signature
         click.echo(self.message, err=True)
+
+
+class ExtraGroup(click.Group):
+    """A command group some of whose commands need an optional extra (``pip install 'DIST[EXTRA]'``).
+
+    Those commands import the extra's modules in their bodies, never at module level, so that the
+    others (and every ``--help``) work on an install without it. When one of ``modules`` is missing,
+    the command stops with one line naming the extra to install, exit code 1, instead of a traceback;
+    a missing module that is not the extra's is a bug or a broken install, and keeps its traceback.
+
+    Example::
+
+        @click.group(cls=ExtraGroup, distribution="ioc-edge", extra="ioc", modules=("fastapi",))
+        def main() -> None: ...
+    """
+
+    def __init__(self, *args: Any, distribution: str, extra: str, modules: Collection[str], **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.distribution = distribution
+        self.extra = extra
+        self.modules = frozenset(modules)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ModuleNotFoundError as exc:
+            missing = (exc.name or "").partition(".")[0]
+            if missing not in self.modules:
+                raise
+            command = " ".join(filter(None, [ctx.command_path, ctx.invoked_subcommand]))
+            raise Failed(
+                f"{command} needs {missing}, which comes with the {self.extra} extra: "
+                f"pip install '{self.distribution}[{self.extra}]'"
+            ) from None
 
 
 def wait_for_stop_signal() -> None:

@@ -14,13 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from common.clikit import Failed, log_level_option, wait_for_stop_signal
+from common.clikit import ExtraGroup, Failed, log_level_option, wait_for_stop_signal
 from common.errors import IocEdgeError
 from common.logs import setup_logging
 from ioc.db import URL_FORMS, Database
 from ioc.track import GAP_S
-from ioc.web.auth import ROLES, Tokens, Users
-from ioc.web.lockout import SignInLimiter
 
 if TYPE_CHECKING:
     from ioc.web import WebServer
@@ -29,9 +27,12 @@ DEFAULT_DB = "sqlite:///ioc.db"
 DB_HELP = f"Database URL: {URL_FORMS} (the password, if any, from ~/.pgpass or PGPASSWORD)."
 db_option = click.option("--db", "url", default=DEFAULT_DB, show_default=True, help=DB_HELP)
 """The database option of every command that reads or writes the centre's database."""
+IOC_EXTRA = ("fastapi", "starlette", "uvicorn", "argon2", "psycopg")
+"""The top-level modules of setup.cfg's ``ioc`` extra (the dashboard, its users, PostgreSQL): a device
+installs ioc-edge without it, so they are imported only inside the commands that need them."""
 
 
-@click.group()
+@click.group(cls=ExtraGroup, distribution="ioc-edge", extra="ioc", modules=IOC_EXTRA)
 @log_level_option
 def main(log_level: str) -> None:
     """The IOC's receiver and tools.
@@ -391,10 +392,17 @@ def user() -> None:
     """
 
 
+def _role(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """The --role choice, checked once the command runs: the roles' module needs the ioc extra."""
+    from ioc.web.auth import ROLES
+
+    return click.Choice(ROLES).convert(value, param, ctx)
+
+
 @user.command("add")
 @click.argument("name")
 @click.option(
-    "--role", type=click.Choice(ROLES), required=True, help="viewer (reads) or operator (also acks)."
+    "--role", metavar="ROLE", callback=_role, required=True, help="viewer (reads) or operator (also acks)."
 )
 @_password_file
 @db_option
@@ -403,6 +411,8 @@ def user_add(name: str, role: str, password_file: str | None, url: str) -> None:
 
     Example: ioc-center user add lan --role viewer
     """
+    from ioc.web.auth import Users
+
     try:
         Users(Database(url)).add(name, role, _password(password_file))
     except IocEdgeError as exc:
@@ -419,6 +429,8 @@ def user_passwd(name: str, password_file: str | None, url: str) -> None:
 
     Example: ioc-center user passwd lan
     """
+    from ioc.web.auth import Users
+
     try:
         Users(Database(url)).set_password(name, _password(password_file))
     except IocEdgeError as exc:
@@ -433,6 +445,9 @@ def user_list(url: str) -> None:
 
     Example: ioc-center user list
     """
+    from ioc.web.auth import Users
+    from ioc.web.lockout import SignInLimiter
+
     try:
         db = Database(url)
         locked = SignInLimiter(db).locked("user")
@@ -453,6 +468,9 @@ def user_unlock(name: str | None, address: str | None, url: str) -> None:
 
     Example: ioc-center user unlock lan; ioc-center user unlock --address 10.0.0.7
     """
+    from ioc.web.auth import Users
+    from ioc.web.lockout import SignInLimiter
+
     if (name is None) == (address is None):
         raise Failed("give a user NAME or --address ADDRESS (one of them)")
     try:
@@ -477,6 +495,8 @@ def user_remove(name: str, url: str) -> None:
 
     Example: ioc-center user remove lan
     """
+    from ioc.web.auth import Users
+
     try:
         Users(Database(url)).remove(name)
     except IocEdgeError as exc:
@@ -501,6 +521,8 @@ def token_create(name: str, label: str, url: str) -> None:
 
     Example: ioc-center token create lan --label "weekly report"
     """
+    from ioc.web.auth import Tokens
+
     try:
         token_id, secret = Tokens(Database(url)).create(name, label)
     except IocEdgeError as exc:
@@ -516,6 +538,8 @@ def token_list(url: str) -> None:
 
     Example: ioc-center token list
     """
+    from ioc.web.auth import Tokens
+
     try:
         for row in Tokens(Database(url)).list():
             click.echo(f"{row['token_id']}\t{row['username']}\t{row['label']}")
@@ -531,6 +555,8 @@ def token_revoke(token_id: str, url: str) -> None:
 
     Example: ioc-center token revoke 3f2a9c0d1e4b
     """
+    from ioc.web.auth import Tokens
+
     try:
         Tokens(Database(url)).revoke(token_id)
     except IocEdgeError as exc:
