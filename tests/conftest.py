@@ -59,6 +59,8 @@ SLOW_S = 5.0
 SLOW_TESTS = frozenset(
     {
         "tests/test_camera_gate.py::test_counts_per_line_group_and_direction_are_the_same_with_and_without_the_gate",
+        "tests/test_geofence.py::test_48_hours_offline_replayed_fast_every_position_arrives_with_the_geofence_alarms_first",
+        "tests/test_link.py::test_on_satellite_the_ioc_gets_the_thinned_track_and_held_streams_follow_on_a_cheap_link",
     }
 )
 """The tests over ``SLOW_S`` (``--durations``); the end of a run names any that is missing here."""
