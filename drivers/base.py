@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from common.backoff import Backoff
@@ -17,7 +18,16 @@ from common.component import Component
 from common.errors import IocEdgeError
 from drivers.transport import EndOfStream, Transport, TransportError
 
-__all__ = ["Driver", "DriverStartError", "Parser", "Sink", "decode"]
+__all__ = [
+    "Driver",
+    "DriverStartError",
+    "Outage",
+    "Parser",
+    "RecordSource",
+    "Sink",
+    "SourceComponent",
+    "decode",
+]
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +46,74 @@ READ_TIMEOUT_S = 0.2
 RETRY_MIN_S, RETRY_MAX_S = 0.5, 30.0
 
 
-class Driver(Component):
+@dataclass(frozen=True)
+class Outage:
+    """Why a source delivers nothing, and since when (``ts_ms`` of the node's clock).
+
+    ``error`` says what failed and what to check, e.g. ``video file street.mp4 not found:
+    check the camera's source in the config``.
+    """
+
+    error: str
+    since_ms: int
+
+
+class RecordSource(Protocol):
+    """The contract of every source of records on a node (drivers, GPIO sensors, cameras): what the
+    runtime starts and stops, and what the status report, the health verdict and the metrics read.
+
+    Counters (reason -> count; read from other threads, so readers copy them first):
+    ``rejects`` (input refused), ``ignored`` (valid input of no use), ``health`` (the device's
+    outages: ``transport_lost``, ``transport_recovered``), ``passed`` (input passed on as it came:
+    the GPS's AIS sentences). ``records`` counts the records produced; ``activity`` is a figure
+    that moves whenever input reaches the source (the health's sign of life); ``outage`` says why
+    the source delivers nothing now, if it knows (None otherwise).
+    """
+
+    name: str
+    rejects: Counter[str]
+    ignored: Counter[str]
+    health: Counter[str]
+    passed: Counter[str]
+    records: int
+    outage: Outage | None
+
+    @property
+    def running(self) -> bool: ...
+
+    @property
+    def activity(self) -> int: ...
+
+    def start(self) -> None: ...
+
+    def stop(self, timeout: float | None = ...) -> None: ...
+
+
+class SourceComponent(Component):
+    """A :class:`~common.component.Component` with the counters of a :class:`RecordSource`, all zero.
+
+    The base of :class:`Driver`, the GPIO sensors and the camera: each counts into these and
+    overrides ``activity`` when something else shows its input (a camera's frames).
+    """
+
+    def __init__(self, name: str, thread_name: str) -> None:
+        super().__init__(thread_name)
+        self.name = name
+        self.rejects: Counter[str] = Counter()
+        self.ignored: Counter[str] = Counter()
+        self.health: Counter[str] = Counter()
+        self.passed: Counter[str] = Counter()
+        self.records = 0
+        self.outage: Outage | None = None
+
+    @property
+    def activity(self) -> int:
+        """Everything made of the input: records, rejects and ignored."""
+        # Copies (a C-level dict copy under the GIL): the source's thread may add a reason meanwhile.
+        return self.records + sum(Counter(self.rejects).values()) + sum(Counter(self.ignored).values())
+
+
+class Driver(SourceComponent):
     """A long-running component reading one device through a transport.
 
     ``Driver(name, transport, sink, clock)``: :meth:`start` runs a thread that reads the
@@ -77,16 +154,10 @@ class Driver(Component):
     stream: ClassVar[str] = ""
 
     def __init__(self, name: str, transport: Transport, sink: Sink, clock: Clock) -> None:
-        super().__init__(f"driver-{name}")
-        self.name = name
+        super().__init__(name, f"driver-{name}")
         self.transport = transport
         self.sink = sink
         self.clock = clock
-        self.rejects: Counter[str] = Counter()
-        self.ignored: Counter[str] = Counter()
-        self.health: Counter[str] = Counter()
-        """The transport's outages: ``transport_lost`` and ``transport_recovered``, once per outage."""
-        self.records = 0
 
     def feed(self, data: bytes) -> list[Any]:
         """Bytes from the transport in, records out (subclasses override)."""

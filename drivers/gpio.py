@@ -11,9 +11,10 @@ same code as the field) and produces :class:`~sync.records.Reading` records on t
 - :class:`FloatSwitch`: a float switch; a ``float_high`` reading (1.0 / 0.0) per change.
 
 The gpiozero devices are created by ``start()`` and closed by ``stop()``, which releases
-their pins. Like :class:`drivers.base.Driver`, each component counts what it threw away
-in ``rejects`` (input that is wrong) and ``ignored`` (input that is valid but of no use),
-by reason, and the records it produced in ``records``:
+their pins. Each component is a :class:`~drivers.base.RecordSource` like
+:class:`drivers.base.Driver`: it counts what it threw away in ``rejects`` (input that is
+wrong) and ``ignored`` (input that is valid but of no use), by reason, and the records it
+produced in ``records``:
 
 - ``ignored["bounce"]``: a rain gauge's switch closing again within ``bounce_s`` of its
   last edge (contact bounce, not a tip);
@@ -27,7 +28,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -35,7 +35,7 @@ from gpiozero import Button, Device, DigitalInputDevice, DistanceSensor, GPIOZer
 from gpiozero.pins import Factory
 
 from common.clock import Clock
-from drivers.base import DriverStartError, Sink
+from drivers.base import DriverStartError, Sink, SourceComponent
 from sync.records import Reading
 
 __all__ = ["Debouncer", "FloatSwitch", "GpioSensor", "RainGauge", "WaterLevel", "check_distance"]
@@ -46,34 +46,32 @@ JOIN_TIMEOUT_S = 5.0
 """Longest wait in ``stop()`` for a component's thread (a measurement takes under 0.2 s)."""
 
 
-class GpioSensor:
+class GpioSensor(SourceComponent):
     """A component reading sensors on GPIO pins through gpiozero devices.
 
-    ``GpioSensor(name, sink, clock, pin_factory=None)``: :meth:`start` opens the devices,
-    :meth:`stop` closes them (which releases their pins). Records go to
-    ``sink("reading", records)``, from whatever thread noticed them: gpiozero calls its
-    event handlers from a thread of its own, so the sink must be thread-safe.
+    ``GpioSensor(name, sink, clock, pin_factory=None)``: :meth:`start` opens the devices and
+    runs the component's thread, :meth:`stop` ends it and closes them (which releases their
+    pins). Records go to ``sink("reading", records)``, from whatever thread noticed them:
+    gpiozero calls its event handlers from a thread of its own, so the sink must be
+    thread-safe.
 
     Subclasses must override ``_open()``: create their gpiozero devices with
     ``pin_factory=self.pin_factory``, set their event handlers and return them. They emit
     with ``self._emit(quantity, value)``, which stamps the reading with the clock's time
-    right now. A subclass that polls may extend ``start()``/``stop()`` with a thread of its
-    own (see :class:`WaterLevel`).
+    right now. A subclass that polls overrides ``_run`` (see :class:`WaterLevel`); by default
+    the thread only waits for :meth:`stop`, so ``running`` means the same for every sensor.
 
     Counters, read by the node's status report: ``rejects`` and ``ignored`` (reason ->
-    count), ``records`` (records produced).
+    count), ``records`` (records produced); ``health`` stays empty (no transport to lose).
     """
 
     stream: ClassVar[str] = "reading"
 
     def __init__(self, name: str, sink: Sink, clock: Clock, pin_factory: Factory | None = None) -> None:
-        self.name = name
+        super().__init__(name, f"gpio-{name}")
         self.sink = sink
         self.clock = clock
         self.pin_factory = pin_factory
-        self.rejects: Counter[str] = Counter()
-        self.ignored: Counter[str] = Counter()
-        self.records = 0
         self._devices: list[Device] = []
         # gpiozero's handler thread, a polling thread and start() may all emit: one at a time,
         # so the counters stay right and the records of one sensor reach the sink in order
@@ -84,17 +82,26 @@ class GpioSensor:
         raise NotImplementedError
 
     def start(self) -> None:
-        """Open the devices; raises :class:`~drivers.base.DriverStartError` naming gpiozero's error
-        (``GPIOPinInUse``, ``PinInvalidPin``...)."""
+        """Open the devices, then run the thread; raises :class:`~drivers.base.DriverStartError`
+        naming gpiozero's error (``GPIOPinInUse``, ``PinInvalidPin``...)."""
         if self._devices:
             raise RuntimeError(f"{self.name} is already started")
         try:
             self._devices = self._open()
         except GPIOZeroError as exc:
             raise DriverStartError(f"{type(exc).__name__}: {exc}") from exc
+        super().start()
 
-    def stop(self) -> None:
-        """Close the devices, releasing their pins; harmless when not started."""
+    def stop(self, timeout: float | None = JOIN_TIMEOUT_S) -> None:
+        """End the thread (at once: it waits on the stop event), then close the devices, releasing
+        their pins; harmless when not started."""
+        super().stop(timeout)
+
+    def _run(self) -> None:
+        # gpiozero's own thread calls the handlers: nothing to do here but be stopped
+        self._stop.wait()
+
+    def _after_stop(self) -> None:
         devices, self._devices = self._devices, []
         for device in devices:
             try:
@@ -102,10 +109,6 @@ class GpioSensor:
             except Exception:
                 # the other devices must still be closed, and stop() is called on the way out
                 log.exception("event=gpio_close_failed sensor=%s device=%r", self.name, device)
-
-    @property
-    def running(self) -> bool:
-        return bool(self._devices)
 
     def _emit(self, quantity: str, value: float) -> Reading:
         with self._lock:
@@ -303,8 +306,6 @@ class WaterLevel(GpioSensor):
         self.queue_len = queue_len
         self._sonar: _Sonar | None = None
         self._echoes_seen = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def _open(self) -> list[Device]:
         # partial: reading the distance must never block (gpiozero would wait for a full queue,
@@ -321,25 +322,9 @@ class WaterLevel(GpioSensor):
         self._echoes_seen = 0
         return [self._sonar]
 
-    def start(self) -> None:
-        """Open the sensor and measure every ``interval_s`` in a thread of its own."""
-        super().start()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name=f"gpio-{self.name}", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """End the thread (at once: it waits on the stop event), then close the sensor."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(JOIN_TIMEOUT_S)
-            self._thread = None
-        super().stop()
+    def _after_stop(self) -> None:
+        super()._after_stop()
         self._sonar = None
-
-    @property
-    def running(self) -> bool:
-        return super().running and self._thread is not None and self._thread.is_alive()
 
     @property
     def echoes(self) -> int:

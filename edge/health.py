@@ -1,5 +1,9 @@
 """Is the node's pipeline making progress? The verdict that feeds systemd's watchdog and the metrics.
 
+:class:`PipelineHealth` is given what it watches, explicitly: the node's sources of records
+(:class:`Watched`: each :class:`~drivers.base.RecordSource` with its device type's stall rule),
+the recorder, the store's path and the drivers that failed to start.
+
 The node is *stalled* when one of these holds (``stall_s`` is ``[watchdog] stall_s``):
 
 - the recorder has committed nothing for ``stall_s`` or two ``store.status_interval_s`` and
@@ -25,30 +29,35 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from common.notify import Health
+from drivers.base import RecordSource
 
 if TYPE_CHECKING:
-    from edge.runtime import Node
+    from sync.recorder import Recorder
 
-__all__ = ["PipelineHealth"]
-
-FINITE_TRANSPORTS = ("replay", "capture")
-"""Transport types that end with their file unless ``loop``."""
+__all__ = ["PipelineHealth", "Watched", "store_unwritable"]
 
 
-def activity(driver) -> int:
-    """A figure that moves whenever input reaches ``driver``: frames for a camera, else everything
-    its parser made of the bytes (records, rejects, ignored)."""
-    pipeline = getattr(driver, "pipeline", None)
-    if pipeline is not None:
-        return pipeline.stats["frames"]
-    # Copies (a C-level dict copy under the GIL): the driver's thread may add a reason meanwhile.
-    return driver.records + sum(Counter(driver.rejects).values()) + sum(Counter(driver.ignored).values())
+@dataclass(frozen=True)
+class Watched:
+    """One source of records as the node runs it: its device ``type`` (the metrics' label) and its
+    stall rule.
+
+    ``quiet_s``: how long it may stay silent beyond ``stall_s`` (a water level's ``interval_s``; a
+    duty-cycled sensor's sleep and warm-up; 0 for a sensor that reports continuously), or None
+    for an event-driven sensor, which is never silent. ``finite``: its input ends by itself (a
+    file read without ``loop``), so its thread ending is no stall.
+    """
+
+    source: RecordSource
+    type: str
+    quiet_s: float | None
+    finite: bool = False
 
 
 def store_unwritable(path: Path) -> str | None:
@@ -66,27 +75,43 @@ def store_unwritable(path: Path) -> str | None:
 
 
 class PipelineHealth:
-    """Decides whether ``node``'s pipeline progresses (see the module); thread-safe.
+    """Decides whether the node's pipeline progresses (see the module); thread-safe.
+
+    ``sources`` are the node's sources of records, ``recorder`` its recorder, ``store`` its
+    store's path, ``failed`` the drivers that could not start (name -> why: not watched);
+    ``status_interval_s`` and ``flush_interval_s`` are the store's, for the recorder's allowance.
 
     ``check()`` is called by the watchdog and by each metrics scrape: every call notes which
     figures moved since the last one, so calls closer together only sharpen the timing.
 
     Example::
 
-        health = PipelineHealth(node, stall_s=120)
+        health = PipelineHealth(sources, recorder, store_path, {}, stall_s=120,
+                                status_interval_s=60, flush_interval_s=1)
         health.check()      # Health(problems=(), detail='2 drivers, 5310 records committed')
     """
 
-    def __init__(self, node: Node, stall_s: float, monotonic: Callable[[], float] = time.monotonic) -> None:
-        self.node, self.stall_s, self.monotonic = node, stall_s, monotonic
-        store = node.config.store
-        self.recorder_allowance_s = max(stall_s, 2 * store.status_interval_s + store.flush_interval_s)
+    def __init__(
+        self,
+        sources: Sequence[Watched],
+        recorder: Recorder | None,
+        store: Path,
+        failed: Mapping[str, str],
+        *,
+        stall_s: float,
+        status_interval_s: float,
+        flush_interval_s: float,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.sources, self.recorder, self.store, self.failed = sources, recorder, store, failed
+        self.stall_s, self.monotonic = stall_s, monotonic
+        self.recorder_allowance_s = max(stall_s, 2 * status_interval_s + flush_interval_s)
         self._lock = threading.Lock()
         now = monotonic()
         self._seen: dict[str, tuple[int, float]] = {}  # name -> (figure, when it last moved)
-        self._seen["recorder"] = (node.recorder.committed if node.recorder else 0, now)
-        for driver in node.drivers:
-            self._seen[f"driver.{driver.name}"] = (activity(driver), now)
+        self._seen["recorder"] = (recorder.committed if recorder else 0, now)
+        for watched in sources:
+            self._seen[f"driver.{watched.source.name}"] = (watched.source.activity, now)
 
     def _moved(self, name: str, figure: int, now: float) -> float:
         """Seconds since ``figure`` of ``name`` last changed."""
@@ -96,58 +121,38 @@ class PipelineHealth:
         self._seen[name] = (figure, since)
         return now - since
 
-    def quiet_s(self, name: str) -> float | None:
-        """How long driver ``name`` may stay silent before it counts as stalled; None: never."""
-        cfg = self.node.config.drivers[name]
-        if cfg.type in ("rain_gauge", "float_switch"):
-            return None
-        if cfg.type == "water_level":
-            return self.stall_s + cfg.interval_s
-        duty = getattr(cfg, "duty", None)
-        return self.stall_s + (duty.sleep_s + duty.warmup_s if duty else 0)
-
-    def finite(self, driver) -> bool:
-        """Whether ``driver``'s source ends by itself (a file read without ``loop``)."""
-        source = getattr(driver, "source", None)  # a camera's CameraSource
-        if source is not None:
-            return not source.live and not source.loop
-        transport = getattr(self.node.config.drivers[driver.name], "transport", None)
-        return transport is not None and transport.type in FINITE_TRANSPORTS and not transport.loop
-
     def check(self) -> Health:
         """The verdict now."""
         with self._lock:
             now = self.monotonic()
             problems = []
-            recorder = self.node.recorder
-            committed = recorder.committed if recorder else 0
+            committed = self.recorder.committed if self.recorder else 0
             idle = self._moved("recorder", committed, now)
             if idle > self.recorder_allowance_s:
                 problems.append(f"recorder committed nothing for {idle:.0f} s")
-            if why := store_unwritable(self.node.config.store.path):
+            if why := store_unwritable(self.store):
                 problems.append(why)
             problems += self._driver_problems(now)
-            drivers = len(self.node.drivers)
+            drivers = len(self.sources)
             detail = f"{drivers} driver{'' if drivers == 1 else 's'}, {committed} records committed"
             return Health(tuple(problems), detail)
 
     def _driver_problems(self, now: float) -> list[str]:
         problems, silent, watched = [], [], 0
-        for driver in self.node.drivers:
-            name = driver.name
-            if name in self.node.failed:
+        for entry in self.sources:
+            driver, name = entry.source, entry.source.name
+            if name in self.failed:
                 continue
             if not driver.running:
-                if not self.finite(driver):
+                if not entry.finite:
                     problems.append(f"driver {name} stopped")
                 continue
-            quiet = self.quiet_s(name)
             outage = driver.health["transport_lost"] > driver.health["transport_recovered"]
-            if quiet is None or outage:
+            if entry.quiet_s is None or outage:
                 continue
             watched += 1
-            idle = self._moved(f"driver.{name}", activity(driver), now)
-            if idle > quiet:
+            idle = self._moved(f"driver.{name}", driver.activity, now)
+            if idle > self.stall_s + entry.quiet_s:
                 silent.append(f"{name} {idle:.0f} s")
         if watched and len(silent) == watched:
             problems.append(f"every driver silent: {', '.join(silent)}")

@@ -2,7 +2,8 @@
 
 Nothing is counted twice and no hot loop is instrumented (the store writes over a million
 records a second): :class:`NodeCollector` reads the counters the drivers, the recorder, the
-uplink and the store already keep, at scrape time. :class:`~common.metrics_server.MetricsServer`
+uplink and the store already keep, at scrape time, from the components the runtime names in a
+:class:`NodeFigures`. :class:`~common.metrics_server.MetricsServer`
 serves a registry with prometheus_client's own HTTP server; :class:`NodeMetrics` is the node's
 component that ties them together. The metric names are listed in docs/metrics.md (``ioc_edge_*``).
 
@@ -22,7 +23,8 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,13 +39,16 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from common.metrics_server import MetricsServer
-from edge.health import PipelineHealth
+from drivers.base import RecordSource
+from edge.health import PipelineHealth, Watched
 from sync.store import Store, StoreError
 
 if TYPE_CHECKING:
-    from edge.runtime import Node
+    from inference.camera import Camera
+    from sync.recorder import Recorder
+    from sync.uplink import MqttUplink
 
-__all__ = ["NodeCollector", "NodeMetrics", "ThermalCollector"]
+__all__ = ["NodeCollector", "NodeFigures", "NodeMetrics", "ThermalCollector"]
 
 log = logging.getLogger(__name__)
 
@@ -104,17 +109,34 @@ def _gauge(name: str, doc: str, labels: list[str], rows: Iterable[tuple[list[str
     return family
 
 
-def _by_reason(drivers: list, attribute: str) -> list[tuple[list[str], float]]:
-    """``(driver, reason) -> count`` rows of each driver's Counter ``attribute``."""
+def _by_reason(
+    drivers: Iterable[RecordSource], counts: Callable[[RecordSource], Counter[str]]
+) -> list[tuple[list[str], float]]:
+    """``(driver, reason) -> count`` rows of each driver's Counter ``counts(driver)``."""
     return [
         ([d.name, reason], n)
         for d in drivers
-        for reason, n in sorted(Counter(getattr(d, attribute)).items())  # a copy: the driver adds keys
+        for reason, n in sorted(Counter(counts(d)).items())  # a copy: the driver adds keys
     ]
 
 
+@dataclass(frozen=True)
+class NodeFigures:
+    """What the node's metrics read, named by the runtime: the node's identity, its sources of
+    records (the cameras among them again, for their pipeline's figures), its recorder and uplink
+    (None when the node runs without) and the store's size cap."""
+
+    device_id: str
+    site: str
+    store_max_bytes: int
+    sources: Sequence[Watched]
+    cameras: Sequence[Camera]
+    recorder: Recorder | None
+    uplink: MqttUplink | None
+
+
 class NodeCollector(Collector):
-    """Reads a running :class:`~edge.runtime.Node`'s counters and its store at scrape time.
+    """Reads a running node's counters (its :class:`NodeFigures`) and its store at scrape time.
 
     ``open_store`` gives the collector a connection of its own (opened lazily, used under a
     lock: scrapes run in threads of the HTTP server). ``health`` gives ``ioc_edge_healthy``,
@@ -123,13 +145,13 @@ class NodeCollector(Collector):
 
     def __init__(
         self,
-        node: Node,
+        figures: NodeFigures,
         open_store: Callable[[], Store],
         health: PipelineHealth | None = None,
         version: str = "",
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        self.node, self.health, self.version, self.wall_clock = node, health, version, wall_clock
+        self.figures, self.health, self.version, self.wall_clock = figures, health, version, wall_clock
         self._open_store = open_store
         self._store: Store | None = None
         self._lock = threading.Lock()
@@ -156,9 +178,9 @@ class NodeCollector(Collector):
                 return None
 
     def collect(self) -> Iterator[Metric]:
-        cfg = self.node.config
+        figures = self.figures
         info = InfoMetricFamily("ioc_edge_node", "The node's identity and software version.")
-        info.add_metric([], {"device": cfg.node.device_id, "site": cfg.node.site, "version": self.version})
+        info.add_metric([], {"device": figures.device_id, "site": figures.site, "version": self.version})
         yield info
         status = self._store_status()
         if self.health is not None:
@@ -221,12 +243,13 @@ class NodeCollector(Collector):
             "ioc_edge_store_max_bytes",
             "The store's size cap (store.max_bytes).",
             [],
-            [([], self.node.config.store.max_bytes)],
+            [([], self.figures.store_max_bytes)],
         )
 
     def _driver_metrics(self) -> Iterator[Metric]:
-        drivers, cfg = self.node.drivers, self.node.config
-        recorder = self.node.recorder
+        watched = self.figures.sources
+        drivers = [w.source for w in watched]
+        recorder = self.figures.recorder
         if recorder is not None:
             yield _counter(
                 "ioc_edge_recorder_committed_records",
@@ -244,41 +267,41 @@ class NodeCollector(Collector):
             "ioc_edge_driver_running",
             "1 while the driver's thread runs (0: failed to start, crashed, or its replay ended).",
             ["driver", "type"],
-            [([d.name, cfg.drivers[d.name].type], 1 if d.running else 0) for d in drivers],
+            [([w.source.name, w.type], 1 if w.source.running else 0) for w in watched],
         )
         yield _counter(
             "ioc_edge_driver_records",
             "Records a driver produced (rate(): the sensor's frame rate).",
             ["driver", "type"],
-            [([d.name, cfg.drivers[d.name].type], d.records) for d in drivers],
+            [([w.source.name, w.type], w.source.records) for w in watched],
         )
         yield _counter(
             "ioc_edge_driver_rejects",
             "Input a driver refused, by reason (garbage counts bytes, the rest frames or lines).",
             ["driver", "reason"],
-            _by_reason(drivers, "rejects"),
+            _by_reason(drivers, lambda d: d.rejects),
         )
         yield _counter(
             "ioc_edge_driver_ignored",
             "Valid input of no use (no fix, warm-up, command replies, bounce), by reason.",
             ["driver", "reason"],
-            _by_reason(drivers, "ignored"),
+            _by_reason(drivers, lambda d: d.ignored),
         )
         yield _counter(
             "ioc_edge_driver_passed",
             "Input passed on as it came (AIS sentences on a GPS's stream: ais; ais_dropped over the rate).",
             ["driver", "reason"],
-            _by_reason([d for d in drivers if hasattr(d, "passed")], "passed"),
+            _by_reason(drivers, lambda d: d.passed),
         )
         yield _counter(
             "ioc_edge_driver_transport_events",
             "Outages of a driver's device: transport_lost and transport_recovered, once per outage.",
             ["driver", "event"],
-            _by_reason([d for d in drivers if hasattr(d, "health")], "health"),
+            _by_reason(drivers, lambda d: d.health),
         )
 
     def _camera_metrics(self) -> Iterator[Metric]:
-        cameras = [d for d in self.node.drivers if hasattr(d, "pipeline")]
+        cameras = self.figures.cameras
         frames = CounterMetricFamily(
             "ioc_edge_camera_frames", "Frames read and processed.", labels=["camera"]
         )
@@ -302,7 +325,7 @@ class NodeCollector(Collector):
         yield from (frames, inference, source)
 
     def _uplink_metrics(self) -> Iterator[Metric]:
-        uplink = self.node.uplink
+        uplink = self.figures.uplink
         if uplink is None:
             return
         yield _gauge(
@@ -318,11 +341,11 @@ class NodeCollector(Collector):
 
 class NodeMetrics:
     """The node's metrics component: a :class:`NodeCollector`, the CPU temperature, the process's
-    CPU and memory, served by a :class:`MetricsServer` on ``[metrics] host:port``.
+    CPU and memory, served by a :class:`MetricsServer` on ``host:port`` (``[metrics]``).
 
     Example::
 
-        metrics = NodeMetrics(node, open_store, health)
+        metrics = NodeMetrics(figures, open_store, "127.0.0.1", 9820, health)
         metrics.start()     # http://127.0.0.1:9820/metrics
         ...
         metrics.stop()
@@ -330,19 +353,20 @@ class NodeMetrics:
 
     def __init__(
         self,
-        node: Node,
+        figures: NodeFigures,
         open_store: Callable[[], Store],
+        host: str,
+        port: int,
         health: PipelineHealth | None = None,
         version: str = "",
         thermal_root: Path = THERMAL_ROOT,
     ) -> None:
-        self.collector = NodeCollector(node, open_store, health, version)
+        self.collector = NodeCollector(figures, open_store, health, version)
         self.registry = CollectorRegistry()
         self.registry.register(self.collector)
         self.registry.register(ThermalCollector("ioc_edge", thermal_root))
         ProcessCollector(registry=self.registry)  # process_cpu_seconds_total, process_resident_memory_bytes
-        cfg = node.config.metrics
-        self.server = MetricsServer(self.registry, cfg.host, cfg.port)
+        self.server = MetricsServer(self.registry, host, port)
 
     def start(self) -> None:
         self.server.start()

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from common.clock import Clock
 from common.component import Component
 from common.notify import SdNotify, ServiceWatchdog
-from drivers.base import Driver, DriverStartError
+from drivers.base import Driver, DriverStartError, Outage, RecordSource
 from drivers.nmea import NmeaGps
 from drivers.particulate import DutyCycledDriver
 from drivers.pms5003 import Pms5003
@@ -27,9 +27,9 @@ from drivers.sds011 import Sds011
 from drivers.transport import ReopeningTransport, open_transport
 from edge.alarms import AlarmEngine, Rule
 from edge.config import NodeConfig
-from edge.health import PipelineHealth
+from edge.health import PipelineHealth, Watched
 from edge.link import LinkMonitor
-from edge.metrics import NodeMetrics
+from edge.metrics import NodeFigures, NodeMetrics
 from edge.summary import Summarizer
 from sync.recorder import Recorder
 from sync.records import NodeStatus
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from edge.geofence import GeofenceMonitor
     from edge.thinning import LiveTrack
     from edge.track import TrackLog
-    from inference.camera import Outage
+    from inference.camera import Camera
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,10 @@ TRANSPORT_TYPES: dict[str, type[Driver]] = {"nmea": NmeaGps, "sds011": Sds011, "
 """Drivers reading a byte transport, by config ``type``."""
 GPIO_TYPES = {"rain_gauge": "RainGauge", "water_level": "WaterLevel", "float_switch": "FloatSwitch"}
 """Drivers reading GPIO pins through gpiozero (classes of ``drivers.gpio``), by config ``type``."""
+EVENT_TYPES = frozenset({"rain_gauge", "float_switch"})
+"""Sensors that report only when something happens: never silent, so the health never finds them stalled."""
+FINITE_TRANSPORTS = ("replay", "capture")
+"""Transport types that end with their file unless ``loop``."""
 
 
 def store_path(config: NodeConfig) -> Path:
@@ -150,7 +154,12 @@ class Node:
         self.link: LinkMonitor | None = None
         self.live: LiveTrack | None = None
         """The live position stream, thinned for the link; None without ``[link]``: every position."""
-        self.drivers: list = []
+        self.drivers: list[RecordSource] = []
+        """The sources of records (drivers, GPIO sensors, cameras), in the config's order."""
+        self.watched: list[Watched] = []
+        """The same, each with its device type and stall rule, for the health and the metrics."""
+        self.cameras: list[Camera] = []
+        """The cameras among them, whose pipelines the metrics read."""
         self.summarizer: Summarizer | None = None
         self.alarms: AlarmEngine | None = None
         self.geofences: GeofenceMonitor | None = None
@@ -212,22 +221,29 @@ class Node:
 
     def init_drivers(self) -> None:
         for name, cfg in self.config.drivers.items():
-            self.drivers.append(self._make_driver(name, cfg))
+            watched = self._make_driver(name, cfg)
+            self.watched.append(watched)
+            self.drivers.append(watched.source)
 
-    def _make_driver(self, name: str, cfg):
+    def _make_driver(self, name: str, cfg) -> Watched:
+        """The source of records ``name`` with its stall rule (see :class:`~edge.health.Watched`)."""
         if cfg.type == "camera":
             # Imported here: OpenCV and onnxruntime add ~45 MB to the process, which a node without a
             # camera (a vessel, a river gauge on 512 MB) should not pay.
             from inference.build import build_camera
 
-            return build_camera(name, cfg, self.route, self.clock)
+            camera = build_camera(name, cfg, self.route, self.clock)
+            self.cameras.append(camera)
+            return Watched(camera, cfg.type, 0.0, camera.finite)
         if cfg.type in GPIO_TYPES:
             # Imported here too: gpiozero and its pin libraries are for nodes with GPIO sensors.
             from drivers import gpio
 
             params = cfg.model_dump(exclude={"type"})
             cls = getattr(gpio, GPIO_TYPES[cfg.type])
-            return cls(name, self.route, self.clock, pin_factory=self.pin_factory, **params)
+            sensor = cls(name, self.route, self.clock, pin_factory=self.pin_factory, **params)
+            # a water level reports every interval_s; the others only when something happens
+            return Watched(sensor, cfg.type, None if cfg.type in EVENT_TYPES else cfg.interval_s)
         # Opened by the driver's first read, so a device absent at boot does not stop the node.
         transport = ReopeningTransport(lambda cfg=cfg: open_transport(cfg.transport), name)
         self._opened.append(transport)
@@ -235,7 +251,13 @@ class Node:
         options = {"duty": cfg.duty} if issubclass(cls, DutyCycledDriver) else {}
         if cls is NmeaGps:
             options = {"ais_per_s": cfg.ais_per_s}
-        return cls(name, transport, self.route, self.clock, **options)
+        duty = options.get("duty")
+        return Watched(
+            cls(name, transport, self.route, self.clock, **options),
+            cfg.type,
+            duty.sleep_s + duty.warmup_s if duty else 0.0,  # a duty-cycled sensor is silent while it sleeps
+            cfg.transport.type in FINITE_TRANSPORTS and not cfg.transport.loop,
+        )
 
     def start_processing(self) -> None:
         cfg = self.config
@@ -314,12 +336,11 @@ class Node:
     def start_status(self) -> None:
         sources: dict[str, Callable[[], Counter[str]]] = {}
         for d in self.drivers:
+            # empty counters add nothing to the status (a GPIO sensor has no transport to lose)
             sources[f"reject.{d.name}"] = lambda d=d: d.rejects
             sources[f"ignored.{d.name}"] = lambda d=d: d.ignored
-            if hasattr(d, "health"):  # drivers on a transport: its outages
-                sources[f"health.{d.name}"] = lambda d=d: d.health
-            if hasattr(d, "passed"):  # the GPS: AIS sentences passed on to the IOC
-                sources[f"passed.{d.name}"] = lambda d=d: d.passed
+            sources[f"health.{d.name}"] = lambda d=d: d.health
+            sources[f"passed.{d.name}"] = lambda d=d: d.passed
         if self.geofences is not None:
             sources["geofence"] = lambda: self.geofences.counts
         if self.uplink:
@@ -333,16 +354,36 @@ class Node:
             self.clock,
             self.config.store.status_interval_s,
             self.failed,
-            {d.name: (lambda d=d: d.outage) for d in self.drivers if hasattr(d, "outage")},  # the cameras
+            {d.name: (lambda d=d: d.outage) for d in self.drivers},
             {name: c.describe for name, c in (("link", self.link), ("track", self.track)) if c is not None},
         )
         self._run(self.status)
 
     def start_service(self) -> None:
         """Last: the pipeline's health, the metrics endpoint, and systemd's READY=1 and watchdog."""
-        self.health = PipelineHealth(self, self.config.watchdog.stall_s)
-        if self.config.metrics.enabled:
-            self.metrics = NodeMetrics(self, lambda: open_store(self.config), self.health, VERSION)
+        cfg = self.config
+        self.health = PipelineHealth(
+            self.watched,
+            self.recorder,
+            cfg.store.path,
+            self.failed,
+            stall_s=cfg.watchdog.stall_s,
+            status_interval_s=cfg.store.status_interval_s,
+            flush_interval_s=cfg.store.flush_interval_s,
+        )
+        if cfg.metrics.enabled:
+            figures = NodeFigures(
+                cfg.node.device_id,
+                cfg.node.site,
+                cfg.store.max_bytes,
+                self.watched,
+                self.cameras,
+                self.recorder,
+                self.uplink,
+            )
+            self.metrics = NodeMetrics(
+                figures, lambda: open_store(cfg), cfg.metrics.host, cfg.metrics.port, self.health, VERSION
+            )
             self._run(self.metrics)
         self._run(ServiceWatchdog(SdNotify(), self.health.check))
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from common.clock import Clock
-from common.component import Component
+from drivers.base import Outage, SourceComponent
 from drivers.camera import CameraSource, Frame
 from drivers.transport import EndOfStream, TransportError
 from inference.counting import ClassGroups, CountingLine, LineCounter, Zone, ZoneEvent, ZoneWatcher
@@ -38,18 +38,6 @@ from sync.records import Count, Event
 log = logging.getLogger(__name__)
 
 Sink = Callable[[str, list], None]
-
-
-@dataclass(frozen=True)
-class Outage:
-    """Why a camera delivers no frames, and since when (``ts_ms`` of the node's clock).
-
-    ``error`` says what failed and what to check, e.g. ``video file street.mp4 not found:
-    check the camera's source in the config``.
-    """
-
-    error: str
-    since_ms: int
 
 
 @dataclass(frozen=True)
@@ -272,11 +260,12 @@ class FramePipeline:
         )
 
 
-class Camera(Component):
+class Camera(SourceComponent):
     """The camera component: reads ``source``, runs ``pipeline``, emits counts every ``interval_s``.
 
-    Exposes ``rejects``, ``ignored``, ``health`` and ``records`` like the
-    other drivers, for the node's status report, and ``outage``: while the
+    A :class:`~drivers.base.RecordSource` like the other drivers: ``rejects``,
+    ``ignored``, ``health`` and ``records`` for the node's status report,
+    ``activity`` the frames read, and ``outage``: while the
     source cannot be opened or read (absent at start, lost mid-stream) or
     after the camera's thread failed, the :class:`Outage`, else ``None``.
     An outage counts once in ``health`` (``transport_lost``, then
@@ -300,15 +289,20 @@ class Camera(Component):
         clock: Clock,
         interval_s: int = 60,
     ) -> None:
-        super().__init__(f"camera-{name}")
-        self.name, self.source, self.pipeline, self.sink, self.clock = name, source, pipeline, sink, clock
+        super().__init__(name, f"camera-{name}")
+        self.source, self.pipeline, self.sink, self.clock = source, pipeline, sink, clock
         self.interval_s = interval_s
-        self.rejects: Counter[str] = Counter()
-        self.ignored: Counter[str] = Counter()
-        self.health: Counter[str] = Counter()
-        self.records = 0
-        self.outage: Outage | None = None
         self._interval_start: int | None = None
+
+    @property
+    def activity(self) -> int:
+        """The frames read: a camera watching an empty street still reads them."""
+        return self.pipeline.stats["frames"]
+
+    @property
+    def finite(self) -> bool:
+        """Whether the camera's input ends by itself (a video file read without ``loop``)."""
+        return not self.source.live and not self.source.loop
 
     def _after_stop(self) -> None:
         self.source.close()
