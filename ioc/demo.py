@@ -80,6 +80,7 @@ from ioc.receiver import Receiver
 from ioc.track import chain_status
 from ioc.web.app import create_app
 from ioc.web.auth import Users
+from ioc.web.queries import open_alarms
 from ioc.web.server import WebServer
 from ioc.web.settings import WaterLevelThreshold, WebSettings
 from provisioning.credential import SigningCredential
@@ -467,15 +468,11 @@ class Demo:
 
     def progress(self) -> str:
         counts = self.received()
-        open_alarms = self.db.fetch(
-            "SELECT COUNT(*) AS n FROM rec_alarm a WHERE state = 1 AND NOT EXISTS (SELECT 1 FROM rec_alarm b "
-            "WHERE b.device = a.device AND b.source = a.source AND b.kind = a.kind AND b.ts_ms > a.ts_ms)"
-        )[0]["n"]
         chain = self.track_chain()
         return (
             f"demo: {time.strftime('%H:%M:%S')}  {' '.join(f'{SHOWN[k]}={v}' for k, v in counts.items())}  "
             f"track_verified={chain['verified_idx'] + 1 if chain else 0}  "
-            f"open_alarms={open_alarms}  vessel_backlog={sum(self.vessel_store.backlog().values())}"
+            f"open_alarms={open_alarms(self.db)}  vessel_backlog={sum(self.vessel_store.backlog().values())}"
         )
 
     def alarms_raised_and_cleared(self) -> set[tuple[str, str, str]]:

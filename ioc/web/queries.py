@@ -187,7 +187,7 @@ def snapshot(db: Database, device: str, epoch: str, seq: int) -> bytes | None:
 
 @dataclass(frozen=True)
 class AlarmFilter:
-    """Which alarm records: ``open_only``: raises not cleared yet; ``keys``: exactly these records."""
+    """Which alarm records: ``open_only``: the open alarms' raises; ``keys``: exactly these records."""
 
     open_only: bool = False
     device: str | None = None
@@ -197,20 +197,28 @@ class AlarmFilter:
     cleared_ms: int | None = None
 
 
-# A raise (state 1) is open until a later record of the same (device, source, kind) has state 0;
-# cleared_ms is the time of the first such record.
+# An alarm is one (device, source, kind): a node raises and clears it on its rule's or zone's
+# transitions only. A raise (state 1) is cleared by a later record of the same alarm with state 0;
+# cleared_ms is the time of the first such record. A raise right after a raise of the same alarm
+# (``is_repeat``) is the node saying again what it said (its alarm rules forget their state when it
+# restarts), not a second alarm: the alarm stays open from its first raise, whose ack holds.
 _ALARMS = """
-SELECT * FROM (
+SELECT t.*, CASE WHEN {open} THEN 1 ELSE 0 END AS is_open FROM (
   SELECT r.device, r.epoch, r.seq, r.ts_ms, r.tsrc, r.source, r.kind, r.state, r.value, r.message,
     (SELECT MIN(c.ts_ms) FROM rec_alarm c
       WHERE r.state = 1 AND c.device = r.device AND c.source = r.source AND c.kind = r.kind AND c.state = 0
         AND (c.ts_ms > r.ts_ms OR (c.ts_ms = r.ts_ms AND c.epoch = r.epoch AND c.seq > r.seq))) AS cleared_ms,
+    COALESCE((SELECT p.state FROM rec_alarm p
+      WHERE r.state = 1 AND p.device = r.device AND p.source = r.source AND p.kind = r.kind
+        AND (p.ts_ms < r.ts_ms OR (p.ts_ms = r.ts_ms AND p.epoch = r.epoch AND p.seq < r.seq))
+      ORDER BY p.ts_ms DESC, p.seq DESC LIMIT 1), 0) AS is_repeat,
     a.acked_by, a.acked_ms, a.note
   FROM rec_alarm r LEFT JOIN alarm_acks a ON a.device = r.device AND a.epoch = r.epoch AND a.seq = r.seq
   {inner}
 ) t{outer}
-ORDER BY CASE WHEN t.state = 1 AND t.cleared_ms IS NULL THEN 0 ELSE 1 END, t.ts_ms DESC, t.device,
-  t.epoch, t.seq DESC"""
+ORDER BY is_open DESC, t.ts_ms DESC, t.device, t.epoch, t.seq DESC"""
+_OPEN = "t.state = 1 AND t.cleared_ms IS NULL AND t.is_repeat = 0"
+"""An open alarm's raise: not cleared, and not a repeat of a raise of the same alarm."""
 
 
 def alarms(db: Database, which: AlarmFilter, times: TimeRange, page: Page) -> Listing:
@@ -229,18 +237,30 @@ def alarms(db: Database, which: AlarmFilter, times: TimeRange, page: Page) -> Li
         params += list(which.identity)
     outer_params: list = []
     if which.open_only:
-        outer.append("t.state = 1 AND t.cleared_ms IS NULL")
+        outer.append(_OPEN)
     if which.cleared_ms is not None:
         outer.append("t.cleared_ms = ?")
         outer_params.append(which.cleared_ms)
     paging, paging_params = page.sql()
-    sql = _ALARMS.format(inner=_where(inner), outer=_where(outer)) + paging
+    sql = _ALARMS.format(inner=_where(inner), outer=_where(outer), open=_OPEN) + paging
     return _page(db.fetch(sql, params + outer_params + paging_params), page, _alarm_item)
+
+
+def open_alarms(db: Database) -> int:
+    """How many alarms are open: what the dashboard's badge shows (from the open alarms' list) and
+    the demo prints.
+
+    >>> db = Database("sqlite:///:memory:")
+    >>> open_alarms(db)
+    0
+    """
+    return len(alarms(db, AlarmFilter(open_only=True), TimeRange(), Page(None)).items)
 
 
 def _alarm_item(row: dict) -> dict:
     row["id"] = f"{row['device']}/{row['epoch']}/{row['seq']}"
-    row["open"] = row["state"] == 1 and row["cleared_ms"] is None
+    row["open"] = bool(row.pop("is_open"))
+    del row["is_repeat"]
     return row
 
 
