@@ -7,7 +7,6 @@ usage errors exit with 2 (click's convention).
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +26,7 @@ from drivers.sds011 import Sds011Parser
 from drivers.transport import EndOfStream, PtyTransport, ReplayTransport, SerialTransport, Transport
 from edge.config import load_config
 from edge.config_schema import node_config_schema
+from edge.status import StoreStatus, counts_text, render_status
 from sync.records import Position, Reading, TimeSource
 
 __all__ = ["main"]
@@ -113,8 +113,8 @@ def decode_nmea(file: Path, speed: float, baudrate: int) -> None:
                 click.echo(_position_json(position))
     except IocEdgeError as exc:
         raise Failed(str(exc)) from None
-    click.echo(f"rejected: {_counts(parser.rejects)}", err=True)
-    click.echo(f"ignored: {_counts(parser.ignored)}", err=True)
+    click.echo(f"rejected: {counts_text(parser.rejects)}", err=True)
+    click.echo(f"ignored: {counts_text(parser.ignored)}", err=True)
 
 
 _SPEED_HELP = "Replay speed; 0 is as fast as possible, 1 is as recorded (a raw dump: 9600 baud)."
@@ -155,8 +155,8 @@ def _decode_frames(parser: FrameParser, file: Path, speed: float) -> None:
                 click.echo(_reading_json(reading))
     except IocEdgeError as exc:
         raise Failed(str(exc)) from None
-    click.echo(f"rejected: {_counts(parser.rejects)}", err=True)
-    click.echo(f"ignored: {_counts(parser.ignored)}", err=True)
+    click.echo(f"rejected: {counts_text(parser.rejects)}", err=True)
+    click.echo(f"ignored: {counts_text(parser.ignored)}", err=True)
 
 
 @main.command("record")
@@ -206,10 +206,6 @@ def _reading_json(reading: Reading) -> str:
     fields = reading._asdict()
     fields["tsrc"] = TimeSource(reading.tsrc).name.lower()
     return json.dumps(fields)
-
-
-def _counts(counts: Counter[str]) -> str:
-    return " ".join(f"{key}={value}" for key, value in sorted(counts.items())) or "none"
 
 
 @main.command()
@@ -286,36 +282,7 @@ def status(file: Path, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report, sort_keys=True))
         return
-    last_ack = report["last_ack_ms"]
-    click.echo(f"epoch: {report['epoch']}")
-    click.echo(f"store: {report['size_bytes']} bytes")
-    click.echo(f"backlog: {_counts(Counter(report['backlog']))}")
-    click.echo(f"kept on the node only: {_counts(Counter(report['kept_local']))}")
-    click.echo(f"last ack: {_utc(last_ack) if last_ack else 'never'}")
-    click.echo(f"dropped: {_counts(Counter(report['drops']))}")
-    for group, counts in sorted(report["counters"].items()):
-        click.echo(f"{group}: {_counts(Counter(counts))}")
-    for driver, error in sorted(report["failed_drivers"].items()):
-        click.echo(f"driver {driver} failed to start: {error}")
-    for camera, outage in sorted(report["outages"].items()):  # only cameras report outages so far
-        since = _utc(outage["since_ms"])
-        click.echo(f"camera {camera} delivers no frames since {since}: {outage['error']}")
-    facts = report["facts"]
-    if "link" in facts:
-        link = facts["link"]
-        held = ", ".join(link["held"]) or "nothing"
-        click.echo(f"link: {link['profile']} (chosen by {link['source']}), holding {held}")
-    if "track" in facts:
-        track = facts["track"]
-        click.echo(
-            f"track log: {track['records']} records in chain {track['chain']}, signed to record "
-            f"{track['signed_to']}; this run {track['signatures']} signatures, "
-            f"{track['heartbeats']} no-fix heartbeats"
-        )
-
-
-def _utc(ms: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))
+    click.echo(render_status(StoreStatus.from_store(report)))
 
 
 @main.command()
@@ -363,7 +330,7 @@ def detect(video: str, model: Path, fps: float | None, score: float) -> None:
         pass
     except IocEdgeError as exc:
         raise Failed(str(exc)) from None
-    click.echo(f"objects: {_counts(Counter(seen.values()))}", err=True)
+    click.echo(f"objects: {counts_text(Counter(seen.values()))}", err=True)
 
 
 @main.command()
