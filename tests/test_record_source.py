@@ -26,6 +26,12 @@ def discard(stream: str, records: list) -> None:
     """A sink for sources whose records the test does not look at."""
 
 
+def idle_camera(name: str, source: str, clock: Clock, loop: bool = False) -> Camera:
+    """A camera that is never started: its detector never runs, so it has none."""
+    pipeline = FramePipeline(name, None, clock)  # type: ignore[arg-type]
+    return Camera(name, CameraSource(source, loop=loop), pipeline, discard, clock)
+
+
 class Ticker:
     """A monotonic clock the test moves by hand."""
 
@@ -47,7 +53,7 @@ def every_kind(factory: MockFactory) -> list[RecordSource]:
             "river", discard, clock, trigger_pin=23, echo_pin=24, mount_height_m=5.0, pin_factory=factory
         ),
         FloatSwitch("float", discard, clock, pin=22, pin_factory=factory),
-        Camera("street", CameraSource("street.mp4"), FramePipeline("street", None, clock), discard, clock),
+        idle_camera("street", "street.mp4", clock),
     ]
 
 
@@ -126,9 +132,7 @@ def test_metrics_read_the_sources_and_cameras_the_runtime_names(tmp_path):
     factory, clock = MockFactory(), Clock()
     gps = NmeaGps("gps", MemoryTransport(b"garbage\r\n"), discard, clock)
     gauge = RainGauge("rain", discard, clock, pin=17, pin_factory=factory)
-    camera = Camera(
-        "street", CameraSource("street.mp4"), FramePipeline("street", None, clock), discard, clock
-    )
+    camera = idle_camera("street", "street.mp4", clock)
     gps.start()
     gps.join(5)
     gauge.start()
@@ -171,15 +175,9 @@ def test_metrics_read_the_sources_and_cameras_the_runtime_names(tmp_path):
 
 def test_a_camera_is_watched_by_its_frames_and_ends_only_with_a_file_read_without_loop():
     clock = Clock()
-    camera = Camera(
-        "street", CameraSource("street.mp4"), FramePipeline("street", None, clock), discard, clock
-    )
-    looping = Camera(
-        "loop", CameraSource("street.mp4", loop=True), FramePipeline("loop", None, clock), discard, clock
-    )
-    live = Camera(
-        "rtsp", CameraSource("rtsp://10.0.0.7/s"), FramePipeline("rtsp", None, clock), discard, clock
-    )
+    camera = idle_camera("street", "street.mp4", clock)
+    looping = idle_camera("loop", "street.mp4", clock, loop=True)
+    live = idle_camera("rtsp", "rtsp://10.0.0.7/s", clock)
     camera.pipeline.stats["frames"] = 7
     camera.records = 100  # counts and events: not the figure the health watches
     assert (camera.activity, camera.finite, looping.finite, live.finite) == (7, True, False, False)
