@@ -113,10 +113,13 @@ def test_csv_export_neutralises_formulas_behind_a_tab_or_a_cr(ioc_db, web_server
     api = api_of(web_server.url, ioc_db)
     exported = api.get("/api/v1/alarms", format="csv", state="all")
     api.close()
-    assert [r["message"] for r in csv_rows(exported.text)] == [
-        '\'\t=HYPERLINK("https://evil.example")',
-        "'\r=1+1",
-        "'=1+1",
-        "'-2",
-        "water high",
-    ]
+    # In any order: an alarm raised again is a repeat (ioc.web.queries), listed after the open one.
+    assert sorted(r["message"] for r in csv_rows(exported.text)) == sorted(
+        [
+            '\'\t=HYPERLINK("https://evil.example")',
+            "'\r=1+1",
+            "'=1+1",
+            "'-2",
+            "water high",
+        ]
+    )
