@@ -203,11 +203,7 @@ class Register:
 
     def get(self, device: str) -> Enrolment | None:
         """``device``'s active certificate, else the one that stopped counting last, else None."""
-        rows = self.db.fetch(
-            f"SELECT {_COLUMNS} FROM enrolments WHERE device = ? ORDER BY {_LATEST_FIRST} LIMIT 1",
-            [device],
-        )
-        return Enrolment.from_row(rows[0]) if rows else None
+        return next(iter(self.certificates(device)), None)
 
     def certificates(self, device: str) -> list[Enrolment]:
         """Every certificate ever enrolled for ``device``, the one in force first."""
