@@ -35,7 +35,9 @@ class KeyValueFormatter(logging.Formatter):
     text are escaped (:func:`one_line`).
     """
 
-    converter = time.gmtime
+    # staticmethod changes nothing at run time (a builtin never binds to the instance) but tells mypy
+    # that time.gmtime is not a method taking self.
+    converter = staticmethod(time.gmtime)
 
     def format(self, record: logging.LogRecord) -> str:
         message = record.getMessage()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, start_http_server
 
@@ -36,25 +37,26 @@ class MetricsServer:
 
     def __init__(self, registry: CollectorRegistry, host: str, port: int) -> None:
         self.registry, self.host, self.port = registry, host, port
-        self._server = None
-        self._thread: threading.Thread | None = None
+        # The server and the thread that runs it, set and cleared together.
+        self._running: tuple[WSGIServer, threading.Thread] | None = None
 
     @property
     def serving(self) -> bool:
-        return self._server is not None
+        return self._running is not None
 
     def start(self) -> None:
         try:
-            self._server, self._thread = start_http_server(self.port, addr=self.host, registry=self.registry)
+            self._running = start_http_server(self.port, addr=self.host, registry=self.registry)
         except OSError as exc:
             log.error("event=metrics_failed host=%s port=%d error=%r", self.host, self.port, str(exc))
             return
-        self.port = self._server.server_port  # the one chosen, when port 0 asked for any
+        self.port = self._running[0].server_port  # the one chosen, when port 0 asked for any
         log.info("event=metrics_serving url=http://%s:%d/metrics", self.host, self.port)
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join()
-            self._server = None
+        if self._running is not None:
+            server, thread = self._running
+            server.shutdown()
+            server.server_close()
+            thread.join()
+            self._running = None

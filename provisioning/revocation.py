@@ -74,7 +74,8 @@ class Revocations:
         key = (id(crl), issuer.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo))
         if key not in self._verified:
             try:
-                self._verified[key] = crl.is_signature_valid(issuer.public_key())
+                # The issuer's key may be one that cannot sign (X25519...): the TypeError below says so.
+                self._verified[key] = crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
             except TypeError:  # a key type a CRL cannot be signed with
                 self._verified[key] = False
         return self._verified[key]

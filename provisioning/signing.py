@@ -161,11 +161,16 @@ class SignatureChecker:
             _not_revoked(self.crls.revocations(), chain, at_ms, received_ms)
         if enrolled is not None:
             _enrolled(enrolled, chain[0], device, at_ms, received_ms)
+        key = chain[0].public_key()
+        if not isinstance(key, ec.EllipticCurvePublicKey):  # e.g. RSA: a device key is ECDSA P-256
+            raise SignatureError(
+                f"the certificate's key cannot check this signature: {type(key).__name__} is not an ECDSA key"
+            )
         try:
-            chain[0].public_key().verify(signature, message, _ECDSA)
+            key.verify(signature, message, _ECDSA)
         except InvalidSignature:
             raise SignatureError("the signature does not match the data: changed or forged") from None
-        except (TypeError, ValueError) as exc:  # e.g. an RSA key: a device key is ECDSA P-256
+        except (TypeError, ValueError) as exc:  # what cryptography raises for input it cannot take
             raise SignatureError(f"the certificate's key cannot check this signature: {exc}") from None
         return chain
 

@@ -21,9 +21,13 @@ __all__ = ["TlsFiles", "TlsSource", "client_context"]
 class TlsSource(Protocol):
     """Anything with ``ca``, ``cert`` and ``key`` paths (``UplinkTlsConfig``, :class:`TlsFiles`)."""
 
-    ca: Path
-    cert: Path
-    key: Path
+    # Read-only properties, so that a frozen dataclass such as TlsFiles matches too.
+    @property
+    def ca(self) -> Path: ...
+    @property
+    def cert(self) -> Path: ...
+    @property
+    def key(self) -> Path: ...
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,8 @@ class Summary(NamedTuple):
     sensor: str
     quantity: str
     interval_s: int
-    count: int
+    # Hides tuple.count, which nothing calls on a record; the name is the column's on the wire and in SQL.
+    count: int  # type: ignore[assignment]
     mean: float | None
     min: float | None
     max: float | None
@@ -104,7 +105,8 @@ class Count(NamedTuple):
     group: str
     direction: str
     interval_s: int
-    count: int
+    # Hides tuple.count, which nothing calls on a record; the name is the column's on the wire and in SQL.
+    count: int  # type: ignore[assignment]
 
 
 class Event(NamedTuple):

@@ -319,7 +319,7 @@ def _walk(f: BinaryIO, header: dict, sigs: _Signatures, name: str, gap_ms: int) 
         prev, expected = computed[-HASH:], expected + n
     if expected - first != header["records"]:
         raise TrackFileError(f"{name}: holds {expected - first} records; the header says {header['records']}")
-    if expected == first:
+    if first_ms is None or last_ms is None:  # no block read: read_blocks yields none empty
         raise TrackFileError(f"{name}: holds no records")
     if last_signed < expected - 1:
         raise TrackFileError(

@@ -34,8 +34,9 @@ import re
 import sys
 import zlib
 from array import array
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import msgpack
 import zstandard
@@ -111,6 +112,15 @@ class Column:
     hi: float | None = None
 
 
+class RecordClass(Protocol):
+    """What a stream needs of its record class, a NamedTuple of :mod:`sync.records`.
+
+    ``_make`` builds a record from its column values, in column order.
+    """
+
+    def _make(self, iterable: Iterable[Any], /) -> tuple[Any, ...]: ...
+
+
 @dataclass(frozen=True)
 class Stream:
     """A kind of record: its table, its columns and its priority.
@@ -122,7 +132,7 @@ class Stream:
     """
 
     name: str
-    record: type
+    record: RecordClass
     priority: int
     columns: tuple[Column, ...]
     synced: bool = True
