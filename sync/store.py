@@ -370,7 +370,7 @@ class Store:
             try:
                 with self._transaction():
                     deleted += self._remove(
-                        ack.stream, ack.first, ack.last, lambda q, a=ack: a.first <= q <= a.last
+                        ack.stream, ack.first, ack.last, range(ack.first, ack.last + 1).__contains__
                     )
             except sqlite3.OperationalError as exc:
                 if not _is_full(exc):
