@@ -1,7 +1,7 @@
 """The camera pipeline as a node runs it, against the bare model; the motion gate on a still scene; memory.
 
 Over ``$IOC_EDGE_SHARED/media/bikes.mp4`` (default ``../shared``; 250 frames, 640x272) with the
-YOLOX-Nano model, a camera built from a node config (``inference.build.build_camera``):
+YOLOX-Nano model, a camera built from a node config (``edge.devices.camera.build_camera``):
 
 1. ``pipeline_fps``: every frame of the clip through the whole path of a node: ``CameraSource``
    decode (no fps cap), motion gate, ``Detector`` (letterbox, onnxruntime, box decode), ``Tracker``,
@@ -44,8 +44,8 @@ from bench._common import camera_inputs, figure, noisy_clip  # noqa: E402
 from common.clock import Clock  # noqa: E402
 from drivers.camera import CameraSource, EndOfStream, Frame  # noqa: E402
 from edge.config import NodeConfig, parse_config  # noqa: E402
+from edge.devices.camera import build_camera  # noqa: E402
 from edge.runtime import open_store  # noqa: E402
-from inference.build import build_camera  # noqa: E402
 from inference.camera import Camera  # noqa: E402
 from inference.detector import Detector  # noqa: E402
 from ioc.broker import PrivateBroker, free_port  # noqa: E402

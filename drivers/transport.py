@@ -24,13 +24,6 @@ from pathlib import Path
 from types import TracebackType
 
 from common.errors import IocEdgeError
-from edge.config import (
-    CaptureTransportConfig,
-    PtyTransportConfig,
-    ReplayTransportConfig,
-    SerialTransportConfig,
-    TransportConfig,
-)
 
 __all__ = [
     "EndOfStream",
@@ -41,7 +34,6 @@ __all__ = [
     "SerialTransport",
     "Transport",
     "TransportError",
-    "open_transport",
 ]
 
 READ_SIZE = 4096
@@ -433,26 +425,3 @@ def _serial_error(port: str, exc: Exception) -> TransportError:
         text = f"cannot open serial port {port}: {exc}"
     return TransportError(text, code or errno.EIO)
 
-
-def open_transport(config: TransportConfig) -> Transport:
-    """Open the transport a validated config section describes.
-
-    Raises :class:`TransportError` when the device or file cannot be opened.
-    """
-    if isinstance(config, SerialTransportConfig):
-        return SerialTransport(
-            config.port,
-            baudrate=config.baudrate,
-            bytesize=config.bytesize,
-            parity=config.parity,
-            stopbits=config.stopbits,
-        )
-    if isinstance(config, PtyTransportConfig):
-        return PtyTransport(config.path)
-    if isinstance(config, ReplayTransportConfig):
-        return ReplayTransport(config.path, speed=config.speed, baudrate=config.baudrate, loop=config.loop)
-    if isinstance(config, CaptureTransportConfig):
-        from drivers.capture import CaptureTransport  # capture.py builds on this module
-
-        return CaptureTransport(config.path, speed=config.speed, loop=config.loop)
-    raise TypeError(f"not a transport config: {config!r}")

@@ -43,115 +43,48 @@ A complete file (only ``[node]`` and ``node.device_id`` are required)::
     port = "/dev/ttyUSB0"
     baudrate = 4800
 
-Use :func:`load_config` for a file and :func:`parse_config` for text (tests); both raise
-:class:`ConfigError` and never write anything.
+The tables of ``[drivers.NAME]`` are the models of the device types (``edge.devices``), and
+errors are rendered by ``common.config``. Use :func:`load_config` for a file and
+:func:`parse_config` for text (tests); both raise :class:`ConfigError` and never write anything.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
-import tomllib
-import types
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Literal, Union
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    Strict,
-    StringConstraints,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
-from pydantic.fields import FieldInfo
+from pydantic import Field, PrivateAttr, StringConstraints, ValidationInfo, field_validator, model_validator
 
-from common.errors import IocEdgeError
-from common.fields import TimeZoneName
-from common.tomllines import KeyLines, toml_syntax_problem
+from common.config import ConfigError, ConfigPath, Section, parse_toml, read_text
+from edge.devices import DEVICE_TYPES
 
 __all__ = [
-    "CaptureTransportConfig",
     "ConfigError",
     "DriverConfig",
-    "DutyCycleConfig",
-    "FloatSwitchDriverConfig",
     "GeofenceConfig",
     "LinkConfig",
     "LinkProfileConfig",
     "MetricsConfig",
-    "NmeaDriverConfig",
     "NodeConfig",
     "NodeSection",
-    "Pms5003DriverConfig",
-    "PtyTransportConfig",
-    "RainGaugeDriverConfig",
-    "ReplayTransportConfig",
-    "SerialTransportConfig",
-    "Sds011DriverConfig",
     "StoreConfig",
-    "TransportConfig",
     "TrackConfig",
     "UplinkConfig",
     "UplinkTlsConfig",
     "WatchdogConfig",
-    "WaterLevelDriverConfig",
     "load_config",
     "parse_config",
 ]
 
-STANDARD_BAUDRATES = (
-    110, 300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600,
-)  # fmt: skip
-
-
-class ConfigError(IocEdgeError, ValueError):
-    """The configuration is unreadable or invalid; ``problems`` holds one message per problem.
-
-    ``str(error)`` is the problems joined by newlines, ready to print.
-    """
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = list(problems)
-        super().__init__("\n".join(self.problems))
-
-
-def _check_baudrate(value: int) -> int:
-    if value not in STANDARD_BAUDRATES:
-        rates = ", ".join(map(str, STANDARD_BAUDRATES))
-        raise ValueError(f"{value} is not a standard baud rate; expected one of: {rates}")
-    return value
-
-
-# The enum is for the JSON Schema (`ioc-edge config schema`): editors offer the standard rates.
-Baudrate = Annotated[
-    int, AfterValidator(_check_baudrate), Field(json_schema_extra={"enum": list(STANDARD_BAUDRATES)})
+DriverConfig = Annotated[
+    Union[tuple(device.config for device in DEVICE_TYPES.values())],  # type: ignore[valid-type]  # noqa: UP007
+    Field(discriminator="type"),
 ]
+"""A ``[drivers.NAME]`` table: the config model of its ``type``'s entry in the registry (``edge.devices``)."""
 
 
-def _against_base_dir(path: Path, info: ValidationInfo) -> Path:
-    """Resolve a relative path against the config file's directory (passed as context)."""
-    base = (info.context or {}).get("base_dir")
-    if base is None or path.is_absolute():
-        return path
-    return Path(os.path.normpath(Path(base) / path))
-
-
-class _Section(BaseModel):
-    # strict: TOML has real types, so "4800" (a string) for an integer is a mistake to report,
-    # not something to coerce silently.
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class NodeSection(_Section):
+class NodeSection(Section):
     """``[node]``: who this node is and where it keeps its state."""
 
     device_id: str = Field(
@@ -160,19 +93,13 @@ class NodeSection(_Section):
         examples=["vessel-042"],
     )
     site: str = Field("", description="Where the node is installed (free text).", max_length=128)
-    state_dir: Path = Field(
+    state_dir: ConfigPath = Field(
         Path("/var/lib/ioc-edge"),
         description="Directory of the node's state (the store); relative to the config file.",
-        strict=False,
     )
 
-    @field_validator("state_dir")
-    @classmethod
-    def _resolve_state_dir(cls, value: Path, info: ValidationInfo) -> Path:
-        return _against_base_dir(value, info)
 
-
-class StoreConfig(_Section):
+class StoreConfig(Section):
     """``[store]``: the on-node SQLite store."""
 
     path: Path = Field(
@@ -197,39 +124,31 @@ class StoreConfig(_Section):
     )
 
 
-class UplinkTlsConfig(_Section):
+class UplinkTlsConfig(Section):
     """``[uplink.tls]``: mutual TLS to the IOC's broker (``ioc-edge provision`` writes the files).
 
     Paths are relative to the config file. The node presents ``cert`` (its certificate, then its
     signer's) with ``key``, and accepts only a broker whose certificate chains to ``ca``.
     """
 
-    ca: Path = Field(
+    ca: ConfigPath = Field(
         Path("tls/ca.crt"),
         description="The IOC's CA certificate, which the broker's must chain to.",
-        strict=False,
         validate_default=True,
     )
-    cert: Path = Field(
+    cert: ConfigPath = Field(
         Path("tls/node.crt"),
         description="The node's certificate chain (its own first).",
-        strict=False,
         validate_default=True,
     )
-    key: Path = Field(
+    key: ConfigPath = Field(
         Path("tls/node.key"),
         description="The node's private key (mode 0600; it never leaves the node).",
-        strict=False,
         validate_default=True,
     )
 
-    @field_validator("ca", "cert", "key")
-    @classmethod
-    def _resolve_paths(cls, value: Path, info: ValidationInfo) -> Path:
-        return _against_base_dir(value, info)
 
-
-class UplinkConfig(_Section):
+class UplinkConfig(Section):
     """``[uplink]``: the MQTT connection to the operations centre."""
 
     host: str = Field("127.0.0.1", description="MQTT broker host name or address.", min_length=1)
@@ -266,343 +185,10 @@ class UplinkConfig(_Section):
         return value
 
 
-class SerialTransportConfig(_Section):
-    """A serial port (USB or UART) read with pyserial."""
-
-    type: Literal["serial"] = Field(description="Transport kind.")
-    port: str = Field(description="Device path of the port.", min_length=1, examples=["/dev/ttyUSB0"])
-    baudrate: Baudrate = Field(4800, description="Line speed in bits per second (a standard rate).")
-    bytesize: Literal[5, 6, 7, 8] = Field(8, description="Data bits per character.")
-    parity: Literal["N", "E", "O"] = Field("N", description="Parity: none, even or odd.")
-    stopbits: Literal[1, 2] = Field(1, description="Stop bits.")
-
-
-class PtyTransportConfig(_Section):
-    """A pseudo-terminal slave (a simulator or ``socat`` on the other side)."""
-
-    type: Literal["pty"] = Field(description="Transport kind.")
-    path: str = Field(description="Path of the pty slave.", min_length=1, examples=["/dev/pts/3"])
-
-
-class ReplayTransportConfig(_Section):
-    """A capture file replayed at the pace of a serial line."""
-
-    type: Literal["replay"] = Field(description="Transport kind.")
-    path: Path = Field(
-        description="The capture file; relative to the config file.",
-        strict=False,
-        examples=["captures/gps.log"],
-    )
-    speed: float = Field(
-        1.0, description="Replay speed factor; 0 replays as fast as possible.", ge=0, le=10_000
-    )
-    baudrate: Baudrate = Field(4800, description="Line speed to imitate: baudrate/10 bytes per second.")
-    loop: bool = Field(False, description="Start over at the end of the file instead of stopping.")
-
-    @field_validator("path")
-    @classmethod
-    def _resolve_path(cls, value: Path, info: ValidationInfo) -> Path:
-        return _against_base_dir(value, info)
-
-
-class CaptureTransportConfig(_Section):
-    """A capture recorded by ``ioc-edge record``, replayed with its recorded timing."""
-
-    type: Literal["capture"] = Field(description="Transport kind.")
-    path: Path = Field(
-        description="The capture file; relative to the config file.",
-        strict=False,
-        examples=["captures/pm-1.cap"],
-    )
-    speed: float = Field(
-        1.0, description="Replay speed factor; 0 replays as fast as possible.", ge=0, le=10_000
-    )
-    loop: bool = Field(False, description="Start over at the end of the file instead of stopping.")
-
-    @field_validator("path")
-    @classmethod
-    def _resolve_path(cls, value: Path, info: ValidationInfo) -> Path:
-        return _against_base_dir(value, info)
-
-
-TransportConfig = Annotated[
-    Union[SerialTransportConfig, PtyTransportConfig, ReplayTransportConfig, CaptureTransportConfig],  # noqa: UP007
-    Field(discriminator="type"),
-]
-
-
-class NmeaDriverConfig(_Section):
-    """An NMEA 0183 GPS receiver."""
-
-    type: Literal["nmea"] = Field(description="Driver kind.")
-    transport: TransportConfig = Field(description="Where the receiver's bytes come from.")
-    ais_per_s: float = Field(
-        20,
-        description="Most AIS sentences (!AIVDM) a second passed on to the IOC; the rest counted; 0: none.",
-        ge=0,
-        le=1000,
-    )
-
-
-class DutyCycleConfig(_Section):
-    """``[drivers.NAME.duty]`` of a particulate sensor: sleep between work periods to save the laser.
-
-    Each cycle: wake the sensor, discard ``warmup_s`` of readings (the fan and laser settle),
-    keep ``work_s`` of readings, then put it to sleep for ``sleep_s``.
-    """
-
-    work_s: float = Field(30, description="Readings kept per cycle, once warmed up (seconds).", ge=1, le=3600)
-    warmup_s: float = Field(
-        30, description="Readings discarded after waking while fan and laser settle (seconds).", ge=0, le=600
-    )
-    sleep_s: float = Field(
-        240, description="Laser and fan off between work periods (seconds).", ge=0, le=86_400
-    )
-
-
-def _check_uart_baudrate(sensor: str, baudrate: int) -> Callable[[TransportConfig], TransportConfig]:
-    def check(value: TransportConfig) -> TransportConfig:
-        if isinstance(value, SerialTransportConfig) and value.baudrate != baudrate:
-            raise ValueError(
-                f"baudrate {value.baudrate} is not the {sensor}'s; expected baudrate = {baudrate}"
-            )
-        return value
-
-    return check
-
-
-class Sds011DriverConfig(_Section):
-    """A Nova Fitness SDS011 particulate sensor (UART, 9600 8N1): PM2.5 and PM10."""
-
-    type: Literal["sds011"] = Field(description="Driver kind.")
-    transport: Annotated[TransportConfig, AfterValidator(_check_uart_baudrate("SDS011", 9600))] = Field(
-        description="Where the sensor's bytes come from (a serial port at 9600 baud)."
-    )
-    duty: DutyCycleConfig | None = Field(
-        None, description="Duty cycle; absent, the sensor runs continuously."
-    )
-
-
-class Pms5003DriverConfig(_Section):
-    """A Plantower PMS5003 / PMS7003 particulate sensor (UART, 9600 8N1): PM1, PM2.5 and PM10."""
-
-    type: Literal["pms5003"] = Field(description="Driver kind.")
-    transport: Annotated[TransportConfig, AfterValidator(_check_uart_baudrate("PMS5003", 9600))] = Field(
-        description="Where the sensor's bytes come from (a serial port at 9600 baud)."
-    )
-    duty: DutyCycleConfig | None = Field(
-        None, description="Duty cycle; absent, the sensor runs continuously."
-    )
-
-
-BCM_PINS = 54
-"""GPIO numbers of the Raspberry Pi's SoC (BCM numbering): 0..53."""
-
-_PIN_NAME = re.compile(r"^(?:(GPIO|BCM)(\d{1,2})|(?:BOARD|J8:|P1:)(\d{1,2}))$")
-
-
-def _check_pin(value: Any) -> int | str:
-    """A BCM number (``17``, ``"GPIO17"``, ``"BCM17"`` -> 17) or a header pin (``"BOARD11"``, ``"J8:11"``)."""
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ValueError(f"{value!r} is not a pin; expected a BCM number (e.g. 17) or a name like 'GPIO17'")
-    if isinstance(value, str):
-        found = _PIN_NAME.match(value)
-        if not found:
-            raise ValueError(
-                f"{value!r} is not a pin name; expected e.g. 'GPIO17', 'BCM17', 'BOARD11' or 'J8:11'"
-            )
-        if found.group(3) is not None:
-            if not 1 <= int(found.group(3)) <= 40:
-                raise ValueError(f"{value!r} is not a header pin; expected a physical pin 1..40")
-            return value  # physical numbering: gpiozero maps it to the GPIO
-        number = int(found.group(2))
-    else:
-        number = value
-    if not 0 <= number < BCM_PINS:
-        raise ValueError(f"{value!r} is not a GPIO number; expected 0..{BCM_PINS - 1}")
-    return number
-
-
-Pin = Annotated[int | str, BeforeValidator(_check_pin)]
-
-
-class RainGaugeDriverConfig(_Section):
-    """A tipping-bucket rain gauge: a reed switch on a GPIO pin closes once per tip."""
-
-    type: Literal["rain_gauge"] = Field(description="Driver kind.")
-    pin: Pin = Field(description="GPIO of the switch: BCM number or a name like 'GPIO17'.", examples=[17])
-    mm_per_tip: float = Field(0.2, description="Rain per tip of the bucket (millimetres).", gt=0, le=10)
-    bounce_s: float = Field(0.05, description="Debounce time of the switch (seconds).", ge=0, le=1)
-    pull_up: bool = Field(True, description="Internal pull-up (switch to ground) rather than pull-down.")
-
-
-class WaterLevelDriverConfig(_Section):
-    """An ultrasonic distance sensor (HC-SR04 style) pointing down at the water: the water level."""
-
-    type: Literal["water_level"] = Field(description="Driver kind.")
-    trigger_pin: Pin = Field(description="GPIO of the trigger input: BCM number or name.", examples=[23])
-    echo_pin: Pin = Field(description="GPIO of the echo output: BCM number or name.", examples=[24])
-    mount_height_m: float = Field(
-        description="Height of the sensor above the gauge's zero (metres).", gt=0, le=50, examples=[5.0]
-    )
-    max_distance_m: float = Field(4.0, description="Farthest echo measured (metres).", gt=0, le=10)
-    interval_s: float = Field(10.0, description="One level reading per interval (seconds).", ge=0.1, le=3600)
-
-    @field_validator("echo_pin")
-    @classmethod
-    def _distinct_pins(cls, value: int | str, info: ValidationInfo) -> int | str:
-        if value == info.data.get("trigger_pin"):
-            raise ValueError(f"{value!r} is also the trigger_pin; expected another pin")
-        return value
-
-
-class FloatSwitchDriverConfig(_Section):
-    """A float switch on a GPIO pin: water above or below its level."""
-
-    type: Literal["float_switch"] = Field(description="Driver kind.")
-    pin: Pin = Field(description="GPIO of the switch: BCM number or a name like 'GPIO27'.", examples=[27])
-    pull_up: bool = Field(True, description="Internal pull-up (switch to ground) rather than pull-down.")
-
-
-Point = Annotated[tuple[float, float], Strict(False)]
-"""[x, y] in frame pixels (TOML has arrays, not tuples: hence not strict)."""
-
-
-class CountingLineConfig(_Section):
-    """``[[drivers.NAME.lines]]``: a counting line from ``a`` to ``b`` in frame pixels."""
-
-    name: str = Field(description="Name of the line in counts and events.", pattern=r"^[a-z0-9_-]{1,32}$")
-    a: Point = Field(description="One end [x, y], pixels.", examples=[[0, 200]], strict=False)
-    b: Point = Field(description="The other end [x, y], pixels.", examples=[[640, 200]], strict=False)
-    in_name: str = Field(
-        "in", description="Name of the direction counted as 'in'.", min_length=1, max_length=32
-    )
-    out_name: str = Field("out", description="Name of the other direction.", min_length=1, max_length=32)
-    margin_px: float = Field(
-        4.0, description="How far past the line an object must go to count.", ge=0, le=200
-    )
-
-
-class ZoneConfig(_Section):
-    """``[[drivers.NAME.zones]]``: a polygon in frame pixels."""
-
-    name: str = Field(description="Name of the zone in events.", pattern=r"^[a-z0-9_-]{1,32}$")
-    polygon: list[Point] = Field(
-        description="Corners [[x, y], ...], pixels.", min_length=3, max_length=64, strict=False
-    )
-
-
-class CameraEventConfig(_Section):
-    """``[[drivers.NAME.events]]``: a rule that raises an event with a snapshot.
-
-    ``zone_enter``: an object of ``groups`` enters ``zone``; ``line_cross``: one
-    crosses ``line`` (in ``direction``, if set); ``count_above``: more than
-    ``threshold`` of ``groups`` crossed ``line`` in one counting interval. ``hours``
-    limits the rule to local hours [from, to) (``[18, 6]`` is the night).
-    """
-
-    name: str = Field(description="Name of the rule in events.", pattern=r"^[a-z0-9_-]{1,32}$")
-    kind: Literal["zone_enter", "line_cross", "count_above"] = Field(description="What the rule watches.")
-    groups: list[str] = Field(default_factory=list, description="Class groups it applies to; empty: all.")
-    zone: str | None = Field(None, description="Zone of a zone_enter rule.")
-    line: str | None = Field(None, description="Line of a line_cross or count_above rule.")
-    direction: str | None = Field(None, description="Only crossings in this direction (line_cross).")
-    threshold: int = Field(0, description="count_above: more than this many in an interval.", ge=0)
-    hours: tuple[int, int] | None = Field(
-        None, description="Local hours [from, to) when the rule applies.", strict=False
-    )
-    cooldown_s: float = Field(60.0, description="Least time between two events of the rule.", ge=0, le=86_400)
-
-    @model_validator(mode="after")
-    def _needs_its_target(self) -> CameraEventConfig:
-        if self.kind == "zone_enter" and not self.zone:
-            raise ValueError("a zone_enter rule needs 'zone'")
-        if self.kind != "zone_enter" and not self.line:
-            raise ValueError(f"a {self.kind} rule needs 'line'")
-        if self.hours and not all(0 <= h <= 24 for h in self.hours):
-            raise ValueError(f"hours {list(self.hours)} must be within 0..24")
-        return self
-
-
-class CameraDriverConfig(_Section):
-    """A camera with on-node detection, tracking, counting and events."""
-
-    type: Literal["camera"] = Field(description="Driver kind.")
-    source: str = Field(
-        description="Video file (relative to this file), rtsp:// or http:// URL, or a device index like '0'.",
-        min_length=1,
-    )
-    fps: float | None = Field(None, description="Most frames a second processed (None: all).", gt=0, le=120)
-    loop: bool = Field(False, description="Start a video file over at its end.")
-    model: Path = Field(description="ONNX detector of the YOLOX family; relative to this file.", strict=False)
-    labels: Path | None = Field(
-        None,
-        description="Class names, one a line (default: the model's name with .labels.txt).",
-        strict=False,
-    )
-    threads: int = Field(2, description="CPU threads for inference.", ge=1, le=16)
-    optimization: Literal["disable", "basic", "extended", "all"] = Field(
-        "all", description="onnxruntime graph optimisation level."
-    )
-    score_threshold: float = Field(0.35, description="Least detection score kept.", gt=0, lt=1)
-    motion_gate: bool = Field(True, description="Skip inference on frames where nothing moved.")
-    interval_s: int = Field(60, description="Counting interval.", ge=1, le=86_400)
-    groups: dict[str, list[str]] | None = Field(
-        None, description="Class groups (default: vehicles, people, boats) by model label."
-    )
-    lines: list[CountingLineConfig] = Field(
-        default_factory=list, description="Counting lines.", max_length=16
-    )
-    zones: list[ZoneConfig] = Field(default_factory=list, description="Zones.", max_length=16)
-    events: list[CameraEventConfig] = Field(default_factory=list, description="Event rules.", max_length=32)
-    blur_people: bool = Field(True, description="Blur people in snapshots (privacy).")
-    snapshot_max_bytes: int = Field(30_000, description="Largest snapshot JPEG.", ge=4_000, le=500_000)
-    timezone: TimeZoneName = Field("Asia/Ho_Chi_Minh", description="Time zone of the rules' hours.")
-
-    @field_validator("model", "labels")
-    @classmethod
-    def _resolve_model(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        return None if value is None else _against_base_dir(value, info)
-
-    @field_validator("source")
-    @classmethod
-    def _resolve_source(cls, value: str, info: ValidationInfo) -> str:
-        if value.isdigit() or "://" in value:
-            return value
-        return str(_against_base_dir(Path(value), info))
-
-    @model_validator(mode="after")
-    def _rules_name_known_lines_and_zones(self) -> CameraDriverConfig:
-        lines, zones = {x.name for x in self.lines}, {z.name for z in self.zones}
-        for rule in self.events:
-            if rule.line and rule.line not in lines:
-                raise ValueError(
-                    f"event {rule.name!r} names line {rule.line!r}; expected one of {sorted(lines)}"
-                )
-            if rule.zone and rule.zone not in zones:
-                raise ValueError(
-                    f"event {rule.name!r} names zone {rule.zone!r}; expected one of {sorted(zones)}"
-                )
-        return self
-
-
-DriverConfig = Annotated[
-    Union[  # noqa: UP007
-        NmeaDriverConfig,
-        CameraDriverConfig,
-        Sds011DriverConfig,
-        Pms5003DriverConfig,
-        RainGaugeDriverConfig,
-        WaterLevelDriverConfig,
-        FloatSwitchDriverConfig,
-    ],
-    Field(discriminator="type"),
-]
-
 DriverName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_-]{1,32}$")]
 
 
-class SummariesConfig(_Section):
+class SummariesConfig(Section):
     """``[summaries]``: what the node makes of raw sensor readings before it syncs them."""
 
     interval_s: int = Field(60, description="Length of one summary interval.", ge=1, le=86_400)
@@ -614,17 +200,7 @@ class SummariesConfig(_Section):
     )
 
 
-QUANTITIES = {
-    "sds011": ("pm25", "pm10"),
-    "pms5003": ("pm1", "pm25", "pm10"),
-    "rain_gauge": ("rain_mm", "rain_mm_per_h"),
-    "water_level": ("water_level_m", "water_rise_m_per_h"),
-    "float_switch": ("float_high",),
-}
-"""What each sensor driver reports (and the rates alarms may compute from it)."""
-
-
-class AlarmRuleConfig(_Section):
+class AlarmRuleConfig(Section):
     """``[alarms.NAME]``: one threshold with hysteresis, raised and cleared on the node itself.
 
     Exactly one of ``above`` and ``below``. ``quantity`` is a reading's
@@ -650,7 +226,7 @@ class AlarmRuleConfig(_Section):
         return self
 
 
-class GeofenceConfig(_Section):
+class GeofenceConfig(Section):
     """``[geofences.NAME]``: a permitted fishing zone or a forbidden area, in lon/lat (WGS 84).
 
     The area is ``polygon`` (one closed ring, GeoJSON order) or ``geojson`` (a file holding a
@@ -668,8 +244,8 @@ class GeofenceConfig(_Section):
         examples=[[[107.50, 16.60], [107.56, 16.60], [107.56, 16.64], [107.50, 16.60]]],
         strict=False,
     )
-    geojson: Path | None = Field(
-        None, description="GeoJSON file of the area; relative to the config file.", strict=False
+    geojson: ConfigPath | None = Field(
+        None, description="GeoJSON file of the area; relative to the config file."
     )
     hysteresis_m: float = Field(
         50, description="How far past the boundary (metres) the alarm is raised and cleared.", ge=0, le=10_000
@@ -690,14 +266,12 @@ class GeofenceConfig(_Section):
 
     @field_validator("geojson")
     @classmethod
-    def _file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        if value is None:
-            return None
-        from edge.geofence import load_geojson
+    def _file(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            from edge.geofence import load_geojson
 
-        path = _against_base_dir(value, info)
-        load_geojson(path)  # checked here, so that an error names this key; read again below
-        return path
+            load_geojson(value)  # checked here, so that an error names this key; read again below
+        return value
 
     @model_validator(mode="after")
     def _one_area_deeper_than_the_hysteresis(self) -> GeofenceConfig:
@@ -721,7 +295,7 @@ class GeofenceConfig(_Section):
         return self._area
 
 
-class MetricsConfig(_Section):
+class MetricsConfig(Section):
     """``[metrics]``: the node's Prometheus endpoint, ``http://host:port/metrics``.
 
     Loopback by default: a centre that scrapes its fleet sets ``host = "0.0.0.0"`` (or the
@@ -733,7 +307,7 @@ class MetricsConfig(_Section):
     port: int = Field(9820, description="TCP port of the endpoint.", ge=1, le=65535)
 
 
-class WatchdogConfig(_Section):
+class WatchdogConfig(Section):
     """``[watchdog]``: when the node counts as stalled and stops feeding systemd's watchdog.
 
     Only a node run by systemd with ``WatchdogSec=`` has a watchdog to feed; the figures also
@@ -755,7 +329,7 @@ class WatchdogConfig(_Section):
 LinkProfileName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_-]{1,32}$")]
 
 
-class LinkProfileConfig(_Section):
+class LinkProfileConfig(Section):
     """``[link.profiles.NAME]``: what the node sends while this kind of link is up.
 
     Vietnamese rules require a fishing vessel at sea to report its position at least every two
@@ -799,7 +373,7 @@ class LinkProfileConfig(_Section):
         return value
 
 
-class LinkConfig(_Section):
+class LinkConfig(Section):
     """``[link]``: which link is up (satellite, 4G, harbour Wi-Fi) decides what the node sends on it.
 
     The profile is the one named in ``file`` when it exists (written by the modem's script), else
@@ -820,10 +394,9 @@ class LinkConfig(_Section):
         description="Profile by network interface of the default route.",
         examples=[{"wlan0": "cheap", "ppp0": "satellite"}],
     )
-    file: Path = Field(
+    file: ConfigPath = Field(
         Path("/run/ioc-edge/link"),
         description="A file naming the profile (wins when present); relative to the config file.",
-        strict=False,
     )
     poll_s: float = Field(5, description="How often the link is looked at again.", ge=0.1, le=300)
 
@@ -848,13 +421,8 @@ class LinkConfig(_Section):
                 )
         return value
 
-    @field_validator("file")
-    @classmethod
-    def _resolve_file(cls, value: Path, info: ValidationInfo) -> Path:
-        return _against_base_dir(value, info)
 
-
-class TrackConfig(_Section):
+class TrackConfig(Section):
     """``[track]``: the vessel's signed, hash-chained track log (``edge.track``); needs ``[uplink.tls]``.
 
     Every fix from the GPS is chained; without a fix for ``heartbeat_s`` a "no fix" record is
@@ -872,7 +440,7 @@ class TrackConfig(_Section):
     )
 
 
-class NodeConfig(_Section):
+class NodeConfig(Section):
     """The whole file: ``[node]`` (required), ``[store]``, ``[uplink]`` and ``[drivers.NAME]``.
 
     Example::
@@ -931,7 +499,7 @@ class NodeConfig(_Section):
                     f"alarm {name!r} watches sensor {rule.sensor!r}; drivers: {sorted(self.drivers)}"
                 )
             types = {d.type for n, d in self.drivers.items() if rule.sensor in ("*", n)}
-            known = set().union(*(QUANTITIES.get(t, ()) for t in types))
+            known = set().union(*(DEVICE_TYPES[t].quantities for t in types))
             if rule.quantity not in known:
                 raise ValueError(
                     f"alarm {name!r} watches quantity {rule.quantity!r}; "
@@ -947,15 +515,7 @@ def load_config(path: str | os.PathLike[str]) -> NodeConfig:
     does not validate; the message lists every problem, one a line, with its line number.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError([f"{path}: config file not found"]) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError([f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read config file: {exc.strerror or exc}"]) from None
-    return parse_config(text, path.name, path.resolve().parent)
+    return parse_config(read_text(path), path.name, path.resolve().parent)
 
 
 def parse_config(
@@ -965,174 +525,4 @@ def parse_config(
 
     Raises :class:`ConfigError` as :func:`load_config` does.
     """
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([toml_syntax_problem(str(exc), text, source_name)]) from None
-    base = Path(os.path.abspath(base_dir))
-    try:
-        return NodeConfig.model_validate(data, context={"base_dir": base})
-    except ValidationError as exc:
-        lines = KeyLines(text)
-        problems = [_problem(err, source_name, lines) for err in exc.errors(include_url=False)]
-        raise ConfigError(problems) from None
-
-
-# --- error messages ------------------------------------------------------------------------
-
-
-class _Where:
-    """Where a pydantic error location points in the model tree."""
-
-    def __init__(self, loc: tuple[int | str, ...]) -> None:
-        self.path: list[str] = []
-        self.model: type[BaseModel] | None = None
-        self.field: FieldInfo | None = None
-        self.tp: Any = NodeConfig
-        self.dict_key = False
-        for part in loc:
-            self._step(part)
-
-    def _step(self, part: int | str) -> None:
-        tp = _unannotate(self.tp)
-        tags = _union_tags(tp)
-        if part == "[key]":
-            self.dict_key = True  # the error is about the key itself, already in the path
-        elif str(part) in tags and str(part) not in getattr(tp, "model_fields", {}):
-            # pydantic puts the discriminator's value into the location; the file has no such key
-            self.tp = tags[str(part)]
-        elif isinstance(tp, type) and issubclass(tp, BaseModel):
-            self.model, self.field = tp, tp.model_fields.get(str(part))
-            self.path.append(str(part))
-            self.tp = self.field.annotation if self.field else None
-        elif get_origin(tp) is dict:
-            self.path.append(str(part))
-            self.tp = get_args(tp)[1]
-        else:
-            self.path.append(str(part))
-            self.tp = None
-
-    def dotted(self) -> str:
-        bare = re.compile(r"^[A-Za-z0-9_-]+$")
-        return ".".join(p if bare.match(p) else json.dumps(p) for p in self.path) or "(top level)"
-
-
-def _unannotate(tp: Any) -> Any:
-    """The type under ``Annotated[...]`` and an optional's ``| None``."""
-    while True:
-        if get_origin(tp) is Annotated:
-            tp = get_args(tp)[0]
-        elif get_origin(tp) in (Union, types.UnionType) and type(None) in get_args(tp):
-            rest = [arg for arg in get_args(tp) if arg is not type(None)]
-            if len(rest) != 1:
-                return tp
-            tp = rest[0]
-        else:
-            return tp
-
-
-def _union_tags(tp: Any) -> dict[str, type[BaseModel]]:
-    """``{tag: model}`` of a union of models discriminated on ``type``, else ``{}``."""
-    tp = _unannotate(tp)
-    if isinstance(tp, type) and issubclass(tp, BaseModel):
-        members: tuple[Any, ...] = (tp,) if "type" in tp.model_fields else ()
-    elif get_origin(tp) in (Union, types.UnionType):
-        members = get_args(tp)
-    else:
-        return {}
-    tags = {}
-    for member in members:
-        field = getattr(member, "model_fields", {}).get("type")
-        if field is not None:
-            for tag in get_args(field.annotation):
-                tags[str(tag)] = member
-    return tags
-
-
-def _expected(field: FieldInfo | None, tp: Any) -> str:
-    """Plain words for what a field takes, e.g. "a string, e.g. 'vessel-042'"."""
-    tp = _unannotate(field.annotation if field is not None else tp)
-    if _union_tags(tp) and not (isinstance(tp, type) and issubclass(tp, BaseModel)):
-        words = "a table with type = " + " or ".join(repr(t) for t in _union_tags(tp))
-    elif isinstance(tp, type) and issubclass(tp, BaseModel):
-        words = "a table"
-    elif get_origin(tp) is Literal:
-        words = "one of: " + ", ".join(repr(v) for v in get_args(tp))
-    else:
-        names = {str: "a string", int: "an integer", float: "a number", bool: "true or false", Path: "a path"}
-        members = get_args(tp) if get_origin(tp) in (Union, types.UnionType) else (tp,)
-        words = " or ".join(names.get(member, "a value") for member in members)
-    if field is not None and field.examples:
-        words += f", e.g. {field.examples[0]!r}"
-    return words
-
-
-def _problem(err: dict[str, Any], source: str, lines: KeyLines) -> str:
-    where = _Where(err["loc"])
-    kind, value, ctx = err["type"], err.get("input"), err.get("ctx") or {}
-    if kind == "missing":
-        if isinstance(_unannotate(where.tp), type) and issubclass(_unannotate(where.tp), BaseModel):
-            text = f"missing: required table [{where.dotted()}]"
-        else:
-            text = f"missing: required ({_expected(where.field, where.tp)})"
-    elif kind == "extra_forbidden":
-        allowed = ", ".join(where.model.model_fields) if where.model else "none"
-        text = f"unknown key; expected one of: {allowed}"
-    elif kind in ("union_tag_invalid", "union_tag_not_found"):
-        where.path.append("type")
-        tags = ", ".join(repr(t) for t in _union_tags(where.tp))
-        if kind == "union_tag_invalid":
-            text = f"{ctx.get('tag')!r} is not a known type; expected one of: {tags}"
-        else:
-            text = f"missing: required (one of: {tags})"
-    elif kind == "string_pattern_mismatch" and where.dict_key:
-        text = f"{value!r} is not a valid name; expected one matching {ctx.get('pattern')}"
-    else:
-        text = _value_problem(kind, value, ctx, err["msg"], where)
-    number = lines.find(where.path)
-    at = f"{source} line {number}" if number is not None else source
-    return f"{where.dotted()} ({at}): {text}"
-
-
-_TYPE_WORDS = {
-    "int_type": "an integer",
-    "int_parsing": "an integer",
-    "int_from_float": "an integer",
-    "float_type": "a number",
-    "float_parsing": "a number",
-    "bool_type": "true or false",
-    "bool_parsing": "true or false",
-    "string_type": "a string",
-    "path_type": "a path (a string)",
-    "model_type": "a table",
-    "model_attributes_type": "a table",
-    "dict_type": "a table",
-}
-
-_BOUND_WORDS = {
-    "greater_than": ("too small", "> {gt}"),
-    "greater_than_equal": ("too small", ">= {ge}"),
-    "less_than": ("too large", "< {lt}"),
-    "less_than_equal": ("too large", "<= {le}"),
-    "string_too_short": ("too short", "at least {min_length} characters"),
-    "string_too_long": ("too long", "at most {max_length} characters"),
-    "too_long": ("too long", "at most {max_length} entries"),
-}
-
-
-def _value_problem(kind: str, value: Any, ctx: dict[str, Any], msg: str, where: _Where) -> str:
-    if kind in _TYPE_WORDS:
-        return f"{value!r} is not {_TYPE_WORDS[kind]}"
-    if kind in _BOUND_WORDS:
-        word, bound = _BOUND_WORDS[kind]
-        shown = f"{len(value)} entries" if kind == "too_long" else repr(value)
-        plain = {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in ctx.items()}
-        return f"{shown} is {word}; expected {bound.format(**plain)}"
-    if kind == "literal_error":
-        return f"{value!r} is not allowed; expected {_expected(where.field, where.tp)}"
-    if kind == "string_pattern_mismatch":
-        return f"{value!r} does not match the pattern {ctx.get('pattern')}"
-    if kind == "value_error":
-        # our validators write complete sentences; pydantic prefixes them
-        return str(ctx.get("error", msg)).removeprefix("Value error, ")
-    return f"{value!r}: {msg[:1].lower()}{msg[1:]}"
+    return parse_toml(NodeConfig, text, source_name, base_dir)

@@ -14,19 +14,18 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from common.clock import Clock
 from common.component import Component
 from common.notify import SdNotify, ServiceWatchdog
-from drivers.base import Driver, DriverStartError, Outage, RecordSource
-from drivers.nmea import NmeaGps
-from drivers.particulate import DutyCycledDriver
-from drivers.pms5003 import Pms5003
-from drivers.sds011 import Sds011
-from drivers.transport import ReopeningTransport, open_transport
+from drivers.base import DriverStartError, Outage, RecordSource
+from drivers.transport import ReopeningTransport, Transport
 from edge.alarms import AlarmEngine, Rule
 from edge.config import NodeConfig
+from edge.devices import DEVICE_TYPES
+from edge.devices.base import BuildContext
+from edge.devices.transport import TransportConfig, open_transport
 from edge.health import PipelineHealth, Watched
 from edge.link import LinkMonitor
 from edge.metrics import NodeFigures, NodeMetrics
@@ -46,15 +45,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
-
-TRANSPORT_TYPES: dict[str, type[Driver]] = {"nmea": NmeaGps, "sds011": Sds011, "pms5003": Pms5003}
-"""Drivers reading a byte transport, by config ``type``."""
-GPIO_TYPES = {"rain_gauge": "RainGauge", "water_level": "WaterLevel", "float_switch": "FloatSwitch"}
-"""Drivers reading GPIO pins through gpiozero (classes of ``drivers.gpio``), by config ``type``."""
-EVENT_TYPES = frozenset({"rain_gauge", "float_switch"})
-"""Sensors that report only when something happens: never silent, so the health never finds them stalled."""
-FINITE_TRANSPORTS = ("replay", "capture")
-"""Transport types that end with their file unless ``loop``."""
 
 
 def store_path(config: NodeConfig) -> Path:
@@ -158,8 +148,6 @@ class Node:
         """The sources of records (drivers, GPIO sensors, cameras), in the config's order."""
         self.watched: list[Watched] = []
         """The same, each with its device type and stall rule, for the health and the metrics."""
-        self.cameras: list[Camera] = []
-        """The cameras among them, whose pipelines the metrics read."""
         self.summarizer: Summarizer | None = None
         self.alarms: AlarmEngine | None = None
         self.geofences: GeofenceMonitor | None = None
@@ -220,44 +208,19 @@ class Node:
             self._run(self.uplink)
 
     def init_drivers(self) -> None:
+        """Each driver built by its device type's entry in the registry (``edge.devices``)."""
+        ctx = BuildContext(self.route, self.clock, self.pin_factory, self.transport_for)
         for name, cfg in self.config.drivers.items():
-            watched = self._make_driver(name, cfg)
+            watched = DEVICE_TYPES[cfg.type].build(name, cfg, ctx)
             self.watched.append(watched)
             self.drivers.append(watched.source)
 
-    def _make_driver(self, name: str, cfg) -> Watched:
-        """The source of records ``name`` with its stall rule (see :class:`~edge.health.Watched`)."""
-        if cfg.type == "camera":
-            # Imported here: OpenCV and onnxruntime add ~45 MB to the process, which a node without a
-            # camera (a vessel, a river gauge on 512 MB) should not pay.
-            from inference.build import build_camera
-
-            camera = build_camera(name, cfg, self.route, self.clock)
-            self.cameras.append(camera)
-            return Watched(camera, cfg.type, 0.0, camera.finite)
-        if cfg.type in GPIO_TYPES:
-            # Imported here too: gpiozero and its pin libraries are for nodes with GPIO sensors.
-            from drivers import gpio
-
-            params = cfg.model_dump(exclude={"type"})
-            cls = getattr(gpio, GPIO_TYPES[cfg.type])
-            sensor = cls(name, self.route, self.clock, pin_factory=self.pin_factory, **params)
-            # a water level reports every interval_s; the others only when something happens
-            return Watched(sensor, cfg.type, None if cfg.type in EVENT_TYPES else cfg.interval_s)
-        # Opened by the driver's first read, so a device absent at boot does not stop the node.
-        transport = ReopeningTransport(lambda cfg=cfg: open_transport(cfg.transport), name)
+    def transport_for(self, name: str, cfg: TransportConfig) -> Transport:
+        """The transport of driver ``name``: the node opens it, and closes it at stop. It is opened by
+        the driver's first read, so a device absent at boot does not stop the node."""
+        transport = ReopeningTransport(lambda: open_transport(cfg), name)
         self._opened.append(transport)
-        cls = TRANSPORT_TYPES[cfg.type]
-        options = {"duty": cfg.duty} if issubclass(cls, DutyCycledDriver) else {}
-        if cls is NmeaGps:
-            options = {"ais_per_s": cfg.ais_per_s}
-        duty = options.get("duty")
-        return Watched(
-            cls(name, transport, self.route, self.clock, **options),
-            cfg.type,
-            duty.sleep_s + duty.warmup_s if duty else 0.0,  # a duty-cycled sensor is silent while it sleeps
-            cfg.transport.type in FINITE_TRANSPORTS and not cfg.transport.loop,
-        )
+        return transport
 
     def start_processing(self) -> None:
         cfg = self.config
@@ -377,7 +340,8 @@ class Node:
                 cfg.node.site,
                 cfg.store.max_bytes,
                 self.watched,
-                self.cameras,
+                # the metrics read a camera's pipeline and source figures besides a source's counters
+                cast("list[Camera]", [w.source for w in self.watched if w.type == "camera"]),
                 self.recorder,
                 self.uplink,
             )

@@ -20,9 +20,7 @@ import json
 import secrets
 import shutil
 import time
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,19 +29,14 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from common.clock import SANE_WALL_MS, Clock
 from common.errors import IocEdgeError
-from drivers import pms5003, sds011
-from drivers.base import DriverStartError
-from drivers.nmea import NmeaParser
-from drivers.particulate import FrameParser
-from drivers.transport import EndOfStream, Transport, TransportError, open_transport
 from edge.config import NodeConfig, load_config
-from edge.runtime import GPIO_TYPES, open_store, store_path
+from edge.devices import DEVICE_TYPES
+from edge.devices.base import FAIL, PASS, SKIP, CheckContext, CheckResult
+from edge.runtime import open_store, store_path
 from sync.records import NodeStatus, Position, TimeSource
 from sync.wire import Ack, Batch, WireError, ack_topic, decode_ack, encode_batch, up_topic
 
 __all__ = ["FAIL", "PASS", "SKIP", "CheckResult", "Selftest"]
-
-PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
 
 CLOCK_TOLERANCE_S = 5.0
 """Largest difference between GPS time and the system clock that passes."""
@@ -51,40 +44,9 @@ CLOCK_TOLERANCE_S = 5.0
 MIN_FREE_BYTES = 64 * 1024 * 1024
 """Free space the store's file system needs at least, whatever the store's cap."""
 
-SENSORS: dict[str, tuple[type[FrameParser], Callable[[], bytes], str]] = {
-    "sds011": (sds011.Sds011Parser, sds011.work_command, "SDS011"),
-    "pms5003": (pms5003.Pms5003Parser, pms5003.wakeup_command, "PMS5003"),
-}
-"""Serial particulate sensors by config type: their parser, the command that wakes them, their name."""
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """The outcome of one check: ``status`` is PASS, FAIL or SKIP; ``hint`` says what to do on FAIL.
-
-    Example::
-
-        >>> CheckResult("clock", "PASS", "2026-11-25T14:20:00Z").line()
-        'PASS  clock: 2026-11-25T14:20:00Z'
-    """
-
-    name: str
-    status: str
-    detail: str
-    hint: str = ""
-
-    def line(self) -> str:
-        """One line for a terminal: status, name, what was seen and, on failure, what to do."""
-        text = f"{self.status}  {self.name}: {self.detail}"
-        return f"{text} -> {self.hint}" if self.hint else text
-
 
 def _iso(ms: int) -> str:
     return datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _counts(counts: Counter[str]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "none"
 
 
 def check_store(config: NodeConfig) -> CheckResult:
@@ -125,150 +87,6 @@ def check_clock(clock: Clock, gps: Position | None, tolerance_s: float = CLOCK_T
         hint = "the system clock is wrong: enable NTP or set it (date -s) from the GPS time"
         return CheckResult("clock", FAIL, detail, hint)
     return CheckResult("clock", PASS, detail)
-
-
-def _first_records(transport: Transport, parser: Any, seconds: float) -> tuple[int, list[Any]]:
-    """Feed ``parser`` from ``transport`` until it makes records or ``seconds`` pass: (bytes, records)."""
-    deadline = time.monotonic() + seconds
-    read, records = 0, []
-    while not records and (left := deadline - time.monotonic()) > 0:
-        try:
-            data = transport.read(min(left, 0.2))
-        except EndOfStream:
-            break
-        read += len(data)
-        records = parser.feed(data)
-    return read, records
-
-
-def check_sensor(name: str, cfg: Any, clock: Clock, seconds: float) -> CheckResult:
-    """A serial particulate sensor delivers a valid frame within ``seconds``: silent or garbage otherwise."""
-    parser_type, wake, model = SENSORS[cfg.type]
-    label = f"sensor {name}"
-    try:
-        transport = open_transport(cfg.transport)
-    except TransportError as exc:
-        return CheckResult(label, FAIL, str(exc), f"check drivers.{name}.transport and the cable")
-    parser = parser_type(name, clock)
-    with transport:
-        # A sensor left asleep by a duty cycle sends nothing; a replay cannot take the command.
-        with contextlib.suppress(TransportError):
-            transport.write(wake())
-        read, readings = _first_records(transport, parser, seconds)
-    if readings:
-        return CheckResult(label, PASS, f"{model} frames valid ({read} bytes in)")
-    if not read:
-        hint = f"silent: check the {model}'s power and that its TX goes to the node's RX on this port"
-        return CheckResult(label, FAIL, f"no byte in {seconds:g} s", hint)
-    hint = f"garbage: wrong baud rate? the {model} speaks 9600 8N1; check the port's settings and wiring"
-    return CheckResult(
-        label, FAIL, f"{read} bytes, no valid frame (rejects: {_counts(parser.rejects)})", hint
-    )
-
-
-class GpsProbe:
-    """Reads an NMEA receiver until its first valid fix (once; the clock and GPS checks share it)."""
-
-    def __init__(self, name: str, cfg: Any, clock: Clock, seconds: float) -> None:
-        self.name, self.cfg, self.clock, self.seconds = name, cfg, clock, seconds
-        self.error: str | None = None
-        self.fix: Position | None = None
-        self.read = 0
-        self.parser = NmeaParser(clock)
-        self._done = False
-
-    def run(self) -> GpsProbe:
-        if self._done:
-            return self
-        self._done = True
-        try:
-            transport = open_transport(self.cfg.transport)
-        except TransportError as exc:
-            self.error = str(exc)
-            return self
-        with transport:
-            self.read, fixes = _first_records(transport, self.parser, self.seconds)
-        self.fix = fixes[0] if fixes else None
-        return self
-
-
-def check_gps(probe: GpsProbe) -> CheckResult:
-    """The GPS receiver reports a valid fix within the probe's time."""
-    label = f"gps {probe.name}"
-    if probe.error:
-        return CheckResult(label, FAIL, probe.error, f"check drivers.{probe.name}.transport and the cable")
-    if probe.fix is not None:
-        fix = probe.fix
-        return CheckResult(label, PASS, f"fix at {fix.lat:.5f}, {fix.lon:.5f} ({fix.sats or '?'} satellites)")
-    parser = probe.parser
-    if not probe.read:
-        hint = "silent: check the receiver's power and that its TX goes to the node's RX on this port"
-        return CheckResult(label, FAIL, f"no byte in {probe.seconds:g} s", hint)
-    if parser.sentences <= parser.rejects.total():
-        hint = "garbage: wrong baud rate? most receivers speak 4800 or 9600; check the port's settings"
-        return CheckResult(label, FAIL, f"no valid sentence (rejects: {_counts(parser.rejects)})", hint)
-    hint = "put the antenna under open sky (a cold start can take minutes), then run the self-test again"
-    return CheckResult(label, FAIL, f"no fix in {probe.seconds:g} s ({parser.sentences} sentences)", hint)
-
-
-def check_camera(name: str, cfg: Any, seconds: float) -> tuple[CheckResult, Any]:
-    """The camera delivers a frame within ``seconds``: the result, and the frame's image (or None)."""
-    from drivers.camera import CameraError  # OpenCV: only for nodes with a camera
-    from inference.build import build_source
-
-    label = f"camera {name}"
-    hint = f"check drivers.{name}.source, the cable or network, and that the camera is on"
-    deadline = time.monotonic() + seconds
-    with build_source(cfg) as camera:
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                frame = camera.read(timeout=left)
-            except CameraError as exc:
-                return CheckResult(label, FAIL, str(exc), hint), None
-            except EndOfStream as exc:
-                return CheckResult(label, FAIL, str(exc), hint), None
-            if frame is not None:
-                height, width = frame.image.shape[:2]
-                return CheckResult(label, PASS, f"frame {width}x{height} from {camera.name}"), frame.image
-    return CheckResult(label, FAIL, f"no frame from {camera.name} in {seconds:g} s", hint), None
-
-
-def check_model(name: str, cfg: Any, image: Any, budget_s: float) -> CheckResult:
-    """The camera's model loads and detects on one frame within ``budget_s`` (load included)."""
-    from inference.build import build_detector  # onnxruntime: only for nodes with a camera
-    from inference.detector import ModelError
-
-    label = f"model {name}"
-    if image is None:
-        return CheckResult(label, SKIP, "no frame from the camera to run the model on")
-    started = time.monotonic()
-    try:
-        detections = build_detector(cfg).detect(image)
-    except ModelError as exc:
-        hint = f"copy the model onto the node or fix drivers.{name}.model"
-        return CheckResult(label, FAIL, str(exc), hint)
-    took = time.monotonic() - started
-    detail = f"{cfg.model.name} loaded and ran in {took:.2f} s ({len(detections)} detections)"
-    if took > budget_s:
-        hint = f"too slow for this board: use a smaller model or fewer drivers.{name}.threads competitors"
-        return CheckResult(label, FAIL, f"{detail}, over the {budget_s:g} s budget", hint)
-    return CheckResult(label, PASS, detail)
-
-
-def check_gpio(name: str, cfg: Any, clock: Clock, pin_factory: Any) -> CheckResult:
-    """The GPIO driver opens its pins and reads them (gpiozero, with the node's pin factory)."""
-    from drivers import gpio  # gpiozero: only for nodes with GPIO sensors
-
-    driver_type = getattr(gpio, GPIO_TYPES[cfg.type])
-    driver = driver_type(name, lambda stream, records: None, clock, pin_factory=pin_factory,
-                         **cfg.model_dump(exclude={"type"}))  # fmt: skip
-    try:
-        driver.start()
-    except DriverStartError as exc:
-        hint = "check the pin numbers, that no other program holds them, and the node's 'gpio' group"
-        return CheckResult(f"gpio {name}", FAIL, str(exc), hint)
-    driver.stop()
-    return CheckResult(f"gpio {name}", PASS, f"{cfg.type} pins readable")
 
 
 class AckProbe:
@@ -353,6 +171,9 @@ class AckProbe:
 class Selftest:
     """Runs every check of a node's config in order; each waits at most ``seconds`` for its part.
 
+    The checks of the drivers are their device types' (``edge.devices``), in the order of their
+    stages (serial sensors, GPS, cameras, GPIO) and then of the config.
+
     ``clock`` (the node's :class:`~common.clock.Clock`) and ``pin_factory`` (gpiozero's; None picks
     the board's) are the node's. After :meth:`run`, ``config`` is the node's config (None when it
     is invalid), for the commissioning record (``edge.commissioning``).
@@ -388,19 +209,12 @@ class Selftest:
         drivers = config.drivers
         results = [CheckResult("config", PASS, f"{self.config_path} valid ({len(drivers)} drivers)")]
         results.append(check_store(config))
-        gps = [GpsProbe(n, d, self.clock, self.seconds) for n, d in drivers.items() if d.type == "nmea"]
-        results.append(check_clock(self.clock, next((p.fix for p in gps if p.run().fix), None)))
-        for name, cfg in drivers.items():
-            if cfg.type in SENSORS:
-                results.append(check_sensor(name, cfg, self.clock, self.seconds))
-        results.extend(check_gps(probe.run()) for probe in gps)
-        for name, cfg in drivers.items():
-            if cfg.type == "camera":
-                camera, image = check_camera(name, cfg, self.seconds)
-                results += [camera, check_model(name, cfg, image, self.seconds)]
-        for name, cfg in drivers.items():
-            if cfg.type in GPIO_TYPES:
-                results.append(check_gpio(name, cfg, self.clock, self.pin_factory))
+        ctx = CheckContext(self.clock, self.seconds, self.pin_factory)
+        devices = [(name, cfg, DEVICE_TYPES[cfg.type]) for name, cfg in drivers.items()]
+        fixes = (d.gps_time(name, cfg, ctx) for name, cfg, d in devices if d.gps_time is not None)
+        results.append(check_clock(self.clock, next((fix for fix in fixes if fix is not None), None)))
+        for name, cfg, device in sorted(devices, key=lambda d: d[2].check_stage):
+            results += device.check(name, cfg, ctx)
         if config.uplink.enabled:
             results.append(AckProbe(config, self.clock, self.seconds).run())
         else:

@@ -58,6 +58,7 @@ from pathlib import Path
 
 from common.errors import IocEdgeError
 from edge.config import load_config
+from edge.provision import TLS_FILES
 from edge.runtime import open_store
 from ioc import commissioning
 from ioc.broker import PrivateBroker, free_port
@@ -84,7 +85,6 @@ from ioc.web.queries import open_alarms
 from ioc.web.server import WebServer
 from ioc.web.settings import WaterLevelThreshold, WebSettings
 from provisioning.credential import SigningCredential
-from provisioning.flow import TLS_FILES
 from provisioning.identity import NodeIdentity
 from provisioning.revocation import CrlFile
 from provisioning.tls import TlsFiles
@@ -222,6 +222,7 @@ class NodeProcess:
         self._log.close()
 
     def _read_log(self) -> None:
+        assert self.proc.stderr is not None, "start() opens the node with stderr=PIPE"
         for line in self.proc.stderr:
             self._log.write(line)
             self._log.flush()
@@ -487,7 +488,7 @@ class Demo:
         """The vessel's capture is in and its track log verified to its end, and counts, an event,
         summaries, the flood's alarm (and the berth's) raised and cleared, the camera's self-test judged."""
         ended = self.vessel.replay_ended
-        if ended is None or time.monotonic() - ended < SETTLE_S or sum(self.vessel_store.backlog().values()):
+        if ended is None or time.monotonic() - ended < SETTLE_S or any(self.vessel_store.backlog().values()):
             return False
         counts = self.received()
         expected = {(ENVIRONMENT_ID, "river", "flood")}
@@ -556,6 +557,7 @@ class Demo:
 
     def _commissioning_summary(self) -> str:
         record = commissioning.latest(self.db, CAMERA_ID)
+        assert record is not None, "summary() follows everything_arrived(), which waits for it"
         passed = "passed" if (record["report"] or {}).get("passed") else "FAILED"
         return f"self-test {passed}; signature {record['verdict']}: {record['detail']}"
 

@@ -1,7 +1,7 @@
 """The field the demo plays: three edge nodes' configs and the sensors of the environment node.
 
 Every node is provisioned (``[uplink.tls]``: its key and certificate chain in ``tls/`` beside its
-config, :data:`~provisioning.flow.TLS_FILES`), as the centre's broker takes mutual TLS only.
+config, :data:`~edge.provision.TLS_FILES`), as the centre's broker takes mutual TLS only.
 
 - a **vessel** node replaying a real NMEA capture (a process of its own), with a signed track log,
   link profiles and, for the shared capture, a forbidden area its GPS wanders into (:data:`BERTH`);
@@ -36,8 +36,8 @@ from drivers.gpiomock import exact_sonar
 from drivers.pms5003 import data_frame as pms_frame
 from drivers.sds011 import data_frame as sds_frame
 from edge.config import load_config
+from edge.provision import TLS_FILES
 from edge.runtime import Node
-from provisioning.flow import TLS_FILES
 
 VESSEL_ID = "vessel-042"
 CAMERA_ID = "cam-ben-ngu"

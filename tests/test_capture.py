@@ -19,9 +19,9 @@ from drivers.capture import (
     open_recording,
     record,
 )
-from drivers.transport import EndOfStream, ReplayTransport, TransportError, open_transport
+from drivers.transport import EndOfStream, ReplayTransport, TransportError
 from edge.cli import main
-from edge.config import CaptureTransportConfig
+from edge.devices.transport import CaptureTransportConfig, open_transport
 
 
 class FakeTime:

@@ -10,21 +10,15 @@ from click.testing import CliRunner
 
 from common.errors import IocEdgeError
 from edge.cli import main
-from edge.config import (
-    CaptureTransportConfig,
-    ConfigError,
-    DutyCycleConfig,
-    FloatSwitchDriverConfig,
-    NmeaDriverConfig,
-    Pms5003DriverConfig,
-    RainGaugeDriverConfig,
-    ReplayTransportConfig,
-    Sds011DriverConfig,
-    SerialTransportConfig,
-    WaterLevelDriverConfig,
-    load_config,
-    parse_config,
-)
+from edge.config import ConfigError, load_config, parse_config
+from edge.devices.float_switch import FloatSwitchDriverConfig
+from edge.devices.nmea import NmeaDriverConfig
+from edge.devices.particulate import DutyCycleConfig
+from edge.devices.pms5003 import Pms5003DriverConfig
+from edge.devices.rain_gauge import RainGaugeDriverConfig
+from edge.devices.sds011 import Sds011DriverConfig
+from edge.devices.transport import CaptureTransportConfig, ReplayTransportConfig, SerialTransportConfig
+from edge.devices.water_level import WaterLevelDriverConfig
 
 REPO = Path(__file__).resolve().parent.parent
 

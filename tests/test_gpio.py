@@ -17,7 +17,9 @@ import drivers.gpio
 from common.clock import Clock
 from drivers.gpio import Debouncer, FloatSwitch, RainGauge, WaterLevel, check_distance
 from drivers.gpiomock import echo_time, exact_sonar
-from edge.config import FloatSwitchDriverConfig, RainGaugeDriverConfig, WaterLevelDriverConfig
+from edge.devices.float_switch import FloatSwitchDriverConfig
+from edge.devices.rain_gauge import RainGaugeDriverConfig
+from edge.devices.water_level import WaterLevelDriverConfig
 from sync.records import Reading, TimeSource
 
 # gpiozero warns on every DistanceSensor without pigpio, and from its sampling thread on

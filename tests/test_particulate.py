@@ -22,7 +22,7 @@ from drivers.sds011 import Sds011, Sds011Parser
 from drivers.sds011 import data_frame as sds_frame
 from drivers.transport import MemoryTransport, PtyTransport, TransportError
 from edge.cli import main
-from edge.config import DutyCycleConfig
+from edge.devices.particulate import DutyCycleConfig
 from sync.records import Reading
 
 WALL_S = 1_000.0

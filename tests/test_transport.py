@@ -19,9 +19,13 @@ from drivers.transport import (
     SerialTransport,
     Transport,
     TransportError,
+)
+from edge.devices.transport import (
+    PtyTransportConfig,
+    ReplayTransportConfig,
+    SerialTransportConfig,
     open_transport,
 )
-from edge.config import PtyTransportConfig, ReplayTransportConfig, SerialTransportConfig
 
 CAPTURE = b"# Name: test receiver\n#\n$GPGGA,1*00\r\n# not a header any more\r\n$GPRMC,2*00\r\n"
 DATA = CAPTURE[CAPTURE.index(b"$") :]

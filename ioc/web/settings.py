@@ -41,18 +41,16 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import tomllib
 import zoneinfo
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from common.errors import IocEdgeError
+from common.config import ConfigError, parse_toml, read_text
 from common.fields import TimeZoneName
-from common.tomllines import KeyLines, toml_syntax_problem
 
 
-class WebSettingsError(IocEdgeError, ValueError):
+class WebSettingsError(ConfigError):
     """The dashboard's settings file is unreadable or invalid; one problem a line."""
 
 
@@ -157,40 +155,9 @@ def load_web_settings(path: str | os.PathLike[str] | None = None, **overrides: o
     if path is None:
         return parse_web_settings("", "options", **overrides)
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise WebSettingsError(f"{path}: settings file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise WebSettingsError(f"{path}: cannot read settings file: {exc}") from None
-    return parse_web_settings(text, path.name, **overrides)
+    return parse_web_settings(read_text(path, WebSettingsError), path.name, **overrides)
 
 
 def parse_web_settings(text: str, source_name: str = "<settings>", **overrides: object) -> WebSettings:
     """Validate settings ``text``; ``overrides`` (command-line options) win over the file's keys."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise WebSettingsError(toml_syntax_problem(str(exc), text, source_name)) from None
-    given = {k: v for k, v in overrides.items() if v is not None}
-    data.update(given)
-    try:
-        return WebSettings.model_validate(data)
-    except ValidationError as exc:
-        lines = KeyLines(text)
-        problems = []
-        for err in exc.errors(include_url=False):
-            path = [str(p) for p in err["loc"]]
-            number = lines.find(path)
-            if path and path[0] in given:
-                at = "option --" + path[0].replace("_", "-")
-            else:
-                at = f"{source_name} line {number}" if number is not None else source_name
-            problems.append(f"{'.'.join(path) or '(top level)'} ({at}): {_message(err)}")
-        raise WebSettingsError("\n".join(problems)) from None
-
-
-def _message(err: dict) -> str:
-    if err["type"] == "extra_forbidden":
-        return "unknown key; expected one of: " + ", ".join(WebSettings.model_fields)
-    return err["msg"].removeprefix("Value error, ")
+    return parse_toml(WebSettings, text, source_name, options=overrides, error=WebSettingsError)

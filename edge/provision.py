@@ -191,6 +191,7 @@ class Provisioner:
         except ConfigError as exc:
             raise ProvisionError(f"the config for {o.config} would not be valid:\n{exc}") from None
         self.say(f"device: {device}" + (f" at {site}" if site else ""))
+        assert config.uplink.tls is not None, "_config_data always writes [uplink.tls]"
         changed = self._identity(NodeIdentity(config.uplink.tls), device, site, credential)
         if data != existing:
             pki.write_public(o.config, text.encode())
