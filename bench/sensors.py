@@ -174,7 +174,7 @@ def main() -> None:
     figure("raw_parse_cpu_s", raw_cpu, "s")
     figure("ratio_vs_raw", node_cpu / raw_cpu if raw_cpu else float("inf"))
     figure("summaries_emitted", node.summarizer.emitted)
-    figure("raw_readings_kept_on_node", status["kept_local"]["reading"])
+    figure("raw_readings_kept_on_node", status.kept_local["reading"])
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ from prometheus_client.registry import Collector
 from common.metrics_server import MetricsServer
 from drivers.base import RecordSource
 from edge.health import PipelineHealth, Watched
-from sync.store import Store, StoreError
+from sync.store import Store, StoreError, StoreStatus
 
 if TYPE_CHECKING:
     from inference.camera import Camera
@@ -164,7 +164,7 @@ class NodeCollector(Collector):
                 self._store.close()
                 self._store = None
 
-    def _store_status(self) -> dict | None:
+    def _store_status(self) -> StoreStatus | None:
         with self._lock:
             if self._closed:
                 return None
@@ -197,21 +197,21 @@ class NodeCollector(Collector):
         yield from self._camera_metrics()
         yield from self._uplink_metrics()
 
-    def _store_metrics(self, status: dict) -> Iterator[Metric]:
+    def _store_metrics(self, status: StoreStatus) -> Iterator[Metric]:
         yield _gauge(
             "ioc_edge_backlog_records",
             "Records waiting in the store for the IOC's end-to-end ack, per stream.",
             ["stream"],
-            [([s], n) for s, n in sorted(status["backlog"].items())],
+            [([s], n) for s, n in sorted(status.backlog.items())],
         )
         yield _gauge(
             "ioc_edge_local_records",
             "Records kept on the node only (raw readings, unless uplink.send_raw), per stream.",
             ["stream"],
-            [([s], n) for s, n in sorted(status["kept_local"].items())],
+            [([s], n) for s, n in sorted(status.kept_local.items())],
         )
-        if status["last_ack_ms"] is not None:
-            acked = status["last_ack_ms"] / 1000
+        if status.last_ack_ms is not None:
+            acked = status.last_ack_ms / 1000
             yield _gauge(
                 "ioc_edge_last_ack_timestamp_seconds", "When the IOC's last ack arrived.", [], [([], acked)]
             )
@@ -225,19 +225,19 @@ class NodeCollector(Collector):
             "ioc_edge_dropped_records",
             "Records dropped by retention (store or disk full), per stream.",
             ["stream"],
-            [([s], n) for s, n in sorted(status["drops"].items())],
+            [([s], n) for s, n in sorted(status.drops.items())],
         )
         for group, doc in (
             ("invalid", "Records set aside because the IOC would refuse them, per stream."),
             ("expired", "Records kept on the node only, deleted after keep_raw_s, per stream."),
         ):
-            rows = [([s], n) for s, n in sorted(status["counters"].get(group, {}).items())]
+            rows = [([s], n) for s, n in sorted(status.counters.get(group, {}).items())]
             yield _counter(f"ioc_edge_{group}_records", doc, ["stream"], rows)
         yield _gauge(
             "ioc_edge_store_bytes",
             "Size of the store on disk, write-ahead log included.",
             [],
-            [([], status["size_bytes"])],
+            [([], status.size_bytes)],
         )
         yield _gauge(
             "ioc_edge_store_max_bytes",

@@ -1,14 +1,15 @@
-"""What ``ioc-edge status`` shows: the store's status as a named dataclass, and its text.
+"""What ``ioc-edge status`` shows: the text and the JSON of the store's status.
 
-:meth:`StoreStatus.from_store` reads the dict of :meth:`sync.store.Store.status` (also what
-``ioc-edge status --json`` prints); :func:`render_status` is the text, a pure function.
+:meth:`sync.store.Store.status` reads the store into a :class:`sync.store.StoreStatus`;
+:func:`render_status` is its text and :func:`status_json` what ``--json`` prints, pure functions.
 
 Example::
 
-    >>> status = StoreStatus(epoch=3, size_bytes=4096, backlog={"position": 2}, kept_local={},
-    ...                      last_ack_ms=None, drops={}, counters={"reject.gps": {"bad_checksum": 1}})
+    >>> status = StoreStatus(epoch="9f0c2a1b3d4e5f60", size_bytes=4096, backlog={"position": 2},
+    ...                      kept_local={}, last_ack_ms=None, drops={},
+    ...                      counters={"reject.gps": {"bad_checksum": 1}})
     >>> print(render_status(status))
-    epoch: 3
+    epoch: 9f0c2a1b3d4e5f60
     store: 4096 bytes
     backlog: position=2
     kept on the node only: none
@@ -19,52 +20,23 @@ Example::
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict
 
-from drivers.base import Outage
+from sync.store import StoreStatus
 
-__all__ = ["StoreStatus", "counts_text", "render_status", "utc_text"]
+__all__ = ["counts_text", "render_status", "status_json", "utc_text"]
 
 
-@dataclass(frozen=True)
-class StoreStatus:
-    """The node's store as of its last status report (see :meth:`sync.store.Store.status`).
+def counts_text(counts: Mapping[str, int], sep: str = " ") -> str:
+    """``key=value`` pairs in key order, joined by ``sep``, or ``none``.
 
-    ``backlog``: records waiting for the IOC's ack, per stream; ``kept_local``: records kept on
-    the node only; ``drops``: records dropped by retention; ``counters``: group -> reason ->
-    count (``reject.gps``...); ``failed_drivers``: drivers that could not start, with why;
-    ``outages``: sources delivering nothing, with why and since when; ``facts``: what components
-    told the report (``link``, ``track``).
+    >>> counts_text({"b": 2, "a": 1}), counts_text({"b": 2, "a": 1}, ", "), counts_text({})
+    ('a=1 b=2', 'a=1, b=2', 'none')
     """
-
-    epoch: int
-    size_bytes: int
-    backlog: Mapping[str, int]
-    kept_local: Mapping[str, int]
-    last_ack_ms: int | None
-    drops: Mapping[str, int]
-    counters: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
-    failed_drivers: Mapping[str, str] = field(default_factory=dict)
-    outages: Mapping[str, Outage] = field(default_factory=dict)
-    facts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-
-    @classmethod
-    def from_store(cls, report: Mapping[str, Any]) -> StoreStatus:
-        """The status from the dict of :meth:`sync.store.Store.status`."""
-        fields = {**report, "outages": {name: Outage(**o) for name, o in report["outages"].items()}}
-        return cls(**fields)
-
-
-def counts_text(counts: Mapping[str, int]) -> str:
-    """``key=value`` pairs in key order, or ``none``.
-
-    >>> counts_text({"b": 2, "a": 1}), counts_text({})
-    ('a=1 b=2', 'none')
-    """
-    return " ".join(f"{key}={value}" for key, value in sorted(counts.items())) or "none"
+    return sep.join(f"{key}={value}" for key, value in sorted(counts.items())) or "none"
 
 
 def utc_text(ms: int) -> str:
@@ -74,6 +46,19 @@ def utc_text(ms: int) -> str:
     '2023-11-14T22:13:20Z'
     """
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))
+
+
+def status_json(status: StoreStatus) -> str:
+    """The JSON of ``ioc-edge status --json``: one object, the fields of ``status`` as keys, an
+    outage as an object of its fields.
+
+    >>> from drivers.base import Outage
+    >>> status = StoreStatus(epoch="9f0c2a1b3d4e5f60", size_bytes=4096, backlog={}, kept_local={},
+    ...                      last_ack_ms=None, drops={}, outages={"cam": Outage("no frames", 5)})
+    >>> json.loads(status_json(status))["outages"]
+    {'cam': {'error': 'no frames', 'since_ms': 5}}
+    """
+    return json.dumps(asdict(status), sort_keys=True)
 
 
 def render_status(status: StoreStatus) -> str:

@@ -46,13 +46,16 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 import msgpack
 import zstandard
 
 from common.errors import IocEdgeError
+from drivers.base import Outage
 from sync.wire import STREAMS, Ack, Batch, InvalidRecords, Stream, decode_batch, encode_batch
 
 log = logging.getLogger(__name__)
@@ -60,6 +63,37 @@ log = logging.getLogger(__name__)
 
 class StoreError(IocEdgeError, OSError):
     """The store file cannot be opened or is not an ioc-edge store."""
+
+
+@dataclass(frozen=True)
+class StoreStatus:
+    """What :meth:`Store.status` reports: what ``ioc-edge status`` shows and the metrics export.
+
+    ``epoch``: the store's (16 hex digits); ``backlog``: records waiting for the IOC's ack, per
+    stream; ``kept_local``: records kept on the node only; ``last_ack_ms``: when the IOC's last ack
+    arrived (None: never); ``drops``: records dropped by retention; ``counters``: group -> reason
+    -> count (``reject.gps``...), ``drop`` aside. As of the runtime's last status report:
+    ``failed_drivers``, drivers that could not start, with why; ``outages``, sources delivering
+    nothing, with why and since when; ``facts``, what components told that report (``link``,
+    ``track``).
+
+    Example::
+
+        >>> StoreStatus(epoch="9f0c2a1b3d4e5f60", size_bytes=4096, backlog={"position": 2}, kept_local={},
+        ...             last_ack_ms=None, drops={}).counters
+        {}
+    """
+
+    epoch: str
+    size_bytes: int
+    backlog: Mapping[str, int]
+    kept_local: Mapping[str, int]
+    last_ack_ms: int | None
+    drops: Mapping[str, int]
+    counters: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    failed_drivers: Mapping[str, str] = field(default_factory=dict)
+    outages: Mapping[str, Outage] = field(default_factory=dict)
+    facts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def _is_full(exc: sqlite3.Error) -> bool:
@@ -528,25 +562,32 @@ class Store:
         """Bytes the store occupies on disk, its write-ahead log included."""
         return sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
 
-    def status(self) -> dict:
-        """What ``ioc-edge status`` shows: epoch, backlog to sync, records kept on the node only,
-        last ack, drops, counters, drivers that failed to start, drivers delivering nothing
-        (``outages``: ``{driver: {"error": ..., "since_ms": ...}}`` as of the last status
-        report), what components told that report (``facts``: ``link``, ``track``), size."""
+    def status(self) -> StoreStatus:
+        """The store's :class:`StoreStatus`; ``failed_drivers``, ``outages`` and ``facts`` as the
+        runtime's last status report left them in the metadata (none before the first).
+
+        >>> import tempfile, os
+        >>> store = Store(os.path.join(tempfile.mkdtemp(), "store.db"))
+        >>> store.set_meta("outages", '{"cam": {"error": "no frames", "since_ms": 5}}')
+        >>> status = store.status()
+        >>> status.kept_local, status.last_ack_ms, status.outages
+        ({'reading': 0}, None, {'cam': Outage(error='no frames', since_ms=5)})
+        """
         groups = [r[0] for r in self.conn.execute("SELECT DISTINCT grp FROM counters ORDER BY grp")]
         counts = self.backlog()
-        return {
-            "epoch": self.epoch,
-            "backlog": {k: v for k, v in counts.items() if self.streams[k].synced},
-            "kept_local": {k: v for k, v in counts.items() if not self.streams[k].synced},
-            "last_ack_ms": int(v) if (v := self.meta("last_ack_ms")) else None,
-            "drops": self.drops(),
-            "counters": {g: self.counters(g) for g in groups if g != "drop"},
-            "failed_drivers": json.loads(self.meta("failed_drivers") or "{}"),
-            "outages": json.loads(self.meta("outages") or "{}"),
-            "facts": json.loads(self.meta("facts") or "{}"),
-            "size_bytes": self.size_bytes(),
-        }
+        outages = json.loads(self.meta("outages") or "{}")
+        return StoreStatus(
+            epoch=self.epoch,
+            size_bytes=self.size_bytes(),
+            backlog={k: v for k, v in counts.items() if self.streams[k].synced},
+            kept_local={k: v for k, v in counts.items() if not self.streams[k].synced},
+            last_ack_ms=int(v) if (v := self.meta("last_ack_ms")) else None,
+            drops=self.drops(),
+            counters={g: self.counters(g) for g in groups if g != "drop"},
+            failed_drivers=json.loads(self.meta("failed_drivers") or "{}"),
+            outages={name: Outage(**o) for name, o in outages.items()},
+            facts=json.loads(self.meta("facts") or "{}"),
+        )
 
     def close(self) -> None:
         self.conn.close()

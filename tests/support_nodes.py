@@ -20,7 +20,7 @@ from provisioning.signing import DeviceSigner
 from provisioning.tls import TlsFiles
 from sync.recorder import Recorder
 from sync.records import TimeSource
-from sync.store import Store
+from sync.store import Store, StoreStatus
 
 # Values travel in fixed point (sync.wire): compare each field to its wire resolution.
 TOLERANCE = {"lat": 1e-7, "lon": 1e-7, "speed_kn": 0.01, "course_deg": 0.1, "hdop": 0.01, "alt_m": 0.1}
@@ -116,7 +116,7 @@ def assert_same_positions(stored: list[dict], expected: list[dict]) -> None:
                 assert abs(g - w) <= TOLERANCE[field] / 2 + 1e-9, (field, got, want)
 
 
-def store_status(config: NodeConfig) -> dict:
+def store_status(config: NodeConfig) -> StoreStatus:
     """The status of ``config``'s store: backlog, kept_local, drops, counters."""
     store = open_store(config)
     try:
@@ -128,7 +128,7 @@ def store_status(config: NodeConfig) -> dict:
 def backlog(config: NodeConfig) -> int:
     """How many records of ``config``'s node wait to be sent (status reports aside)."""
     status = store_status(config)
-    waiting = status["backlog"] | status["kept_local"]  # with send_raw, raw readings wait to be sent too
+    waiting = {**status.backlog, **status.kept_local}  # with send_raw, raw readings wait to be sent too
     return sum(v for k, v in waiting.items() if k != "status")
 
 

@@ -197,18 +197,18 @@ def test_store_full_drops_by_priority_keeps_running_and_resumes(
     node = run_node(config)
     stamp = Clock().now()
     node.recorder.append("alarm", [Alarm(*stamp, "river-1", "water_level", 1, 3.2, "flood")] * 5)
-    wait_for(lambda: store_status(config)["backlog"]["position"] == 164, 20, "the positions to be stored")
+    wait_for(lambda: store_status(config).backlog["position"] == 164, 20, "the positions to be stored")
     rng = random.Random(7)
     deadline = time.monotonic() + 60
     # Noisy readings (they compress poorly) until the 1 MiB store is full and drops begin.
-    while not store_status(config)["drops"].get("reading") and time.monotonic() < deadline:
+    while not store_status(config).drops.get("reading") and time.monotonic() < deadline:
         node.recorder.append(
             "reading", [Reading(*stamp, "pm-1", "pm25", rng.random() * 500) for _ in range(5000)]
         )
         time.sleep(0.1)
-    assert store_status(config)["drops"].get("reading"), "the store never filled"
+    assert store_status(config).drops.get("reading"), "the store never filled"
     time.sleep(0.5)
-    kept, drops = store_status(config)["backlog"], store_status(config)["drops"]
+    kept, drops = store_status(config).backlog, store_status(config).drops
     assert kept["alarm"] == 5 and kept["position"] == 164
     assert drops["reading"] > 0 and "position" not in drops and "alarm" not in drops
     assert node.recorder.committed > 0 and node.status._thread.is_alive() and node.recorder._thread.is_alive()
@@ -227,10 +227,10 @@ def test_store_full_drops_by_priority_keeps_running_and_resumes(
         first_alarm = min(r["received_ms"] for r in ioc_db.dump("alarm"))
         assert first_alarm <= min(r["received_ms"] for r in ioc_db.dump("position"))
         # Room was made: new readings are kept again, no new drops.
-        drops, before = store_status(config)["drops"], ioc_db.count("reading")
+        drops, before = store_status(config).drops, ioc_db.count("reading")
         node.recorder.append("reading", [Reading(*stamp, "pm-1", "pm25", 1.0)] * 100)
         wait_for(lambda: ioc_db.count("reading") == before + 100, 30, "the new readings")
-        assert store_status(config)["drops"]["reading"] == drops["reading"]
+        assert store_status(config).drops["reading"] == drops["reading"]
         # The node reported its drops to the IOC in its status records.
         wait_for(
             lambda: any(json.loads(r["body"])["drops"].get("reading") for r in ioc_db.dump("status")),
@@ -288,7 +288,7 @@ def test_garbled_nmea_on_the_wire_is_counted_and_the_valid_fixes_still_arrive(
     assert rejects["bad_checksum"] == 5 and rejects["too_long"] == 5 and rejects["not_ascii"] == 6
     assert rejects["truncated"] + rejects["no_checksum"] + rejects["parse_error"] >= 5
     wait_for(
-        lambda: store_status(config)["counters"].get("reject.gps", {}).get("bad_checksum") == 5, 10, "status"
+        lambda: store_status(config).counters.get("reject.gps", {}).get("bad_checksum") == 5, 10, "status"
     )
     result = CliRunner().invoke(edge_cli, ["status", str(tmp_path / "edge.toml")])
     assert result.exit_code == 0

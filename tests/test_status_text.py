@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 from drivers.base import Outage
-from edge.status import StoreStatus, render_status
-from sync.store import Store
+from edge.status import render_status
+from sync.store import Store, StoreStatus
 
 
 def test_the_status_text_shows_every_section_in_order():
     status = StoreStatus(
-        epoch=7,
+        epoch="7",
         size_bytes=81920,
         backlog={"position": 12, "count": 3},
         kept_local={"reading": 40},
@@ -47,7 +47,7 @@ def test_the_status_text_shows_every_section_in_order():
 def test_a_new_store_reads_as_a_status_with_nothing_to_tell(tmp_path):
     store = Store(tmp_path / "node.db")
     store.set_meta("outages", json.dumps({"cam": {"error": "cannot open camera device 0", "since_ms": 0}}))
-    status = StoreStatus.from_store(store.status())
+    status = store.status()
     store.close()
     assert (status.outages, status.failed_drivers, status.last_ack_ms) == (
         {"cam": Outage("cannot open camera device 0", 0)},

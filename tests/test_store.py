@@ -14,7 +14,7 @@ from helpers import wait_for
 
 from sync.recorder import Recorder
 from sync.records import Alarm, Position, Reading, TimeSource
-from sync.store import Store, StoreError
+from sync.store import Store, StoreError, StoreStatus
 from sync.wire import EPOCH_RE, Ack
 
 T0 = 1_700_000_000_000
@@ -289,9 +289,9 @@ def test_status_shape(fresh_store):
     fresh_store.write({"alarm": alarms(0, 2), "position": positions(0, 3)})
     fresh_store.add_counts("reject.gps", {"checksum": 4})
     status = fresh_store.status()
-    assert status == {
-        "epoch": fresh_store.epoch,
-        "backlog": {
+    assert status == StoreStatus(
+        epoch=fresh_store.epoch,
+        backlog={
             "alarm": 2,
             "position": 3,
             "status": 0,
@@ -303,18 +303,18 @@ def test_status_shape(fresh_store):
             "track_sig": 0,
             "ais": 0,
         },
-        "kept_local": {"reading": 0},
-        "last_ack_ms": None,
-        "drops": {},
-        "counters": {"reject.gps": {"checksum": 4}},
-        "failed_drivers": {},
-        "outages": {},
-        "facts": {},
-        "size_bytes": status["size_bytes"],
-    }
-    assert status["size_bytes"] == fresh_store.size_bytes() > 0
+        kept_local={"reading": 0},
+        last_ack_ms=None,
+        drops={},
+        counters={"reject.gps": {"checksum": 4}},
+        failed_drivers={},
+        outages={},
+        facts={},
+        size_bytes=status.size_bytes,
+    )
+    assert status.size_bytes == fresh_store.size_bytes() > 0
     fresh_store.acknowledge([Ack(fresh_store.epoch, "alarm", 1, 2)])
-    assert fresh_store.status()["last_ack_ms"] == int(fresh_store.meta("last_ack_ms"))
+    assert fresh_store.status().last_ack_ms == int(fresh_store.meta("last_ack_ms"))
 
 
 def test_two_connections_on_one_file_see_each_others_commits(tmp_path):
