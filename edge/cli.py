@@ -19,13 +19,11 @@ from common.errors import IocEdgeError
 from common.logs import setup_logging
 from drivers.base import decode as decode_stream
 from drivers.capture import CaptureStats, CaptureWriter, open_recording, record
-from drivers.nmea import NmeaParser
-from drivers.particulate import FrameParser
-from drivers.pms5003 import Pms5003Parser
-from drivers.sds011 import Sds011Parser
 from drivers.transport import EndOfStream, PtyTransport, ReplayTransport, SerialTransport, Transport
 from edge.config import load_config
 from edge.config_schema import node_config_schema
+from edge.devices import DEVICE_TYPES
+from edge.devices.base import Decoder
 from edge.status import counts_text, render_status, status_json
 from sync.records import Position, Reading, TimeSource
 
@@ -88,75 +86,49 @@ def decode() -> None:
     """
 
 
-@decode.command("nmea")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--speed",
-    type=click.FloatRange(min=0),
-    default=0.0,
-    show_default=True,
-    help="Replay speed; 0 is as fast as possible, 1 is real time at --baudrate.",
-)
-@click.option(
-    "--baudrate", type=click.IntRange(min=1), default=4800, show_default=True, help="Line speed to imitate."
-)
-def decode_nmea(file: Path, speed: float, baudrate: int) -> None:
-    """Replay the NMEA capture FILE through the GPS parser: one JSON Position a line on stdout,
-    then the rejected and ignored sentences by reason on stderr.
+def _decode_command(type_name: str, decoder: Decoder) -> click.Command:
+    """``ioc-edge decode TYPE FILE`` for a device type with a decoder (see ``edge.devices``)."""
 
-    Example: ioc-edge decode nmea ../shared/nmea/ublox-8.log | head
-    """
-    parser = NmeaParser(Clock())
-    try:
-        with ReplayTransport(file, speed=speed, baudrate=baudrate) as transport:
-            for position in decode_stream(parser, transport):
-                click.echo(_position_json(position))
-    except IocEdgeError as exc:
-        raise Failed(str(exc)) from None
-    click.echo(f"rejected: {counts_text(parser.rejects)}", err=True)
-    click.echo(f"ignored: {counts_text(parser.ignored)}", err=True)
+    def command(file: Path, speed: float, baudrate: int | None = None, sensor: str = type_name) -> None:
+        parser = decoder.parser(sensor, Clock())
+        try:
+            if baudrate is not None:
+                transport: Transport = ReplayTransport(file, speed=speed, baudrate=baudrate)
+            else:
+                transport = open_recording(file, speed=speed)
+            with transport:
+                for record in decode_stream(parser, transport):
+                    click.echo(_record_json(record))
+        except IocEdgeError as exc:
+            raise Failed(str(exc)) from None
+        click.echo(f"rejected: {counts_text(parser.rejects)}", err=True)
+        click.echo(f"ignored: {counts_text(parser.ignored)}", err=True)
 
-
-_SPEED_HELP = "Replay speed; 0 is as fast as possible, 1 is as recorded (a raw dump: 9600 baud)."
-
-
-@decode.command("sds011")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--speed", type=click.FloatRange(min=0), default=0.0, show_default=True, help=_SPEED_HELP)
-@click.option("--sensor", default="sds011", show_default=True, help="Sensor name in the readings.")
-def decode_sds011(file: Path, speed: float, sensor: str) -> None:
-    """Decode FILE (a capture from `ioc-edge record`, or a raw byte dump) through the SDS011
-    parser: one JSON Reading a line on stdout, then the rejected and ignored frames by
-    reason on stderr.
-
-    Example: ioc-edge decode sds011 pm-1.cap | head
-    """
-    _decode_frames(Sds011Parser(sensor, Clock()), file, speed)
+    replayed = decoder.baudrate is not None  # a raw log at a line speed, or a capture with its timing
+    as_recorded = "1 is real time at --baudrate." if replayed else "1 is as recorded (a raw dump: 9600 baud)."
+    params: list[click.Parameter] = [
+        click.Argument(["file"], type=click.Path(dir_okay=False, path_type=Path)),
+        click.Option(
+            ["--speed"],
+            type=click.FloatRange(min=0),
+            default=0.0,
+            show_default=True,
+            help=f"Replay speed; 0 is as fast as possible, {as_recorded}",
+        ),
+    ]
+    if replayed:
+        line = click.IntRange(min=1)
+        params.append(click.Option(["--baudrate"], type=line, default=decoder.baudrate, show_default=True,
+                                   help="Line speed to imitate."))  # fmt: skip
+    else:
+        params.append(click.Option(["--sensor"], default=type_name, show_default=True,
+                                   help="Sensor name in the readings."))  # fmt: skip
+    return click.Command(type_name, callback=command, params=params, help=decoder.help)
 
 
-@decode.command("pms5003")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--speed", type=click.FloatRange(min=0), default=0.0, show_default=True, help=_SPEED_HELP)
-@click.option("--sensor", default="pms5003", show_default=True, help="Sensor name in the readings.")
-def decode_pms5003(file: Path, speed: float, sensor: str) -> None:
-    """Decode FILE (a capture from `ioc-edge record`, or a raw byte dump) through the
-    PMS5003/PMS7003 parser: one JSON Reading a line on stdout, then the rejected and
-    ignored frames by reason on stderr.
-
-    Example: ioc-edge decode pms5003 pm-2.cap | head
-    """
-    _decode_frames(Pms5003Parser(sensor, Clock()), file, speed)
-
-
-def _decode_frames(parser: FrameParser, file: Path, speed: float) -> None:
-    try:
-        with open_recording(file, speed=speed) as transport:
-            for reading in decode_stream(parser, transport):
-                click.echo(_reading_json(reading))
-    except IocEdgeError as exc:
-        raise Failed(str(exc)) from None
-    click.echo(f"rejected: {counts_text(parser.rejects)}", err=True)
-    click.echo(f"ignored: {counts_text(parser.ignored)}", err=True)
+for _type, _device in DEVICE_TYPES.items():
+    if _device.decoder is not None:
+        decode.add_command(_decode_command(_type, _device.decoder))
 
 
 @main.command("record")
@@ -196,15 +168,9 @@ def _progress(stats: CaptureStats) -> None:
     click.echo(f"recording: {stats.bytes} bytes, {stats.chunks} chunks, {stats.seconds:.0f} s", err=True)
 
 
-def _position_json(position: Position) -> str:
-    fields = position._asdict()
-    fields["tsrc"] = TimeSource(position.tsrc).name.lower()
-    return json.dumps(fields)
-
-
-def _reading_json(reading: Reading) -> str:
-    fields = reading._asdict()
-    fields["tsrc"] = TimeSource(reading.tsrc).name.lower()
+def _record_json(record: Position | Reading) -> str:
+    fields = record._asdict()
+    fields["tsrc"] = TimeSource(record.tsrc).name.lower()
     return json.dumps(fields)
 
 
@@ -389,7 +355,7 @@ def provision(
 
     Example: ioc-edge provision --device-id vessel-042 --broker-host mqtt.example --signer /media/usb/alice
     """
-    from provisioning.flow import Provisioner, ProvisionOptions
+    from edge.provision import Provisioner, ProvisionOptions
 
     options = ProvisionOptions(
         config_path, device_id, site, broker_host, broker_port, signer, template, state_dir, rotate, days
