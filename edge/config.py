@@ -486,7 +486,7 @@ class NodeConfig(Section):
                     "track: the track log is signed with the node's key, which this node lacks: "
                     "run ioc-edge provision (it writes [uplink.tls]) or set track.enabled = false"
                 )
-            if not any(d.type == "nmea" for d in self.drivers.values()):
+            if not any(DEVICE_TYPES[d.type].gps_time for d in self.drivers.values()):
                 raise ValueError("track: no GPS to log: add a driver with type = 'nmea'")
         return self
 

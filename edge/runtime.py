@@ -25,6 +25,7 @@ from edge.alarms import AlarmEngine, Rule
 from edge.config import NodeConfig
 from edge.devices import DEVICE_TYPES
 from edge.devices.base import BuildContext
+from edge.devices.camera import CameraDriverConfig
 from edge.devices.transport import TransportConfig, open_transport
 from edge.health import PipelineHealth, Watched
 from edge.link import LinkMonitor
@@ -224,10 +225,10 @@ class Node:
 
     def start_processing(self) -> None:
         cfg = self.config
-        rain = [(n, "rain_mm") for n, d in cfg.drivers.items() if d.type == "rain_gauge"]
+        expected = [(n, q) for n, d in cfg.drivers.items() for q in DEVICE_TYPES[d.type].every_interval]
         rejects = {d.name: (lambda d=d: d.rejects) for d in self.drivers}
         self.summarizer = Summarizer(
-            self.recorder.append, self.clock, cfg.summaries.interval_s, cfg.summaries.trim, rain, rejects
+            self.recorder.append, self.clock, cfg.summaries.interval_s, cfg.summaries.trim, expected, rejects
         )
         self._run(self.summarizer)
         if cfg.geofences:
@@ -341,7 +342,11 @@ class Node:
                 cfg.store.max_bytes,
                 self.watched,
                 # the metrics read a camera's pipeline and source figures besides a source's counters
-                cast("list[Camera]", [w.source for w in self.watched if w.type == "camera"]),
+                [
+                    cast("Camera", w.source)
+                    for w, d in zip(self.watched, cfg.drivers.values(), strict=True)
+                    if isinstance(d, CameraDriverConfig)
+                ],  # fmt: skip
                 self.recorder,
                 self.uplink,
             )

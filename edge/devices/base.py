@@ -117,7 +117,9 @@ class DeviceType(Generic[C]):
     ``build(name, cfg, ctx)``: the source of records with its stall rule. ``check(name, cfg,
     ctx)``: its self-test results; ``check_stage`` orders them as a technician fixes things
     (:data:`SERIAL`, :data:`GPS`, :data:`CAMERA`, :data:`GPIO`). ``gps_time(name, cfg, ctx)``:
-    a fix with GPS time, for the clock check, from a device that gives one.
+    a fix with GPS time, for the clock check, from a device that gives one. ``quantities``: what
+    its readings carry (alarms may watch them); ``every_interval``: those summarised every
+    interval even without a reading (a rain gauge that saw no tip reports 0 mm).
     """
 
     config: type[C]
@@ -125,6 +127,7 @@ class DeviceType(Generic[C]):
     check: Callable[[str, C, CheckContext], list[CheckResult]]
     check_stage: int
     quantities: tuple[str, ...] = ()
+    every_interval: tuple[str, ...] = ()
     decoder: Decoder | None = None
     gps_time: Callable[[str, C, CheckContext], Position | None] | None = None
 

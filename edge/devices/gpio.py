@@ -48,7 +48,11 @@ Pin = Annotated[int | str, BeforeValidator(_check_pin)]
 
 
 def gpio_sensor(
-    config: type[Any], driver: str, quantities: tuple[str, ...], quiet_s: Callable[[Any], float | None]
+    config: type[Any],
+    driver: str,
+    quantities: tuple[str, ...],
+    quiet_s: Callable[[Any], float | None],
+    every_interval: tuple[str, ...] = (),
 ) -> DeviceType:
     """The device type of the GPIO sensor class ``driver`` of ``drivers.gpio``.
 
@@ -77,4 +81,4 @@ def gpio_sensor(
         sensor.stop()
         return [CheckResult(f"gpio {name}", PASS, f"{cfg.type} pins readable")]
 
-    return DeviceType(config, build, check, GPIO, quantities)
+    return DeviceType(config, build, check, GPIO, quantities, every_interval)

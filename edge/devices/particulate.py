@@ -87,4 +87,4 @@ def particulate_sensor(
         rejects = counts_text(parser.rejects, ", ")
         return [CheckResult(label, FAIL, f"{read} bytes, no valid frame (rejects: {rejects})", hint)]
 
-    return DeviceType(config, build, check, SERIAL, quantities, Decoder(driver.parser_class, help))
+    return DeviceType(config, build, check, SERIAL, quantities, decoder=Decoder(driver.parser_class, help))

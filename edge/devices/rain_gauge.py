@@ -22,5 +22,7 @@ class RainGaugeDriverConfig(Section):
     pull_up: bool = Field(True, description="Internal pull-up (switch to ground) rather than pull-down.")
 
 
-# It reports only when the bucket tips: never silent.
-DEVICE = gpio_sensor(RainGaugeDriverConfig, "RainGauge", ("rain_mm", "rain_mm_per_h"), lambda cfg: None)
+# It reports only when the bucket tips: never silent, and 0 mm in an interval without a tip.
+DEVICE = gpio_sensor(
+    RainGaugeDriverConfig, "RainGauge", ("rain_mm", "rain_mm_per_h"), lambda cfg: None, ("rain_mm",)
+)
