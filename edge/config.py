@@ -52,12 +52,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Literal, TypeAlias, Union
 
 from pydantic import Field, PrivateAttr, StringConstraints, ValidationInfo, field_validator, model_validator
 
 from common.config import ConfigError, ConfigPath, Section, parse_toml, read_text
 from edge.devices import DEVICE_TYPES
+from edge.devices.base import DriverSection
 
 __all__ = [
     "ConfigError",
@@ -77,10 +78,14 @@ __all__ = [
     "parse_config",
 ]
 
-DriverConfig = Annotated[
-    Union[tuple(device.config for device in DEVICE_TYPES.values())],  # type: ignore[valid-type]  # noqa: UP007
-    Field(discriminator="type"),
-]
+if TYPE_CHECKING:
+    # A union made at run time is no type to a type checker: it sees what every member has.
+    DriverConfig: TypeAlias = DriverSection
+else:
+    DriverConfig = Annotated[
+        Union[tuple(device.config for device in DEVICE_TYPES.values())],  # noqa: UP007
+        Field(discriminator="type"),
+    ]
 """A ``[drivers.NAME]`` table: the config model of its ``type``'s entry in the registry (``edge.devices``)."""
 
 

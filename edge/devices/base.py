@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar, get_args
+from typing import Any, Generic, Protocol, TypeVar, get_args
 
 from pydantic import BaseModel
 
@@ -34,6 +34,7 @@ __all__ = [
     "CheckResult",
     "Decoder",
     "DeviceType",
+    "DriverSection",
     "first_records",
 ]
 
@@ -108,6 +109,13 @@ class Decoder:
     parser: Callable[[str, Clock], Parser]
     help: str
     baudrate: int | None = None
+
+
+class DriverSection(Protocol):
+    """What every ``[drivers.NAME]`` model has: its ``type``, the key of its entry in the registry."""
+
+    @property
+    def type(self) -> str: ...
 
 
 @dataclass(frozen=True)
