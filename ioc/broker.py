@@ -99,7 +99,8 @@ class PrivateBroker:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                raise BrokerError(f"mosquitto exited at start: {self._proc.stderr.read().decode()[-500:]}")
+                _, stderr = self._proc.communicate()
+                raise BrokerError(f"mosquitto exited at start: {stderr.decode()[-500:]}")
             try:
                 socket.create_connection((self.host, self.port), timeout=0.2).close()
                 return

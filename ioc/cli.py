@@ -480,6 +480,7 @@ def user_unlock(name: str | None, address: str | None, url: str) -> None:
             had = limiter.unlock_address(address)
             click.echo(f"unlocked address {address}" if had else f"no failed sign-ins from {address}")
             return
+        assert name is not None, "one of NAME and --address, checked above"
         if not limiter.unlock_user(name) and Users(db).get(name) is None:
             raise Failed(f"no user {name!r}: see `ioc-center user list`")
     except IocEdgeError as exc:

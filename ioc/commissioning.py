@@ -29,7 +29,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from cryptography import x509
 
@@ -139,7 +139,9 @@ class CommissioningCheck:
     def __call__(self, batch: Batch) -> None:
         now = now_ms()  # the batch was stored just now: when it was received
         enrolled = self.enrolled(batch.device) if self.enrolled is not None else None
-        verdicts = [judge(self.checker, batch.device, r, now, enrolled) for r in batch.records]
+        # The receiver calls this with the commissioning stream's batches only: Commissioning records.
+        records = cast(list[Commissioning], batch.records)
+        verdicts = [judge(self.checker, batch.device, r, now, enrolled) for r in records]
         rows = [
             (batch.device, batch.epoch, seq, v.verdict, v.detail, int(v.ca_checked), now)
             for seq, v in zip(batch.seqs, verdicts, strict=True)
@@ -192,8 +194,9 @@ def latest(db: Database, device: str) -> dict[str, Any] | None:
 def _signed_times(report: dict[str, Any] | None, verdict: str, wire: dict[str, int]) -> dict[str, Any]:
     """``signed_ms`` and ``time_mismatch`` of a record (see :func:`latest`); ``wire``: its unsigned
     ``time_ms`` and ``clock_ms``."""
-    signed = {k: (report or {}).get(k) for k in wire}
-    if verdict in (UNSIGNED, UNCHECKED) or not all(type(v) is int for v in signed.values()):
+    given = {k: (report or {}).get(k) for k in wire}
+    signed = {k: v for k, v in given.items() if type(v) is int}
+    if verdict in (UNSIGNED, UNCHECKED) or len(signed) < len(wire):
         return {"signed_ms": None, "time_mismatch": None}
     off = [k for k in wire if abs(wire[k] - signed[k]) > TIME_TOLERANCE_MS]
     mismatch = None

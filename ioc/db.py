@@ -182,7 +182,7 @@ class PostgresEngine(Engine):
                 f"{redact(self.url)} needs psycopg: pip install 'ioc-edge[ioc]' (or psycopg[binary])"
             ) from None
         try:
-            params = conninfo_to_dict(self.url)
+            params: dict[str, Any] = conninfo_to_dict(self.url)  # psycopg.connect's keyword arguments
             params.setdefault("connect_timeout", 10)
             conn = psycopg.connect(autocommit=True, **params)
         except psycopg.Error as exc:
@@ -196,7 +196,7 @@ class PostgresEngine(Engine):
         class NumberLoader(Loader):
             """``numeric`` (what SUM and AVG of integers give) as SQLite gives it: int, else float."""
 
-            def load(self, data: bytes | memoryview) -> int | float:
+            def load(self, data: bytes | bytearray | memoryview) -> int | float:
                 text = bytes(data).decode()
                 try:
                     return int(text)

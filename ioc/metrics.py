@@ -29,7 +29,11 @@ __all__ = ["CenterCollector", "CenterService", "SignInCollector", "database_heal
 log = logging.getLogger(__name__)
 
 
-def _split(stats: Counter[str], prefix: str) -> list[tuple[list[str], int]]:
+_Samples = list[tuple[list[str], int]]
+"""A counter family's samples: each one's label values and its count."""
+
+
+def _split(stats: Counter[str], prefix: str) -> _Samples:
     """``{"records.position": 3}`` -> ``[(["position"], 3)]`` for keys under ``prefix.``."""
     return [([key[len(prefix) + 1 :]], n) for key, n in sorted(stats.items()) if key.startswith(prefix + ".")]
 
@@ -49,7 +53,7 @@ class CenterCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         stats = Counter(self.receiver.stats)  # a copy: paho's thread adds keys meanwhile
-        families = [
+        families: list[tuple[str, str, list[str], _Samples]] = [
             (
                 "ioc_center_batches",
                 "Batches stored and acked by this receiver.",

@@ -94,7 +94,8 @@ class Receiver:
             "track_sig": track,
         }
         self._client.max_inflight_messages_set(100)
-        self._client.reconnect_delay_set(0.5, 15)
+        # paho annotates the delays as int but waits a float's seconds: the first retry after half a second.
+        self._client.reconnect_delay_set(0.5, 15)  # type: ignore[arg-type]
         self._client.on_connect = self._on_connect
         self._client.on_subscribe = self._on_subscribe
         self.subscribed = threading.Event()

@@ -145,6 +145,7 @@ class TrackCheck:
             [device, epoch],
         )
         row = cur.fetchone()
+        assert row is not None, "the row was inserted above, in this transaction"
         chain = _Chain(device, epoch, row[0], bytes(row[1]), row[2], row[3], bytes(row[4]))
         if created:
             cur.execute("SELECT epoch FROM track_chains WHERE device = ? AND epoch <> ?", [device, epoch])

@@ -178,7 +178,10 @@ class SignInLimiter:
         # Refused at once when locked already: a flood of locked attempts costs no write.
         locked = self.db.fetch(_LOCKED, [user_key, address_key, now])
         if locked:
-            return self._refused(username, address, *locked[0].values(), now)
+            first = locked[0]
+            return self._refused(
+                username, address, first["scope"], first["subject"], first["locked_until_ms"], now
+            )
         keys: list[tuple[Scope, str]] = [("user", user_key)]
         if address_key is not None:
             keys.append(("address", address_key))
@@ -195,9 +198,10 @@ class SignInLimiter:
                     [scope, subject, now, stale, stale],
                 )
             cur.execute(_LOCKED, [user_key, address_key, now])
-            locked = cur.fetchone()
-            if locked is not None:
-                return self._refused(username, address, *locked, now)
+            lock = cur.fetchone()
+            if lock is not None:
+                scope, subject, until_ms = lock
+                return self._refused(username, address, scope, subject, until_ms, now)
             locks = []
             for scope, subject in keys:
                 cur.execute(
@@ -208,7 +212,9 @@ class SignInLimiter:
                 cur.execute(
                     "SELECT failures FROM signin_failures WHERE scope = ? AND subject = ?", [scope, subject]
                 )
-                (failures,) = cur.fetchone()
+                row = cur.fetchone()
+                assert row is not None, "the row was inserted above, in this transaction"
+                (failures,) = row
                 delay_s = lock_delay_s(failures, self.thresholds[scope])
                 if delay_s:
                     cur.execute(

@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -32,8 +33,10 @@ class TimeRange:
     start_ms: int | None = None
     end_ms: int | None = None
 
-    def where(self, column: str) -> tuple[list[str], list[int]]:
-        clauses, params = [], []
+    def where(self, column: str) -> tuple[list[str], list[object]]:
+        """The clauses and their parameters; callers add theirs (of any type) to both lists."""
+        clauses: list[str] = []
+        params: list[object] = []
         if self.start_ms is not None:
             clauses.append(f"{column} >= ?")
             params.append(self.start_ms)
@@ -125,7 +128,8 @@ class RecordList:
         )
         return _page(db.fetch(sql, params + more_params + paging_params), page, self.to_item)
 
-    def arrived(self, db: Database, since_ms: int, limit: int) -> list[dict]:
+    # builtins.list: in this class's body, ``list`` is the method above.
+    def arrived(self, db: Database, since_ms: int, limit: int) -> builtins.list[dict]:
         """Rows stored after ``since_ms`` (their ``received_ms``), oldest first, with ``received_ms``."""
         sql = (
             f"SELECT {self.select}, received_ms FROM rec_{self.stream} WHERE received_ms > ? "
