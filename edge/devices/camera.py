@@ -200,7 +200,7 @@ def build(name: str, cfg: CameraDriverConfig, ctx: BuildContext) -> Watched:
     return Watched(camera, cfg.type, 0.0, camera.finite)
 
 
-def check_camera(name: str, cfg: Any, seconds: float) -> tuple[CheckResult, Any]:
+def check_camera(name: str, cfg: CameraDriverConfig, seconds: float) -> tuple[CheckResult, Any]:
     """The camera delivers a frame within ``seconds``: the result, and the frame's image (or None)."""
     from drivers.camera import CameraError
 
@@ -221,7 +221,7 @@ def check_camera(name: str, cfg: Any, seconds: float) -> tuple[CheckResult, Any]
     return CheckResult(label, FAIL, f"no frame from {camera.name} in {seconds:g} s", hint), None
 
 
-def check_model(name: str, cfg: Any, image: Any, budget_s: float) -> CheckResult:
+def check_model(name: str, cfg: CameraDriverConfig, image: Any, budget_s: float) -> CheckResult:
     """The camera's model loads and detects on one frame within ``budget_s`` (load included)."""
     from inference.detector import ModelError
 
