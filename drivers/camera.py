@@ -230,7 +230,8 @@ class CameraSource:
         return True
 
     def _open(self) -> Any:
-        if self.kind == "file" and not Path(self._target).exists():
+        # a file's target is its path, a str (_classify); only a device's is an int
+        if self.kind == "file" and not Path(str(self._target)).exists():
             raise CameraError(
                 f"video file {self.name} not found: check the camera's source in the config", errno.ENOENT
             )

@@ -43,7 +43,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 from urllib.parse import quote, unquote
 
 from drivers.transport import FAST_CHUNK, EndOfStream, ReplayTransport, Transport, TransportError
@@ -114,7 +114,7 @@ def is_capture(path: str | os.PathLike[str]) -> bool:
         return False
 
 
-def _open(path: Path, mode: str, what: str) -> BinaryIO:
+def _open(path: Path, mode: Literal["rb", "xb"], what: str) -> BinaryIO:
     try:
         return open(path, mode)  # noqa: SIM115 - the caller closes it
     except FileNotFoundError:

@@ -35,6 +35,8 @@ class ExactEchoPin(MockPin):
     pulse, so the distance gpiozero computes is exact.
     """
 
+    _last_change: float  # MockPin's tick of the last edge (gpiozero ships no types to say so)
+
     def __init__(self, factory, info, distance_m: float = 1.0) -> None:
         super().__init__(factory, info)
         self.distance_m = distance_m

@@ -57,6 +57,16 @@ class _Fix:
 
     __slots__ = ("tod", "day", "lat", "lon", "speed", "course", "quality", "sats", "hdop", "alt")
 
+    day: int | None
+    lat: float | None
+    lon: float | None
+    speed: float | None
+    course: float | None
+    quality: int | None
+    sats: int | None
+    hdop: float | None
+    alt: float | None
+
     def __init__(self, tod: int) -> None:
         self.tod = tod
         self.day = self.lat = self.lon = self.speed = self.course = None
@@ -199,16 +209,18 @@ class NmeaParser:
         for line in lines:
             line = line.strip()
             if head is not None:
-                line, head = self._resync(line, head), None
-                if line is None:
+                found, head = self._resync(line, head), None
+                if found is None:
                     continue
+                line = found
             elif not line:
                 self.sentences -= 1  # blank lines (CR LF LF) are not sentences
                 continue
             elif line.rfind(b"$") or len(line) > MAX_LINE:  # rfind is 0 for a normal "$..." line
-                line = self._resync(line, None)
-                if line is None:
+                found = self._resync(line, None)
+                if found is None:
                     continue
+                line = found
             if not line.isascii():
                 rejects["not_ascii"] += 1
                 continue
@@ -372,7 +384,7 @@ class NmeaParser:
         return fix
 
     def _emit(self, fix: _Fix, out: list[Position]) -> None:
-        if fix.lat is None:  # no sentence of this fix had a valid fix (counted as no_fix)
+        if fix.lat is None or fix.lon is None:  # no sentence of this fix had a valid fix (counted as no_fix)
             return
         day = fix.day
         if day is None and self._last_day is not None:

@@ -155,7 +155,7 @@ class Pms5003Parser(FrameParser):
             self.ignored[_REPLIES.get(frame[4], "reply_other")] += 1
             return 0
         values = parse_frame(frame)
-        stamp = tuple(self.clock.now())
+        stamp = self.clock.now()
         out.append(self.reading(stamp, "pm1", float(values.pm1)))
         out.append(self.reading(stamp, "pm25", float(values.pm25)))
         out.append(self.reading(stamp, "pm10", float(values.pm10)))

@@ -144,7 +144,7 @@ class Sds011Parser(FrameParser):
         if frame[1] == REPLY:
             self.ignored[_REPLIES.get(frame[2], "reply_other")] += 1
             return 0
-        stamp = tuple(self.clock.now())
+        stamp = self.clock.now()
         out.append(self.reading(stamp, "pm25", (frame[2] | frame[3] << 8) / 10))
         out.append(self.reading(stamp, "pm10", (frame[4] | frame[5] << 8) / 10))
         return 1

@@ -247,16 +247,9 @@ class FramePipeline:
         self, rule: EventRule, label: str, track_id: int, score: float, box: Box, message: str, jpeg: bytes
     ) -> Event:
         self.stats["events"] += 1
+        x1, y1, x2, y2 = (int(v) for v in box)
         return Event(
-            *self.clock.now(),
-            self.name,
-            rule.name,
-            label,
-            track_id,
-            score,
-            *(int(v) for v in box),
-            message,
-            jpeg,
+            *self.clock.now(), self.name, rule.name, label, track_id, score, x1, y1, x2, y2, message, jpeg
         )
 
 

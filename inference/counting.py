@@ -334,8 +334,8 @@ class ZoneWatcher:
         for zone in self.zones:
             inside = self._inside[zone.name]
             for track_id in sorted(inside.keys() - present):
-                occupant = inside.pop(track_id)
-                events.append(ZoneEvent(zone.name, track_id, occupant.label, occupant.group, "leave", frame))
+                gone = inside.pop(track_id)
+                events.append(ZoneEvent(zone.name, track_id, gone.label, gone.group, "leave", frame))
             for track in tracks:
                 if track.missed:
                     continue

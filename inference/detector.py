@@ -290,7 +290,14 @@ class Detector:
             np.clip(corners[:, 0::2], 0, frame_shape[1], out=corners[:, 0::2])
             np.clip(corners[:, 1::2], 0, frame_shape[0], out=corners[:, 1::2])
         xywh = np.concatenate((corners[:, :2], corners[:, 2:] - corners[:, :2]), axis=1)
-        picked = cv2.dnn.NMSBoxesBatched(xywh, scores, class_ids.astype(np.int32), threshold, self.nms_iou)
+        # OpenCV's stub asks for a sequence of boxes; the binding takes the N x 4 array as it is
+        picked = cv2.dnn.NMSBoxesBatched(
+            xywh,  # type: ignore[arg-type]
+            scores,
+            class_ids.astype(np.int32),
+            threshold,
+            self.nms_iou,
+        )
         return [
             Detection(
                 self.labels[class_ids[i]],

@@ -129,6 +129,7 @@ class MotionGate:
         Largest first; the whole frame after a first frame, empty when the frame did not move.
         """
         if self._regions is None:
+            assert self._mask is not None, "moved() keeps the mask whenever it leaves the regions to work out"
             self._regions = self._find_regions(self._mask)
         return self._regions
 

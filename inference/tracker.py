@@ -26,7 +26,9 @@ __all__ = ["Tracker", "greedy_match", "iou_matrix"]
 _VELOCITY_SMOOTHING = 0.5
 
 
-def iou_matrix(a: Sequence[Box] | np.ndarray, b: Sequence[Box] | np.ndarray) -> np.ndarray:
+def iou_matrix(
+    a: Sequence[Box | np.ndarray] | np.ndarray, b: Sequence[Box | np.ndarray] | np.ndarray
+) -> np.ndarray:
     """Intersection over union of every box of ``a`` with every box of ``b``, shape ``(len(a), len(b))``.
 
     >>> iou_matrix([(0, 0, 10, 10)], [(0, 0, 10, 10), (5, 0, 15, 10), (20, 20, 30, 30)]).round(3).tolist()
