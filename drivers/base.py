@@ -228,7 +228,10 @@ class Driver(SourceComponent):
 
 
 class Parser(Protocol):
-    """What :func:`decode` needs of a pure parser: bytes in, records out, and a last word."""
+    """A pure parser: bytes in, records out, a last word, and what it rejected and ignored, by reason."""
+
+    rejects: Counter[str]
+    ignored: Counter[str]
 
     def feed(self, data: bytes) -> list[Any]: ...
 

@@ -68,6 +68,7 @@ def step(rule: Rule, state: RuleState, value: float | None) -> str | None:
     if rule.above is not None:
         trip, back = value > rule.above, value < rule.above - rule.hysteresis
     else:
+        assert rule.below is not None, "a rule has exactly one of above/below (edge.config checks it)"
         trip, back = value < rule.below, value > rule.below + rule.hysteresis
     if not state.raised and trip:
         state.raised = True

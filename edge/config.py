@@ -284,7 +284,7 @@ class GeofenceConfig(Section):
             raise ValueError("set exactly one of 'polygon' and 'geojson'")
         from edge.geofence import depth_m, load_geojson
 
-        self._area = [[self.polygon]] if self.polygon is not None else load_geojson(self.geojson)
+        self._area = load_geojson(self.geojson) if self.geojson is not None else [[self.polygon]]
         depth = depth_m(self._area)
         if self.hysteresis_m >= depth:
             never = "cleared" if self.kind == "permitted" else "raised"

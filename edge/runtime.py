@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from common.clock import Clock
 from common.component import Component
@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
 
+T = TypeVar("T")
+
 
 def store_path(config: NodeConfig) -> Path:
     """Where the node's store lives: ``store.path`` under ``node.state_dir`` unless absolute."""
@@ -56,6 +58,12 @@ def store_path(config: NodeConfig) -> Path:
 def open_store(config: NodeConfig) -> Store:
     """A new connection to the node's store, with its size cap."""
     return Store(store_path(config), max_bytes=config.store.max_bytes, synchronous=config.store.synchronous)
+
+
+def _reader(source: RecordSource, read: Callable[[RecordSource], T]) -> Callable[[], T]:
+    """``read(source)`` each time it is called: binds each source of a loop to its own reader (the
+    ``lambda d=d:`` idiom does too, but mypy cannot type a lambda's default argument)."""
+    return lambda: read(source)
 
 
 class StatusReporter(Component):
@@ -195,9 +203,9 @@ class Node:
             # Imported here: the thinning's numpy (~12 MB resident) is for nodes with a link profile.
             from edge.thinning import LiveTrack
 
-            self.link = LinkMonitor(self.config.link)
-            self._run(self.link)
-            self.live = LiveTrack(lambda: self.link.profile, self.recorder.append)
+            link = self.link = LinkMonitor(self.config.link)
+            self._run(link)
+            self.live = LiveTrack(lambda: link.profile, self._recorder().append)
             self._run(self.live)
 
     def start_uplink(self) -> None:
@@ -226,9 +234,10 @@ class Node:
     def start_processing(self) -> None:
         cfg = self.config
         expected = [(n, q) for n, d in cfg.drivers.items() for q in DEVICE_TYPES[d.type].every_interval]
-        rejects = {d.name: (lambda d=d: d.rejects) for d in self.drivers}
+        recorder = self._recorder()
+        rejects = {d.name: _reader(d, lambda s: s.rejects) for d in self.drivers}
         self.summarizer = Summarizer(
-            self.recorder.append, self.clock, cfg.summaries.interval_s, cfg.summaries.trim, expected, rejects
+            recorder.append, self.clock, cfg.summaries.interval_s, cfg.summaries.trim, expected, rejects
         )
         self._run(self.summarizer)
         if cfg.geofences:
@@ -236,9 +245,9 @@ class Node:
             from edge.geofence import monitor_for
 
             with contextlib.closing(open_store(cfg)) as store:
-                self.geofences = monitor_for(cfg.geofences, self.recorder, store)
+                self.geofences = monitor_for(cfg.geofences, recorder, store)
         rules = [Rule(name, **rule.model_dump()) for name, rule in cfg.alarms.items()]
-        self.alarms = AlarmEngine(rules, self.recorder.append, self.clock)
+        self.alarms = AlarmEngine(rules, recorder.append, self.clock)
         self._run(self.alarms)
         self.start_track()
 
@@ -259,10 +268,12 @@ class Node:
                     cfg.retention_months,
                 )
 
-            signer = DeviceSigner.load(self.config.uplink.tls)
+            tls = self.config.uplink.tls
+            assert tls is not None, "the config refuses an enabled track log without [uplink.tls]"
+            signer = DeviceSigner.load(tls)
             self.track = TrackLog(
                 lambda: open_store(self.config),
-                self.recorder.append,
+                self._recorder().append,
                 signer,
                 self.clock,
                 cfg.heartbeat_s,
@@ -274,17 +285,20 @@ class Node:
     def route(self, stream: str, records: list) -> None:
         """The drivers' sink: everything to the store; readings also to the summaries and the alarms,
         positions to the geofences."""
+        recorder, summarizer, alarms = self.recorder, self.summarizer, self.alarms
+        # start() starts the drivers, the only callers, after the stages they feed
+        assert recorder is not None and summarizer is not None and alarms is not None, "a driver ran early"
         if stream == "position" and self.track is not None:
             self.track.add(records)
         if stream == "position" and self.live is not None:
             self.live.add(records)  # the live stream, thinned for the link: the live track stores it
         else:
-            self.recorder.append(stream, records)
+            recorder.append(stream, records)
         if stream == "position" and self.geofences is not None:
             self.geofences.feed(records)
         if stream == "reading":
-            self.summarizer.add(records)
-            self.alarms.feed(records)
+            summarizer.add(records)
+            alarms.feed(records)
 
     def start_drivers(self) -> None:
         for driver in self.drivers:
@@ -301,24 +315,24 @@ class Node:
         sources: dict[str, Callable[[], Counter[str]]] = {}
         for d in self.drivers:
             # empty counters add nothing to the status (a GPIO sensor has no transport to lose)
-            sources[f"reject.{d.name}"] = lambda d=d: d.rejects
-            sources[f"ignored.{d.name}"] = lambda d=d: d.ignored
-            sources[f"health.{d.name}"] = lambda d=d: d.health
-            sources[f"passed.{d.name}"] = lambda d=d: d.passed
-        if self.geofences is not None:
-            sources["geofence"] = lambda: self.geofences.counts
-        if self.uplink:
-            sources["uplink"] = lambda: self.uplink.stats
-        if self.live:
-            sources["live_track"] = lambda: self.live.stats
+            sources[f"reject.{d.name}"] = _reader(d, lambda s: s.rejects)
+            sources[f"ignored.{d.name}"] = _reader(d, lambda s: s.ignored)
+            sources[f"health.{d.name}"] = _reader(d, lambda s: s.health)
+            sources[f"passed.{d.name}"] = _reader(d, lambda s: s.passed)
+        if (geofences := self.geofences) is not None:
+            sources["geofence"] = lambda: geofences.counts
+        if uplink := self.uplink:
+            sources["uplink"] = lambda: uplink.stats
+        if live := self.live:
+            sources["live_track"] = lambda: live.stats
         self.status = StatusReporter(
             open_store(self.config),
-            self.recorder,
+            self._recorder(),
             sources,
             self.clock,
             self.config.store.status_interval_s,
             self.failed,
-            {d.name: (lambda d=d: d.outage) for d in self.drivers},
+            {d.name: _reader(d, lambda s: s.outage) for d in self.drivers},
             {name: c.describe for name, c in (("link", self.link), ("track", self.track)) if c is not None},
         )
         self._run(self.status)
@@ -355,6 +369,11 @@ class Node:
             )
             self._run(self.metrics)
         self._run(ServiceWatchdog(SdNotify(), self.health.check))
+
+    def _recorder(self) -> Recorder:
+        # start_recorder() runs first in start(): every later stage records through it
+        assert self.recorder is not None, "a stage started before the recorder"
+        return self.recorder
 
     def _run(self, component) -> None:
         component.start()

@@ -36,7 +36,8 @@ DERIVED = {"rain_mm": "rain_mm_per_h", "water_level_m": "water_rise_m_per_h"}
 
 
 class Stats(NamedTuple):
-    count: int
+    # Hides tuple.count, which nothing calls on Stats; the name is the Summary column it fills.
+    count: int  # type: ignore[assignment]
     mean: float | None
     min: float | None
     max: float | None
@@ -100,9 +101,9 @@ def summarize(
         rows.append(
             Summary(start_ms, tsrc, clock_ms, sensor, derived, interval_s, 1, rate, rate, rate, rate, rate, 0)
         )
-    elif derived == "water_rise_m_per_h" and (rate := slope_per_hour(points)) is not None:
+    elif derived == "water_rise_m_per_h" and (rise := slope_per_hour(points)) is not None:
         rows.append(
-            Summary(start_ms, tsrc, clock_ms, sensor, derived, interval_s, 1, rate, rate, rate, rate, rate, 0)
+            Summary(start_ms, tsrc, clock_ms, sensor, derived, interval_s, 1, rise, rise, rise, rise, rise, 0)
         )
     return rows
 

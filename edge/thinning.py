@@ -93,7 +93,7 @@ class TrackThinner:
         if self._window and (
             len(self._window) == self.max_window
             or point.ts_ms - self._anchor.ts_ms > self.max_interval_s * 1000
-            or not self._fits(point)
+            or not self._fits(self._anchor, point)
         ):
             kept.append(self._advance())
         self._lat[len(self._window)] = point.lat
@@ -117,9 +117,9 @@ class TrackThinner:
         self._window.clear()
         return self._anchor
 
-    def _fits(self, point: Position) -> bool:
-        """Whether every point of the window lies within the tolerance of segment anchor -> ``point``."""
-        anchor, n = self._anchor, len(self._window)
+    def _fits(self, anchor: Position, point: Position) -> bool:
+        """Whether every point of the window lies within the tolerance of segment ``anchor`` -> ``point``."""
+        n = len(self._window)
         k = METRES_PER_DEGREE * math.cos(math.radians(anchor.lat))
         # Longitude differences wrapped to [-180, 180): a track across the antimeridian stays short.
         x = ((self._lon[:n] - anchor.lon + 180) % 360 - 180) * k

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -53,7 +54,12 @@ class TrackExportError(IocEdgeError, ValueError):
     """Nothing in the archive can be exported for the range asked, with why."""
 
 
-_QUALITY = [c for c in TRACK.columns if c.name in ("speed_kn", "course_deg", "fix", "sats", "hdop")]
+# The wire's (lo, hi) of each quality figure, in the track's column order; a side without a bound is infinite.
+_QUALITY = [
+    (-math.inf if c.lo is None else c.lo, math.inf if c.hi is None else c.hi)
+    for c in TRACK.columns
+    if c.name in ("speed_kn", "course_deg", "fix", "sats", "hdop")
+]
 
 
 def _fit(p: Position) -> list:
@@ -61,7 +67,8 @@ def _fit(p: Position) -> list:
     a record the IOC would refuse could never be sent, and the chain would have a hole there."""
     values = (p.speed_kn, p.course_deg, p.fix, p.sats, p.hdop)
     return [
-        None if v is not None and not c.lo <= v <= c.hi else v for c, v in zip(_QUALITY, values, strict=True)
+        None if v is not None and not lo <= v <= hi else v
+        for (lo, hi), v in zip(_QUALITY, values, strict=True)
     ]
 
 
@@ -132,27 +139,34 @@ class TrackLog(Component):
         )
         super().start()
 
+    def _resumed(self) -> ChainHead:
+        # start() resumes the chain before the node routes a position, reports or stops the log.
+        assert self.head is not None, "the track log is used before start()"
+        return self.head
+
     def add(self, positions: list[Position]) -> None:
         """Chain ``positions`` (fixes from the GPS driver) and hand them to the recorder."""
         with self._lock:
+            next_idx = self._resumed().next_idx
             points = [
-                TrackPoint(p.ts_ms, p.tsrc, p.clock_ms, self.head.next_idx + i, p.lat, p.lon, *_fit(p))
+                TrackPoint(p.ts_ms, p.tsrc, p.clock_ms, next_idx + i, p.lat, p.lon, *_fit(p))
                 for i, p in enumerate(positions)
             ]
             self._chain(points)
 
     def _chain(self, points: list[TrackPoint]) -> None:
         if points:
-            self.head.append(points)
+            self._resumed().append(points)
             self._append("track", points)
             self._last_record = self._monotonic()
 
     def describe(self) -> dict:
         """For the status report: the chain, how far it is chained and signed, this run's heartbeats."""
         with self._lock:
+            head = self._resumed()
             return {
-                "chain": self.head.chain,
-                "records": self.head.next_idx,
+                "chain": head.chain,
+                "records": head.next_idx,
                 "signed_to": self._signed_idx,
                 "signatures": self.signatures,
                 "heartbeats": self.heartbeats,
@@ -161,26 +175,29 @@ class TrackLog(Component):
     def heartbeat(self) -> None:
         """Chain a "no fix" record stamped now."""
         with self._lock:
-            self._chain([TrackPoint(*self.clock.now(), self.head.next_idx, None, None)])
+            self._chain([TrackPoint(*self.clock.now(), self._resumed().next_idx, None, None)])
             self.heartbeats += 1
 
     def sign(self) -> None:
         """Sign the chain's head, unless it is signed already."""
         with self._lock:
-            idx = self.head.next_idx - 1
+            head = self._resumed()
+            idx = head.next_idx - 1
             if idx <= self._signed_idx:
                 return
             now = self._monotonic()
             pem = self.signer.chain_pem if now - self._last_pem >= PEM_EVERY_S else b""
             stamp = self.clock.now()
-            message = sig_message(self.head.device, self.head.chain, idx, self.head.hash, stamp.clock_ms)
-            sig = TrackSig(*stamp, idx, self.head.hash, self.signer.sign(message), pem)
+            message = sig_message(head.device, head.chain, idx, head.hash, stamp.clock_ms)
+            sig = TrackSig(*stamp, idx, head.hash, self.signer.sign(message), pem)
             self._append("track_sig", [sig])
             self._signed_idx, self._last_sign = idx, now
             self._last_pem = now if pem else self._last_pem
             self.signatures += 1
 
     def _run(self) -> None:
+        store = self._store
+        assert store is not None, "start() opens the store before the thread runs"
         tick = min(1.0, self.heartbeat_s / 4, self.sign_every_s / 4)
         while not self._stop.wait(tick):
             now = self._monotonic()
@@ -191,8 +208,8 @@ class TrackLog(Component):
             if now - self._last_prune >= PRUNE_EVERY_S:
                 self._last_prune = now
                 for stream in ("track", "track_sig"):
-                    self._store.prune_archive(stream, self.retention_s, self.clock.now().clock_ms)
-                    self._store.compact_archive(stream)
+                    store.prune_archive(stream, self.retention_s, self.clock.now().clock_ms)
+                    store.compact_archive(stream)
 
     def _after_stop(self) -> None:
         self.sign()
@@ -224,6 +241,7 @@ def _locate(store: Store, from_ms: int, to_ms: int) -> tuple[int, int, int]:
                 hi = r.idx if hi is None else max(hi, r.idx)
     if lo is None:
         raise TrackExportError(f"no track records between {_iso(from_ms)} and {_iso(to_ms)} in the archive")
+    assert hi is not None and seq_lo is not None, "set with lo"
     return lo, hi, seq_lo
 
 

@@ -153,7 +153,8 @@ SERIAL, GPS, CAMERA, GPIO = 1, 2, 3, 4
 def first_records(transport: Transport, parser: Parser, seconds: float) -> tuple[int, list[Any]]:
     """Feed ``parser`` from ``transport`` until it makes records or ``seconds`` pass: (bytes, records)."""
     deadline = time.monotonic() + seconds
-    read, records = 0, []
+    read = 0
+    records: list[Any] = []
     while not records and (left := deadline - time.monotonic()) > 0:
         try:
             data = transport.read(min(left, 0.2))
