@@ -424,4 +424,3 @@ def _serial_error(port: str, exc: Exception) -> TransportError:
     else:
         text = f"cannot open serial port {port}: {exc}"
     return TransportError(text, code or errno.EIO)
-
