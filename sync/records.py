@@ -203,3 +203,23 @@ class Ais(NamedTuple):
     tsrc: int
     clock_ms: int
     sentence: str
+
+
+class CommandResult(NamedTuple):
+    """A node's answer to a command from the centre (``sync.commands``), on the alarm lane.
+
+    ``command_seq`` is the command's seq; its epoch is the batch's (the node store's epoch, the one
+    it was signed for). Not named ``seq``: every stream's table at the centre has a ``seq`` of its
+    own, the record's. ``state`` is one of ``sync.commands.RESULT_STATES``: ``delivered`` (verified and
+    accepted, about to run), ``applied`` or ``refused``. ``reason`` is a short snake_case reason
+    when refused (``expired``, ``unknown_kind``, ``failed``, ``interrupted``, ...), else empty;
+    ``details`` JSON text: the kind's result (e.g. ``{"version": ...}``) or the refusal's message.
+    """
+
+    ts_ms: int
+    tsrc: int
+    clock_ms: int
+    command_seq: int
+    state: str
+    reason: str
+    details: str

@@ -7,6 +7,7 @@ Topics (``prefix`` is ``ioc/v1`` by default)::
 
     {prefix}/{device}/up/{stream}   edge -> IOC   a batch of records (QoS 1)
     {prefix}/{device}/ack           IOC -> edge   an end-to-end ack, sent after the IOC's commit
+    {prefix}/{device}/cmd           IOC -> edge   a signed command (its format: ``sync.commands``)
 
 A batch is one stream's records in column order, columnar: each column is
 turned into integers (fixed point for decimals), delta-encoded (twice for
@@ -45,6 +46,7 @@ from common.errors import IocEdgeError
 from sync.records import (
     Ais,
     Alarm,
+    CommandResult,
     Commissioning,
     Count,
     Event,
@@ -295,9 +297,36 @@ TRACK_SIG = Stream(
 # AIS traffic heard by a vessel's receiver, passed on raw and rate-capped (drivers.ais): the least urgent.
 AIS = Stream("ais", Ais, 5, _STAMP + (Column("sentence", "text"),))
 
+# A node's answers to the centre's commands (sync.commands): the alarm lane, ahead of any backlog.
+COMMAND_RESULT = Stream(
+    "command_result",
+    CommandResult,
+    0,
+    _STAMP
+    + (
+        Column("command_seq", lo=1),
+        Column("state", "text"),
+        Column("reason", "text"),
+        Column("details", "text"),
+    ),
+)
+
 STREAMS: dict[str, Stream] = {
     s.name: s
-    for s in (ALARM, POSITION, STATUS, SUMMARY, COUNT, EVENT, READING, COMMISSIONING, TRACK, TRACK_SIG, AIS)
+    for s in (
+        ALARM,
+        POSITION,
+        STATUS,
+        SUMMARY,
+        COUNT,
+        EVENT,
+        READING,
+        COMMISSIONING,
+        TRACK,
+        TRACK_SIG,
+        AIS,
+        COMMAND_RESULT,
+    )
 }
 
 
