@@ -16,6 +16,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from ioc.admission import Admitted, Bounds, Limits, OverQuota
+from ioc.commands import CommandQueue
 from ioc.commissioning import CommissioningCheck
 from ioc.db import Database
 from ioc.enrolment import CachedRegister, Register
@@ -37,7 +38,9 @@ class Receiver:
     under its reason (``Database.rejects``) and dropped; it never stops the
     receiver or other devices' traffic. With ``tls`` (the identity ``ioc-center broker-config``
     wrote: :meth:`TlsFiles.receiver`) it connects to the broker's centre listener over mutual TLS.
-    ``checks`` run on each stored batch of their stream before the ack (signed records' verdicts);
+    ``checks`` run on each stored batch of their stream before the ack (signed records' verdicts,
+    the commands' results: :meth:`ioc.commands.CommandQueue.results`; idempotent, since a batch
+    whose check failed is not acked and comes again);
     commissioning records and track chains (``ioc.track``) are judged against ``tls.ca``, the device
     CA (without ``tls``: the chain alone), and with ``crls`` a signature made or received after its
     certificate's revocation is bad. With ``register`` (``ioc.enrolment``), a batch of a device
@@ -92,6 +95,8 @@ class Receiver:
             "commissioning": CommissioningCheck(db, device_ca, crls=crls, enrolled=enrolled),
             "track": track,
             "track_sig": track,
+            # The nodes' answers move their commands on (ioc.commands); stored first, so nothing is lost.
+            "command_result": CommandQueue(db).results,
         }
         self._client.max_inflight_messages_set(100)
         # paho annotates the delays as int but waits a float's seconds: the first retry after half a second.

@@ -191,6 +191,34 @@ def _enrolment(d: Dialect) -> list[str]:
     ]
 
 
+def _commands(d: Dialect) -> list[str]:
+    """Commands to the nodes (``ioc.commands``), the dispatcher's lease, and the nodes' results.
+
+    ``commands``: one row per command, keyed on (device, seq): what was issued, by whom, until when,
+    and where it stands (``state``: queued, sent, delivered, applied, refused, expired; ``reason``
+    and ``details`` from the node's result). ``epoch`` is the store epoch the command was last
+    signed for (none until first sent): a result of another epoch is not its answer.
+    ``sent_count``, ``next_try_ms`` and ``last_sent_ms`` pace the dispatcher's retries.
+    ``leases``: who may act alone (the one dispatcher among several receivers) and until when.
+    """
+    return (
+        stream_tables(d, ("command_result",))
+        + stream_indexes(("command_result",))
+        + [
+            f"CREATE TABLE IF NOT EXISTS commands (device {d.text} NOT NULL, seq {d.int} NOT NULL, "
+            f"kind {d.text} NOT NULL, body {d.text} NOT NULL, issuer {d.text} NOT NULL, "
+            f"issued_ms {d.int} NOT NULL, expires_ms {d.int} NOT NULL, state {d.text} NOT NULL, "
+            f"reason {d.text} NOT NULL, details {d.text} NOT NULL, epoch {d.text}, "
+            f"sent_count {d.int} NOT NULL, next_try_ms {d.int} NOT NULL, last_sent_ms {d.int}, "
+            f"result_ms {d.int}, PRIMARY KEY (device, seq))",
+            # The dispatcher's every tick: what is waiting and due.
+            "CREATE INDEX IF NOT EXISTS commands_due ON commands (state, next_try_ms)",
+            f"CREATE TABLE IF NOT EXISTS leases (name {d.text} PRIMARY KEY, holder {d.text} NOT NULL, "
+            f"until_ms {d.int} NOT NULL)",
+        ]
+    )
+
+
 Migration = Callable[[Dialect], list[str]]
 
 MIGRATIONS: list[tuple[int, str, Migration]] = [
@@ -202,5 +230,6 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (6, "ais", _ais),
     (7, "signin_failures", _signin_failures),
     (8, "enrolment", _enrolment),
+    (9, "commands", _commands),
 ]
 """(version, name, statements): append only, versions increasing."""
