@@ -92,4 +92,9 @@ def render_status(status: StoreStatus) -> str:
             f"{track['signed_to']}; this run {track['signatures']} signatures, "
             f"{track['heartbeats']} no-fix heartbeats"
         )
+    lines += [
+        f"command {c.seq} {c.kind}: {c.state}{f' ({c.reason})' if c.reason else ''}, "
+        f"received {utc_text(c.received_ms)}"
+        for c in status.commands
+    ]
     return "\n".join(lines)

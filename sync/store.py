@@ -23,6 +23,9 @@ A stream with ``archive`` (the track log) is also written to ``a_<stream>`` in t
 transaction. Acks, discards and making room never touch the archive; only
 :meth:`Store.prune_archive` does, by age. ``ioc-edge track export`` reads it.
 
+Table ``commands`` is the node's own record of the centre's commands it took (``edge.commands``):
+a command's state changes in the same transaction as the result record it sends.
+
 Example::
 
     >>> import tempfile, os
@@ -66,6 +69,37 @@ class StoreError(IocEdgeError, OSError):
 
 
 @dataclass(frozen=True)
+class StoredCommand:
+    """A command from the centre as the node's store keeps it: what the node did with it.
+
+    ``state`` is ``delivered`` from the moment the node took it to run (``Store.begin_command``)
+    until it is finished (``Store.finish_command``) as ``applied`` or ``refused`` with a ``reason``;
+    ``details`` is the result's JSON text. Kept across restarts, so a command is never run twice.
+
+    Example::
+
+        >>> StoredCommand(3, "9f0c2a1b3d4e5f60", "ping", "delivered", "", "", 1700000000000).finished
+        False
+    """
+
+    seq: int
+    epoch: str
+    kind: str
+    state: str
+    reason: str
+    details: str
+    received_ms: int
+
+    @property
+    def finished(self) -> bool:
+        return self.state != "delivered"
+
+
+RECENT_COMMANDS = 5
+"""How many of the latest commands the store's status lists."""
+
+
+@dataclass(frozen=True)
 class StoreStatus:
     """What :meth:`Store.status` reports: what ``ioc-edge status`` shows and the metrics export.
 
@@ -75,7 +109,7 @@ class StoreStatus:
     -> count (``reject.gps``...), ``drop`` aside. As of the runtime's last status report:
     ``failed_drivers``, drivers that could not start, with why; ``outages``, sources delivering
     nothing, with why and since when; ``facts``, what components told that report (``link``,
-    ``track``).
+    ``track``). ``commands``: the centre's latest commands and what became of them.
 
     Example::
 
@@ -94,6 +128,10 @@ class StoreStatus:
     failed_drivers: Mapping[str, str] = field(default_factory=dict)
     outages: Mapping[str, Outage] = field(default_factory=dict)
     facts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    commands: tuple[StoredCommand, ...] = ()
+
+
+_COMMAND_COLUMNS = "seq, epoch, kind, state, reason, details, received_ms"
 
 
 def _is_full(exc: sqlite3.Error) -> bool:
@@ -127,6 +165,13 @@ def _schema(streams: Iterable[Stream]) -> list[str]:
             "counters", '"grp" TEXT,\n   "name" TEXT,\n   "count" INTEGER,\n   PRIMARY KEY ("grp", "name")'
         ),
         _table("seqs", '"stream" TEXT PRIMARY KEY,\n   "last" INTEGER'),
+        # The centre's commands this node took (edge.commands): never run one twice, even after a restart.
+        _table(
+            "commands",
+            '"seq" INTEGER PRIMARY KEY,\n   "epoch" TEXT NOT NULL,\n   "kind" TEXT NOT NULL,\n   '
+            '"state" TEXT NOT NULL,\n   "reason" TEXT NOT NULL,\n   "details" TEXT NOT NULL,\n   '
+            '"received_ms" INTEGER NOT NULL',
+        ),
     ]
     for s in streams:
         # id: the first seq the chunk was written with; lo..hi: the seqs it still holds.
@@ -367,6 +412,65 @@ class Store:
             if not _is_full(exc):
                 raise
 
+    # -- the centre's commands (edge.commands) ----------------------------------------------------
+
+    def command(self, seq: int) -> StoredCommand | None:
+        """What the node did with the centre's command ``seq`` (None: never taken)."""
+        row = self.conn.execute(f"SELECT {_COMMAND_COLUMNS} FROM commands WHERE seq = ?", [seq]).fetchone()
+        return StoredCommand(*row) if row else None
+
+    def commands(self, limit: int | None = None, unfinished: bool = False) -> list[StoredCommand]:
+        """The latest ``limit`` commands (None: all), newest first; ``unfinished``: only those begun
+        and never finished."""
+        where = "WHERE state = 'delivered'" if unfinished else ""
+        rows = self.conn.execute(
+            f"SELECT {_COMMAND_COLUMNS} FROM commands {where} ORDER BY seq DESC LIMIT ?",
+            [-1 if limit is None else limit],  # SQLite: a negative LIMIT is none
+        )
+        return [StoredCommand(*row) for row in rows]
+
+    def begin_command(
+        self, seq: int, kind: str, received_ms: int, records: Mapping[str, Sequence[tuple]]
+    ) -> None:
+        """Record that command ``seq`` (of this store's epoch) is taken to run, with ``records`` (its
+        ``delivered`` result) in the same transaction. Raises ``sqlite3.IntegrityError`` when ``seq``
+        was taken before: a command is begun once."""
+        self._commit_command(
+            "INSERT INTO commands (seq, epoch, kind, state, reason, details, received_ms) "
+            "VALUES (?, ?, ?, 'delivered', '', '', ?)",
+            [seq, self.epoch, kind, received_ms],
+            records,
+        )
+
+    def finish_command(
+        self, seq: int, state: str, reason: str, details: str, records: Mapping[str, Sequence[tuple]]
+    ) -> None:
+        """Record what became of command ``seq`` (``applied`` or ``refused``), with ``records`` (its
+        final result) in the same transaction."""
+        self._commit_command(
+            "UPDATE commands SET state = ?, reason = ?, details = ? WHERE seq = ?",
+            [state, reason, details, seq],
+            records,
+        )
+
+    def _commit_command(self, sql: str, params: list, records: Mapping[str, Sequence[tuple]]) -> None:
+        # One transaction: a command's state and the result the centre waits for are never apart
+        # (a crash between them would leave the centre waiting for a result the node has forgotten).
+        try:
+            with self._transaction():
+                self.conn.execute(sql, params)
+                for name, rows in records.items():
+                    self._insert_chunk(name, rows)
+            return
+        except sqlite3.OperationalError as exc:
+            self._rollback()
+            if not _is_full(exc):
+                raise
+        # A full store: the state alone (a few bytes), then the records as write() makes room for them.
+        with self._transaction():
+            self.conn.execute(sql, params)
+        self.write(records)
+
     # -- reading and acknowledging ---------------------------------------------------------------
 
     def read(self, stream: str, after: int, limit: int) -> tuple[list[int], list[tuple]]:
@@ -587,6 +691,7 @@ class Store:
             failed_drivers=json.loads(self.meta("failed_drivers") or "{}"),
             outages={name: Outage(**o) for name, o in outages.items()},
             facts=json.loads(self.meta("facts") or "{}"),
+            commands=tuple(self.commands(RECENT_COMMANDS)),
         )
 
     def close(self) -> None:

@@ -16,6 +16,9 @@ the in-flight window, so an alarm never waits behind a backlog.
 
 On an expensive link some streams wait in the store (``held``: the link
 profile's ``hold``, see ``edge.link``) and go once a cheap link is up.
+
+With ``on_command``, the uplink also reads the node's command topic (``sync.commands``) on the same
+connection and session, so commands published while the node was away wait at the broker for it.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from paho.mqtt.properties import Properties
 from common.backoff import Backoff
 from common.component import Component
 from provisioning.tls import client_context
+from sync.commands import command_topic
 from sync.store import Store
 from sync.wire import Ack, Batch, InvalidRecords, WireError, ack_topic, decode_ack, encode_batch, up_topic
 
@@ -50,7 +54,9 @@ class MqttUplink(Component):
     mutual TLS: a missing or unusable key or certificate raises ``PkiError`` here, naming the file);
     ``send`` the streams to send (default: those the wire format marks synced); ``held`` returns
     those to leave in the store for now (the link profile's ``hold``; default none).
-    ``stats`` counts batches and records sent, resent and acked.
+    ``on_command`` takes each payload of the node's command topic; it runs in the uplink's thread,
+    so it must be quick (``edge.commands.CommandInbox.offer`` queues it). ``stats`` counts batches
+    and records sent, resent and acked.
 
     Example::
 
@@ -67,6 +73,7 @@ class MqttUplink(Component):
         config,
         send: set[str] | None = None,
         held: Callable[[], Collection[str]] = frozenset,
+        on_command: Callable[[bytes], None] | None = None,
     ) -> None:
         super().__init__("uplink")
         self.store = store
@@ -78,6 +85,8 @@ class MqttUplink(Component):
         chosen = [s for s in store.streams.values() if (s.name in send if send is not None else s.synced)]
         self._streams = sorted(chosen, key=lambda s: s.priority)
         self._held = held
+        self._on_command = on_command
+        self._command_topic = command_topic(config.topic_prefix, device_id)
         self._cursor: dict[str, int] = {}
         self._inflight: dict[tuple[str, int, int], float] = {}
         self._acks: list[Ack] = []
@@ -111,6 +120,8 @@ class MqttUplink(Component):
         self.stats["refused"] = 0
         self.stats["connects"] += 1
         client.subscribe(ack_topic(self.config.topic_prefix, self.device_id), qos=1)
+        if self._on_command is not None:
+            client.subscribe(self._command_topic, qos=1)
         # Whatever was in flight may be lost with the old connection: send it all again.
         self._cursor = {s.name: 0 for s in self._streams}
         self._inflight.clear()
@@ -122,6 +133,10 @@ class MqttUplink(Component):
         self.connected = False
 
     def _on_message(self, client, userdata, message) -> None:
+        if message.topic == self._command_topic:
+            if self._on_command is not None:
+                self._on_command(message.payload)
+            return
         try:
             self._acks.append(decode_ack(message.payload))
         except WireError as exc:
