@@ -6,6 +6,7 @@ A CA directory (``ioc-center ca init DIR``)::
     centre/ca.key, ca.crt, ca.crl  the centre CA: signs the receivers' identities, and nothing a device holds
     signers/NAME/                  each signer: signer.key (the IOC's copy, to sign its CRL), signer.crt,
                                    signer.crl, issued/ (device certificates it signed)
+    command-signers/NAME.crt       each command signer's certificate (its key is only where it was written)
     revoked-signers/NAME/          a signer cut off (``ca revoke-signer``): kept, its name never reused
     issued/                        device certificates imported from the field (``ca import``)
     devices-crl.pem                every CRL of the device side in one file: the broker's ``crlfile``
@@ -31,6 +32,7 @@ Example::
 
     ca = CertificateAuthority.create(Path("/var/lib/ioc/ca"), "Hue IOC")
     ca.issue_signer("alice")                      # -> /var/lib/ioc/ca/signers/alice
+    ca.issue_command_signer("centre", Path("/etc/ioc"))   # the dispatcher's key and certificate
     ca.revoke("vessel-042")                       # the broker refuses it once reloaded
 """
 
@@ -44,7 +46,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from provisioning import credential, pki
+from provisioning import commands, credential, pki
 from provisioning.pki import PkiError, Revoked
 
 __all__ = ["CRL_DAYS", "CertificateAuthority", "Issuer"]
@@ -157,6 +159,26 @@ class CertificateAuthority:
         Issuer(key, cert, home / "signer.crl").write_crl()
         self._write_devices_crl()
         return Path(out) if out else home
+
+    def issue_command_signer(self, name: str, out: Path, days: int = 365) -> tuple[Path, Path]:
+        """The centre's command-signing key and certificate, ``out/NAME.key`` (0600) and ``out/NAME.crt``.
+
+        The device CA issues it (``provisioning.commands``); the CA keeps the certificate in
+        ``command-signers/NAME.crt`` and never the key. Raises :class:`PkiError` for a name that is
+        not valid or was used before.
+        """
+        if not SIGNER_NAME.fullmatch(name):
+            raise PkiError(f"command signer name {name!r} is not valid; expected {SIGNER_NAME.pattern}")
+        kept = self.path / "command-signers" / f"{name}.crt"
+        if kept.exists():
+            raise PkiError(f"{kept}: command signer {name!r} exists; choose another name (e.g. {name}-2)")
+        ca = self.device_ca()
+        key, cert = commands.issue_command_signer(ca.key, ca.cert, name, days)
+        key_path, cert_path = Path(out) / f"{name}.key", Path(out) / f"{name}.crt"
+        pki.write_private_key(key_path, key)
+        pki.write_public(cert_path, pki.certificate_pem(cert))
+        pki.write_public(kept, pki.certificate_pem(cert))
+        return key_path, cert_path
 
     def import_certificates(self, paths: list[Path]) -> list[x509.Certificate]:
         """Add device certificates (files, or directories of ``*.crt``) to ``issued/``, to revoke them."""

@@ -645,6 +645,31 @@ def ca_issue_signer(name: str, ca_dir: Path, out: Path | None, days: int, device
     click.echo("reload the broker before its devices connect: systemctl reload mosquitto")
 
 
+@ca.command("command-signer")
+@click.argument("name")
+@_ca_option
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory for NAME.key (0600) and NAME.crt.",
+)
+@click.option("--days", type=click.IntRange(1, 3650), default=365, show_default=True, help="Validity.")
+def ca_command_signer(name: str, ca_dir: Path, out: Path, days: int) -> None:
+    """Issue the centre's command-signing key and certificate: nodes run only commands it signs.
+
+    Example: ioc-center ca command-signer centre --out /etc/ioc --ca /var/lib/ioc/ca
+    """
+    from ioc.ca import CertificateAuthority
+
+    try:
+        key, cert = CertificateAuthority(ca_dir).issue_command_signer(name, out, days)
+    except IocEdgeError as exc:
+        raise Failed(str(exc)) from None
+    click.echo(f"command signer {name}: {key} (0600), {cert} (valid {days} days)")
+    click.echo(f"the dispatcher signs with it: ioc-center run --command-key {key} --command-cert {cert} ...")
+
+
 @ca.command("import")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @_ca_option

@@ -9,9 +9,12 @@ CA/Browser Forum profile) and states this project's profile on top of it:
   clientAuth among its extended key usages when it lists any (a signer lists clientAuth only);
 - every link valid at the signing time (a certificate that expired, or was not yet valid, then
   proves nothing);
-- the leaf is a device certificate as :func:`provisioning.pki.sign_device` makes it: not a CA
-  (critical), digitalSignature without certificate or CRL signing (critical), clientAuth as its
-  only extended key usage, ``OU=devices``, and its CN is the device the signature is claimed for;
+- the leaf is what the :class:`Purpose` says: by default (:data:`DEVICE_SIGNATURE`) a device
+  certificate as :func:`provisioning.pki.sign_device` makes it: not a CA (critical),
+  digitalSignature without certificate or CRL signing (critical), clientAuth as its only extended
+  key usage, ``OU=devices``, and its CN is the device the signature is claimed for; a command
+  signer (``provisioning.commands``) has the same shape with its own usage and unit, and is issued
+  by the CA itself;
 - each certificate was issued inside its issuer's signing window (``PrivateKeyUsagePeriod``,
   which OpenSSL ignores): its notBefore, plus the 5 minutes ``pki`` backdates it by, falls in
   :func:`provisioning.pki.signing_window`.
@@ -45,7 +48,16 @@ from cryptography.x509.verification import (
 from common.errors import IocEdgeError
 from provisioning import pki
 
-__all__ = ["SignatureError", "TrustedPath", "describe", "valid_at", "validate", "validation_time"]
+__all__ = [
+    "DEVICE_SIGNATURE",
+    "Purpose",
+    "SignatureError",
+    "TrustedPath",
+    "describe",
+    "valid_at",
+    "validate",
+    "validation_time",
+]
 
 
 class SignatureError(IocEdgeError, ValueError):
@@ -61,32 +73,61 @@ def _when(t: dt.datetime) -> str:
     return f"{t:%Y-%m-%d %H:%M:%S}Z"
 
 
-# -- the device certificate's profile (the verifier raises what a validator raises, with its text) --
+# -- the leaf's profile (the verifier raises what a validator raises, with its text) ---------------
 
 
-def _not_a_ca(policy: Policy, cert: x509.Certificate, ext: x509.BasicConstraints) -> None:
-    if ext.ca:
-        raise ValueError("a device certificate must not be a CA")
+@dataclass(frozen=True)
+class Purpose:
+    """What a path's leaf signs for: a signing key's certificate, not a CA, with one extended key usage.
+
+    ``what`` names it in messages, ``holder`` who holds its key, ``unit`` is its OU, ``usage`` its
+    only extended key usage (``usage_name`` in messages). ``for_device``: its CN is the device the
+    signature is claimed for. ``by_ca``: issued by the CA itself, never by a technician's signer
+    (which may sign certificates of any usage, but is trusted to certify devices only).
+    """
+
+    what: str
+    holder: str
+    unit: str
+    usage: x509.ObjectIdentifier
+    usage_name: str
+    for_device: bool = False
+    by_ca: bool = False
+
+    def policy(self) -> ExtensionPolicy:
+        """The verifier's policy for the leaf: the web's defaults, without their subjectAltName."""
+
+        def not_a_ca(policy: Policy, cert: x509.Certificate, ext: x509.BasicConstraints) -> None:
+            if ext.ca:
+                raise ValueError(f"{self.what} must not be a CA")
+
+        def signs_data_only(policy: Policy, cert: x509.Certificate, ext: x509.KeyUsage) -> None:
+            if not ext.digital_signature or ext.key_cert_sign or ext.crl_sign:
+                raise ValueError(f"{self.what}'s key usage is digitalSignature, not certificate signing")
+
+        def one_usage(policy: Policy, cert: x509.Certificate, ext: x509.ExtendedKeyUsage) -> None:
+            if list(ext) != [self.usage]:
+                names = ", ".join(u._name for u in ext) or "none"
+                raise ValueError(f"{self.what}'s extended key usage is {self.usage_name} only, not {names}")
+
+        return (
+            ExtensionPolicy.webpki_defaults_ee()
+            .may_be_present(x509.SubjectAlternativeName, Criticality.AGNOSTIC, None)
+            .require_present(x509.BasicConstraints, Criticality.CRITICAL, not_a_ca)
+            .require_present(x509.KeyUsage, Criticality.CRITICAL, signs_data_only)
+            .require_present(x509.ExtendedKeyUsage, Criticality.NON_CRITICAL, one_usage)
+        )
 
 
-def _signs_data_only(policy: Policy, cert: x509.Certificate, ext: x509.KeyUsage) -> None:
-    if not ext.digital_signature or ext.key_cert_sign or ext.crl_sign:
-        raise ValueError("a device certificate's key usage is digitalSignature, not certificate signing")
-
-
-def _client_only(policy: Policy, cert: x509.Certificate, ext: x509.ExtendedKeyUsage) -> None:
-    if list(ext) != [ExtendedKeyUsageOID.CLIENT_AUTH]:
-        names = ", ".join(u._name for u in ext) or "none"
-        raise ValueError(f"a device certificate's extended key usage is clientAuth only, not {names}")
-
-
-_DEVICE = (
-    ExtensionPolicy.webpki_defaults_ee()
-    .may_be_present(x509.SubjectAlternativeName, Criticality.AGNOSTIC, None)
-    .require_present(x509.BasicConstraints, Criticality.CRITICAL, _not_a_ca)
-    .require_present(x509.KeyUsage, Criticality.CRITICAL, _signs_data_only)
-    .require_present(x509.ExtendedKeyUsage, Criticality.NON_CRITICAL, _client_only)
+DEVICE_SIGNATURE = Purpose(
+    "a device certificate",
+    "a device",
+    pki.DEVICES_UNIT,
+    ExtendedKeyUsageOID.CLIENT_AUTH,
+    "clientAuth",
+    for_device=True,
 )
+"""A node's signatures (its track, its commissioning record): the device certificate's profile."""
 _ISSUER = ExtensionPolicy.webpki_defaults_ca()
 _PROCESSING = re.compile(r" \(encountered processing <Certificate\(subject=<Name\((.*?)\)>, \.\.\.\)>\)")
 
@@ -126,10 +167,15 @@ def valid_at(certs: list[x509.Certificate], at: dt.datetime) -> None:
 
 
 def validate(
-    ca: x509.Certificate, chain: list[x509.Certificate], device: str, at: dt.datetime
+    ca: x509.Certificate,
+    chain: list[x509.Certificate],
+    device: str | None,
+    at: dt.datetime,
+    purpose: Purpose = DEVICE_SIGNATURE,
 ) -> TrustedPath:
     """The path from ``chain[0]`` to ``ca`` for ``device``'s signatures made at ``at``.
 
+    ``purpose`` is what the leaf must be (``device`` None for a purpose not ``for_device``).
     Raises :class:`SignatureError` naming the certificate and what is wrong with it.
     """
     leaf = chain[0]
@@ -138,14 +184,14 @@ def validate(
         PolicyBuilder()
         .store(Store([ca]))
         .time(at)
-        .extension_policies(ca_policy=_ISSUER, ee_policy=_DEVICE)
+        .extension_policies(ca_policy=_ISSUER, ee_policy=purpose.policy())
         .build_client_verifier()
     )
     try:
         certs = verifier.verify(leaf, chain[1:]).chain
     except VerificationError as exc:
-        raise SignatureError(_why(exc, chain, ca)) from None
-    _role(certs[0], device)
+        raise SignatureError(_why(exc, chain, ca, purpose)) from None
+    _role(certs, device, purpose)
     for cert, issuer in zip(certs, certs[1:], strict=False):
         _in_window(cert, issuer)
     return TrustedPath(
@@ -155,7 +201,9 @@ def validate(
     )
 
 
-def _why(exc: VerificationError, chain: list[x509.Certificate], ca: x509.Certificate) -> str:
+def _why(
+    exc: VerificationError, chain: list[x509.Certificate], ca: x509.Certificate, purpose: Purpose
+) -> str:
     """Why ``chain`` fails: first as names and keys tell it (which certificate issued which), then the
     verifier's reason, naming the certificate it was processing."""
     cert, links = chain[0], [*chain[1:], ca]
@@ -166,7 +214,7 @@ def _why(exc: VerificationError, chain: list[x509.Certificate], ca: x509.Certifi
         if issuer is None:
             return (
                 f"the certificate {describe(cert)} does not lead to the CA {ca.subject.rfc4514_string()}: "
-                "not a device of this CA"
+                f"not {purpose.holder} of this CA"
             )
         if not _is_ca(issuer):  # the forger's way: a device certificate's key signed another certificate
             return (
@@ -186,14 +234,18 @@ def _is_ca(cert: x509.Certificate) -> bool:
         return False
 
 
-def _role(leaf: x509.Certificate, device: str) -> None:
+def _role(certs: list[x509.Certificate], device: str | None, purpose: Purpose) -> None:
+    leaf = certs[0]
     units = [str(a.value) for a in leaf.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)]
-    if units != [pki.DEVICES_UNIT]:
+    if units != [purpose.unit]:
+        raise SignatureError(f"the certificate {describe(leaf)} is not {purpose.what} (OU={purpose.unit})")
+    if purpose.by_ca and len(certs) != 2:
         raise SignatureError(
-            f"the certificate {describe(leaf)} is not a device certificate (OU={pki.DEVICES_UNIT})"
+            f"the certificate {describe(leaf)} was issued by {describe(certs[1])}, not by the CA itself: "
+            f"only the CA issues {purpose.what}"
         )
     name = pki.common_name(leaf.subject)
-    if name != device:
+    if purpose.for_device and name != device:
         raise SignatureError(f"the certificate is for device {name!r}, not {device!r}")
 
 

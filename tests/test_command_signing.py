@@ -4,11 +4,32 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+import stat
+from dataclasses import replace
 
 import pytest
+from click.testing import CliRunner
+from conftest import make_identity
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID
+from helpers import cli, now_ms
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support_forgery import Minted, mint
 
+from ioc.ca import CertificateAuthority
+from ioc.cli import main as center_cli
+from provisioning import pki
+from provisioning.commands import (
+    COMMAND_SIGNING,
+    CommandRefused,
+    CommandSigner,
+    CommandVerifier,
+    issue_command_signer,
+)
 from sync.commands import (
     MAX_COMMAND_BYTES,
     Command,
@@ -19,6 +40,9 @@ from sync.commands import (
 )
 from sync.records import CommandResult, TimeSource
 from sync.wire import STREAMS, Batch, WireError, decode_batch, encode_batch
+
+_ECDSA = ec.ECDSA(hashes.SHA256())
+CLIENT_AUTH = ExtendedKeyUsageOID.CLIENT_AUTH
 
 DEVICE = "vessel-042"
 EPOCH = "a1b2c3d4e5f60718"
@@ -223,3 +247,223 @@ def test_command_results_travel_on_the_alarm_lane():
 def test_a_base64_signature_is_bytes_again():
     signed = decode_command(payload(signature=base64.b64encode(b"\x00sig").decode()))
     assert signed.signature == b"\x00sig"
+
+
+# -- signing and verifying -------------------------------------------------------------------------
+
+DAY_MS = 86_400_000
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A CA with a provisioned vessel-042, its technician's signer, the centre's command signer (by
+    the CLI), another CA's command signer and the broker's server certificate."""
+    tmp = tmp_path_factory.mktemp("commands")
+    node = make_identity(tmp, DEVICE)
+    cli(center_cli, ["ca", "command-signer", "centre", "--out", str(tmp / "centre"), "--ca", str(tmp / "ca")])
+    ca = CertificateAuthority(tmp / "ca").device_ca()
+    other = CertificateAuthority.create(tmp / "other-ca", "Hue IOC").device_ca()
+    broker_key = pki.new_key()
+    broker = pki.issue_leaf(
+        ca.cert, ca.key, broker_key.public_key(), "broker", unit="broker", days=30, server_names=["localhost"]
+    )
+    return {
+        "tmp": tmp,
+        "ca": ca,
+        "centre": CommandSigner.load(tmp / "centre" / "centre.key", tmp / "centre" / "centre.crt"),
+        "other_ca": CommandSigner(*_pair(issue_command_signer(other.key, other.cert, "centre"))),
+        "short": CommandSigner(*_pair(issue_command_signer(ca.key, ca.cert, "short-lived", days=1))),
+        "device": Minted.load(node),
+        "technician": Minted(
+            pki.load_private_key(tmp / "signers" / DEVICE / "signer.key"),
+            pki.load_certificates(tmp / "signers" / DEVICE / "signer.crt"),
+        ),
+        "broker": Minted(broker_key, [broker]),
+        "root": Minted(ca.key, [ca.cert]),
+    }
+
+
+def _pair(made: tuple) -> tuple:
+    key, cert = made
+    return key, [cert]
+
+
+def fresh(**changes: object) -> Command:
+    """A command issued now, valid an hour."""
+    t = now_ms()
+    return command(**({"issued_ms": t, "expires_ms": t + HOUR_MS} | changes))
+
+
+def verifier(world: dict) -> CommandVerifier:
+    return CommandVerifier(world["ca"].cert, DEVICE)
+
+
+def signed_by(minted: Minted, cmd: Command) -> SignedCommand:
+    """``cmd`` signed with ``minted``'s key, with its chain: what a holder of that key can send."""
+    return SignedCommand(cmd, minted.key.sign(cmd.canonical(), _ECDSA), minted.pem)
+
+
+def refused(world: dict, signed: SignedCommand, at_ms: int | None = None) -> CommandRefused:
+    with pytest.raises(CommandRefused) as info:
+        verifier(world).verify(signed, now_ms() if at_ms is None else at_ms)
+    return info.value
+
+
+def test_a_signed_command_verifies_after_the_wire(world):
+    cmd = fresh()
+    signed = world["centre"].sign(cmd)
+    assert verifier(world).verify(decode_command(encode_command(signed)), now_ms()) == cmd
+    leaf = x509.load_pem_x509_certificate(signed.chain_pem)
+    assert leaf.subject.rfc4514_string() == "CN=centre,OU=command-signers,O=Hue IOC"
+    assert list(leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == [COMMAND_SIGNING]
+    usage = leaf.extensions.get_extension_for_class(x509.KeyUsage)
+    assert usage.critical and usage.value.digital_signature and not usage.value.key_cert_sign
+    constraints = leaf.extensions.get_extension_for_class(x509.BasicConstraints)
+    assert constraints.critical and not constraints.value.ca
+
+
+def test_the_cli_writes_the_key_private_and_keeps_the_certificate(world):
+    tmp = world["tmp"]
+    assert stat.S_IMODE((tmp / "centre" / "centre.key").stat().st_mode) == 0o600
+    assert (tmp / "ca" / "command-signers" / "centre.crt").read_bytes() == (
+        tmp / "centre" / "centre.crt"
+    ).read_bytes()
+    again = CliRunner().invoke(
+        center_cli, ["ca", "command-signer", "centre", "--out", str(tmp / "x"), "--ca", str(tmp / "ca")]
+    )
+    assert again.exit_code == 1
+    assert f"{tmp / 'ca' / 'command-signers' / 'centre.crt'}: command signer 'centre' exists" in again.output
+    assert not (tmp / "x").exists()
+
+
+def test_loading_a_signer_names_the_file(world):
+    tmp = world["tmp"]
+    with pytest.raises(pki.PkiError, match=f"^{tmp / 'nope.key'}: private key not found$"):
+        CommandSigner.load(tmp / "nope.key", tmp / "centre" / "centre.crt")
+    with pytest.raises(
+        pki.PkiError, match=f"^{tmp / 'ca' / 'ca.crt'}: the certificate is not the certificate"
+    ):
+        CommandSigner.load(tmp / "centre" / "centre.key", tmp / "ca" / "ca.crt")
+
+
+def _unsigned(world: dict) -> SignedCommand:
+    return replace(world["centre"].sign(fresh()), signature=b"")
+
+
+def _no_chain(world: dict) -> SignedCommand:
+    return replace(world["centre"].sign(fresh()), chain_pem=b"")
+
+
+SERIAL = r"\(serial [0-9a-f]+\)"
+
+
+@pytest.mark.parametrize(
+    ("how", "message"),
+    [
+        ("unsigned", r"unsigned: command 1 came without a signature or chain"),
+        ("no chain", r"unsigned: command 1 came without a signature or chain"),
+        (
+            "device key",
+            rf"not_a_command_signer: the certificate L=Thuan An,CN=vessel-042,OU=devices,O=Hue IOC {SERIAL} "
+            r"is not a command signer's \(its usage: clientAuth\)",
+        ),
+        (
+            "technician's signer",
+            rf"not_a_command_signer: the certificate CN=vessel-042,OU=signers,O=Hue IOC {SERIAL} "
+            r"is not a command signer's \(its usage: clientAuth\)",
+        ),
+        (
+            "broker",
+            rf"not_a_command_signer: the certificate CN=broker,OU=broker,O=Hue IOC {SERIAL} "
+            r"is not a command signer's \(its usage: serverAuth\)",
+        ),
+        (
+            "other CA",
+            rf"untrusted: the certificate CN=centre,OU=command-signers,O=Hue IOC {SERIAL} does not lead to "
+            r"the CA CN=Hue IOC device CA,O=Hue IOC: not a command signer of this CA",
+        ),
+        (
+            "minted by a technician",
+            rf"untrusted: the certificate CN=rogue,OU=command-signers,O=Hue IOC {SERIAL} was issued by "
+            rf"CN=vessel-042,OU=signers,O=Hue IOC {SERIAL}, not by the CA itself: "
+            "only the CA issues a command signer",
+        ),
+        (
+            "a second usage",
+            r"untrusted: the certificate chain does not hold: a command signer's extended key usage is "
+            r"commandSigning only, not Unknown OID, clientAuth .*",
+        ),
+        ("not PEM", r"untrusted: the certificate chain is not PEM certificates"),
+    ],
+)
+def test_who_may_not_sign_a_command(world, how, message):
+    cmd = fresh()
+    signed = {
+        "unsigned": lambda: _unsigned(world),
+        "no chain": lambda: _no_chain(world),
+        "device key": lambda: signed_by(world["device"], cmd),
+        "technician's signer": lambda: signed_by(world["technician"], cmd),
+        "broker": lambda: signed_by(world["broker"], cmd),
+        "other CA": lambda: world["other_ca"].sign(cmd),
+        "minted by a technician": lambda: signed_by(
+            mint(world["technician"], "rogue", unit="command-signers", eku=[COMMAND_SIGNING]), cmd
+        ),
+        "a second usage": lambda: signed_by(
+            mint(world["root"], "two", unit="command-signers", eku=[COMMAND_SIGNING, CLIENT_AUTH]), cmd
+        ),
+        "not PEM": lambda: replace(world["centre"].sign(cmd), chain_pem=b"garbage"),
+    }[how]()
+    error = refused(world, signed)
+    assert re.fullmatch(message, str(error)), str(error)
+    assert error.reason == message.split(":")[0]
+
+
+def test_an_expired_command_signer_is_untrusted(world):
+    signed = world["short"].sign(fresh(expires_ms=now_ms() + 3 * DAY_MS))
+    assert verifier(world).verify(signed, now_ms()) == signed.command
+    error = refused(world, signed, now_ms() + 2 * DAY_MS)
+    assert error.reason == "untrusted"
+    assert "outside the validity of the certificate CN=short-lived,OU=command-signers" in str(error)
+
+
+def test_a_node_whose_clock_is_not_set_refuses_until_it_is(world):
+    error = refused(world, world["centre"].sign(fresh()), 1_000)
+    assert (
+        str(error)
+        == "untrusted: the node's clock is not set (1970-01-01 00:00:01Z): no certificate can be checked"
+    )
+
+
+def test_a_changed_command_does_not_verify(world):
+    signed = world["centre"].sign(fresh())
+    for changed in (
+        replace(signed.command, kind="selftest"),
+        replace(signed.command, seq=2),
+        replace(signed.command, body={}),
+    ):
+        error = refused(world, replace(signed, command=changed))
+        assert str(error) == "bad_signature: the signature does not match the command: changed or forged"
+    other_key = replace(signed, signature=world["short"].sign(signed.command).signature)
+    assert refused(world, other_key).reason == "bad_signature"
+
+
+def test_tampered_canonical_text_on_the_wire_does_not_verify(world):
+    data = encode_command(world["centre"].sign(fresh()))
+    tampered = data.replace(b'\\"kind\\":\\"ping\\"', b'\\"kind\\":\\"pong\\"')
+    assert tampered != data
+    assert decode_command(tampered).command.kind == "pong"  # still a well-formed command ...
+    assert refused(world, decode_command(tampered)).reason == "bad_signature"  # ... that nobody signed
+
+
+def test_a_command_for_another_device_is_refused(world):
+    error = refused(world, world["centre"].sign(fresh(device="vessel-043")))
+    assert str(error) == "other_device: command 1 is for 'vessel-043', not 'vessel-042'"
+
+
+def test_an_expired_command_is_refused_at_its_expiry(world):
+    cmd = fresh()
+    signed = world["centre"].sign(cmd)
+    assert verifier(world).verify(signed, cmd.expires_ms - 1) == cmd
+    error = refused(world, signed, cmd.expires_ms)
+    assert error.reason == "expired"
+    assert str(error).startswith("expired: command 1 expired at ")
