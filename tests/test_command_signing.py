@@ -203,7 +203,7 @@ def _outer(draw: st.DrawFn) -> bytes:
     return json.dumps(values).encode()
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.binary(max_size=300) | st.text(max_size=100).map(str.encode) | _outer())
 def test_any_bytes_decode_or_raise_wire_error(data):
     try:
