@@ -112,6 +112,7 @@ path = "{slave}"
     assert backlog == {
         "ais",
         "alarm",
+        "command_result",
         "commissioning",
         "count",
         "event",
