@@ -61,6 +61,7 @@ from edge.devices import DEVICE_TYPES
 from edge.devices.base import DriverSection
 
 __all__ = [
+    "CommandsConfig",
     "ConfigError",
     "DriverConfig",
     "GeofenceConfig",
@@ -188,6 +189,18 @@ class UplinkConfig(Section):
         if low is not None and value < low:
             raise ValueError(f"{value} is below backoff_min_s ({low}); expected >= {low}")
         return value
+
+
+class CommandsConfig(Section):
+    """``[commands]``: the centre's signed commands (``edge.commands``), read over the uplink.
+
+    They are verified against the IOC's CA of ``[uplink.tls]``: a node without it takes none (and says
+    so in its log when it starts), whatever ``enabled`` says.
+    """
+
+    enabled: bool = Field(
+        True, description="Whether the node takes the centre's signed commands (needs [uplink.tls])."
+    )
 
 
 DriverName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_-]{1,32}$")]
@@ -458,6 +471,9 @@ class NodeConfig(Section):
     node: NodeSection = Field(description="Identity of the node and its state directory.")
     store: StoreConfig = Field(default_factory=StoreConfig, description="The on-node store.")
     uplink: UplinkConfig = Field(default_factory=UplinkConfig, description="The MQTT uplink.")
+    commands: CommandsConfig = Field(
+        default_factory=CommandsConfig, description="The centre's signed commands."
+    )
     drivers: dict[DriverName, DriverConfig] = Field(
         default_factory=dict, description="Device drivers by name.", max_length=64
     )

@@ -38,6 +38,7 @@ from sync.uplink import MqttUplink
 from sync.wire import STREAMS
 
 if TYPE_CHECKING:
+    from edge.commands import CommandInbox
     from edge.geofence import GeofenceMonitor
     from edge.thinning import LiveTrack
     from edge.track import TrackLog
@@ -150,6 +151,7 @@ class Node:
         self.pin_factory = pin_factory
         self.recorder: Recorder | None = None
         self.uplink: MqttUplink | None = None
+        self.commands: CommandInbox | None = None
         self.link: LinkMonitor | None = None
         self.live: LiveTrack | None = None
         """The live position stream, thinned for the link; None without ``[link]``: every position."""
@@ -173,6 +175,7 @@ class Node:
         self.init_store()
         self.start_recorder()
         self.start_link()
+        self.start_commands()
         self.start_uplink()
         self.init_drivers()
         self.start_processing()
@@ -208,12 +211,33 @@ class Node:
             self.live = LiveTrack(lambda: link.profile, self._recorder().append)
             self._run(self.live)
 
+    def start_commands(self) -> None:
+        """The centre's signed commands (``[commands]``), verified with the CA of ``[uplink.tls]``."""
+        cfg, tls = self.config, self.config.uplink.tls
+        if not (cfg.commands.enabled and cfg.uplink.enabled):
+            return
+        if tls is None:
+            log.info("event=commands_off reason=no_uplink_tls action=no_subscription")
+            return
+        # Imported here: cryptography (verification) is for provisioned nodes.
+        from edge.commands import CommandInbox
+        from provisioning.commands import CommandVerifier
+        from provisioning.pki import load_certificates
+
+        verifier = CommandVerifier(load_certificates(tls.ca)[0], cfg.node.device_id)
+        self.commands = CommandInbox(
+            lambda: open_store(cfg), verifier, self.clock, cfg.node.device_id, VERSION
+        )
+        self._run(self.commands)
+
     def start_uplink(self) -> None:
         cfg = self.config.uplink
         if cfg.enabled:
             send = {s.name for s in STREAMS.values() if s.synced or (cfg.send_raw and s.name == "reading")}
             held = self.link.held if self.link else frozenset
-            self.uplink = MqttUplink(open_store(self.config), self.config.node.device_id, cfg, send, held)
+            on_command = self.commands.offer if self.commands else None
+            store = open_store(self.config)
+            self.uplink = MqttUplink(store, self.config.node.device_id, cfg, send, held, on_command)
             self._run(self.uplink)
 
     def init_drivers(self) -> None:
@@ -323,6 +347,8 @@ class Node:
             sources["geofence"] = lambda: geofences.counts
         if uplink := self.uplink:
             sources["uplink"] = lambda: uplink.stats
+        if commands := self.commands:
+            sources["commands"] = lambda: commands.counts
         if live := self.live:
             sources["live_track"] = lambda: live.stats
         self.status = StatusReporter(

@@ -1,0 +1,304 @@
+"""The node's command inbox (issue 15): a real node over mutual TLS to a real mosquitto without an ACL (so a
+test client may publish anything on the node's command topic), commands signed with real command-signing
+certificates of the node's CA; every result read from the node's store, where it waits for the uplink."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import make_identity
+from helpers import capture_logs, free_port, now_ms, wait_for
+from support_mtls import Client
+from support_nodes import node_toml, store_status, write_config
+
+from edge.command_kinds import COMMAND_KINDS, CommandKind
+from edge.config import NodeConfig
+from edge.runtime import Node, open_store
+from edge.status import render_status
+from ioc.broker import PrivateBroker
+from ioc.commands import CommandQueue, Dispatcher
+from ioc.db import Database
+from ioc.receiver import Receiver
+from provisioning import pki
+from provisioning.commands import CommandSigner, issue_command_signer
+from provisioning.signing import DeviceSigner
+from provisioning.tls import TlsFiles
+from sync.commands import Command, SignedCommand, command_topic, encode_command
+from sync.records import CommandResult
+from sync.store import StoredCommand
+
+DEVICE = "vessel-042"
+
+
+def command_signer(ca_dir: Path, out: Path) -> CommandSigner:
+    """A command signer of the device CA in ``ca_dir``, written to ``out``, loaded as the centre does."""
+    key, cert = issue_command_signer(
+        pki.load_private_key(ca_dir / "ca.key"), pki.load_certificates(ca_dir / "ca.crt")[0], "dispatcher"
+    )
+    pki.write_private_key(out / "signer.key", key)
+    pki.write_public(out / "signer.crt", pki.certificate_pem(cert))
+    return CommandSigner.load(out / "signer.key", out / "signer.crt")
+
+
+@dataclass
+class Bench:
+    """The broker (mutual TLS against the device CA, no ACL), the node's identity and config, a client of
+    the same CA that publishes commands, and the CA's command signer."""
+
+    tmp: Path
+    broker: PrivateBroker
+    identity: TlsFiles
+    config: NodeConfig
+    publisher: Client
+    signer: CommandSigner
+
+    def command(self, seq: int, kind: str = "ping", **changes: Any) -> Command:
+        """A command for the node's store epoch, issued now for a minute; ``changes`` override fields."""
+        fields = {
+            "device": DEVICE,
+            "epoch": self.epoch(),
+            "seq": seq,
+            "kind": kind,
+            "body": {},
+            "issuer": "lan",
+            "issued_ms": now_ms(),
+            "expires_ms": now_ms() + 60_000,
+        }
+        return Command(**(fields | changes))
+
+    def publish(self, signed: SignedCommand | bytes) -> None:
+        payload = signed if isinstance(signed, bytes) else encode_command(signed)
+        self.publisher.publish(command_topic("ioc/v1", DEVICE), payload)
+
+    def epoch(self) -> str:
+        store = open_store(self.config)
+        try:
+            return store.epoch
+        finally:
+            store.close()
+
+    def results(self) -> list[CommandResult]:
+        store = open_store(self.config)
+        try:
+            return store.read("command_result", 0, 1000)[1]
+        finally:
+            store.close()
+
+    def taken(self) -> list[StoredCommand]:
+        store = open_store(self.config)
+        try:
+            return store.commands()
+        finally:
+            store.close()
+
+    def start(self, run_node: Callable[..., Node]) -> Node:
+        """The node, once its command subscription is in place: it subscribes before it publishes on a
+        connection, and the broker handles one connection's packets in order."""
+        self.publisher.received.clear()
+        node = run_node(self.config)
+        wait_for(lambda: self.publisher.received, 10, "a batch of the node")
+        return node
+
+
+@pytest.fixture
+def bench(tmp_path: Path) -> Iterator[Bench]:
+    identity = make_identity(tmp_path, DEVICE)
+    ca_dir = tmp_path / "ca"
+    ca_key, ca_cert = pki.load_private_key(ca_dir / "ca.key"), pki.load_certificates(ca_dir / "ca.crt")[0]
+    key = pki.new_key()
+    cert = pki.issue_leaf(
+        ca_cert, ca_key, key.public_key(), "127.0.0.1", unit="broker", days=1, server_names=["127.0.0.1"]
+    )
+    pki.write_private_key(tmp_path / "server.key", key)
+    pki.write_public(tmp_path / "server.crt", pki.certificate_pem(cert))
+    port = free_port()
+    listeners = tmp_path / "listeners.conf"
+    listeners.write_text(
+        f"listener {port} 127.0.0.1\ncertfile {tmp_path / 'server.crt'}\nkeyfile {tmp_path / 'server.key'}\n"
+        f"cafile {ca_dir / 'ca.crt'}\nrequire_certificate true\nuse_identity_as_username true\n"
+    )
+    tls = f'[uplink.tls]\nca = "{identity.ca}"\ncert = "{identity.cert}"\nkey = "{identity.key}"\n'
+    config = write_config(tmp_path, node_toml(tmp_path, DEVICE, port) + tls)
+    (tmp_path / "signer").mkdir()
+    signer = command_signer(ca_dir, tmp_path / "signer")
+    with PrivateBroker(tmp_path / "broker", port, listeners=listeners) as broker:
+        publisher = Client(port, make_identity(tmp_path, "ioc-test"), "ioc-test")
+        publisher.subscribe(f"ioc/v1/{DEVICE}/up/+")
+        yield Bench(tmp_path, broker, identity, config, publisher, signer)
+        publisher.close()
+
+
+@pytest.fixture
+def runs(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    """The bodies ``ping`` ran with: the node's registry entry wrapped to count its runs."""
+    seen: list[dict] = []
+    ping = COMMAND_KINDS["ping"]
+
+    def counted(body, node):
+        seen.append(dict(body))
+        return ping.run(body, node)
+
+    monkeypatch.setitem(COMMAND_KINDS, "ping", CommandKind("ping", counted))
+    return seen
+
+
+def answers(results: list[CommandResult], seq: int) -> list[tuple[str, str]]:
+    return [(r.state, r.reason) for r in results if r.command_seq == seq]
+
+
+def test_a_signed_command_runs_once_and_a_duplicate_gets_the_same_answer(bench, run_node, runs):
+    node = bench.start(run_node)
+    signed = bench.signer.sign(bench.command(1))
+    bench.publish(signed)
+    wait_for(lambda: node.commands.counts["applied"] == 1, 10, "ping applied")
+    results = bench.results()
+    assert answers(results, 1) == [("delivered", ""), ("applied", "")]
+    details = json.loads(results[-1].details)
+    assert details["epoch"] == bench.epoch() and details["version"] and details["uptime_s"] >= 0
+    bench.publish(signed)  # the centre sends it again: its result was lost, say
+    wait_for(lambda: node.commands.counts["duplicate"] == 1, 10, "the duplicate answered")
+    again = bench.results()
+    assert answers(again, 1) == [("delivered", ""), ("applied", ""), ("applied", "")]
+    assert again[-1].details == results[-1].details
+    assert runs == [{}]
+    assert [(c.seq, c.kind, c.state) for c in bench.taken()] == [(1, "ping", "applied")]
+
+
+def test_each_kind_answers_and_what_cannot_run_is_refused_with_a_result(bench, run_node, runs):
+    node = bench.start(run_node)
+    past = now_ms() - 120_000
+    commands = [
+        bench.command(1, "status"),
+        bench.command(2, "reboot-now"),
+        bench.command(3, body={"count": 3}),  # ping takes no body
+        bench.command(4, issued_ms=past, expires_ms=past + 60_000),
+    ]
+    for c in commands:
+        bench.publish(bench.signer.sign(c))
+    wait_for(lambda: sum(node.commands.counts.values()) == 4, 10, "four commands handled")
+    results = bench.results()
+    assert answers(results, 1) == [("delivered", ""), ("applied", "")]
+    assert json.loads(results[1].details)["epoch"] == bench.epoch()  # ioc-edge status --json, now
+    assert answers(results, 2) == [("refused", "unknown_kind")]
+    assert json.loads(results[2].details) == {"message": "'reboot-now' is not one of ['ping', 'status']"}
+    assert answers(results, 3) == [("delivered", ""), ("refused", "bad_body")]
+    assert json.loads(results[4].details) == {"message": "ping takes no body; got keys ['count']"}
+    assert answers(results, 4) == [("refused", "expired")]
+    assert runs == [{"count": 3}]
+    assert node.commands.counts == {"applied": 1, "unknown_kind": 1, "bad_body": 1, "expired": 1}
+
+
+def test_untrusted_commands_are_counted_and_neither_run_nor_answered(bench, run_node, runs, tmp_path):
+    node = bench.start(run_node)
+    device_key = DeviceSigner.load(bench.identity)  # a node's own key signs its records, never commands
+    elsewhere = tmp_path / "elsewhere"
+    make_identity(elsewhere, DEVICE)
+    (elsewhere / "signer").mkdir()
+    foreign = command_signer(elsewhere / "ca", elsewhere / "signer")
+    command = bench.command(1)
+    refused = {
+        "not_a_command_signer": SignedCommand(
+            command, device_key.sign(command.canonical()), device_key.chain_pem
+        ),
+        "untrusted": foreign.sign(command),
+        "unsigned": SignedCommand(command, b"", b""),
+        "other_device": bench.signer.sign(bench.command(1, device="vessel-043")),
+        "other_epoch": bench.signer.sign(bench.command(1, epoch="00000000deadbeef")),
+        "bad_signature": SignedCommand(
+            command, bench.signer.sign(bench.command(2)).signature, bench.signer.sign(command).chain_pem
+        ),
+    }
+    for signed in refused.values():
+        bench.publish(signed)
+    bench.publish(b"\x00not json")
+    wait_for(lambda: sum(node.commands.counts.values()) == len(refused) + 1, 10, "every payload handled")
+    assert node.commands.counts == dict.fromkeys([*refused, "not_json"], 1)
+    assert (runs, bench.results(), bench.taken()) == ([], [], [])
+    bench.publish(bench.signer.sign(command))  # the same seq, signed as it should be: it runs
+    wait_for(lambda: node.commands.counts["applied"] == 1, 10, "ping applied")
+
+    def saved() -> dict[str, int]:
+        return dict(store_status(bench.config).counters.get("commands", {}))
+
+    wait_for(lambda: saved().get("applied") == 1, 10, "the counts saved by the status report")
+    assert saved() == dict.fromkeys([*refused, "not_json", "applied"], 1)
+
+
+def test_after_a_restart_a_finished_command_is_answered_not_run_and_an_unfinished_one_is_interrupted(
+    bench, run_node, runs
+):
+    node = bench.start(run_node)
+    first = bench.signer.sign(bench.command(1))
+    bench.publish(first)
+    wait_for(lambda: node.commands.counts["applied"] == 1, 10, "ping applied")
+    node.stop()
+    store = open_store(bench.config)
+    store.begin_command(2, "ping", now_ms(), {})  # the node died while it ran command 2
+    store.close()
+    bench.publish(first)  # both wait at the broker in the node's session
+    bench.publish(bench.signer.sign(bench.command(3)))
+    node = run_node(bench.config)
+    wait_for(lambda: node.commands.counts["applied"] == 1 and node.commands.counts["duplicate"] == 1, 10)
+    results = bench.results()
+    assert answers(results, 1) == [("delivered", ""), ("applied", ""), ("applied", "")]
+    assert answers(results, 2) == [("refused", "interrupted")]
+    assert answers(results, 3) == [("delivered", ""), ("applied", "")]
+    assert len(runs) == 2
+    assert [(c.seq, c.state, c.reason) for c in bench.taken()] == [
+        (3, "applied", ""),
+        (2, "refused", "interrupted"),
+        (1, "applied", ""),
+    ]
+    lines = render_status(store_status(bench.config)).splitlines()
+    assert re.fullmatch(r"command 3 ping: applied, received \S+Z", lines[-3])
+    assert re.fullmatch(r"command 2 ping: refused \(interrupted\), received \S+Z", lines[-2])
+
+
+def test_a_node_without_tls_takes_no_commands_and_says_so(broker, run_node, tmp_path, caplog):
+    capture_logs(caplog)
+    config = write_config(tmp_path, node_toml(tmp_path, DEVICE, broker.port))
+    node = run_node(config)
+    assert node.commands is None and node.uplink is not None
+    assert "event=commands_off reason=no_uplink_tls action=no_subscription" in caplog.text
+
+
+def test_a_command_issued_while_the_node_is_away_is_applied_once_when_it_is_back_and_the_centre_learns_it(
+    bench, run_node, runs, tmp_path
+):
+    db = Database(f"sqlite:///{tmp_path / 'ioc.db'}")
+    centre = make_identity(tmp_path, "ioc-centre")  # the broker has no ACL: any certificate of the CA
+    receiver = Receiver(db, "127.0.0.1", bench.broker.port, client_id="ioc-test-receiver", tls=centre)
+    receiver.start()
+    assert receiver.subscribed.wait(10)
+    dispatcher = Dispatcher(
+        db,
+        bench.signer,
+        "127.0.0.1",
+        bench.broker.port,
+        tls=centre,
+        retry_min_s=0.2,
+        retry_max_s=1,
+        tick_s=0.05,
+    )
+    queue = CommandQueue(db)
+    try:
+        node = bench.start(run_node)
+        wait_for(lambda: list(db.dump("status", DEVICE)), 10, "the node's epoch at the centre")
+        node.stop()
+        seq = queue.issue(DEVICE, "ping", {}, "lan", ttl_s=60, now_ms=now_ms())
+        dispatcher.start()
+        wait_for(lambda: queue.get(DEVICE, seq).state == "sent", 10, "the command sent to the absent node")
+        run_node(bench.config)
+        wait_for(lambda: queue.get(DEVICE, seq).state == "applied", 10, "the node's result at the centre")
+        assert json.loads(queue.get(DEVICE, seq).details)["epoch"] == bench.epoch()
+        assert runs == [{}]
+    finally:
+        dispatcher.stop()
+        receiver.stop()
+        db.close()
