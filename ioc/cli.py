@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import getpass
 import json
@@ -148,6 +149,27 @@ def _web_server(db: Database, http_host: str, http_port: int, web: dict) -> WebS
     help="MiB one device may store an hour (refilled continuously); a device over it is not acked and "
     "sends again later; 0: no quota. Per receiver process.",
 )
+@click.option(
+    "--command-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The command signer's key (`ioc-center ca command-signer`): with --command-cert, this process "
+    "sends the queued commands (`ioc-center command send`), one receiver of the centre at a time.",
+)
+@click.option(
+    "--command-cert",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The command signer's certificate, with --command-key.",
+)
+@click.option(
+    "--command-lease-s",
+    type=click.FloatRange(1, 600),
+    default=10,
+    show_default=True,
+    help="How long the sending receiver's lease lasts: another takes over at most this long and a "
+    "third after it dies.",
+)
 @_web_options
 def run(
     mqtt_host: str,
@@ -165,6 +187,9 @@ def run(
     crl: Path | None,
     enrolment: str | None,
     quota_mb_per_hour: float,
+    command_key: Path | None,
+    command_cert: Path | None,
+    command_lease_s: float,
     **web: Any,
 ) -> None:
     """Receive, validate, de-duplicate, store and ack what the nodes send, until stopped;
@@ -172,16 +197,21 @@ def run(
     Serves Prometheus metrics; run by systemd, it says READY=1 and feeds the watchdog.
 
     Run several with the same --group and distinct --client-id and --metrics-port to share the load.
+    With --command-key and --command-cert it also sends the nodes their commands (docs/centre.md).
 
     Example: ioc-center run --mqtt-port 1883 --db sqlite:///var/lib/ioc/ioc.db --http-port 8080
     """
     from ioc.admission import Limits
+    from ioc.commands import Dispatcher
     from ioc.enrolment import Register
-    from ioc.metrics import CenterService, SignInCollector
+    from ioc.metrics import CenterService, DispatcherCollector, SignInCollector
     from ioc.receiver import Receiver
+    from provisioning.commands import CommandSigner
     from provisioning.revocation import CrlFile
     from provisioning.tls import TlsFiles
 
+    if (command_key is None) != (command_cert is None):
+        raise Failed("give both --command-key and --command-cert, or neither (then no command is sent)")
     # Device ids are proven only over mutual TLS: there the register is enforced unless told otherwise.
     required = enrolment == "required" or (enrolment is None and tls_dir is not None)
     try:
@@ -212,17 +242,34 @@ def run(
             register=register,
             limits=Limits(quota_bytes_per_hour=int(quota_mb_per_hour * 2**20)),
         )
+        dispatcher = None
+        if command_key is not None and command_cert is not None:
+            dispatcher = Dispatcher(
+                db,
+                CommandSigner.load(command_key, command_cert),
+                mqtt_host,
+                mqtt_port,
+                prefix=topic_prefix,
+                client_id=f"{receiver.client_id}.commands",  # a dot: no device id takes it
+                tls=tls,
+                lease_s=command_lease_s,
+            )
         server = _web_server(db, http_host, http_port, web) if http_port is not None else None
     except IocEdgeError as exc:
         raise Failed(str(exc)) from None
     receiver.start()
+    if dispatcher:
+        dispatcher.start()
     if server:
         click.echo(f"dashboard: {server.url}/", err=True)
-    collectors = [SignInCollector(server.app.state.ctx.signins)] if server else []
-    service = CenterService(receiver, metrics_host, metrics_port, collectors)
+    signins = [SignInCollector(server.app.state.ctx.signins)] if server else []
+    sending = [DispatcherCollector(dispatcher)] if dispatcher else []
+    service = CenterService(receiver, metrics_host, metrics_port, [*signins, *sending])
     service.start()
     wait_for_stop_signal()
     service.stop()
+    if dispatcher:
+        dispatcher.stop()  # its lease released: another receiver's dispatcher takes over at once
     receiver.stop()
     if server:
         server.stop()
@@ -563,6 +610,85 @@ def token_revoke(token_id: str, url: str) -> None:
     except IocEdgeError as exc:
         raise Failed(str(exc)) from None
     click.echo(f"revoked {token_id}")
+
+
+# -- commands to the nodes -------------------------------------------------------------------------
+
+
+@main.group("command")
+def command_group() -> None:
+    """Signed commands to the nodes: queued in the database, sent by `ioc-center run --command-key K
+    --command-cert C` until the node answers or they expire.
+
+    Example: ioc-center command send --device vessel-042 --kind ping --db sqlite:///ioc.db
+    """
+
+
+@command_group.command("send")
+@click.option("--device", "device_id", required=True, help="The node's device id.")
+@click.option("--kind", required=True, help="What the node is to do: ping, selftest, ...")
+@click.option("--body", default="{}", show_default=True, help="The kind's arguments, a JSON object.")
+@click.option(
+    "--ttl",
+    "ttl_s",
+    type=click.IntRange(1, 30 * 86_400),
+    default=3600,
+    show_default=True,
+    help="Seconds until it expires: not sent, and refused by the node, from then on.",
+)
+@click.option("--issuer", default=None, help="Who issues it, signed with it [default: this user].")
+@db_option
+def command_send(device_id: str, kind: str, body: str, ttl_s: int, issuer: str | None, url: str) -> None:
+    """Queue a command for a node and print its seq (the device's commands are numbered 1, 2, ...).
+    A node offline, or not yet heard of, gets it when it is back, until it expires.
+
+    Example: ioc-center command send --device vessel-042 --kind ping --db sqlite:///ioc.db
+    """
+    from ioc.commands import CommandQueue
+    from ioc.db import now_ms
+
+    try:
+        arguments = json.loads(body)
+    except ValueError as exc:
+        raise Failed(f"--body is not JSON: {exc}") from None
+    if not isinstance(arguments, dict):
+        raise Failed("--body must be a JSON object, e.g. '{\"seconds\": 600}'")
+    try:
+        seq = CommandQueue(Database(url)).issue(
+            device_id, kind, arguments, _operator() if issuer is None else issuer, ttl_s, now_ms()
+        )
+    except IocEdgeError as exc:
+        raise Failed(str(exc)) from None
+    click.echo(seq)
+
+
+@command_group.command("list")
+@click.option("--device", "device_id", default=None, help="Only this node's commands.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per command (JSON lines).")
+@db_option
+def command_list(device_id: str | None, as_json: bool, url: str) -> None:
+    """Print the commands by device and seq: seq, kind, state (queued, sent, delivered, applied,
+    refused, expired) with its reason, who issued it and when, how often it was sent, and the
+    node's details (JSON).
+
+    Example: ioc-center command list --device vessel-042 --db sqlite:///ioc.db
+    """
+    from ioc.commands import CommandQueue
+
+    try:
+        commands = CommandQueue(Database(url)).list(device_id)
+    except IocEdgeError as exc:
+        raise Failed(str(exc)) from None
+    for c in commands:
+        if as_json:
+            click.echo(json.dumps(dataclasses.asdict(c)))
+            continue
+        state = f"{c.state} ({c.reason})" if c.reason else c.state
+        issued = f"{dt.datetime.fromtimestamp(c.issued_ms / 1000, dt.UTC):%Y-%m-%d %H:%M}Z"
+        click.echo(
+            f"{c.device}\t{c.seq}\t{c.kind}\t{state}\tissued {issued} by {c.issuer or '?'}\t"
+            f"sent {c.sent_count}x\t{c.details}"
+        )
 
 
 # -- certificate authority and the broker's mutual TLS ---------------------------------------------

@@ -45,6 +45,7 @@ from common.errors import IocEdgeError
 from ioc.db import Cursor, Database, now_ms
 from provisioning.tls import TlsFiles, client_context
 from sync.commands import Command, command_topic, encode_command
+from sync.records import CommandResult
 from sync.wire import Batch, WireError
 
 if TYPE_CHECKING:
@@ -232,14 +233,12 @@ class CommandQueue:
         with self.db.transaction() as cur:
             return self._result(cur, device, epoch, seq, state, reason, details, now_ms)
 
-    def results(self, batch: Batch) -> int:
-        """Apply a stored batch of the ``command_result`` stream (the receiver's check); how many changed."""
+    def results(self, batch: Batch) -> None:
+        """Apply a stored batch of the ``command_result`` stream in one transaction (the receiver's check)."""
         now = now_ms()
         with self.db.transaction() as cur:
-            return sum(
+            for r in map(CommandResult._make, batch.records):
                 self._result(cur, batch.device, batch.epoch, r.command_seq, r.state, r.reason, r.details, now)
-                for r in batch.records
-            )
 
     def _result(
         self, cur: Cursor, device: str, epoch: str, seq: int, state: str, reason: str, details: str, now: int
@@ -420,23 +419,26 @@ class Dispatcher(Component):
         published = 0
         for due in self.queue.due(now, self.batch):
             # Checked before each publish: a tick that took long may have outlived the lease.
-            if not self.lease.held(self.clock()) or not self._publish(due, now):
+            if not self.lease.held(self.clock()) or not self._publish(due):
                 break
             published += 1
         return published
 
-    def _publish(self, due: Due, now: int) -> bool:
+    def _publish(self, due: Due) -> bool:
         c = due.command
         command = Command(c.device, due.epoch, c.seq, c.kind, c.body, c.issuer, c.issued_ms, c.expires_ms)
         delay_ms = retry_delay_ms(c.sent_count, self.retry_min_ms, self.retry_max_ms)
         props = Properties(PacketTypes.PUBLISH)
-        props.MessageExpiryInterval = max(1, math.ceil(min(delay_ms, c.expires_ms - now) / 1000))
+        props.MessageExpiryInterval = max(1, math.ceil(min(delay_ms, c.expires_ms - self.clock()) / 1000))
         payload = encode_command(self.signer.sign(command))
         info = self._client.publish(command_topic(self.prefix, c.device), payload, qos=1, properties=props)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             log.warning("event=dispatch_not_sent device=%s seq=%d rc=%d", c.device, c.seq, info.rc)
             return False
         self.stats["published"] += 1
+        # The next try counted from this publish, not from the round's start: a slow round (the
+        # database) does not bring the next copy closer.
+        now = self.clock()
         self.queue.sent(c.device, c.seq, now, now + delay_ms, due.epoch)
         log.info(
             "event=command_sent device=%s seq=%d epoch=%s try=%d",

@@ -19,12 +19,13 @@ from prometheus_client.registry import Collector
 
 from common.metrics_server import MetricsServer
 from common.notify import Health, SdNotify, ServiceWatchdog
+from ioc.commands import Dispatcher
 from ioc.receiver import Receiver
 
 if TYPE_CHECKING:  # the dashboard (the ioc extra) is optional beside the receiver
     from ioc.web.lockout import SignInLimiter
 
-__all__ = ["CenterCollector", "CenterService", "SignInCollector", "database_health"]
+__all__ = ["CenterCollector", "CenterService", "DispatcherCollector", "SignInCollector", "database_health"]
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,31 @@ class SignInCollector(Collector):
         for reason in self.REASONS:
             family.add_metric([reason], counts[reason])
         yield family
+
+
+class DispatcherCollector(Collector):
+    """``ioc_center_commands_*``: what this process's command dispatcher published, expired and failed,
+    and whether it holds the dispatcher's lease (one process of the centre does at a time).
+
+    Example: ``registry.register(DispatcherCollector(dispatcher))``
+    """
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self.dispatcher = dispatcher
+
+    def collect(self) -> Iterator[Metric]:
+        stats = Counter(self.dispatcher.stats)
+        for key, doc in (
+            ("published", "Commands published by this process (first sends and retries)."),
+            ("expired", "Commands this process marked expired: no final result before their expiry."),
+            ("errors", "Dispatcher rounds that failed (the database away): tried again next round."),
+        ):
+            yield CounterMetricFamily(f"ioc_center_commands_{key}", doc, value=stats[key])
+        yield GaugeMetricFamily(
+            "ioc_center_commands_lease",
+            "1 while this process holds the dispatcher's lease (and so sends the commands).",
+            value=1 if self.dispatcher.lease.held(self.dispatcher.clock()) else 0,
+        )
 
 
 def database_health(receiver: Receiver) -> Health:
