@@ -115,9 +115,10 @@ class CommandInbox(Component):
 
     def _interrupted(self, store: Store) -> None:
         for taken in store.commands(unfinished=True):
-            self._finish(store, taken.seq, "refused", "interrupted", "the node stopped while it ran")
+            self._finish(
+                store, taken.seq, "refused", "interrupted", f"the node stopped while {taken.kind} ran"
+            )
             self.counts["interrupted"] += 1
-            log.warning("event=command_interrupted seq=%d kind=%s", taken.seq, taken.kind)
 
     def handle(self, store: Store, payload: bytes) -> str:
         """Decide on one payload and do it (see the module's docstring); returns the outcome counted:
@@ -171,19 +172,14 @@ class CommandInbox(Component):
     def _run_kind(self, store: Store, command: Command, kind: CommandKind) -> str:
         context = NodeContext(self.device, self.version, self._started, store)
         try:
-            details = kind.run(command.body, context)
+            details = json.dumps(kind.run(command.body, context), sort_keys=True)
         except CommandFailed as exc:
             return self._finish(store, command.seq, "refused", exc.reason, exc.message)
         except Exception as exc:  # a kind's bug must not end the inbox: the centre learns what failed
             log.exception("event=command_failed seq=%d kind=%s", command.seq, command.kind)
             return self._finish(store, command.seq, "refused", "failed", f"{type(exc).__name__}: {exc}")
-        store.finish_command(
-            command.seq,
-            "applied",
-            "",
-            text := json.dumps(details, sort_keys=True),
-            {RESULTS: [self._result(self.clock.now(), command.seq, "applied", "", text)]},
-        )
+        result = self._result(self.clock.now(), command.seq, "applied", "", details)
+        store.finish_command(command.seq, "applied", "", details, {RESULTS: [result]})
         log.info("event=command_applied seq=%d kind=%s", command.seq, command.kind)
         return "applied"
 

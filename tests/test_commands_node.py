@@ -170,7 +170,11 @@ def test_a_signed_command_runs_once_and_a_duplicate_gets_the_same_answer(bench, 
     assert [(c.seq, c.kind, c.state) for c in bench.taken()] == [(1, "ping", "applied")]
 
 
-def test_each_kind_answers_and_what_cannot_run_is_refused_with_a_result(bench, run_node, runs):
+def test_each_kind_answers_and_what_cannot_run_is_refused_with_a_result(bench, run_node, runs, monkeypatch):
+    def broken(body, node):
+        raise KeyError("lens")
+
+    monkeypatch.setitem(COMMAND_KINDS, "snapshot", CommandKind("snapshot", broken))
     node = bench.start(run_node)
     past = now_ms() - 120_000
     commands = [
@@ -178,20 +182,26 @@ def test_each_kind_answers_and_what_cannot_run_is_refused_with_a_result(bench, r
         bench.command(2, "reboot-now"),
         bench.command(3, body={"count": 3}),  # ping takes no body
         bench.command(4, issued_ms=past, expires_ms=past + 60_000),
+        bench.command(5, "snapshot"),
     ]
     for c in commands:
         bench.publish(bench.signer.sign(c))
-    wait_for(lambda: sum(node.commands.counts.values()) == 4, 10, "four commands handled")
+    wait_for(lambda: sum(node.commands.counts.values()) == 5, 10, "five commands handled")
     results = bench.results()
     assert answers(results, 1) == [("delivered", ""), ("applied", "")]
     assert json.loads(results[1].details)["epoch"] == bench.epoch()  # ioc-edge status --json, now
     assert answers(results, 2) == [("refused", "unknown_kind")]
-    assert json.loads(results[2].details) == {"message": "'reboot-now' is not one of ['ping', 'status']"}
+    assert json.loads(results[2].details) == {
+        "message": "'reboot-now' is not one of ['ping', 'snapshot', 'status']"
+    }
     assert answers(results, 3) == [("delivered", ""), ("refused", "bad_body")]
     assert json.loads(results[4].details) == {"message": "ping takes no body; got keys ['count']"}
     assert answers(results, 4) == [("refused", "expired")]
+    assert answers(results, 5) == [("delivered", ""), ("refused", "failed")]
+    assert json.loads(results[-1].details) == {"message": "KeyError: 'lens'"}
     assert runs == [{"count": 3}]
-    assert node.commands.counts == {"applied": 1, "unknown_kind": 1, "bad_body": 1, "expired": 1}
+    counts = {"applied": 1, "unknown_kind": 1, "bad_body": 1, "expired": 1, "failed": 1}
+    assert node.commands.counts == counts
 
 
 def test_untrusted_commands_are_counted_and_neither_run_nor_answered(bench, run_node, runs, tmp_path):
