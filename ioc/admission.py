@@ -59,6 +59,8 @@ FIELD_BYTES: Mapping[tuple[str, str], int] = MappingProxyType(
         ("event", "jpeg"): 500_000,
         ("alarm", "message"): 4_096,
         ("event", "message"): 4_096,
+        # A command's result: a kind's details (a node's status, a self-test's results), as a status body.
+        ("command_result", "details"): 65_536,
     }
 )
 """Largest size in bytes of these text and blob fields; other text fields get ``Limits.text_bytes``."""

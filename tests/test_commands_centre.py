@@ -4,6 +4,7 @@ node answers or the command expires, and sent by one dispatcher at a time, also 
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -24,11 +25,12 @@ from ioc.broker import PrivateBroker
 from ioc.cli import main
 from ioc.commands import CommandError, CommandQueue, Dispatcher, Lease
 from ioc.db import Database
+from ioc.receiver import Receiver
 from provisioning import pki
 from provisioning.commands import CommandSigner, CommandVerifier, issue_command_signer
 from sync.commands import Command, SignedCommand, decode_command
 from sync.records import CommandResult, TimeSource
-from sync.wire import Batch
+from sync.wire import Ack, Batch, encode_batch, up_topic
 
 T0 = 1_700_000_000_000
 OTHER_EPOCH = "00000000000000ff"
@@ -224,6 +226,25 @@ def test_results_move_a_command_on_and_a_final_one_stands(ioc_db):
     c = queue.get("vessel-042", seq)
     assert c is not None
     assert (c.state, c.reason, c.details, c.result_ms) == ("applied", "", '{"v": 1}', T0 + 5)
+
+
+def test_the_receiver_stores_a_nodes_answers_then_moves_its_command_on(ioc_db):
+    queue = CommandQueue(ioc_db)
+    heard(ioc_db, "vessel-042")
+    seq = queue.issue("vessel-042", "status", {}, "lan", 60, T0)
+    queue.sent("vessel-042", seq, T0, T0 + 2000, EPOCH)
+    details = json.dumps({"status": "x" * 20_000})  # a node's whole status: more than a name's 1 KiB
+    stamp = (now_ms(), int(TimeSource.NTP), now_ms())
+    answers = [
+        CommandResult(*stamp, seq, "delivered", "", ""),
+        CommandResult(*stamp, seq, "applied", "", details),
+    ]
+    payload = encode_batch(Batch("vessel-042", EPOCH, "command_result", [1, 2], answers))
+    ack = Receiver(ioc_db, "127.0.0.1", 1).handle(up_topic(PREFIX, "vessel-042", "command_result"), payload)
+    assert ack == Ack(EPOCH, "command_result", 1, 2)
+    assert ioc_db.count("command_result") == 2
+    c = queue.get("vessel-042", seq)
+    assert c is not None and (c.state, c.details) == ("applied", details)
 
 
 def test_commands_unanswered_at_their_expiry_expire_and_a_late_final_result_still_counts(ioc_db):
