@@ -5,13 +5,14 @@ Two listeners, each with its own rules (``per_listener_settings``):
 - **devices** (default ``0.0.0.0:8883``): a client certificate chained to the device CA is required
   and checked against the CRLs; its CN (the device id) is the MQTT username and the client id. The
   rules are mosquitto's dynamic-security plugin's, from ``devices.json``: an enrolled device may
-  publish only to ``{prefix}/<its id>/up/+``, subscribe only to ``{prefix}/<its id>/ack`` (not a
-  wildcard, not a ``$share`` group) and read only that. A certificate whose CN is not in the file
+  publish only to ``{prefix}/<its id>/up/+``, subscribe only to ``{prefix}/<its id>/ack`` and
+  ``{prefix}/<its id>/cmd`` (not a wildcard, not a ``$share`` group) and read only those. A certificate whose CN is not in the file
   may connect and do nothing. mosquitto 2.0's ``acl_file`` cannot be used here: it grants every
   SUBSCRIBE (``security_default.c``: "FIXME - implement ACL subscription strings"), so a device
   could join the receivers' shared subscription and be handed other nodes' batches.
 - **centre** (default ``127.0.0.1:8884``): only certificates of the centre CA (the receivers'),
-  which may read every uplink topic and write every ack. No device certificate is accepted here.
+  which may read every uplink topic and write every ack and command. No device certificate is
+  accepted here.
 
 ``devices.json`` is read when mosquitto starts, not on a reload (SIGHUP): after enrolling devices,
 ``ioc-center broker devices`` writes it again and the broker is restarted. Nobody administers the
@@ -49,6 +50,7 @@ from ioc.broker import find_dynsec_plugin
 from ioc.ca import CertificateAuthority
 from provisioning import pki
 from provisioning.pki import PkiError
+from sync.commands import command_topic
 from sync.wire import DEVICE_RE, MAX_PAYLOAD_BYTES, ack_topic
 
 __all__ = [
@@ -97,14 +99,15 @@ def device_rules(prefix: str, devices: Iterable[str]) -> dict:
     for device in sorted(set(devices)):
         if not DEVICE_RE.fullmatch(device):
             raise PkiError(f"device {device!r} is not a device id ({DEVICE_RE.pattern})")
-        ack = ack_topic(prefix, device)
-        allow = [
-            ("publishClientSend", f"{prefix}/{device}/up/+"),
-            ("publishClientReceive", ack),
-            # Literal: the plugin compares the whole filter, "$share/<group>/" included.
-            ("subscribeLiteral", ack),
-            ("unsubscribeLiteral", ack),
-        ]
+        allow = [("publishClientSend", f"{prefix}/{device}/up/+")]
+        # Its acks and the centre's commands to it: it reads them, only the centre writes them.
+        for topic in (ack_topic(prefix, device), command_topic(prefix, device)):
+            allow += [
+                ("publishClientReceive", topic),
+                # Literal: the plugin compares the whole filter, "$share/<group>/" included.
+                ("subscribeLiteral", topic),
+                ("unsubscribeLiteral", topic),
+            ]
         roles.append(
             {"rolename": device, "acls": [{"acltype": t, "topic": f, "allow": True} for t, f in allow]}
         )
@@ -123,10 +126,11 @@ def write_device_rules(out: Path, prefix: str, devices: Iterable[str]) -> Path:
 
 def acl_centre(prefix: str) -> str:
     return (
-        "# The IOC's receivers (centre CA): every device's uplink, every ack.\n"
+        "# The IOC's receivers (centre CA): every device's uplink, every ack, every command.\n"
         f"user {RECEIVER_CN}\n"
         f"topic read {prefix}/+/up/+\n"
         f"topic write {prefix}/+/ack\n"
+        f"topic write {prefix}/+/cmd\n"
     )
 
 

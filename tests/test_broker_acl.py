@@ -1,5 +1,6 @@
 """What a device may do at the broker, against a real mosquitto running the generated configuration:
-subscribe only to its own ack topic (never the receivers' shared group), nothing when it is not
+subscribe only to its own ack and command topics (never the receivers' shared group, never another's
+commands; writing commands is the centre's alone), nothing when it is not
 enrolled, no packet above the wire format's limit; and a revoked device's connection and session
 ended by ``ioc-center broker disconnect``."""
 
@@ -12,6 +13,7 @@ from support_mtls import Centre, Client, files, handshake, wait_until_revoked_at
 
 from ioc.cli import main as center_cli
 from provisioning.tls import TlsFiles
+from sync.commands import command_topic
 from sync.records import Position
 from sync.wire import MAX_PAYLOAD_BYTES, Batch, ack_topic, encode_batch, up_topic
 
@@ -45,10 +47,16 @@ def test_a_device_subscribes_to_its_own_acks_only(centre: Centre) -> None:
             f"{PREFIX}/#",
             f"{PREFIX}/vessel-b/ack",
             f"{PREFIX}/+/ack",
+            f"{PREFIX}/vessel-b/cmd",  # another node's commands
+            f"{PREFIX}/+/cmd",
+            f"$share/x/{PREFIX}/vessel-a/cmd",
             "#",
             "$CONTROL/dynamic-security/#",
         ]
-        assert subscribe_all(client, [*foreign, ack_topic(PREFIX, "vessel-a")]) == [REFUSED] * 7 + [1]
+        own = [ack_topic(PREFIX, "vessel-a"), command_topic(PREFIX, "vessel-a")]
+        assert subscribe_all(client, [*foreign, *own]) == [REFUSED] * 10 + [1, 1]
+        # Only the centre writes commands, its own included.
+        assert client.publish(command_topic(PREFIX, "vessel-a"), b"{}") == REFUSED
         # Nor can it administer the plugin that holds these rules.
         rules = (centre.tls / "devices.json").read_bytes()
         command = {"commands": [{"command": "createRole", "rolename": "all"}]}

@@ -315,12 +315,16 @@ def test_generated_broker_config_requires_certificates_and_confines_each_device(
         ("publishClientReceive", "ioc/v1/vessel-1/ack"),
         ("subscribeLiteral", "ioc/v1/vessel-1/ack"),
         ("unsubscribeLiteral", "ioc/v1/vessel-1/ack"),
+        ("publishClientReceive", "ioc/v1/vessel-1/cmd"),
+        ("subscribeLiteral", "ioc/v1/vessel-1/cmd"),
+        ("unsubscribeLiteral", "ioc/v1/vessel-1/cmd"),
     ]
     assert not any(rules["defaultACLAccess"].values())
     assert (out / "acl-centre").read_text().splitlines()[1:] == [
         "user ioc-receiver",
         "topic read ioc/v1/+/up/+",
         "topic write ioc/v1/+/ack",
+        "topic write ioc/v1/+/cmd",
     ]
     server = pki.load_certificates(out / "server.crt")[0]
     names = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
