@@ -6,10 +6,11 @@ Two listeners, each with its own rules (``per_listener_settings``):
   and checked against the CRLs; its CN (the device id) is the MQTT username and the client id. The
   rules are mosquitto's dynamic-security plugin's, from ``devices.json``: an enrolled device may
   publish only to ``{prefix}/<its id>/up/+``, subscribe only to ``{prefix}/<its id>/ack`` and
-  ``{prefix}/<its id>/cmd`` (not a wildcard, not a ``$share`` group) and read only those. A certificate whose CN is not in the file
-  may connect and do nothing. mosquitto 2.0's ``acl_file`` cannot be used here: it grants every
-  SUBSCRIBE (``security_default.c``: "FIXME - implement ACL subscription strings"), so a device
-  could join the receivers' shared subscription and be handed other nodes' batches.
+  ``{prefix}/<its id>/cmd`` (not a wildcard, not a ``$share`` group) and read only those. A
+  certificate whose CN is not in the file may connect and do nothing. mosquitto 2.0's ``acl_file``
+  cannot be used here: it grants every SUBSCRIBE (``security_default.c``: "FIXME - implement ACL
+  subscription strings"), so a device could join the receivers' shared subscription and be handed
+  other nodes' batches.
 - **centre** (default ``127.0.0.1:8884``): only certificates of the centre CA (the receivers'),
   which may read every uplink topic and write every ack and command. No device certificate is
   accepted here.
