@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 import pytest
+from helpers import free_port
 
 from edge.config import NodeConfig
 from edge.runtime import Node
@@ -130,7 +131,7 @@ def pty_pair() -> Iterator[tuple[int, str]]:
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[PrivateBroker]:
     """A private mosquitto on a free loopback port; ``broker.stop()``/``start()`` restart it."""
-    with PrivateBroker(tmp_path / "broker") as b:
+    with PrivateBroker(tmp_path / "broker", free_port()) as b:
         yield b
 
 
@@ -141,7 +142,7 @@ def postgres_server() -> Iterator[PrivatePostgres]:
         find_bindir()
     except PostgresError as exc:
         pytest.skip(f"no PostgreSQL for the postgresql variant: {exc}")
-    with PrivatePostgres() as server:
+    with PrivatePostgres(port=free_port()) as server:
         yield server
 
 

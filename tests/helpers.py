@@ -4,12 +4,38 @@ from __future__ import annotations
 
 import datetime
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable
 
 import click
 import pytest
 from click.testing import CliRunner
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on and no other pytest-xdist worker of this run picks.
+
+    Tests pick a port, then start mosquitto, PostgreSQL or a relay on it, and stop and restart them on
+    it: another worker picking the same port in between would take it, or be reached by this worker's
+    clients. So each worker keeps only the kernel's picks of its own share (``port // 2`` modulo the
+    workers: Linux hands out the odd ports first). Serially every pick is kept.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")  # set in each worker: gw0, gw1, ...
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    held: list[socket.socket] = []  # bound until the end, so the kernel offers another port each time
+    try:
+        while True:
+            s = socket.socket()
+            held.append(s)
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+            if port // 2 % workers == int(worker.removeprefix("gw")):
+                return port
+    finally:
+        for s in held:
+            s.close()
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 10.0, what: str = "the condition") -> None:

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
-from helpers import cli, wait_for
+from helpers import cli, free_port, wait_for
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge.cli import main as edge_cli
 from edge.config import NodeConfig, load_config
-from ioc.broker import PrivateBroker, free_port
+from ioc.broker import PrivateBroker
 from ioc.cli import main as center_cli
 from ioc.db import Database
 from ioc.enrolment import Register
@@ -93,7 +93,9 @@ class Centre:
         path = self.tmp / "template.toml"
         path.write_text(
             "[store]\nflush_interval_s = 0.2\nstatus_interval_s = 1\n\n"
-            "[uplink]\nack_timeout_s = 3\nbackoff_min_s = 0.1\nbackoff_max_s = 0.5\n"
+            "[uplink]\nack_timeout_s = 3\nbackoff_min_s = 0.1\nbackoff_max_s = 0.5\n\n"
+            # No metrics endpoint: nodes of other tests running at the same time would contend for its port.
+            "[metrics]\nenabled = false\n"
         )
         return path
 

@@ -7,7 +7,7 @@ import socket
 import threading
 from collections.abc import Callable
 
-from ioc.broker import free_port
+from helpers import free_port
 
 
 class Link:

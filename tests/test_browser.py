@@ -282,8 +282,9 @@ def test_every_page_shows_stored_data(dashboard: Dashboard, ioc_db: Database) ->
     page.goto(f"{dashboard.url}/#/cameras")
     expect(page.locator("#events article")).to_have_count(3)
     expect(page.locator("#events article").first).to_contain_text("motorbike 91% · wrong-way")
+    # A function, not an expression: Playwright polls an expression with eval(), which the CSP refuses.
     page.wait_for_function(
-        "[...document.querySelectorAll('#events img')].every((i) => i.complete && i.naturalWidth)"
+        "() => [...document.querySelectorAll('#events img')].every((i) => i.complete && i.naturalWidth)"
     )
     expect(page.locator("#count-totals tbody tr")).to_have_count(2)
     expect(page.locator("#counts-title ~ .chart canvas")).to_have_count(1)
@@ -345,7 +346,7 @@ def test_camera_events_and_node_statuses_arrive_live(
     expect(card).to_have_count(1, timeout=LIVE_MS)
     expect(card).to_contain_text("car 87% · wrong-way")
     expect(card).to_contain_text(f"cam-01/gate · {centre_time(t)}")
-    cameras.wait_for_function("document.querySelector('#events img').naturalWidth === 320")
+    cameras.wait_for_function("() => document.querySelector('#events img').naturalWidth === 320")
     row = nodes.locator('#nodes tr[data-device="cam-01"]')
     expect(row).to_contain_text("0.2.0", timeout=LIVE_MS)
     expect(row).to_contain_text("cam-2: no frames from rtsp://10.0.0.9/stream")

@@ -180,7 +180,8 @@ def test_node_without_identity_records_its_selftest_unsigned(tmp_path, broker, r
     path = tmp_path / "edge.toml"
     path.write_text(
         f'[node]\ndevice_id = "buoy-7"\nstate_dir = "state"\n\n'
-        f"[store]\nflush_interval_s = 0.2\n\n[uplink]\nport = {broker.port}\nack_timeout_s = 5\n"
+        f"[store]\nflush_interval_s = 0.2\n\n[uplink]\nport = {broker.port}\nack_timeout_s = 5\n\n"
+        "[metrics]\nenabled = false\n"  # other tests' nodes running meanwhile would contend for its port
     )
     result = CliRunner().invoke(edge_cli, ["selftest", "--seconds", "5", str(path)])
     assert result.exit_code == 0, result.output

@@ -9,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 import pytest
+from helpers import free_port
 from support_ioc import EPOCH, T0, position_batch
 
-from ioc.broker import free_port
 from ioc.db import Database, DatabaseError
 from ioc.postgres import PrivatePostgres
 from ioc.schema import MIGRATIONS
@@ -143,7 +143,7 @@ def test_a_failed_transaction_is_rolled_back(ioc_db):
 def test_postgresql_restarted_under_a_database_fails_one_call_then_reconnects(postgres_server):
     """A server of its own, since the session's must stay up (``postgres_server`` only skips without one)."""
     psycopg = pytest.importorskip("psycopg")
-    with PrivatePostgres() as server:
+    with PrivatePostgres(port=free_port()) as server:
         db = Database(server.create_database("ioc"))
         try:
             assert db.store(position_batch("vessel-1", 1, 3)) == 3

@@ -248,7 +248,8 @@ pin = 27
         assert node.drivers[1].running  # the float switch works
         node.status.report()
         result = CliRunner().invoke(edge_cli, ["status", "--json", str(tmp_path / "edge.toml")])
-        assert json.loads(result.output)["failed_drivers"] == node.failed
+        # stdout alone: the running node's threads may log to stderr meanwhile.
+        assert json.loads(result.stdout)["failed_drivers"] == node.failed
     finally:
         squatter.close()
 

@@ -19,9 +19,10 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
+from helpers import free_port
 from packaging.requirements import Requirement
 
-from ioc.broker import PrivateBroker, free_port
+from ioc.broker import PrivateBroker
 
 ROOT = Path(__file__).resolve().parent.parent
 IOC_CENTER = Path(sys.executable).with_name("ioc-center")

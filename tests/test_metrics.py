@@ -10,14 +10,13 @@ import urllib.request
 
 import paho.mqtt.client as mqtt
 import pytest
-from helpers import wait_for
+from helpers import free_port, wait_for
 from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from edge.config import parse_config
 from edge.metrics import ThermalCollector
-from ioc.broker import free_port
 from ioc.db import Database
 from ioc.metrics import CenterService
 from ioc.receiver import Receiver

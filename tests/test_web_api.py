@@ -20,12 +20,11 @@ import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
 import requests
-from helpers import wait_for
+from helpers import free_port, wait_for
 from paho.mqtt.enums import CallbackAPIVersion
 from support_ioc import Api
 from support_nodes import backlog, expected_positions, node_config
 
-from ioc.broker import free_port
 from ioc.db import Database
 from ioc.web import WebServer, WebSettings, create_app
 from ioc.web.aqi import BANDS, band, vn_aqi
@@ -375,7 +374,7 @@ def test_ioc_center_run_serves_the_dashboard_beside_its_receiver(broker, ioc_db_
     port = free_port()
     center = subprocess.Popen(
         [sys.executable, "-m", "ioc", "run", "--mqtt-port", str(broker.port), "--db", ioc_db_url,
-         "--http-port", str(port), "--timezone", "Asia/Bangkok"],
+         "--http-port", str(port), "--timezone", "Asia/Bangkok", "--metrics-port", "0"],
         stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     client.url = f"http://127.0.0.1:{port}"

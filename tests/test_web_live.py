@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 
 import pytest
 import requests
-from helpers import now_ms, wait_for
+from helpers import free_port, now_ms, wait_for
 from support_nodes import node_config
 
-from ioc.broker import free_port
 from ioc.db import Database
 from ioc.web import WebServer, WebSettings, create_app
 from ioc.web.auth import Tokens, Users
