@@ -23,7 +23,7 @@ from support_ioc import EPOCH, PREFIX, Node, position_batch
 
 from ioc.broker import PrivateBroker
 from ioc.cli import main
-from ioc.commands import CommandError, CommandQueue, Dispatcher, Lease
+from ioc.commands import CommandError, CommandQueue, Dispatcher, Lease, retry_delay_ms
 from ioc.db import Database
 from ioc.receiver import Receiver
 from provisioning import pki
@@ -140,8 +140,17 @@ def answer(node: Node, device: str, seq: int, state: str) -> None:
     node.send(Batch(device, EPOCH, "command_result", [1], [record]))
 
 
-def gaps(copies: list[tuple[float, str, SignedCommand]]) -> list[float]:
-    return [b[0] - a[0] for a, b in zip(copies, copies[1:], strict=False)]
+def paced(copies: list[tuple[float, str, SignedCommand]], slack_s: float = 0.15) -> bool:
+    """Whether each copy came no sooner after the first than the retry delays add up to (``FAST``), less
+    ``slack_s`` for the broker's delivery: a copy sent twice at once, or without backoff, comes sooner.
+    Delays from one copy to the next alone would not do: one copy delivered late makes the next gap short.
+    """
+    due = 0.0
+    for n, (arrived, _, _) in enumerate(copies[1:]):
+        due += retry_delay_ms(n, 200, 800) / 1000
+        if arrived - copies[0][0] < due - slack_s:
+            return False
+    return True
 
 
 # -- the queue -------------------------------------------------------------------------------------
@@ -316,10 +325,8 @@ def test_the_dispatcher_sends_signed_commands_with_backoff_until_the_node_answer
     expected = Command("vessel-042", EPOCH, seq, "ping", {"n": 1}, "lan", issued.issued_ms, issued.expires_ms)
     verifier = CommandVerifier(signer.ca, "vessel-042")
     assert all(verifier.verify(signed, now_ms()) == expected for _, _, signed in copies)
-    delays = gaps(copies)
-    # 0.2, 0.4, 0.8, 0.8 ... s apart, give or take the broker's and the rounds' delays.
-    wanted = [0.2, 0.4, 0.8, 0.8, 0.8, 0.8][: len(delays)]
-    assert all(want - 0.1 < g < want + 0.3 for g, want in zip(delays, wanted, strict=True)), delays
+    assert paced(copies), [t - copies[0][0] for t, _, _ in copies]  # 0, 0.2, 0.6, 1.4, 2.2 ... s
+    assert copies[3][0] - copies[0][0] < 1.4 + 0.5  # and not much later
 
 
 def test_a_command_unanswered_expires_and_is_sent_no_more(ioc_db, listener, dispatching):
@@ -358,10 +365,12 @@ def test_of_two_dispatchers_only_the_lease_holder_sends_and_the_other_takes_over
     assert second.stats["published"] == 0
     first.stop()  # its lease released: the second takes it at its next try
     wait_for(lambda: second.stats["published"] >= 3, what="the second dispatcher's sends")
-    second.stop()
-    assert len(listener.copies()) == first.stats["published"] + second.stats["published"]
-    for seq in seqs:  # never two copies at once: each after its retry delay
-        assert min(gaps(listener.copies(seq=seq))) > 0.15
+    # Every copy published arrives (a stopped dispatcher's last copies may be in flight a moment).
+    wait_for(
+        lambda: len(listener.copies()) == first.stats["published"] + second.stats["published"],
+        what="every copy published",
+    )
+    assert all(paced(listener.copies(seq=seq)) for seq in seqs)  # never two copies at once
 
 
 def test_when_the_sending_process_is_killed_another_dispatcher_takes_over_after_its_lease(
@@ -382,9 +391,9 @@ def test_when_the_sending_process_is_killed_another_dispatcher_takes_over_after_
         "killed",
     ]
     args += ["--command-key", str(signer.key), "--command-cert", str(signer.cert), "--command-lease-s", "1.5"]
-    proc = subprocess.Popen([sys.executable, "-m", "ioc", "run", *args], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "ioc", "run", *args], stderr=subprocess.DEVNULL)
     try:
-        wait_for(lambda: listener.copies(), timeout=20, what="the process's first send")
+        wait_for(lambda: queue.get("vessel-042", seq).sent_count == 1, timeout=20, what="the first send")
         other = dispatching(retry_min_s=2.0, retry_max_s=60.0)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
@@ -397,7 +406,7 @@ def test_when_the_sending_process_is_killed_another_dispatcher_takes_over_after_
             proc.wait(10)
     first, second = listener.copies()
     assert other.stats["published"] == 1
-    assert second[0] - first[0] > 1.8 and second[0] > killed_at  # the retry's time, kept by the database
+    assert second[0] - first[0] > 1.6 and second[0] > killed_at  # the retry's time, kept by the database
     assert queue.get("vessel-042", seq).sent_count == 2
 
 
