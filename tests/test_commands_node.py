@@ -278,9 +278,17 @@ def test_a_node_without_tls_takes_no_commands_and_says_so(broker, run_node, tmp_
     assert "event=commands_off reason=no_uplink_tls action=no_subscription" in caplog.text
 
 
-def test_a_command_issued_while_the_node_is_away_is_applied_once_when_it_is_back_and_the_centre_learns_it(
-    bench, run_node, runs, tmp_path
-):
+@dataclass
+class CentreSide:
+    """The centre's receiver, dispatcher (retrying fast) and command queue on a SQLite database."""
+
+    db: Database
+    queue: CommandQueue
+    dispatcher: Dispatcher
+
+
+@pytest.fixture
+def centre_side(bench: Bench, tmp_path: Path) -> Iterator[CentreSide]:
     db = Database(f"sqlite:///{tmp_path / 'ioc.db'}")
     centre = make_identity(tmp_path, "ioc-centre")  # the broker has no ACL: any certificate of the CA
     receiver = Receiver(db, "127.0.0.1", bench.broker.port, client_id="ioc-test-receiver", tls=centre)
@@ -296,19 +304,40 @@ def test_a_command_issued_while_the_node_is_away_is_applied_once_when_it_is_back
         retry_max_s=1,
         tick_s=0.05,
     )
-    queue = CommandQueue(db)
     try:
-        node = bench.start(run_node)
-        wait_for(lambda: list(db.dump("status", DEVICE)), 10, "the node's epoch at the centre")
-        node.stop()
-        seq = queue.issue(DEVICE, "ping", {}, "lan", ttl_s=60, now_ms=now_ms())
-        dispatcher.start()
-        wait_for(lambda: queue.get(DEVICE, seq).state == "sent", 10, "the command sent to the absent node")
-        run_node(bench.config)
-        wait_for(lambda: queue.get(DEVICE, seq).state == "applied", 10, "the node's result at the centre")
-        assert json.loads(queue.get(DEVICE, seq).details)["epoch"] == bench.epoch()
-        assert runs == [{}]
+        yield CentreSide(db, CommandQueue(db), dispatcher)
     finally:
         dispatcher.stop()
         receiver.stop()
         db.close()
+
+
+def test_a_command_issued_while_the_node_is_away_is_applied_once_when_it_is_back_and_the_centre_learns_it(
+    bench, run_node, runs, centre_side
+):
+    db, queue, dispatcher = centre_side.db, centre_side.queue, centre_side.dispatcher
+    node = bench.start(run_node)
+    wait_for(lambda: list(db.dump("status", DEVICE)), 10, "the node's epoch at the centre")
+    node.stop()
+    seq = queue.issue(DEVICE, "ping", {}, "lan", ttl_s=60, now_ms=now_ms())
+    dispatcher.start()
+    wait_for(lambda: queue.get(DEVICE, seq).state == "sent", 10, "the command sent to the absent node")
+    run_node(bench.config)
+    wait_for(lambda: queue.get(DEVICE, seq).state == "applied", 10, "the node's result at the centre")
+    assert json.loads(queue.get(DEVICE, seq).details)["epoch"] == bench.epoch()
+    assert runs == [{}]
+
+
+def test_commands_pending_when_the_broker_dies_are_each_run_once_after_it_restarts(
+    bench, run_node, runs, centre_side
+):
+    db, queue, dispatcher = centre_side.db, centre_side.queue, centre_side.dispatcher
+    bench.start(run_node)
+    wait_for(lambda: list(db.dump("status", DEVICE)), 10, "the node's epoch at the centre")
+    bench.broker.stop()  # SIGKILL, no persistence: whatever it held is gone
+    seqs = [queue.issue(DEVICE, "ping", {}, "lan", ttl_s=60, now_ms=now_ms()) for _ in range(3)]
+    dispatcher.start()
+    bench.broker.start()
+    wait_for(lambda: all(queue.get(DEVICE, s).state == "applied" for s in seqs), 20, "every command applied")
+    assert len(runs) == 3, "each run once, none twice"
+    assert sorted((c.seq, c.state) for c in bench.taken()) == [(s, "applied") for s in seqs]
