@@ -20,6 +20,21 @@ log_level_option = click.option(
 )
 
 
+def iso_time_ms(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    """An option's ISO 8601 time (a bare date or no zone: UTC) as UTC ms (a click callback)."""
+    import datetime as dt
+
+    if value is None:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 time, e.g. 2026-11-01T06:00:00+07:00"
+        ) from None
+    return int((when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp() * 1000)
+
+
 class Failed(click.ClickException):
     """A library error, shown as its own lines (a config error has one line per problem)."""
 

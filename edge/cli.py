@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from common.clikit import Failed, log_level_option, wait_for_stop_signal
+from common.clikit import Failed, iso_time_ms, log_level_option, wait_for_stop_signal
 from common.clock import Clock
 from common.errors import IocEdgeError
 from common.logs import setup_logging
@@ -334,6 +334,13 @@ def detect(video: str, model: Path, fps: float | None, score: float) -> None:
 )
 @click.option("--rotate", is_flag=True, help="A new key and certificate even if the current ones are good.")
 @click.option(
+    "--label",
+    "labels",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A label the centre selects the node by (repeatable); the node's other labels are kept.",
+)
+@click.option(
     "--days", type=click.IntRange(1, 3650), default=3 * 365, show_default=True, help="Certificate validity."
 )
 def provision(
@@ -347,6 +354,7 @@ def provision(
     state_dir: Path | None,
     rotate: bool,
     days: int,
+    labels: tuple[str, ...],
 ) -> None:
     """Make this device a trusted node: its own key (0600, never leaves it), a certificate signed
     with the technician's credential, and its config. Asks only what it cannot know; options answer
@@ -358,7 +366,17 @@ def provision(
     from edge.provision import Provisioner, ProvisionOptions
 
     options = ProvisionOptions(
-        config_path, device_id, site, broker_host, broker_port, signer, template, state_dir, rotate, days
+        config_path,
+        device_id,
+        site,
+        broker_host,
+        broker_port,
+        signer,
+        template,
+        state_dir,
+        rotate,
+        days,
+        labels,
     )
     try:
         Provisioner(options, _ask, click.echo).run()
@@ -419,19 +437,6 @@ def selftest(file: Path, seconds: float, as_json: bool) -> None:
         raise SystemExit(1)
 
 
-def _time_ms(ctx: click.Context, param: click.Parameter, value: str) -> int:
-    """An ISO 8601 time (a bare date or no zone: UTC) as UTC ms, for --from/--to."""
-    import datetime as dt
-
-    try:
-        when = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is not an ISO 8601 time, e.g. 2026-11-01T06:00:00+07:00"
-        ) from None
-    return int((when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp() * 1000)
-
-
 @main.group()
 def track() -> None:
     """The vessel's signed track log.
@@ -448,8 +453,10 @@ def track() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="The node's config.",
 )
-@click.option("--from", "from_ms", required=True, callback=_time_ms, help="Start, ISO 8601 (no zone: UTC).")
-@click.option("--to", "to_ms", required=True, callback=_time_ms, help="End (exclusive), ISO 8601.")
+@click.option(
+    "--from", "from_ms", required=True, callback=iso_time_ms, help="Start, ISO 8601 (no zone: UTC)."
+)
+@click.option("--to", "to_ms", required=True, callback=iso_time_ms, help="End (exclusive), ISO 8601.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="File to write.")
 def track_export(file: Path, from_ms: int, to_ms: int, out: Path) -> None:
     """Write the track between --from and --to into one self-contained file (records, hashes,

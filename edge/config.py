@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING, Annotated, Literal, TypeAlias, Union
 from pydantic import Field, PrivateAttr, StringConstraints, ValidationInfo, field_validator, model_validator
 
 from common.config import ConfigError, ConfigPath, Section, parse_toml, read_text
+from common.fields import Labels
 from edge.devices import DEVICE_TYPES
 from edge.devices.base import DriverSection
 
@@ -99,6 +100,12 @@ class NodeSection(Section):
         examples=["vessel-042"],
     )
     site: str = Field("", description="Where the node is installed (free text).", max_length=128)
+    labels: Labels = Field(
+        default_factory=dict,
+        description="Labels the centre selects nodes by (key: a-z, 0-9, '_', '-'; value: short text); "
+        "reported in the node's status.",
+        examples=[{"district": "phu-vang", "kind": "flood-station"}],
+    )
     state_dir: ConfigPath = Field(
         Path("/var/lib/ioc-edge"),
         description="Directory of the node's state (the store); relative to the config file.",

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from common.errors import IocEdgeError
+from common.fields import check_label
 from edge.config import ConfigError, load_config, parse_config
 from provisioning import pki
 from provisioning.credential import SigningCredential
@@ -70,6 +71,8 @@ class ProvisionOptions:
     state_dir: Path | None = None
     rotate: bool = False
     days: int = DEVICE_DAYS
+    labels: tuple[str, ...] = ()
+    """``KEY=VALUE`` each (:func:`check_label_option`): set or replaced; the node's other labels kept."""
 
 
 def check_device_id(text: str) -> str:
@@ -87,6 +90,18 @@ def check_site(text: str) -> str:
     if len(text) > 128:
         raise ProvisionError(f"site is {len(text)} characters long; at most 128")
     return text
+
+
+def check_label_option(text: str) -> tuple[str, str]:
+    """``KEY=VALUE`` (``--label``) as its key and value, checked as the node's config checks them."""
+    key, sep, value = text.partition("=")
+    try:
+        if not sep:
+            raise ValueError(f"--label {text!r} is not KEY=VALUE, e.g. district=phu-vang")
+        check_label(key.strip(), value.strip())
+    except ValueError as exc:
+        raise ProvisionError(str(exc)) from None
+    return key.strip(), value.strip()
 
 
 def check_host(text: str) -> str:
@@ -169,6 +184,7 @@ class Provisioner:
         node, uplink = existing.get("node", {}), existing.get("uplink", {})
         secured = "tls" in uplink  # a plain (test bench) config's broker is not the IOC's
         credential = check_signer(o.signer) if o.signer is not None else None
+        labels = dict(map(check_label_option, o.labels))  # before any question: a typo fails at once
         device = self._answer(
             o.device_id, node.get("device_id"), check_device_id, "Device id (e.g. vessel-042)", None
         )
@@ -184,7 +200,7 @@ class Provisioner:
             DEFAULT_PORT,
         )
         template = check_template(o.template) if o.template is not None else {}  # drivers: optional
-        data = self._config_data(existing, template, device, site, host, port)
+        data = self._config_data(existing, template, device, site, host, port, labels)
         text = HEADER + dumps(data)
         try:
             config = parse_config(text, o.config.name, o.config.parent.resolve())
@@ -205,7 +221,14 @@ class Provisioner:
         return changed
 
     def _config_data(
-        self, existing: dict[str, Any], template: dict[str, Any], device: str, site: str, host: str, port: int
+        self,
+        existing: dict[str, Any],
+        template: dict[str, Any],
+        device: str,
+        site: str,
+        host: str,
+        port: int,
+        labels: dict[str, str],
     ) -> dict[str, Any]:
         data = copy.deepcopy(existing)
         for table, value in template.items():
@@ -217,6 +240,8 @@ class Provisioner:
                 data[table] = value
         node = data.setdefault("node", {})
         node.update(device_id=device, site=site)
+        if labels:
+            node["labels"] = node.get("labels", {}) | labels
         if self.options.state_dir is not None:
             node["state_dir"] = str(self.options.state_dir.resolve())  # as typed: relative to here
         node.setdefault("state_dir", DEFAULT_STATE_DIR)

@@ -359,7 +359,9 @@ class Node:
             self.config.store.status_interval_s,
             self.failed,
             {d.name: _reader(d, lambda s: s.outage) for d in self.drivers},
-            {name: c.describe for name, c in (("link", self.link), ("track", self.track)) if c is not None},
+            {name: c.describe for name, c in (("link", self.link), ("track", self.track)) if c is not None}
+            # Always told, none too: the centre's selectors match what the node last reported (ioc.labels).
+            | {"labels": lambda: dict(self.config.node.labels)},
         )
         self._run(self.status)
 

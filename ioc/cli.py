@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from common.clikit import ExtraGroup, Failed, log_level_option, wait_for_stop_signal
+from common.clikit import ExtraGroup, Failed, iso_time_ms, log_level_option, wait_for_stop_signal
 from common.errors import IocEdgeError
 from common.logs import setup_logging
 from ioc.db import URL_FORMS, Database
@@ -625,7 +625,14 @@ def command_group() -> None:
 
 
 @command_group.command("send")
-@click.option("--device", "device_id", required=True, help="The node's device id.")
+@click.option("--device", "device_id", default=None, help="The node's device id (or --select).")
+@click.option(
+    "--select",
+    "selector",
+    default=None,
+    metavar="KEY=VALUE[,...]",
+    help="Every node whose labels hold all of these (`ioc-center node list`): one command each.",
+)
 @click.option("--kind", required=True, help="What the node is to do: ping, selftest, ...")
 @click.option("--body", default="{}", show_default=True, help="The kind's arguments, a JSON object.")
 @click.option(
@@ -638,28 +645,54 @@ def command_group() -> None:
 )
 @click.option("--issuer", default=None, help="Who issues it, signed with it [default: this user].")
 @db_option
-def command_send(device_id: str, kind: str, body: str, ttl_s: int, issuer: str | None, url: str) -> None:
-    """Queue a command for a node and print its seq (the device's commands are numbered 1, 2, ...).
-    A node offline, or not yet heard of, gets it when it is back, until it expires.
+def command_send(
+    device_id: str | None,
+    selector: str | None,
+    kind: str,
+    body: str,
+    ttl_s: int,
+    issuer: str | None,
+    url: str,
+) -> None:
+    """Queue a command for a node and print its seq (the device's commands are numbered 1, 2, ...);
+    with --select, one for each node the labels pick, printed as DEVICE SEQ lines. A node offline,
+    or not yet heard of, gets it when it is back, until it expires. Each is kept in the audit log.
 
-    Example: ioc-center command send --device vessel-042 --kind ping --db sqlite:///ioc.db
+    Example: ioc-center command send --select district=phu-vang --kind ping --db sqlite:///ioc.db
     """
+    from ioc.audit import COMMAND_SEND, audit
     from ioc.commands import CommandQueue
     from ioc.db import now_ms
+    from ioc.selectors import devices_matching
 
+    if (device_id is None) == (selector is None):
+        raise Failed("give --device DEVICE or --select KEY=VALUE, one of them")
     try:
         arguments = json.loads(body)
     except ValueError as exc:
         raise Failed(f"--body is not JSON: {exc}") from None
     if not isinstance(arguments, dict):
         raise Failed("--body must be a JSON object, e.g. '{\"seconds\": 600}'")
+    who = _operator() if issuer is None else issuer
     try:
-        seq = CommandQueue(Database(url)).issue(
-            device_id, kind, arguments, _operator() if issuer is None else issuer, ttl_s, now_ms()
-        )
+        db = Database(url)
+        devices = [device_id] if device_id is not None else devices_matching(db, selector or "")
+        if not devices:
+            raise Failed(f"no node's labels match {selector!r}: nothing sent (see `ioc-center node list`)")
+        queue = CommandQueue(db)
+        for device in devices:
+            details = {"kind": kind, "body": arguments, "ttl_s": ttl_s} | (
+                {"select": selector} if selector else {}
+            )
+            try:
+                seq = queue.issue(device, kind, arguments, who, ttl_s, now_ms())
+            except IocEdgeError as exc:
+                audit(db, who, COMMAND_SEND, device, details, f"not issued: {exc}")
+                raise
+            audit(db, who, COMMAND_SEND, device, details, "queued", command_seq=seq)
+            click.echo(seq if selector is None else f"{device}\t{seq}")
     except IocEdgeError as exc:
         raise Failed(str(exc)) from None
-    click.echo(seq)
 
 
 @command_group.command("list")
@@ -688,6 +721,139 @@ def command_list(device_id: str | None, as_json: bool, url: str) -> None:
         click.echo(
             f"{c.device}\t{c.seq}\t{c.kind}\t{state}\tissued {issued} by {c.issuer or '?'}\t"
             f"sent {c.sent_count}x\t{c.details}"
+        )
+
+
+# -- the nodes' labels and the audit log ------------------------------------------------------------
+
+
+@main.group()
+def node() -> None:
+    """The nodes' labels (district, kind, site, fleet, ...), which `--select` picks nodes by: each
+    node reports its own (`[node] labels`, `ioc-edge provision --label`); a label set here wins over
+    the node's for the same key.
+
+    Example: ioc-center node label gauge-07 district=phu-vang kind=flood-station --db sqlite:///ioc.db
+    """
+
+
+def _labels_text(labels: dict) -> str:
+    """``key=value`` pairs, a centre's label marked ``(centre)``."""
+    return " ".join(
+        f"{k}={v.value}" + (" (centre)" if v.source == "centre" else "") for k, v in labels.items()
+    )
+
+
+@node.command("label")
+@click.argument("device_id", metavar="DEVICE")
+@click.argument("labels", nargs=-1, metavar="[KEY=VALUE]...")
+@click.option(
+    "--remove", "removed", multiple=True, metavar="KEY", help="Remove the centre's label KEY (repeatable)."
+)
+@db_option
+def node_label(device_id: str, labels: tuple[str, ...], removed: tuple[str, ...], url: str) -> None:
+    """Set labels of DEVICE at the centre (they win over the node's own for the same key), or remove
+    them with --remove (the node's own value shows again); print the labels now in force. Each change
+    is kept in the audit log.
+
+    Example: ioc-center node label gauge-07 district=phu-vang --remove fleet --db sqlite:///ioc.db
+    """
+    from ioc.audit import audit
+    from ioc.db import now_ms
+    from ioc.labels import NodeLabels
+
+    if not labels and not removed:
+        raise Failed("give KEY=VALUE labels to set, or --remove KEY")
+    pairs = [label.partition("=") for label in labels]
+    if bad := [label for label, (_, sep, _) in zip(labels, pairs, strict=True) if not sep]:
+        raise Failed(f"{bad[0]!r} is not KEY=VALUE, e.g. district=phu-vang")
+    try:
+        db = Database(url)
+        store, who = NodeLabels(db), _operator()
+        if pairs:
+            wanted = {key.strip(): value.strip() for key, _, value in pairs}
+            store.set(device_id, wanted, now_ms())
+            audit(db, who, "label.set", device_id, wanted, "ok")
+        if removed:
+            gone = store.remove(device_id, removed)
+            audit(db, who, "label.remove", device_id, {"keys": sorted(set(removed))}, f"removed {len(gone)}")
+        click.echo(f"{device_id}\t{_labels_text(store.of(device_id))}")
+    except IocEdgeError as exc:
+        raise Failed(str(exc)) from None
+
+
+@node.command("list")
+@click.option(
+    "--select", "selector", default=None, metavar="KEY=VALUE[,...]", help="Only the nodes it picks."
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per node (JSON lines).")
+@db_option
+def node_list(selector: str | None, as_json: bool, url: str) -> None:
+    """Print every node the centre has heard or labelled: device, when last heard, its labels in force
+    (a centre's marked "(centre)").
+
+    Example: ioc-center node list --select district=phu-vang,kind=flood-station --db sqlite:///ioc.db
+    """
+    from ioc.labels import NodeLabels
+    from ioc.selectors import devices_matching
+
+    try:
+        db = Database(url)
+        nodes = NodeLabels(db).nodes(devices_matching(db, selector) if selector is not None else None)
+    except IocEdgeError as exc:
+        raise Failed(str(exc)) from None
+    for n in nodes:
+        if as_json:
+            click.echo(json.dumps(dataclasses.asdict(n)))
+            continue
+        seen = _utc(n.last_seen_ms) if n.last_seen_ms is not None else "never heard"
+        click.echo(f"{n.device}\t{seen}\t{_labels_text(n.labels)}")
+
+
+def _utc(ms: int) -> str:
+    return f"{dt.datetime.fromtimestamp(ms / 1000, dt.UTC):%Y-%m-%d %H:%M}Z"
+
+
+@main.group("audit")
+def audit_group() -> None:
+    """The audit log: every command issued, label changed, config pushed or adopted; who, when, what,
+    to which node, and the result (a command's, where it stands now).
+
+    Example: ioc-center audit list --device gauge-07 --since 2026-11-01 --db sqlite:///ioc.db
+    """
+
+
+@audit_group.command("list")
+@click.option("--device", "device_id", default=None, help="Only the entries about this node.")
+@click.option(
+    "--since",
+    "since_ms",
+    default=None,
+    callback=iso_time_ms,
+    help="From this time on, ISO 8601 (no zone: UTC).",
+)
+@click.option("--csv", "as_csv", is_flag=True, help="CSV for a spreadsheet (formula-like text neutralised).")
+@db_option
+def audit_list(device_id: str | None, since_ms: int | None, as_csv: bool, url: str) -> None:
+    """Print the audit log, oldest first: id, time (UTC), user, action, node, result, details (JSON).
+
+    Example: ioc-center audit list --since 2026-11-01T00:00+07:00 --csv --db sqlite:///ioc.db > audit.csv
+    """
+    from ioc.audit import csv_text, entries
+
+    try:
+        log = entries(Database(url), device_id, since_ms)
+    except IocEdgeError as exc:
+        raise Failed(str(exc)) from None
+    if as_csv:
+        for piece in csv_text(log):
+            click.echo(piece, nl=False)
+        return
+    for e in log:
+        seq = f"#{e.command_seq}" if e.command_seq is not None else ""
+        click.echo(
+            f"{e.id}\t{_utc(e.at_ms)}\t{e.user or '?'}\t{e.action}\t{e.target}{seq}\t{e.result}\t"
+            f"{json.dumps(e.details, sort_keys=True, ensure_ascii=False)}"
         )
 
 

@@ -42,6 +42,7 @@ from paho.mqtt.properties import Properties
 
 from common.component import Component
 from common.errors import IocEdgeError
+from ioc import audit
 from ioc.db import Cursor, Database, now_ms
 from provisioning.tls import TlsFiles, client_context
 from sync.commands import Command, command_topic, encode_command
@@ -254,17 +255,24 @@ class CommandQueue:
         )
         changed = cur.rowcount == 1
         if changed:
+            audit.command_outcome(cur, device, seq, state, reason)
             log.info("event=command_result device=%s seq=%d state=%s reason=%s", device, seq, state, reason)
         return changed
 
     def expire(self, now_ms: int) -> int:
         """Mark the commands without a final result whose expiry has come; how many."""
-        return self.db.execute(
-            "UPDATE commands SET state = 'expired', result_ms = ?, reason = CASE state "
-            "WHEN 'queued' THEN 'not_sent' WHEN 'sent' THEN 'no_answer' ELSE 'no_result' END "
-            "WHERE state IN ('queued', 'sent', 'delivered') AND expires_ms <= ?",
-            [now_ms, now_ms],
-        )
+        with self.db.transaction() as cur:
+            cur.execute(
+                "UPDATE commands SET state = 'expired', result_ms = ?, reason = CASE state "
+                "WHEN 'queued' THEN 'not_sent' WHEN 'sent' THEN 'no_answer' ELSE 'no_result' END "
+                "WHERE state IN ('queued', 'sent', 'delivered') AND expires_ms <= ? "
+                "RETURNING device, seq, reason",
+                [now_ms, now_ms],
+            )
+            expired = cur.fetchall()
+            for device, seq, reason in expired:
+                audit.command_outcome(cur, device, seq, "expired", reason)
+        return len(expired)
 
 
 class Lease:

@@ -20,6 +20,7 @@ from ioc.commands import CommandQueue
 from ioc.commissioning import CommissioningCheck
 from ioc.db import Database
 from ioc.enrolment import CachedRegister, Register
+from ioc.labels import NodeLabels
 from ioc.track import GAP_S, TrackCheck
 from provisioning import pki
 from provisioning.revocation import CrlFile
@@ -97,6 +98,8 @@ class Receiver:
             "track_sig": track,
             # The nodes' answers move their commands on (ioc.commands); stored first, so nothing is lost.
             "command_result": CommandQueue(db).results,
+            # A node's status reports its labels, which the centre's selectors match (ioc.labels).
+            "status": NodeLabels(db).from_status,
         }
         self._client.max_inflight_messages_set(100)
         # paho annotates the delays as int but waits a float's seconds: the first retry after half a second.
