@@ -2,11 +2,12 @@
 
 Every command issued (``ioc-center command send``, the web API), every label an operator sets or
 removes (``ioc.labels``), every config pushed or adopted is one entry, written by :func:`audit`
-(table ``audit_log``). A command's entry holds its seq (``command_seq``; ``target`` is its
-device), and the command's outcome replaces that entry's result as the node answers or the
-command expires (:func:`command_outcome`, called by ``ioc.commands`` in the same transaction):
-one entry per command, whose result is where the command stands (``queued``, ``sent``,
-``delivered``, ``applied``, ``refused: reason``, ``expired: reason``).
+(table ``audit_log``). An entry that issued a command (``command.send``, ``config.push``) holds
+its seq (``command_seq``; ``target`` is its device), and the command's outcome replaces that
+entry's result as the node answers or the command expires (:func:`command_outcome`, called by
+``ioc.commands`` in the same transaction): one entry per command, whose result is where the
+command stands (``queued``, ``sent``, ``delivered``, ``applied``, ``refused: reason``,
+``expired: reason``).
 
 Example::
 
@@ -64,7 +65,7 @@ def audit(
 ) -> int:
     """Record that ``user`` did ``action`` to ``target`` (a device id), with ``result``; the entry's id.
 
-    ``command_seq``: the command the entry is about, whose outcome later replaces ``result``.
+    ``command_seq``: the command the action issued to ``target``, whose outcome later replaces ``result``.
     """
     with db.transaction() as cur:
         cur.execute(
@@ -86,10 +87,11 @@ def audit(
 
 
 def command_outcome(cur: Cursor, device: str, seq: int, state: str, reason: str) -> None:
-    """Make the entry of command ``seq`` of ``device`` tell where it stands (in the caller's transaction)."""
+    """Make the entry that issued command ``seq`` of ``device`` tell where it stands (in the caller's
+    transaction)."""
     cur.execute(
-        "UPDATE audit_log SET result = ? WHERE target = ? AND command_seq = ? AND action = ?",
-        [f"{state}: {reason}" if reason else state, device, seq, COMMAND_SEND],
+        "UPDATE audit_log SET result = ? WHERE target = ? AND command_seq = ?",
+        [f"{state}: {reason}" if reason else state, device, seq],
     )
 
 

@@ -188,10 +188,17 @@ def test_audit_log_of_labels_and_command_outcomes(ioc_db: Database) -> None:
     cli(center_cli, ["command", "send", "--device", "g1", "--kind", "status", "--issuer", "lan"] + db)
 
     queue = CommandQueue(ioc_db)
-    # The node's answer to the second, and the first left to expire: their entries tell.
+    # Any action that issues a command (a config push) has its entry follow the command too.
+    seq = queue.issue("g1", "config", {"text": ""}, "lan", 3600, T0)
+    audit(ioc_db, "lan", "config.push", "g1", {"version": "ab12"}, "queued", command_seq=seq)
+    # The node's answers to the second and third, and the first left to expire: their entries tell.
     ioc_db.store(status("g1", "e1", 1, None))
-    assert queue.sent("g1", 2, T0, T0 + 1000, "e1")
+    for n in (2, 3):
+        assert queue.sent("g1", n, T0, T0 + 1000, "e1")
     assert queue.result("g1", "e1", 2, "refused", "unknown_kind", "{}", T0)
+    assert queue.result("g1", "e1", 3, "delivered", "", "{}", T0)
+    assert entries(ioc_db)[-1].result == "delivered"
+    assert queue.result("g1", "e1", 3, "applied", "", "{}", T0)
     assert queue.expire(2**62) == 1
     log = entries(ioc_db)
     assert [(e.action, e.target, e.command_seq, e.result, e.details) for e in log] == [
@@ -199,8 +206,11 @@ def test_audit_log_of_labels_and_command_outcomes(ioc_db: Database) -> None:
         ("label.remove", "g1", None, "removed 1", {"keys": ["fleet", "kind"]}),
         ("command.send", "g1", 1, "expired: not_sent", {"kind": "ping", "body": {}, "ttl_s": 1}),
         ("command.send", "g1", 2, "refused: unknown_kind", {"kind": "status", "body": {}, "ttl_s": 3600}),
+        ("config.push", "g1", 3, "applied", {"version": "ab12"}),
     ]
-    assert [e.id for e in entries(ioc_db, "g1", since_ms=log[2].at_ms)] == [log[2].id, log[3].id]
+    since = log[2].at_ms
+    assert [e.id for e in entries(ioc_db, "g1", since_ms=since)] == [e.id for e in log if e.at_ms >= since]
+    assert entries(ioc_db, since_ms=log[-1].at_ms + 1) == []
     assert entries(ioc_db, "g2") == []
     text = cli(center_cli, ["audit", "list", "--device", "g1"] + db)
     assert [line.split("\t")[3:6] for line in text.splitlines()] == [
@@ -208,6 +218,7 @@ def test_audit_log_of_labels_and_command_outcomes(ioc_db: Database) -> None:
         ["label.remove", "g1", "removed 1"],
         ["command.send", "g1#1", "expired: not_sent"],
         ["command.send", "g1#2", "refused: unknown_kind"],
+        ["config.push", "g1#3", "applied"],
     ]
 
 
