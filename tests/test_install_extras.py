@@ -125,6 +125,8 @@ WORK_ON_A_DEVICE = [
     (["dump", "position"], ""),
     (["rejects"], ""),
     (["device", "list"], ""),
+    (["node", "list"], ""),
+    (["audit", "list", "--csv"], "id,ts_ms,time_local,user,action,target,command_seq,result,details"),
     (["ca", "init", "ca", "--org", "Hue IOC"], "CA created in ca; next: ioc-center ca issue-signer NAME"),
     (["track", "verify", "--help"], "Usage: ioc-center track verify [OPTIONS] FILE"),
 ]
