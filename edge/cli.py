@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from common.clikit import Failed, iso_time_ms, log_level_option, wait_for_stop_signal
+from common.clikit import Failed, iso_time_ms, log_level_option
 from common.clock import Clock
 from common.errors import IocEdgeError
 from common.logs import setup_logging
@@ -179,21 +179,25 @@ def _record_json(record: Position | Reading) -> str:
 def run(file: Path) -> None:
     """Run the node described by FILE until SIGTERM or Ctrl-C: drivers, store, uplink.
 
-    A broken config is refused at start with one line per problem.
+    A broken config is refused at start with one line per problem. A config the centre pushes is
+    tried: the node is rebuilt with it, and rolled back to the previous one unless healthy within
+    [commands] trial_s (edge.reconfig).
 
     Example: ioc-edge --log-level INFO run /etc/ioc-edge/edge.toml
     """
+    import signal
+
     from edge.malloc import limit_arenas
-    from edge.runtime import Node
+    from edge.reconfig import Supervisor
 
     limit_arenas()  # before any of the node's threads: see edge/malloc.py
+    supervisor = Supervisor(file)
+    signal.signal(signal.SIGTERM, lambda *_: supervisor.stop())
+    signal.signal(signal.SIGINT, lambda *_: supervisor.stop())
     try:
-        node = Node(load_config(file))
-        node.start()
+        supervisor.run()
     except IocEdgeError as exc:
         raise Failed(str(exc)) from None
-    wait_for_stop_signal()
-    node.stop()
 
 
 @main.command("install-service")

@@ -13,7 +13,8 @@ queues it; the inbox's thread then decides, in this order:
    result, counted ``duplicate``, not run again.
 4. Expired, or of a kind the node does not know (``edge.command_kinds``): refused with that reason.
 5. Otherwise: begun (durably, with a ``delivered`` result), run, finished with an ``applied`` or a
-   ``refused`` result (``failed``, or the kind's own reason).
+   ``refused`` result (``failed``, or the kind's own reason); or left ``delivered`` when the kind
+   defers its result (``CommandDeferred``: a pushed config, answered after its trial).
 
 A command begun but never finished (the node died while running it) is finished as refused
 ``interrupted`` when the inbox starts: the centre does not send a delivered command again, so it
@@ -40,15 +41,19 @@ import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from common.clock import Clock, Stamp
 from common.component import Component
-from edge.command_kinds import COMMAND_KINDS, CommandFailed, CommandKind, NodeContext
+from edge.command_kinds import COMMAND_KINDS, CommandDeferred, CommandFailed, CommandKind, NodeContext
 from provisioning.commands import CommandRefused, CommandVerifier
 from sync.commands import Command, decode_command
 from sync.records import CommandResult
 from sync.store import Store
 from sync.wire import WireError
+
+if TYPE_CHECKING:
+    from edge.reconfig import Supervisor
 
 __all__ = ["QUEUE_SIZE", "CommandInbox"]
 
@@ -67,7 +72,9 @@ class CommandInbox(Component):
     ``open_store`` opens the inbox's own connection (in its thread); ``verifier`` checks signatures
     against the IOC's CA for this node's ``device``; ``clock`` stamps the results and decides expiry
     and certificate validity; ``version`` is what ``ping`` reports; ``kinds`` the registry
-    (``edge.command_kinds``). See the module's docstring for what becomes of a payload.
+    (``edge.command_kinds``); ``supervisor`` (``edge.reconfig``) the one a pushed config needs, which
+    answers the commands it :meth:`~edge.reconfig.Supervisor.owes`. See the module's docstring for what
+    becomes of a payload.
     """
 
     def __init__(
@@ -78,11 +85,12 @@ class CommandInbox(Component):
         device: str,
         version: str,
         kinds: Mapping[str, CommandKind] = COMMAND_KINDS,
+        supervisor: Supervisor | None = None,
     ) -> None:
         super().__init__("commands")
         self._open_store = open_store
         self.verifier, self.clock, self.device, self.version = verifier, clock, device, version
-        self.kinds = kinds
+        self.kinds, self.supervisor = kinds, supervisor
         self.counts: Counter[str] = Counter()
         self._queue: queue.Queue[bytes] = queue.Queue(QUEUE_SIZE)
         self._started = time.monotonic()
@@ -115,6 +123,8 @@ class CommandInbox(Component):
 
     def _interrupted(self, store: Store) -> None:
         for taken in store.commands(unfinished=True):
+            if self.supervisor is not None and self.supervisor.owes(taken.seq):
+                continue  # a config on trial: the supervisor answers it
             self._finish(
                 store, taken.seq, "refused", "interrupted", f"the node stopped while {taken.kind} ran"
             )
@@ -170,11 +180,14 @@ class CommandInbox(Component):
         return self._run_kind(store, command, kind)
 
     def _run_kind(self, store: Store, command: Command, kind: CommandKind) -> str:
-        context = NodeContext(self.device, self.version, self._started, store)
+        context = NodeContext(self.device, self.version, self._started, store, command.seq, self.supervisor)
         try:
             details = json.dumps(kind.run(command.body, context), sort_keys=True)
         except CommandFailed as exc:
-            return self._finish(store, command.seq, "refused", exc.reason, exc.message)
+            return self._finish(store, command.seq, "refused", exc.reason, exc.message, exc.details)
+        except CommandDeferred as exc:
+            log.info("event=command_deferred seq=%d kind=%s why=%r", command.seq, command.kind, str(exc))
+            return "deferred"
         except Exception as exc:  # a kind's bug must not end the inbox: the centre learns what failed
             log.exception("event=command_failed seq=%d kind=%s", command.seq, command.kind)
             return self._finish(store, command.seq, "refused", "failed", f"{type(exc).__name__}: {exc}")
@@ -183,8 +196,10 @@ class CommandInbox(Component):
         log.info("event=command_applied seq=%d kind=%s", command.seq, command.kind)
         return "applied"
 
-    def _finish(self, store: Store, seq: int, state: str, reason: str, message: str) -> str:
-        details = json.dumps({"message": message})
+    def _finish(
+        self, store: Store, seq: int, state: str, reason: str, message: str, more: Mapping | None = None
+    ) -> str:
+        details = json.dumps({"message": message, **(more or {})})
         result = self._result(self.clock.now(), seq, state, reason, details)
         store.finish_command(seq, state, reason, details, {RESULTS: [result]})
         log.warning("event=command_refused seq=%d reason=%s message=%r", seq, reason, message)

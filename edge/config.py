@@ -208,6 +208,13 @@ class CommandsConfig(Section):
     enabled: bool = Field(
         True, description="Whether the node takes the centre's signed commands (needs [uplink.tls])."
     )
+    trial_s: float = Field(
+        120,
+        description="How long a pushed config has to prove healthy (drivers delivering, an ack from the "
+        "IOC) before it is rolled back.",
+        ge=1,
+        le=3600,
+    )
 
 
 DriverName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_-]{1,32}$")]

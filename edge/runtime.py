@@ -40,6 +40,7 @@ from sync.wire import STREAMS
 if TYPE_CHECKING:
     from edge.commands import CommandInbox
     from edge.geofence import GeofenceMonitor
+    from edge.reconfig import Supervisor
     from edge.thinning import LiveTrack
     from edge.track import TrackLog
     from inference.camera import Camera
@@ -88,8 +89,10 @@ class StatusReporter(Component):
         failed: dict[str, str] | None = None,
         outages: dict[str, Callable[[], Outage | None]] | None = None,
         facts: dict[str, Callable[[], dict]] | None = None,
+        config_version: Callable[[], str] | None = None,
     ) -> None:
         super().__init__("status")
+        self.config_version = config_version
         self.store, self.recorder, self.sources, self.clock = store, recorder, sources, clock
         self.failed = failed if failed is not None else {}
         self.outages = outages or {}
@@ -123,6 +126,8 @@ class StatusReporter(Component):
             "outages": outages,
             **facts,
         }
+        if self.config_version is not None:  # the config file's now: an edit on site shows as drift
+            body["config_version"] = self.config_version()
         # Kept in the store's metadata too, for `ioc-edge status` on the node itself.
         self.store.set_meta("failed_drivers", json.dumps(self.failed, sort_keys=True))
         self.store.set_meta("outages", json.dumps(outages, sort_keys=True))
@@ -145,8 +150,16 @@ class Node:
         node.stop()
     """
 
-    def __init__(self, config: NodeConfig, clock: Clock | None = None, pin_factory=None) -> None:
+    def __init__(
+        self,
+        config: NodeConfig,
+        clock: Clock | None = None,
+        pin_factory=None,
+        supervisor: Supervisor | None = None,
+    ) -> None:
         self.config = config
+        self.supervisor = supervisor
+        """``ioc-edge run``'s (``edge.reconfig``): it knows the config file, and tries pushed configs."""
         self.clock = clock or Clock()
         self.pin_factory = pin_factory
         self.recorder: Recorder | None = None
@@ -226,7 +239,12 @@ class Node:
 
         verifier = CommandVerifier(load_certificates(tls.ca)[0], cfg.node.device_id)
         self.commands = CommandInbox(
-            lambda: open_store(cfg), verifier, self.clock, cfg.node.device_id, VERSION
+            lambda: open_store(cfg),
+            verifier,
+            self.clock,
+            cfg.node.device_id,
+            VERSION,
+            supervisor=self.supervisor,
         )
         self._run(self.commands)
 
@@ -362,6 +380,7 @@ class Node:
             {name: c.describe for name, c in (("link", self.link), ("track", self.track)) if c is not None}
             # Always told, none too: the centre's selectors match what the node last reported (ioc.labels).
             | {"labels": lambda: dict(self.config.node.labels)},
+            self.supervisor.files.version if self.supervisor else None,
         )
         self._run(self.status)
 

@@ -6,132 +6,31 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from conftest import make_identity
-from helpers import capture_logs, free_port, now_ms, wait_for
-from support_mtls import Client
+from helpers import capture_logs, now_ms, wait_for
+from support_commands import DEVICE, Bench, command_bench, command_signer
 from support_nodes import node_toml, store_status, write_config
 
 from edge.command_kinds import COMMAND_KINDS, CommandKind
-from edge.config import NodeConfig
-from edge.runtime import Node, open_store
+from edge.runtime import open_store
 from edge.status import render_status
-from ioc.broker import PrivateBroker
 from ioc.commands import CommandQueue, Dispatcher
 from ioc.db import Database
 from ioc.receiver import Receiver
-from provisioning import pki
-from provisioning.commands import CommandSigner, issue_command_signer
 from provisioning.signing import DeviceSigner
-from provisioning.tls import TlsFiles
-from sync.commands import Command, SignedCommand, command_topic, encode_command
+from sync.commands import SignedCommand
 from sync.records import CommandResult
-from sync.store import StoredCommand
-
-DEVICE = "vessel-042"
-
-
-def command_signer(ca_dir: Path, out: Path) -> CommandSigner:
-    """A command signer of the device CA in ``ca_dir``, written to ``out``, loaded as the centre does."""
-    key, cert = issue_command_signer(
-        pki.load_private_key(ca_dir / "ca.key"), pki.load_certificates(ca_dir / "ca.crt")[0], "dispatcher"
-    )
-    pki.write_private_key(out / "signer.key", key)
-    pki.write_public(out / "signer.crt", pki.certificate_pem(cert))
-    return CommandSigner.load(out / "signer.key", out / "signer.crt")
-
-
-@dataclass
-class Bench:
-    """The broker (mutual TLS against the device CA, no ACL), the node's identity and config, a client of
-    the same CA that publishes commands, and the CA's command signer."""
-
-    tmp: Path
-    broker: PrivateBroker
-    identity: TlsFiles
-    config: NodeConfig
-    publisher: Client
-    signer: CommandSigner
-
-    def command(self, seq: int, kind: str = "ping", **changes: Any) -> Command:
-        """A command for the node's store epoch, issued now for a minute; ``changes`` override fields."""
-        fields = {
-            "device": DEVICE,
-            "epoch": self.epoch(),
-            "seq": seq,
-            "kind": kind,
-            "body": {},
-            "issuer": "lan",
-            "issued_ms": now_ms(),
-            "expires_ms": now_ms() + 60_000,
-        }
-        return Command(**(fields | changes))
-
-    def publish(self, signed: SignedCommand | bytes) -> None:
-        payload = signed if isinstance(signed, bytes) else encode_command(signed)
-        self.publisher.publish(command_topic("ioc/v1", DEVICE), payload)
-
-    def epoch(self) -> str:
-        store = open_store(self.config)
-        try:
-            return store.epoch
-        finally:
-            store.close()
-
-    def results(self) -> list[CommandResult]:
-        store = open_store(self.config)
-        try:
-            return store.read("command_result", 0, 1000)[1]
-        finally:
-            store.close()
-
-    def taken(self) -> list[StoredCommand]:
-        store = open_store(self.config)
-        try:
-            return store.commands()
-        finally:
-            store.close()
-
-    def start(self, run_node: Callable[..., Node]) -> Node:
-        """The node, once its command subscription is in place: it subscribes before it publishes on a
-        connection, and the broker handles one connection's packets in order."""
-        self.publisher.received.clear()
-        node = run_node(self.config)
-        wait_for(lambda: self.publisher.received, 10, "a batch of the node")
-        return node
 
 
 @pytest.fixture
 def bench(tmp_path: Path) -> Iterator[Bench]:
-    identity = make_identity(tmp_path, DEVICE)
-    ca_dir = tmp_path / "ca"
-    ca_key, ca_cert = pki.load_private_key(ca_dir / "ca.key"), pki.load_certificates(ca_dir / "ca.crt")[0]
-    key = pki.new_key()
-    cert = pki.issue_leaf(
-        ca_cert, ca_key, key.public_key(), "127.0.0.1", unit="broker", days=1, server_names=["127.0.0.1"]
-    )
-    pki.write_private_key(tmp_path / "server.key", key)
-    pki.write_public(tmp_path / "server.crt", pki.certificate_pem(cert))
-    port = free_port()
-    listeners = tmp_path / "listeners.conf"
-    listeners.write_text(
-        f"listener {port} 127.0.0.1\ncertfile {tmp_path / 'server.crt'}\nkeyfile {tmp_path / 'server.key'}\n"
-        f"cafile {ca_dir / 'ca.crt'}\nrequire_certificate true\nuse_identity_as_username true\n"
-    )
-    tls = f'[uplink.tls]\nca = "{identity.ca}"\ncert = "{identity.cert}"\nkey = "{identity.key}"\n'
-    config = write_config(tmp_path, node_toml(tmp_path, DEVICE, port) + tls)
-    (tmp_path / "signer").mkdir()
-    signer = command_signer(ca_dir, tmp_path / "signer")
-    with PrivateBroker(tmp_path / "broker", port, listeners=listeners) as broker:
-        publisher = Client(port, make_identity(tmp_path, "ioc-test"), "ioc-test")
-        publisher.subscribe(f"ioc/v1/{DEVICE}/up/+")
-        yield Bench(tmp_path, broker, identity, config, publisher, signer)
-        publisher.close()
+    with command_bench(tmp_path) as b:
+        yield b
 
 
 @pytest.fixture
@@ -192,7 +91,7 @@ def test_each_kind_answers_and_what_cannot_run_is_refused_with_a_result(bench, r
     assert json.loads(results[1].details)["epoch"] == bench.epoch()  # ioc-edge status --json, now
     assert answers(results, 2) == [("refused", "unknown_kind")]
     assert json.loads(results[2].details) == {
-        "message": "'reboot-now' is not one of ['ping', 'snapshot', 'status']"
+        "message": f"'reboot-now' is not one of {sorted([*COMMAND_KINDS])}"
     }
     assert answers(results, 3) == [("delivered", ""), ("refused", "bad_body")]
     assert json.loads(results[4].details) == {"message": "ping takes no body; got keys ['count']"}

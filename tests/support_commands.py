@@ -1,0 +1,135 @@
+"""A node's bench for the centre's signed commands: a real mosquitto over mutual TLS without an ACL (so a test
+client may publish anything on the node's command topic), the node's identity and config, and a command
+signer of the node's CA.
+
+Example::
+
+    @pytest.fixture
+    def bench(tmp_path):
+        with command_bench(tmp_path) as b:
+            yield b
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from conftest import make_identity
+from helpers import free_port, now_ms, wait_for
+from support_mtls import Client
+from support_nodes import node_toml, write_config
+
+from edge.config import NodeConfig
+from edge.runtime import Node, open_store
+from ioc.broker import PrivateBroker
+from provisioning import pki
+from provisioning.commands import CommandSigner, issue_command_signer
+from provisioning.tls import TlsFiles
+from sync.commands import Command, SignedCommand, command_topic, encode_command
+from sync.records import CommandResult
+from sync.store import StoredCommand
+
+DEVICE = "vessel-042"
+
+
+def command_signer(ca_dir: Path, out: Path) -> CommandSigner:
+    """A command signer of the device CA in ``ca_dir``, written to ``out``, loaded as the centre does."""
+    key, cert = issue_command_signer(
+        pki.load_private_key(ca_dir / "ca.key"), pki.load_certificates(ca_dir / "ca.crt")[0], "dispatcher"
+    )
+    pki.write_private_key(out / "signer.key", key)
+    pki.write_public(out / "signer.crt", pki.certificate_pem(cert))
+    return CommandSigner.load(out / "signer.key", out / "signer.crt")
+
+
+@dataclass
+class Bench:
+    """The broker (mutual TLS against the device CA, no ACL), the node's identity and config, a client of
+    the same CA that publishes commands, and the CA's command signer."""
+
+    tmp: Path
+    broker: PrivateBroker
+    identity: TlsFiles
+    config: NodeConfig
+    publisher: Client
+    signer: CommandSigner
+
+    def command(self, seq: int, kind: str = "ping", **changes: Any) -> Command:
+        """A command for the node's store epoch, issued now for a minute; ``changes`` override fields."""
+        fields = {
+            "device": DEVICE,
+            "epoch": self.epoch(),
+            "seq": seq,
+            "kind": kind,
+            "body": {},
+            "issuer": "lan",
+            "issued_ms": now_ms(),
+            "expires_ms": now_ms() + 60_000,
+        }
+        return Command(**(fields | changes))
+
+    def publish(self, signed: SignedCommand | bytes) -> None:
+        payload = signed if isinstance(signed, bytes) else encode_command(signed)
+        self.publisher.publish(command_topic("ioc/v1", DEVICE), payload)
+
+    def epoch(self) -> str:
+        store = open_store(self.config)
+        try:
+            return store.epoch
+        finally:
+            store.close()
+
+    def results(self) -> list[CommandResult]:
+        store = open_store(self.config)
+        try:
+            return store.read("command_result", 0, 1000)[1]
+        finally:
+            store.close()
+
+    def taken(self) -> list[StoredCommand]:
+        store = open_store(self.config)
+        try:
+            return store.commands()
+        finally:
+            store.close()
+
+    def start(self, run_node: Callable[..., Node]) -> Node:
+        """The node, once its command subscription is in place: it subscribes before it publishes on a
+        connection, and the broker handles one connection's packets in order."""
+        self.publisher.received.clear()
+        node = run_node(self.config)
+        wait_for(lambda: self.publisher.received, 10, "a batch of the node")
+        return node
+
+
+@contextmanager
+def command_bench(tmp_path: Path) -> Iterator[Bench]:
+    """The broker, identity, config, publisher and signer of a :class:`Bench` in ``tmp_path``."""
+    identity = make_identity(tmp_path, DEVICE)
+    ca_dir = tmp_path / "ca"
+    ca_key, ca_cert = pki.load_private_key(ca_dir / "ca.key"), pki.load_certificates(ca_dir / "ca.crt")[0]
+    key = pki.new_key()
+    cert = pki.issue_leaf(
+        ca_cert, ca_key, key.public_key(), "127.0.0.1", unit="broker", days=1, server_names=["127.0.0.1"]
+    )
+    pki.write_private_key(tmp_path / "server.key", key)
+    pki.write_public(tmp_path / "server.crt", pki.certificate_pem(cert))
+    port = free_port()
+    listeners = tmp_path / "listeners.conf"
+    listeners.write_text(
+        f"listener {port} 127.0.0.1\ncertfile {tmp_path / 'server.crt'}\nkeyfile {tmp_path / 'server.key'}\n"
+        f"cafile {ca_dir / 'ca.crt'}\nrequire_certificate true\nuse_identity_as_username true\n"
+    )
+    tls = f'[uplink.tls]\nca = "{identity.ca}"\ncert = "{identity.cert}"\nkey = "{identity.key}"\n'
+    config = write_config(tmp_path, node_toml(tmp_path, DEVICE, port) + tls)
+    (tmp_path / "signer").mkdir()
+    signer = command_signer(ca_dir, tmp_path / "signer")
+    with PrivateBroker(tmp_path / "broker", port, listeners=listeners) as broker:
+        publisher = Client(port, make_identity(tmp_path, "ioc-test"), "ioc-test")
+        publisher.subscribe(f"ioc/v1/{DEVICE}/up/+")
+        yield Bench(tmp_path, broker, identity, config, publisher, signer)
+        publisher.close()

@@ -1,0 +1,202 @@
+"""Desired configuration (issue 15, points 3, 4, 5, 8): a config pushed to a real node over mutual TLS to a
+real mosquitto is validated with the node's models, written atomically, tried and kept or rolled back; a node
+SIGKILLed while it applies one runs the old or the new config after a restart, and says which; at the centre,
+the desired and reported versions, drift, and adoption of a technician's edit."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from conftest import make_identity
+from helpers import free_port, wait_for
+from support_commands import DEVICE, Bench, command_bench
+
+from edge.reconfig import CRASH_ENV, Supervisor, config_version
+from ioc.db import Database
+from ioc.receiver import Receiver
+from sync.store import StoredCommand
+
+TRIAL_S = 2
+
+
+def base_text(bench: Bench) -> str:
+    """The bench's config with a short trial."""
+    text = (bench.tmp / "edge.toml").read_text()
+    return text if "[commands]" in text else text + f"\n[commands]\ntrial_s = {TRIAL_S}\n"
+
+
+def push(bench: Bench, seq: int, text: str) -> None:
+    body = {"text": text, "version": config_version(text.encode())}
+    bench.publish(bench.signer.sign(bench.command(seq, "config", body=body)))
+
+
+def final(bench: Bench, seq: int, timeout: float = 20) -> StoredCommand:
+    """What the node did with command ``seq``, once finished: its store's record, which the result it sends
+    the centre repeats (the record stays; the result leaves the store once the centre acked it)."""
+
+    def found() -> StoredCommand | None:
+        return next((c for c in bench.taken() if c.seq == seq and c.finished), None)
+
+    wait_for(found, timeout, f"the result of command {seq}")
+    result = found()
+    assert result is not None
+    return result
+
+
+def leftovers(path: Path) -> list[str]:
+    return sorted(p.name for p in path.parent.glob(path.name + ".*") if not p.name.endswith(".good"))
+
+
+@pytest.fixture
+def bench(tmp_path: Path) -> Iterator[Bench]:
+    with command_bench(tmp_path) as b:
+        yield b
+
+
+@pytest.fixture
+def centre(bench: Bench, tmp_path: Path) -> Iterator[Database]:
+    """The centre's receiver on the bench's broker (its acks end a trial) and its SQLite database."""
+    db = Database(f"sqlite:///{tmp_path / 'ioc.db'}")
+    identity = make_identity(tmp_path, "ioc-centre")  # the broker has no ACL: any certificate of the CA
+    receiver = Receiver(db, "127.0.0.1", bench.broker.port, client_id="ioc-test-receiver", tls=identity)
+    receiver.start()
+    assert receiver.subscribed.wait(10)
+    yield db
+    receiver.stop()
+    db.close()
+
+
+@pytest.fixture
+def supervised(bench: Bench, centre: Database) -> Iterator[Callable[[], Supervisor]]:
+    """``ioc-edge run``'s supervisor in a thread on the bench's config (with a short trial)."""
+    path = bench.tmp / "edge.toml"
+    path.write_text(base_text(bench))
+    started: list[tuple[Supervisor, threading.Thread]] = []
+
+    def start() -> Supervisor:
+        bench.publisher.received.clear()
+        supervisor = Supervisor(path)
+        thread = threading.Thread(target=supervisor.run)
+        thread.start()
+        started.append((supervisor, thread))
+        wait_for(lambda: bench.publisher.received, 10, "a batch of the node")
+        return supervisor
+
+    yield start
+    for supervisor, thread in started:
+        supervisor.stop()
+        thread.join(20)
+
+
+def test_a_valid_config_is_tried_kept_and_answered_with_its_version(bench, supervised):
+    supervisor = supervised()
+    path = supervisor.files.path
+    old = path.read_text()
+    new = old + "\n[summaries]\ninterval_s = 30\n"
+    push(bench, 1, new)
+    result = final(bench, 1)
+    assert (result.state, result.reason) == ("applied", "")
+    details = json.loads(result.details)
+    assert details == {"version": config_version(new.encode()), "text": new}
+    assert path.read_text() == new and supervisor.files.good.read_text() == old
+    assert leftovers(path) == []
+    assert supervisor.node is not None and supervisor.node.config.summaries.interval_s == 30
+    push(bench, 2, new)  # the version it runs: applied at once
+    assert json.loads(final(bench, 2).details)["unchanged"] is True
+
+
+def test_a_config_with_an_error_is_refused_with_field_line_and_message_and_nothing_written(bench, supervised):
+    supervisor = supervised()
+    path = supervisor.files.path
+    old = path.read_text()
+    bad = old + '\n[summaries]\ninterval_s = "soon"\n'
+    line = bad.splitlines().index('interval_s = "soon"') + 1
+    push(bench, 1, bad)
+    result = final(bench, 1)
+    assert (result.state, result.reason) == ("refused", "invalid_config")
+    details = json.loads(result.details)
+    assert details["problems"] == [f"summaries.interval_s (edge.toml line {line}): 'soon' is not an integer"]
+    assert details["message"] == details["problems"][0]
+    assert details["version"] == config_version(old.encode()) and details["text"] == old
+    assert path.read_text() == old and leftovers(path) == [] and not supervisor.files.good.exists()
+    push(bench, 2, old.replace(f'device_id = "{DEVICE}"', 'device_id = "vessel-043"'))
+    result = final(bench, 2)
+    assert (result.state, result.reason) == ("refused", "identity_change")
+    assert json.loads(result.details)["fields"] == [f"node.device_id: {DEVICE} -> vessel-043"]
+    assert path.read_text() == old
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ("uplink", "no ack from the IOC yet (uplink 127.0.0.1:{port}"),
+        ("gps", "driver gps: its device is away (transport lost, not back)"),
+    ],
+)
+def test_a_config_that_cannot_work_is_rolled_back_within_the_trial_and_the_node_is_reachable_again(
+    bench, supervised, change, why
+):
+    supervisor = supervised()
+    path = supervisor.files.path
+    old = path.read_text()
+    port = free_port()
+    if change == "uplink":  # a broker address that does not answer
+        new = old.replace(f"port = {bench.broker.port}", f"port = {port}")
+    else:  # a GPS port that does not exist
+        new = old + '\n[drivers.gps]\ntype = "nmea"\n\n[drivers.gps.transport]\ntype = "serial"\n'
+        new += 'port = "/dev/ttyUSB99"\n'
+    push(bench, 1, new)
+    result = final(bench, 1, 20)
+    assert (result.state, result.reason) == ("refused", "rolled_back")
+    details = json.loads(result.details)
+    assert details["message"].startswith(f"not healthy within {TRIAL_S} s: ")
+    assert why.format(port=port) in details["message"]
+    assert details["tried"] == config_version(new.encode()) and details["text"] == old
+    assert path.read_text() == old and leftovers(path) == []
+    bench.publisher.received.clear()  # reachable: the old config's node sends again
+    wait_for(lambda: bench.publisher.received, 10, "a batch of the node rolled back")
+    push(bench, 2, old + "\n[summaries]\ninterval_s = 30\n")
+    assert final(bench, 2).state == "applied"
+
+
+@pytest.mark.parametrize(("point", "runs_new"), [("new", False), ("renamed", True), ("trial", True)])
+def test_a_node_killed_while_it_applies_a_config_runs_old_or_new_and_answers_which(
+    bench, centre, point, runs_new
+):
+    path = bench.tmp / "edge.toml"
+    old = base_text(bench)
+    path.write_text(old)
+    new = old + "\n[summaries]\ninterval_s = 30\n"
+    log = (bench.tmp / "node.log").open("ab")
+
+    def run_node(env: dict[str, str]) -> subprocess.Popen:
+        bench.publisher.received.clear()
+        proc = subprocess.Popen([sys.executable, "-m", "edge", "run", str(path)], env=env, stderr=log)
+        wait_for(lambda: bench.publisher.received, 15, "a batch of the node")
+        return proc
+
+    proc = run_node(os.environ | {CRASH_ENV: point})
+    push(bench, 1, new)
+    assert proc.wait(20) == -9
+    assert path.read_text() == (new if runs_new else old)  # whole: the one or the other
+    proc = run_node(dict(os.environ))
+    try:
+        result = final(bench, 1)
+        assert (result.state, result.reason) == ("refused", "rolled_back")
+        details = json.loads(result.details)
+        tried = config_version(new.encode())
+        assert details["message"] == f"the node stopped before its trial of config {tried[:12]} ended"
+        assert details["tried"] == tried
+        assert details["version"] == config_version(old.encode())
+        assert path.read_text() == old and leftovers(path) == []
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        log.close()
