@@ -144,17 +144,23 @@ class NodeLabels:
                 continue
             labels[key] = value
         with self.db.transaction() as cur:
+            # The device's row locked first (an upsert that changes nothing): two receivers holding two
+            # of its status batches then decide one after the other, each on what the other committed.
+            cur.execute(
+                "INSERT INTO label_reports (device, epoch, seq) VALUES (?, '', -1) "
+                "ON CONFLICT (device) DO UPDATE SET seq = label_reports.seq",
+                [batch.device],
+            )
             if self._newer(cur, batch.device, batch.epoch, seq):
                 self._replace_reported(cur, batch.device, batch.epoch, seq, labels)
 
     @staticmethod
     def _newer(cur: Cursor, device: str, epoch: str, seq: int) -> bool:
-        """Whether status (epoch, seq) is newer than the one whose labels are held, epochs ordered as
-        they were first seen (``ioc.db``: the batch's epoch is stored before this check runs)."""
+        """Whether status (epoch, seq) is newer than the one whose labels are held (epoch ``''``: none
+        yet), epochs ordered as first seen (``ioc.db``: the batch's epoch is stored before this runs)."""
         cur.execute("SELECT epoch, seq FROM label_reports WHERE device = ?", [device])
         held = cur.fetchone()
-        if held is None:
-            return True
+        assert held is not None  # from_status made it
         if held[0] == epoch:
             return seq > held[1]
         cur.execute(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -100,6 +101,19 @@ def test_the_centre_labels_win_over_the_node_ones(ioc_db: Database) -> None:
     # What breaks the rules is left out, the rest kept.
     receive(ioc_db, status("g1", "e2", 2, {"fleet": "south", "Bad": "x", "kind": "a=b", "site": 7}))
     assert labels.of("g1") == {"fleet": Label("south", "node")}
+
+
+def test_receivers_at_once_keep_the_newest_status_labels(ioc_db_url: str) -> None:
+    # Two receivers (each its own connection) given a node's backlog of statuses in turn.
+    dbs = [Database(ioc_db_url) for _ in range(2)]
+    batches = [status("g1", "e1", seq, {"seq": str(seq)}) for seq in range(1, 41)]
+    for b in batches:
+        dbs[0].store(b)
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda n: [NodeLabels(dbs[n]).from_status(b) for b in batches[n::2]], (0, 1)))
+    assert NodeLabels(dbs[0]).of("g1") == {"seq": Label("40", "node")}
+    for db in dbs:
+        db.close()
 
 
 def test_selectors_resolve_on_labels_in_force(ioc_db: Database) -> None:
