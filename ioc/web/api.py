@@ -1,4 +1,4 @@
-"""The JSON API under /api/v1: nodes, vessels, positions, counts, events, summaries, alarms, live.
+"""The JSON API under /api/v1: nodes, commands, vessels, positions, counts, events, summaries, alarms, live.
 
 Every route needs a principal: the session cookie of a signed-in user or an
 API token (``Authorization: Bearer ioc_...``); 401 without. Lists take
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -20,7 +20,9 @@ from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBea
 from starlette.concurrency import run_in_threadpool
 
 from ioc import commissioning, track
-from ioc.db import Database
+from ioc.audit import COMMAND_SEND, audit
+from ioc.commands import CommandError, CommandQueue
+from ioc.db import Database, now_ms
 from ioc.web import queries
 from ioc.web.aqi import BANDS
 from ioc.web.auth import Principal, Sessions, Tokens, Users
@@ -30,6 +32,7 @@ from ioc.web.lockout import SignInLimiter
 from ioc.web.models import (
     Ack,
     AlarmItem,
+    CommandItem,
     CommissioningOut,
     CountItem,
     Error,
@@ -48,6 +51,8 @@ from ioc.web.models import (
 from ioc.web.params import (
     AckBody,
     AlarmQuery,
+    CommandBody,
+    CommandQuery,
     CountQuery,
     Device,
     Epoch,
@@ -230,6 +235,55 @@ def node_commissioning(ctx: Ctx, device: Annotated[Device, Path()], q: Annotated
 )
 def node_track(ctx: Ctx, device: Annotated[Device, Path()], q: Annotated[NoQuery, Query()]) -> dict:
     return track.chain_status(ctx.db, device)
+
+
+@router.get(
+    "/nodes/{device}/commands",
+    response_model=ListPage[CommandItem],
+    summary="A node's commands, newest first: their states and the node's answers",
+)
+def node_commands(
+    ctx: Ctx, device: Annotated[Device, Path()], q: Annotated[CommandQuery, Query()]
+) -> Listing:
+    return queries.commands(ctx.db, device, Page(q.limit, q.offset))
+
+
+@router.post(
+    "/nodes/{device}/commands",
+    status_code=201,
+    response_model=CommandItem,
+    responses={403: {"model": Error}, 404: {"model": Error}},
+    summary="Issue a command to a node (operators)",
+)
+def issue_command(
+    ctx: Ctx,
+    who: Who,
+    device: Annotated[Device, Path()],
+    q: Annotated[NoQuery, Query()],
+    body: CommandBody,
+) -> dict:
+    """Queues the command, issued by the signed-in user; the centre signs it and sends it until the
+    node answers or it expires (its state: ``GET /api/v1/nodes/{device}/commands``). Each request
+    that gets this far is kept in the audit log, a refused one too."""
+    details = {"kind": body.kind, "body": body.body, "ttl_s": body.ttl_s}
+
+    def refuse(status: int, message: str) -> HTTPException:
+        audit(ctx.db, who.username, COMMAND_SEND, device, details, f"not issued: {message}")
+        return HTTPException(status, message)
+
+    if not who.can_command:
+        raise refuse(403, f"user {who.username!r} is a {who.role}: only operators issue commands")
+    if not queries.heard(ctx.db, device):
+        raise refuse(404, f"no node {device!r}: the centre has never heard from it")
+    queue = CommandQueue(ctx.db)
+    try:
+        seq = queue.issue(device, body.kind, body.body, who.username, body.ttl_s, now_ms())
+    except CommandError as exc:
+        raise refuse(422, f"request body: {exc}") from None
+    audit(ctx.db, who.username, COMMAND_SEND, device, details, "queued", command_seq=seq)
+    command = queue.get(device, seq)
+    assert command is not None  # just issued; commands are never deleted
+    return asdict(command)
 
 
 # The stream items (VesselItem, PositionItem...) are models built from the wire's columns at import

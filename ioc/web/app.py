@@ -18,6 +18,7 @@ import json
 import logging
 import re
 import sqlite3
+import types
 import typing
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -364,8 +365,9 @@ def _invalid_request(request: Request, exc: RequestValidationError) -> JSONRespo
     where = loc[0] if loc else "request"
     name = loc[1] if len(loc) > 1 else None
     if err.get("type") == "extra_forbidden" and name:
-        message = f"unknown {where} parameter {name!r}"
-        allowed = _query_names(request)
+        body = where == "body"
+        message = f"unknown body field {name!r}" if body else f"unknown {where} parameter {name!r}"
+        allowed = _model_fields(request, "body" if body else "q")
         message += f"; expected one of: {', '.join(allowed)}" if allowed else "; this endpoint takes none"
     elif where == "body":
         field = ".".join(loc[1:])
@@ -375,13 +377,16 @@ def _invalid_request(request: Request, exc: RequestValidationError) -> JSONRespo
     return JSONResponse({"detail": message}, status_code=422)
 
 
-def _query_names(request: Request) -> list[str]:
-    """The query parameters the matched route takes: the fields of its query model (parameter ``q``)."""
+def _model_fields(request: Request, parameter: str) -> list[str]:
+    """The fields of the model the matched route takes as ``parameter``: ``q`` its query, ``body`` its
+    body (also when optional)."""
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
         return []
-    hint = typing.get_type_hints(route.endpoint, include_extras=True).get("q")
-    model = typing.get_args(hint)[0] if typing.get_origin(hint) is typing.Annotated else hint
+    hint = typing.get_type_hints(route.endpoint, include_extras=True).get(parameter)
+    model = (
+        typing.get_args(hint)[0] if typing.get_origin(hint) in (typing.Annotated, types.UnionType) else hint
+    )
     if not (isinstance(model, type) and issubclass(model, BaseModel)):
         return []
     return [f.alias or n for n, f in model.model_fields.items()]

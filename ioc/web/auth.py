@@ -1,7 +1,7 @@
 """Who may use the dashboard: users with a role, sign-in sessions and API tokens, all in the database.
 
 Two roles: a ``viewer`` reads everything; an ``operator`` also acknowledges
-alarms. Passwords are stored as argon2id hashes (argon2-cffi's defaults,
+alarms and issues commands to nodes. Passwords are stored as argon2id hashes (argon2-cffi's defaults,
 upgraded on the next sign-in when those change). Session ids and API tokens
 are random 256-bit secrets handed out once; the database keeps only their
 SHA-256, which is enough for secrets that long and cheap to check on every
@@ -63,6 +63,11 @@ class Principal:
 
     @property
     def can_ack(self) -> bool:
+        return self.role == "operator"
+
+    @property
+    def can_command(self) -> bool:
+        """Whether the user may issue commands to nodes (the API refuses a viewer's, the page hides them)."""
         return self.role == "operator"
 
 

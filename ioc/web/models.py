@@ -212,3 +212,25 @@ class Ack(BaseModel):
     acked_by: str
     acked_ms: int
     note: str
+
+
+class CommandItem(BaseModel):
+    """A command to a node as the centre holds it: its state follows the node's answers."""
+
+    device: str
+    seq: int = Field(description="The device's command number: 1, 2, ...")
+    kind: str
+    body: dict[str, Any]
+    issuer: str = Field(description="Who issued it.")
+    issued_ms: int
+    expires_ms: int
+    state: str = Field(
+        description="queued (not sent yet), sent (no answer yet), delivered (the node accepted it), "
+        "applied, refused or expired."
+    )
+    reason: str = Field(description="Why it was refused or expired (snake_case); empty otherwise.")
+    details: str = Field(description="The node's answer: JSON text (applied) or its message (refused).")
+    epoch: str | None = Field(description="The node's store epoch it was last signed for; null until sent.")
+    sent_count: int = Field(description="How often it was published.")
+    last_sent_ms: int | None
+    result_ms: int | None = Field(description="When its latest answer (or its expiry) was recorded.")

@@ -15,13 +15,17 @@ Example::
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic_core import PydanticCustomError
 
+from ioc.commands import MAX_TTL_S
+from sync.commands import KIND_RE
 from sync.wire import DEVICE_RE, EPOCH_RE
 
 MAX_LIMIT = 1000
@@ -130,6 +134,15 @@ class FormatQuery(_Query):
     format: Literal["json", "csv"] = Field("json", description="`csv`: text/csv with a header row.")
 
 
+class CommandQuery(_Query):
+    """A page of /api/v1/nodes/{device}/commands, newest first."""
+
+    limit: int = Field(50, ge=1, le=MAX_LIMIT, description="Commands per page, 1..1000.")
+    offset: int = Field(
+        0, ge=0, le=2**31, description="Commands to skip: the `next_offset` of the page before."
+    )
+
+
 class NoQuery(_Query):
     """An endpoint without query parameters (any is refused)."""
 
@@ -140,3 +153,36 @@ class AckBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     note: str = Field("", max_length=500, description="What the operator did or will do, for the record.")
+
+
+class CommandBody(BaseModel):
+    """A command for a node: what to run, with what, and for how long the centre keeps trying."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Annotated[str, StringConstraints(pattern=KIND_RE.pattern)] = Field(
+        description="What the node runs: `ping`, `status`, ... (its registry of kinds; a kind it does "
+        "not know is answered refused `unknown_kind`)."
+    )
+    body: dict[str, Any] = Field(
+        default_factory=dict, description="A JSON object, as the kind expects (`{}` for ping and status)."
+    )
+    ttl_s: int = Field(
+        3600,
+        ge=1,
+        le=MAX_TTL_S,
+        description="Seconds the command may wait to be delivered and answered; then it expires.",
+    )
+
+    @field_validator("body")
+    @classmethod
+    def _storable(cls, body: dict[str, Any]) -> dict[str, Any]:
+        # Checked before anything is recorded: the audit log keeps even a refused command's body, and
+        # a lone surrogate (JSON allows one as an escape) or a NaN can neither be stored nor signed.
+        try:
+            json.dumps(body, allow_nan=False, ensure_ascii=False).encode()
+        except (ValueError, RecursionError) as exc:
+            raise PydanticCustomError(
+                "not_signable", "not JSON that can be signed: {error}", {"error": str(exc)}
+            ) from None
+        return body

@@ -18,10 +18,11 @@ from __future__ import annotations
 import builtins
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from ioc.admission import FIELD_BYTES, json_object
+from ioc.commands import QueuedCommand
 from ioc.db import Database
 from ioc.web.aqi import band, vn_aqi
 
@@ -385,6 +386,26 @@ class NodeView:
             row["age_s"] = round((now_ms - row["ts_ms"]) / 1000, 1)
             items.setdefault(row["device"], row)
         return list(items.values())
+
+
+def heard(db: Database, device: str) -> bool:
+    """Whether ``device`` ever sent the centre anything."""
+    return bool(db.fetch("SELECT 1 FROM devices WHERE device = ?", [device]))
+
+
+# --- commands to the nodes ---------------------------------------------------------------------
+
+_COMMAND_COLUMNS = ", ".join(QueuedCommand.__dataclass_fields__)
+
+
+def commands(db: Database, device: str, page: Page) -> Listing:
+    """``device``'s commands in the centre's queue (``ioc.commands``), newest first."""
+    limit, params = page.sql()
+    rows = db.fetch(
+        f"SELECT {_COMMAND_COLUMNS} FROM commands WHERE device = ? ORDER BY seq DESC{limit}",
+        [device, *params],
+    )
+    return _page(rows, page, lambda row: asdict(QueuedCommand.from_row(row)))
 
 
 def _status_body(text: str | None) -> dict:

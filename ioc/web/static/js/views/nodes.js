@@ -2,6 +2,7 @@
 import { api } from "../api.js";
 import { coalesce, h, replace } from "../dom.js";
 import { agoSpan, refreshAges } from "../time.js";
+import { CommandsPanel } from "./commands.js";
 import { CommissioningPanel } from "./commissioning.js";
 import { TrackPanel } from "./track.js";
 
@@ -49,8 +50,9 @@ export class View {
       h("thead", {}, h("tr", {}, heads.map((t) => h("th", { scope: "col" }, t)))), this.body)));
     this.commissioning = new CommissioningPanel(ctx);
     this.track = new TrackPanel(ctx);
-    this.commissioning.picker.addEventListener("change", () => this.track.show(this.commissioning.picker.value));
-    root.append(this.commissioning.el, this.track.el);
+    this.commands = new CommandsPanel(ctx);
+    this.commissioning.picker.addEventListener("change", () => this.pick(this.commissioning.picker.value));
+    root.append(this.commissioning.el, this.commands.el, this.track.el);
     this.refresh = coalesce(() => this.load(), 1000);
   }
 
@@ -64,6 +66,13 @@ export class View {
     this.offs.forEach((off) => off());
     this.timers.forEach(clearInterval);
     this.refresh.cancel();
+    this.commands.stop();
+  }
+
+  /** The node whose commands and track log the panels show (the commissioning panel shows itself). */
+  pick(device) {
+    this.commands.show(device);
+    this.track.show(device);
   }
 
   update(items) {
@@ -104,7 +113,7 @@ export class View {
     const [tsrc, tsrcClass] = TSRC[n.tsrc] ?? ["–", ""];
     const failed = Object.entries(n.failed_drivers ?? {});
     return h("tr", { class: n.online ? "" : "offline", dataset: { device: n.device },
-      on: { click: () => { this.commissioning.show(n.device); this.track.show(n.device); } } },
+      on: { click: () => { this.commissioning.show(n.device); this.pick(n.device); } } },
       h("td", { class: "nowrap" }, h("span", { class: `dot ${n.online ? "ok" : "bad"}` }), " ",
         h("span", { class: n.online ? "state-on" : "state-off" }, n.online ? "Online" : "Offline")),
       h("th", { scope: "row" }, n.device),
