@@ -9,16 +9,26 @@ more entry here.
 - ``status``: the node's status now, as ``ioc-edge status --json`` prints it; takes no body.
 - ``config``: a pushed config (``{"text", "version"}``), tried and kept or rolled back; ``config.get``:
   the config the node runs. Both in ``edge.reconfig``; they need the supervisor of ``ioc-edge run``.
+- ``link.pin``: ``{"profile": NAME, "for_s": SECONDS}`` keeps a link profile in force for that long
+  (``edge.link.LinkMonitor.pin``; the status's ``link`` shows it and until when); answers the link's state.
+- ``restart``: the node exits, once its result is committed, for systemd to start it again
+  (``Restart=always``): a fresh process is the remedy for what an in-process restart would keep (a
+  thread stuck in a driver's C call, a leak). Refused ``not_supervised`` when no service manager would
+  start it again (no ``INVOCATION_ID``/``NOTIFY_SOCKET``): the node would stop, not restart.
 
 Example::
 
     >>> sorted(COMMAND_KINDS)
-    ['config', 'config.get', 'ping', 'status']
+    ['config', 'config.get', 'link.pin', 'ping', 'restart', 'status']
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -29,9 +39,23 @@ from edge.status import status_json
 from sync.store import Store
 
 if TYPE_CHECKING:
+    from edge.link import LinkMonitor
     from edge.reconfig import Supervisor
 
-__all__ = ["COMMAND_KINDS", "CommandDeferred", "CommandFailed", "CommandKind", "NodeContext"]
+__all__ = [
+    "COMMAND_KINDS",
+    "RESTART_DELAY_S",
+    "CommandDeferred",
+    "CommandFailed",
+    "CommandKind",
+    "NodeContext",
+]
+
+log = logging.getLogger(__name__)
+
+RESTART_DELAY_S = 2.0
+"""How long after ``restart`` the node exits: time for the uplink to send the result (else it goes from
+the store after the restart)."""
 
 
 class CommandFailed(IocEdgeError, RuntimeError):
@@ -52,7 +76,8 @@ class CommandDeferred(IocEdgeError, RuntimeError):
 class NodeContext:
     """What a kind may use of the running node: who it is, its version, when it started (``time.monotonic``),
     the command inbox's connection to the store (used from the inbox's thread only), the command's
-    ``seq``, and the supervisor of ``ioc-edge run`` (None: the node runs without one)."""
+    ``seq``, the supervisor of ``ioc-edge run`` (None: the node runs without one), and the node's link
+    monitor (None: no ``[link]``)."""
 
     device: str
     version: str
@@ -60,6 +85,7 @@ class NodeContext:
     store: Store
     seq: int = 0
     supervisor: Supervisor | None = None
+    link: LinkMonitor | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +125,43 @@ def _config_get(body: Mapping[str, Any], node: NodeContext) -> dict[str, Any]:
     return config_get(body, node)
 
 
+def _link_pin(body: Mapping[str, Any], node: NodeContext) -> dict[str, Any]:
+    if node.link is None:
+        raise CommandFailed("no_link", "the node has no [link] section: no profile to pin")
+    profile, for_s = body.get("profile"), body.get("for_s")
+    if set(body) != {"profile", "for_s"} or not isinstance(profile, str):
+        raise CommandFailed(
+            "bad_body", f'link.pin takes {{"profile": NAME, "for_s": SECONDS}}; got {dict(body)}'
+        )
+    if isinstance(for_s, bool) or not isinstance(for_s, int | float):
+        raise CommandFailed("bad_body", f"for_s: {for_s!r} is not a number of seconds")
+    try:
+        node.link.pin(profile, for_s)
+    except ValueError as exc:
+        raise CommandFailed("bad_body", str(exc)) from None
+    return node.link.describe()
+
+
+def _restart(body: Mapping[str, Any], node: NodeContext) -> dict[str, Any]:
+    _no_body("restart", body)
+    if not ({"INVOCATION_ID", "NOTIFY_SOCKET"} & os.environ.keys()):
+        raise CommandFailed(
+            "not_supervised", "the node does not run under systemd: it would stop, and nothing start it again"
+        )
+    # Later, from a thread of its own: the inbox commits this command's result first.
+    timer = threading.Timer(RESTART_DELAY_S, _exit_for_restart)
+    timer.daemon = True
+    timer.start()
+    return {"exits_in_s": RESTART_DELAY_S, "pid": os.getpid()}
+
+
+def _exit_for_restart() -> None:
+    # SIGTERM, as systemd stops it: `ioc-edge run` stops every component (the store committed) and
+    # exits; Restart=always starts it again after RestartSec.
+    log.warning("event=node_restart reason=command action=sigterm")
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 COMMAND_KINDS: dict[str, CommandKind] = {
     k.name: k
     for k in (
@@ -106,6 +169,8 @@ COMMAND_KINDS: dict[str, CommandKind] = {
         CommandKind("status", _status),
         CommandKind("config", _config),
         CommandKind("config.get", _config_get),
+        CommandKind("link.pin", _link_pin),
+        CommandKind("restart", _restart),
     )
 }
 """The kinds a node runs, by name; a command of any other kind is refused ``unknown_kind``."""

@@ -53,6 +53,7 @@ from sync.store import Store
 from sync.wire import WireError
 
 if TYPE_CHECKING:
+    from edge.link import LinkMonitor
     from edge.reconfig import Supervisor
 
 __all__ = ["QUEUE_SIZE", "CommandInbox"]
@@ -73,8 +74,8 @@ class CommandInbox(Component):
     against the IOC's CA for this node's ``device``; ``clock`` stamps the results and decides expiry
     and certificate validity; ``version`` is what ``ping`` reports; ``kinds`` the registry
     (``edge.command_kinds``); ``supervisor`` (``edge.reconfig``) the one a pushed config needs, which
-    answers the commands it :meth:`~edge.reconfig.Supervisor.owes`. See the module's docstring for what
-    becomes of a payload.
+    answers the commands it :meth:`~edge.reconfig.Supervisor.owes`; ``link`` the node's link monitor
+    (``link.pin``). See the module's docstring for what becomes of a payload.
     """
 
     def __init__(
@@ -86,11 +87,12 @@ class CommandInbox(Component):
         version: str,
         kinds: Mapping[str, CommandKind] = COMMAND_KINDS,
         supervisor: Supervisor | None = None,
+        link: LinkMonitor | None = None,
     ) -> None:
         super().__init__("commands")
         self._open_store = open_store
         self.verifier, self.clock, self.device, self.version = verifier, clock, device, version
-        self.kinds, self.supervisor = kinds, supervisor
+        self.kinds, self.supervisor, self.link = kinds, supervisor, link
         self.counts: Counter[str] = Counter()
         self._queue: queue.Queue[bytes] = queue.Queue(QUEUE_SIZE)
         self._started = time.monotonic()
@@ -180,7 +182,9 @@ class CommandInbox(Component):
         return self._run_kind(store, command, kind)
 
     def _run_kind(self, store: Store, command: Command, kind: CommandKind) -> str:
-        context = NodeContext(self.device, self.version, self._started, store, command.seq, self.supervisor)
+        context = NodeContext(
+            self.device, self.version, self._started, store, command.seq, self.supervisor, self.link
+        )
         try:
             details = json.dumps(kind.run(command.body, context), sort_keys=True)
         except CommandFailed as exc:

@@ -3,6 +3,7 @@
 A vessel is on a satellite modem at sea (billed by the byte), on 4G near the coast and on the
 harbour's Wi-Fi in port. The profile in force is, first found:
 
+0. the one the centre pinned, until the pin expires (the command ``link.pin``: :meth:`LinkMonitor.pin`);
 1. the one named in ``link.file`` (a modem script writes ``satellite`` or ``cheap`` there);
 2. the one of the interface carrying the default route (``link.interfaces``; the route with the
    lowest metric in ``/proc/net/route``);
@@ -15,17 +16,21 @@ uplink leaves the profile's ``hold`` streams in the store until a profile withou
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from pathlib import Path
 
 from common.component import Component
 from edge.config import LinkConfig, LinkProfileConfig
 
-__all__ = ["ROUTE_FILE", "LinkMonitor", "default_route_interface"]
+__all__ = ["MAX_PIN_S", "ROUTE_FILE", "LinkMonitor", "default_route_interface"]
 
 log = logging.getLogger(__name__)
 
 ROUTE_FILE = Path("/proc/net/route")
 RTF_UP = 0x1
+MAX_PIN_S = 7 * 86_400
+"""The longest a profile may be pinned: a profile wanted for longer is a config change."""
 
 
 def default_route_interface(route_file: Path = ROUTE_FILE) -> str | None:
@@ -68,7 +73,7 @@ def default_route_interface(route_file: Path = ROUTE_FILE) -> str | None:
 class LinkMonitor(Component):
     """Looks at the link every ``poll_s`` and keeps the profile in force; logs each change.
 
-    ``name`` is the profile's name, ``source`` why (``file``, ``interface``, ``default``),
+    ``name`` is the profile's name, ``source`` why (``pinned``, ``file``, ``interface``, ``default``),
     ``profile`` its figures and :meth:`held` the streams to keep on the node now. The first
     choice is made in the constructor, so the profile is known before anything reads it.
     ``route_file`` is Linux's ``/proc/net/route`` (tests pass a file of their own).
@@ -87,6 +92,8 @@ class LinkMonitor(Component):
         self.config, self.route_file = config, route_file
         self.name, self.source = "", ""
         self._warned: set[str] = set()  # what was logged about, so a bad file is not logged every poll
+        self._pin: tuple[str, float, int] | None = None  # profile, until (monotonic), until (epoch ms)
+        self._lock = threading.Lock()  # check() runs in the monitor's thread and, for a pin, the inbox's
         self.check()
 
     @property
@@ -99,13 +106,33 @@ class LinkMonitor(Component):
         return frozenset(self.profile.hold)
 
     def describe(self) -> dict:
-        """For the status report: the profile in force, what chose it, the streams it holds."""
-        return {"profile": self.name, "source": self.source, "held": sorted(self.held())}
+        """For the status report: the profile in force, what chose it, the streams it holds, and until
+        when (ms since the epoch) it is pinned, if it is."""
+        pin = self._pin
+        pinned = {"pinned_until_ms": pin[2]} if pin is not None and self.source == "pinned" else {}
+        return {"profile": self.name, "source": self.source, "held": sorted(self.held()), **pinned}
+
+    def pin(self, name: str, for_s: float) -> None:
+        """Keep profile ``name`` in force for ``for_s`` seconds, whatever the link says; then the usual
+        choice again. A new pin replaces the last. Raises ``ValueError`` for a profile the config does
+        not have or a time outside 1 s .. :data:`MAX_PIN_S`."""
+        if name not in self.config.profiles:
+            raise ValueError(f"{name!r} is not one of the profiles {sorted(self.config.profiles)}")
+        if not 1 <= for_s <= MAX_PIN_S:
+            raise ValueError(f"for_s: {for_s} is not 1..{MAX_PIN_S}")
+        self._pin = (name, time.monotonic() + for_s, time.time_ns() // 1_000_000 + round(for_s * 1000))
+        self.check()
 
     def check(self) -> bool:
         """Look at the link now; True when the profile changed."""
+        with self._lock:
+            return self._check()
+
+    def _check(self) -> bool:
         name, source, detail = self._choose()
-        if name == self.name:
+        changed = name != self.name
+        # A pin that begins or ends is logged even when the profile stays: the status says why it is in force.
+        if not changed and (source == self.source or "pinned" not in (source, self.source)):
             return False
         log.info(
             "event=link_changed profile=%s previous=%s source=%s %s",
@@ -115,7 +142,7 @@ class LinkMonitor(Component):
             detail,
         )
         self.name, self.source = name, source
-        return True
+        return changed
 
     def _run(self) -> None:
         while not self._stop.wait(self.config.poll_s):
@@ -123,6 +150,9 @@ class LinkMonitor(Component):
 
     def _choose(self) -> tuple[str, str, str]:
         """(profile, source, a ``key=value`` detail for the log)."""
+        pin = self._pin
+        if pin is not None and time.monotonic() < pin[1]:
+            return pin[0], "pinned", f"until_ms={pin[2]}"
         named = self._from_file()
         if named is not None:
             return named, "file", f"file={self.config.file}"

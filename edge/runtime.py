@@ -245,6 +245,7 @@ class Node:
             cfg.node.device_id,
             VERSION,
             supervisor=self.supervisor,
+            link=self.link,
         )
         self._run(self.commands)
 
