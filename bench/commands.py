@@ -10,10 +10,12 @@ no drivers): the whole path, queue -> dispatcher (signs) -> broker -> the node's
   to its ``applied`` result in the centre's database (polled every 2 ms): ``round_trip_median_ms``,
   ``round_trip_p99_ms`` (targets < 300 ms and < 1 s). The node's ``delivered`` answer comes in the
   same batch as its ``applied`` one: a ping runs in well under the uplink's wait.
-- Fan-out: one ping to each of ``--nodes`` nodes (in ``--node-processes`` processes, each node with
-  its own device id, identity and store), issued at once; ``fanout_all_applied_s`` is the time until
-  every result is stored (target < 10 s). A pushed config is not measured: the ``config`` kind is not
-  in the registry yet (``edge/command_kinds.py``).
+- Fan-out: ``--nodes`` nodes in ``--node-processes`` processes, each with its own device id, identity
+  and store, each run as ``ioc-edge run`` runs it (``edge.reconfig.Supervisor``); one ping to each,
+  issued at once (``fanout_all_applied_s``: until every result is stored), then a pushed config to each
+  (kind ``config``: its own file with another status interval; validated, written, the node rebuilt,
+  kept once healthy with an ack from the centre): ``fanout_config_all_applied_s`` (target < 10 s), and
+  the median node's time from issue to result (``*_median_node_s``).
 - Baseline, same broker and run: a bare paho QoS 1 publish over mutual TLS and a reply from another
   client subscribed to it (``raw_round_trip_median_ms``, ``raw_round_trip_p99_ms``).
 
@@ -45,6 +47,7 @@ from _common import figure
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.config import load_config
+from edge.reconfig import Supervisor, config_version
 from edge.runtime import Node
 from ioc.broker import PrivateBroker, free_port
 from ioc.ca import CertificateAuthority
@@ -115,14 +118,21 @@ def node_file(pki_: Pki, device: str, port: int) -> Path:
 def run_nodes(
     files: list[Path], ready: multiprocessing.synchronize.Event, stop: multiprocessing.synchronize.Event
 ) -> None:
-    """A process of nodes: one :class:`Node` per file, until ``stop``."""
-    nodes = [Node(load_config(f)) for f in files]
-    for node in nodes:
-        node.start()
+    """A process of nodes, each run as ``ioc-edge run`` runs it (a :class:`Supervisor`, in a thread of its
+    own here: it rebuilds the node for a pushed config), until ``stop``."""
+    supervisors = [Supervisor(f) for f in files]
+    threads = [threading.Thread(target=s.run, daemon=True) for s in supervisors]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 120
+    while any(s.node is None for s in supervisors) and time.monotonic() < deadline:
+        time.sleep(0.05)
     ready.set()
     stop.wait()
-    for node in nodes:
-        node.stop()
+    for supervisor in supervisors:
+        supervisor.stop()
+    for thread in threads:
+        thread.join(60)
 
 
 def wait(condition: Callable[[], bool], timeout_s: float, what: str, poll_s: float = 0.002) -> None:
@@ -190,19 +200,35 @@ def raw_round_trips(port: int, tls: TlsFiles, count: int) -> list[float]:
     return times
 
 
-def fanout(queue: CommandQueue, db: Database, devices: list[str]) -> float:
-    """One ping to each device, issued at once; seconds until every result is stored."""
+def fanout(queue: CommandQueue, db: Database, bodies: dict[str, tuple[str, dict]]) -> tuple[float, float]:
+    """A command to each device (``device -> (kind, body)``), issued at once; seconds until every
+    result is stored, and the median node's; exits naming the first that was not applied."""
     t0 = time.perf_counter()
-    seqs = {d: queue.issue(d, "ping", {}, "bench", ttl_s=60, now_ms=now_ms()) for d in devices}
+    seqs = {
+        d: queue.issue(d, kind, body, "bench", ttl_s=300, now_ms=now_ms())
+        for d, (kind, body) in bodies.items()
+    }
 
-    def all_final() -> bool:
+    def final() -> list[dict]:
         rows = db.fetch(
-            "SELECT device, seq, state FROM commands WHERE state IN ('applied', 'refused', 'expired')"
+            "SELECT device, seq, state, reason, details, issued_ms, result_ms FROM commands "
+            "WHERE state IN ('applied', 'refused', 'expired')"
         )
-        return sum(1 for r in rows if seqs.get(r["device"]) == r["seq"]) == len(devices)
+        return [r for r in rows if seqs.get(r["device"]) == r["seq"]]
 
-    wait(all_final, 60, "every node's result", poll_s=0.02)
-    return time.perf_counter() - t0
+    wait(lambda: len(final()) == len(bodies), 120, "every node's result", poll_s=0.02)
+    elapsed = time.perf_counter() - t0
+    rows = final()
+    for row in rows:
+        if row["state"] != "applied":
+            raise SystemExit(f"{row['device']}: {row['state']} {row['reason']} {row['details'][:300]}")
+    return elapsed, statistics.median(r["result_ms"] - r["issued_ms"] for r in rows) / 1000
+
+
+def pushed(path: Path) -> tuple[str, dict]:
+    """A config command for the node of ``path``: its file with another status interval."""
+    text = path.read_text().replace("status_interval_s = 1\n", "status_interval_s = 2\n")
+    return "config", {"text": text, "version": config_version(text.encode())}
 
 
 def main() -> None:
@@ -263,7 +289,8 @@ def main() -> None:
                     )
 
                 wait(heard, 60, "every node's epoch", poll_s=0.05)
-                fanout_s = fanout(queue, db, devices)
+                fanout_s = fanout(queue, db, {d: ("ping", {}) for d in devices})
+                config_s = fanout(queue, db, {d: pushed(f) for d, f in zip(devices, files, strict=True)})
             finally:
                 stop.set()
                 for proc, _ in procs:
@@ -281,7 +308,10 @@ def main() -> None:
     figure("raw_round_trip_p99_ms", p99(raw), "ms")
     figure("ratio_vs_raw", statistics.median(raw) / statistics.median(applied))
     figure("fanout_nodes", args.nodes)
-    figure("fanout_all_applied_s", fanout_s, "s")
+    figure("fanout_all_applied_s", fanout_s[0], "s")
+    figure("fanout_median_node_s", fanout_s[1], "s")
+    figure("fanout_config_all_applied_s", config_s[0], "s")
+    figure("fanout_config_median_node_s", config_s[1], "s")
 
 
 if __name__ == "__main__":
