@@ -19,6 +19,7 @@ from ioc.admission import Admitted, Bounds, Limits, OverQuota
 from ioc.commands import CommandQueue
 from ioc.commissioning import CommissioningCheck
 from ioc.db import Database
+from ioc.desired import DesiredConfigs
 from ioc.enrolment import CachedRegister, Register
 from ioc.labels import NodeLabels
 from ioc.track import GAP_S, TrackCheck
@@ -28,6 +29,16 @@ from provisioning.tls import TlsFiles, client_context
 from sync.wire import Ack, Batch, WireError, ack_topic, decode_batch, encode_ack, parse_up_topic
 
 log = logging.getLogger(__name__)
+
+
+def _each(*checks: Callable[[Batch], None]) -> Callable[[Batch], None]:
+    """One check of a stream that runs ``checks`` in turn."""
+
+    def check(batch: Batch) -> None:
+        for each in checks:
+            each(batch)
+
+    return check
 
 
 class Receiver:
@@ -92,14 +103,17 @@ class Receiver:
         # A signed record proves its device only with the certificate the register holds for it.
         enrolled = self.register.enrolled if self.register is not None else None
         track = TrackCheck(db, device_ca, track_gap_s, crls=crls, enrolled=enrolled)
+        desired = DesiredConfigs(db)
         self.checks: dict[str, Callable[[Batch], None]] = {
             "commissioning": CommissioningCheck(db, device_ca, crls=crls, enrolled=enrolled),
             "track": track,
             "track_sig": track,
             # The nodes' answers move their commands on (ioc.commands); stored first, so nothing is lost.
-            "command_result": CommandQueue(db).results,
+            # ... and those of a pushed config carry the text it runs (ioc.desired).
+            "command_result": _each(CommandQueue(db).results, desired.from_results),
             # A node's status reports its labels, which the centre's selectors match (ioc.labels).
-            "status": NodeLabels(db).from_status,
+            # ... and the version of its config file: desired vs reported (ioc.desired).
+            "status": _each(NodeLabels(db).from_status, desired.from_status),
         }
         self._client.max_inflight_messages_set(100)
         # paho annotates the delays as int but waits a float's seconds: the first retry after half a second.

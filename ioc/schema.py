@@ -247,6 +247,26 @@ def _labels_audit(d: Dialect) -> list[str]:
     ]
 
 
+def _desired_configs(d: Dialect) -> list[str]:
+    """Desired configuration (``ioc.desired``): what each node should run and what it reports.
+
+    ``desired_configs``: one row per device, the config it should run (``version`` the sha256 of
+    ``text``), who made it desired and when, and the ``config`` command that pushed it (none when
+    adopted from the node). ``reported_configs``: one row per device, the version its newest status
+    reports (``reported_ms`` by the node's clock) and when the centre saw it. ``config_texts``: the
+    texts the nodes sent back with their config results, by device and version.
+    """
+    return [
+        f"CREATE TABLE IF NOT EXISTS desired_configs (device {d.text} PRIMARY KEY, "
+        f"version {d.text} NOT NULL, text {d.text} NOT NULL, issuer {d.text} NOT NULL, "
+        f"issued_ms {d.int} NOT NULL, command_seq {d.int})",
+        f"CREATE TABLE IF NOT EXISTS reported_configs (device {d.text} PRIMARY KEY, "
+        f"version {d.text} NOT NULL, reported_ms {d.int} NOT NULL, seen_ms {d.int} NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS config_texts (device {d.text} NOT NULL, version {d.text} NOT NULL, "
+        f"text {d.text} NOT NULL, seen_ms {d.int} NOT NULL, PRIMARY KEY (device, version))",
+    ]
+
+
 Migration = Callable[[Dialect], list[str]]
 
 MIGRATIONS: list[tuple[int, str, Migration]] = [
@@ -259,6 +279,7 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (7, "signin_failures", _signin_failures),
     (8, "enrolment", _enrolment),
     (9, "commands", _commands),
+    (10, "desired_configs", _desired_configs),
     (11, "labels_audit", _labels_audit),
 ]
 """(version, name, statements): append only, versions increasing."""

@@ -14,14 +14,20 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from conftest import make_identity
-from helpers import free_port, wait_for
+from helpers import free_port, now_ms, wait_for
 from support_commands import DEVICE, Bench, command_bench
 
 from edge.reconfig import CRASH_ENV, Supervisor, config_version
+from ioc.cli import main
+from ioc.commands import Dispatcher
 from ioc.db import Database
+from ioc.desired import DesiredConfigs, DesiredError
 from ioc.receiver import Receiver
+from sync.records import CommandResult, NodeStatus
 from sync.store import StoredCommand
+from sync.wire import Batch
 
 TRIAL_S = 2
 
@@ -62,13 +68,26 @@ def bench(tmp_path: Path) -> Iterator[Bench]:
 
 @pytest.fixture
 def centre(bench: Bench, tmp_path: Path) -> Iterator[Database]:
-    """The centre's receiver on the bench's broker (its acks end a trial) and its SQLite database."""
+    """The centre on the bench's broker: its receiver (whose acks end a trial) and its dispatcher (retrying
+    fast), on a SQLite database."""
     db = Database(f"sqlite:///{tmp_path / 'ioc.db'}")
     identity = make_identity(tmp_path, "ioc-centre")  # the broker has no ACL: any certificate of the CA
     receiver = Receiver(db, "127.0.0.1", bench.broker.port, client_id="ioc-test-receiver", tls=identity)
     receiver.start()
     assert receiver.subscribed.wait(10)
+    dispatcher = Dispatcher(
+        db,
+        bench.signer,
+        "127.0.0.1",
+        bench.broker.port,
+        tls=identity,
+        retry_min_s=0.2,
+        retry_max_s=1,
+        tick_s=0.05,
+    )
+    dispatcher.start()
     yield db
+    dispatcher.stop()
     receiver.stop()
     db.close()
 
@@ -200,3 +219,105 @@ def test_a_node_killed_while_it_applies_a_config_runs_old_or_new_and_answers_whi
         proc.terminate()
         proc.wait(20)
         log.close()
+
+
+T0 = 1_700_000_000_000
+
+
+def status(seq: int, ts_ms: int, body: dict) -> Batch:
+    return Batch(DEVICE, "e1", "status", [seq], [tuple(NodeStatus(ts_ms, 1, ts_ms, json.dumps(body)))])
+
+
+def answer(seq: int, details: dict) -> Batch:
+    record = CommandResult(
+        T0, 1, T0, command_seq=seq, state="applied", reason="", details=json.dumps(details)
+    )
+    return Batch(DEVICE, "e1", "command_result", [seq], [tuple(record)])
+
+
+def test_desired_vs_reported_drift_the_diff_and_adoption_at_the_centre(ioc_db):
+    configs = DesiredConfigs(ioc_db)
+    ours, theirs = "[node]\nsite = 'a'\n", "[node]\nsite = 'b'\n"
+    seq = configs.push(DEVICE, ours, "lan", T0)
+    state = configs.state(DEVICE)
+    assert state.desired is not None and state.desired.version == config_version(ours.encode())
+    assert (state.desired.command_seq, state.reported, state.drift) == (seq, None, False)
+    assert state.command is not None and state.command.kind == "config"
+    assert state.command.body == {"text": ours, "version": config_version(ours.encode())}
+    configs.from_status(status(1, T0 + 2000, {"config_version": config_version(theirs.encode())}))
+    configs.from_status(status(2, T0 + 1000, {"config_version": config_version(ours.encode())}))  # late
+    state = configs.state(DEVICE)
+    assert (state.reported, state.reported_ms, state.drift) == (
+        config_version(theirs.encode()),
+        T0 + 2000,
+        True,
+    )
+    assert state.diff() == ""  # their text unknown yet
+    with pytest.raises(DesiredError, match="unknown: fetch it first"):
+        configs.adopt(DEVICE, "lan", T0)
+    get = configs.fetch(DEVICE, "lan", T0)
+    configs.from_results(answer(get, {"version": config_version(theirs.encode()), "text": theirs}))
+    configs.from_results(answer(get, {"version": "0" * 64, "text": "forged"}))  # not its text's hash
+    state = configs.state(DEVICE)
+    assert state.reported_text == theirs
+    assert state.diff().splitlines()[-2:] == ["-site = 'a'", "+site = 'b'"]
+    adopted = configs.adopt(DEVICE, "tech", T0 + 5000)
+    state = configs.state(DEVICE)
+    assert state.desired == adopted and adopted.text == theirs and adopted.command_seq is None
+    assert (state.drift, state.diff()) == (False, "")
+    actions = [
+        (r["action"], r["result"]) for r in ioc_db.fetch("SELECT action, result FROM audit_log ORDER BY id")
+    ]
+    assert actions == [("config.push", "queued"), ("command.send", "queued"), ("config.adopt", "ok")]
+
+
+def test_a_local_edit_shows_as_drift_at_the_centre_and_adopting_it_makes_it_desired(
+    bench, centre, supervised
+):
+    supervisor = supervised()
+    configs = DesiredConfigs(centre)
+    path = supervisor.files.path
+    pushed = path.read_text() + "\n[summaries]\ninterval_s = 30\n"
+    seq = configs.push(DEVICE, pushed, "lan", now_ms())
+    wait_for(lambda: configs.state(DEVICE).command.state == "applied", 20, "the push applied at the centre")
+    wait_for(lambda: configs.state(DEVICE).reported_ms, 10, "a status of the node")  # the trial's own
+    state = configs.state(DEVICE)
+    assert state.command is not None and state.command.seq == seq
+    assert (state.reported, state.drift, state.reported_text) == (
+        config_version(pushed.encode()),
+        False,
+        pushed,
+    )
+    bad = pushed.replace("interval_s = 30", "interval_s = -1")
+    configs.push(DEVICE, bad, "lan", now_ms())
+    wait_for(lambda: configs.state(DEVICE).command.state == "refused", 20, "the bad push refused")
+    state = configs.state(DEVICE)
+    line = bad.splitlines().index("interval_s = -1") + 1
+    problems = json.loads(state.command.details)["problems"]
+    assert problems == [f"summaries.interval_s (edge.toml line {line}): -1 is too small; expected >= 1"]
+    assert state.drift  # the desired config is the one refused: the node runs the previous one
+    shown = CliRunner().invoke(main, ["config", "show", "--device", DEVICE, "--db", centre.url])
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    assert lines[1:4] == ["push: refused (invalid_config)", f"  {problems[0]}", lines[3]]
+    assert lines[3].startswith(f"reported: {config_version(pushed.encode())[:12]} (status of ")
+    assert lines[4:7] == [
+        "drift: yes",
+        f"--- desired {config_version(bad.encode())[:12]}",
+        f"+++ reported {config_version(pushed.encode())[:12]}",
+    ]
+    assert [line for line in lines[7:] if line[0] in "+-"] == ["-interval_s = -1", "+interval_s = 30"]
+    edited = pushed + "# raised by the technician, 2026-12-08\n"
+    path.write_text(edited)  # on site, without the centre
+    wait_for(
+        lambda: configs.state(DEVICE).reported == config_version(edited.encode()), 20, "the edit reported"
+    )
+    with pytest.raises(DesiredError):
+        configs.adopt(DEVICE, "lan", now_ms())
+    result = CliRunner().invoke(
+        main, ["config", "adopt", "--device", DEVICE, "--db", centre.url, "--wait", "20"]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output == f"{DEVICE}\tdesired {config_version(edited.encode())[:12]} (adopted)\n"
+    state = configs.state(DEVICE)
+    assert state.desired is not None and state.desired.text == edited and not state.drift
