@@ -24,6 +24,7 @@ from ioc.cli import main
 from ioc.commands import Dispatcher
 from ioc.db import Database
 from ioc.desired import DesiredConfigs, DesiredError
+from ioc.labels import NodeLabels
 from ioc.receiver import Receiver
 from sync.records import CommandResult, NodeStatus
 from sync.store import StoredCommand
@@ -321,3 +322,22 @@ def test_a_local_edit_shows_as_drift_at_the_centre_and_adopting_it_makes_it_desi
     assert result.output == f"{DEVICE}\tdesired {config_version(edited.encode())[:12]} (adopted)\n"
     state = configs.state(DEVICE)
     assert state.desired is not None and state.desired.text == edited and not state.drift
+
+
+def test_config_push_selects_nodes_by_label_and_show_prints_json(ioc_db, tmp_path):
+    labels = NodeLabels(ioc_db)
+    labels.set("gauge-1", {"kind": "flood-station"}, T0)
+    labels.set("gauge-2", {"kind": "flood-station"}, T0)
+    labels.set("buoy-1", {"kind": "buoy"}, T0)
+    config = tmp_path / "edge.toml"
+    config.write_text("[node]\ndevice_id = 'x'\n")
+    db = ["--db", ioc_db.url]
+    pushed = CliRunner().invoke(main, ["config", "push", str(config), "--select", "kind=flood-station", *db])
+    assert (pushed.exit_code, pushed.output) == (0, "gauge-1\t1\ngauge-2\t1\n")
+    none = CliRunner().invoke(main, ["config", "push", str(config), "--select", "kind=camera", *db])
+    assert none.exit_code == 1
+    assert "no node's labels match 'kind=camera': nothing pushed" in none.output
+    shown = CliRunner().invoke(main, ["config", "show", "--device", "gauge-2", "--json", *db])
+    state = json.loads(shown.output)
+    assert state["desired"]["version"] == config_version(config.read_bytes())
+    assert (state["reported"], state["drift"], state["command"]["state"]) == (None, False, "queued")
