@@ -18,8 +18,11 @@ from click.testing import CliRunner
 from conftest import make_identity
 from helpers import free_port, now_ms, wait_for
 from support_commands import DEVICE, Bench, command_bench
+from support_nodes import node_toml
 
-from edge.reconfig import CRASH_ENV, Supervisor, config_version
+from edge.config import parse_config
+from edge.reconfig import CRASH_ENV, ConfigFiles, Supervisor, config_version
+from edge.runtime import open_store
 from ioc.cli import main
 from ioc.commands import Dispatcher
 from ioc.db import Database
@@ -341,3 +344,22 @@ def test_config_push_selects_nodes_by_label_and_show_prints_json(ioc_db, tmp_pat
     state = json.loads(shown.output)
     assert state["desired"]["version"] == config_version(config.read_bytes())
     assert (state["reported"], state["drift"], state["command"]["state"]) == (None, False, "queued")
+
+
+def test_a_trial_found_healthy_just_before_a_crash_is_kept_and_answered_applied(tmp_path):
+    path = tmp_path / "edge.toml"
+    old = node_toml(tmp_path, DEVICE, free_port())
+    path.write_text(old)
+    store = open_store(parse_config(old, "edge.toml", tmp_path))
+    store.begin_command(7, "config", now_ms(), {})
+    store.close()
+    files = ConfigFiles(path)
+    new = old + "\n[summaries]\ninterval_s = 30\n"
+    files.keep(files.stage(new, 7))  # killed before the answer was recorded
+    Supervisor(path).recover()
+    assert path.read_text() == new and leftovers(path) == []
+    store = open_store(parse_config(new, "edge.toml", tmp_path))
+    taken = store.command(7)
+    store.close()
+    assert taken is not None and (taken.state, taken.reason) == ("applied", "")
+    assert json.loads(taken.details) == {"version": config_version(new.encode()), "text": new}
