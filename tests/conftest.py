@@ -140,7 +140,8 @@ def broker(tmp_path: Path) -> Iterator[PrivateBroker]:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PrivatePostgres]:
-    """A private PostgreSQL server for the whole session; skips when PostgreSQL is not installed."""
+    """A private PostgreSQL server for the whole session (each xdist worker's own); skips when PostgreSQL
+    is not installed."""
     try:
         find_bindir()
     except PostgresError as exc:
@@ -264,8 +265,8 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
-    """One headless Chromium for the whole session, whichever modules use it (Playwright's sync API
-    runs once per thread); each test opens its own contexts (cookie jars)."""
+    """One headless Chromium for the whole session (each xdist worker's own), whichever modules use it
+    (Playwright's sync API runs once per thread); each test opens its own contexts (cookie jars)."""
     from playwright.sync_api import sync_playwright  # only for the browser tests
 
     with sync_playwright() as p:
