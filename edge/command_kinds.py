@@ -11,6 +11,11 @@ more entry here.
   the config the node runs. Both in ``edge.reconfig``; they need the supervisor of ``ioc-edge run``.
 - ``link.pin``: ``{"profile": NAME, "for_s": SECONDS}`` keeps a link profile in force for that long
   (``edge.link.LinkMonitor.pin``; the status's ``link`` shows it and until when); answers the link's state.
+- ``snapshot``: ``{"camera": NAME}`` (or no body on a node with one camera): the camera's next frame as
+  a JPEG of at most :data:`SNAPSHOT_MAX_BYTES`, people pixelated as in its events' snapshots, base64 in
+  the result's details (an answer to this command, on the alarm lane, never held back by a link
+  profile as the ``event`` stream may be). Refused ``no_camera``, ``unknown_camera``,
+  ``camera_unavailable`` (no frame within :data:`SNAPSHOT_TIMEOUT_S`).
 - ``restart``: the node exits, once its result is committed, for systemd to start it again
   (``Restart=always``): a fresh process is the remedy for what an in-process restart would keep (a
   thread stuck in a driver's C call, a leak). Refused ``not_supervised`` when no service manager would
@@ -19,11 +24,12 @@ more entry here.
 Example::
 
     >>> sorted(COMMAND_KINDS)
-    ['config', 'config.get', 'link.pin', 'ping', 'restart', 'status']
+    ['config', 'config.get', 'link.pin', 'ping', 'restart', 'snapshot', 'status']
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -41,10 +47,13 @@ from sync.store import Store
 if TYPE_CHECKING:
     from edge.link import LinkMonitor
     from edge.reconfig import Supervisor
+    from inference.camera import Camera
 
 __all__ = [
     "COMMAND_KINDS",
     "RESTART_DELAY_S",
+    "SNAPSHOT_MAX_BYTES",
+    "SNAPSHOT_TIMEOUT_S",
     "CommandDeferred",
     "CommandFailed",
     "CommandKind",
@@ -53,6 +62,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+SNAPSHOT_MAX_BYTES = 40_000
+"""A snapshot's JPEG at most: base64 (4/3) in the result's details stays within the 64 KiB the centre
+keeps of them (``ioc.admission``)."""
+SNAPSHOT_TIMEOUT_S = 5.0
+"""How long ``snapshot`` waits for the camera's next frame."""
 RESTART_DELAY_S = 2.0
 """How long after ``restart`` the node exits: time for the uplink to send the result (else it goes from
 the store after the restart)."""
@@ -76,8 +90,8 @@ class CommandDeferred(IocEdgeError, RuntimeError):
 class NodeContext:
     """What a kind may use of the running node: who it is, its version, when it started (``time.monotonic``),
     the command inbox's connection to the store (used from the inbox's thread only), the command's
-    ``seq``, the supervisor of ``ioc-edge run`` (None: the node runs without one), and the node's link
-    monitor (None: no ``[link]``)."""
+    ``seq``, the supervisor of ``ioc-edge run`` (None: the node runs without one), the node's link
+    monitor (None: no ``[link]``), and what gives its cameras by name."""
 
     device: str
     version: str
@@ -86,6 +100,7 @@ class NodeContext:
     seq: int = 0
     supervisor: Supervisor | None = None
     link: LinkMonitor | None = None
+    cameras: Callable[[], Mapping[str, Camera]] = dict
 
 
 @dataclass(frozen=True)
@@ -142,6 +157,31 @@ def _link_pin(body: Mapping[str, Any], node: NodeContext) -> dict[str, Any]:
     return node.link.describe()
 
 
+def _snapshot(body: Mapping[str, Any], node: NodeContext) -> dict[str, Any]:
+    cameras = node.cameras()
+    if not cameras:
+        raise CommandFailed("no_camera", "the node has no camera")
+    if set(body) - {"camera"}:
+        raise CommandFailed("bad_body", f'snapshot takes {{"camera": NAME}}; got keys {sorted(body)}')
+    if "camera" in body:
+        name = body["camera"]
+    elif len(cameras) == 1:
+        [name] = cameras
+    else:
+        raise CommandFailed("bad_body", f"name the camera: one of {sorted(cameras)}")
+    camera = cameras.get(name) if isinstance(name, str) else None
+    if camera is None:
+        raise CommandFailed("unknown_camera", f"{name!r} is not one of {sorted(cameras)}")
+    try:
+        jpeg = camera.snapshot(SNAPSHOT_MAX_BYTES, SNAPSHOT_TIMEOUT_S)
+    except TimeoutError:
+        away = f": {camera.outage.error}" if camera.outage is not None else ""
+        raise CommandFailed(
+            "camera_unavailable", f"no frame from {name} within {SNAPSHOT_TIMEOUT_S:g} s{away}"
+        ) from None
+    return {"camera": name, "bytes": len(jpeg), "jpeg_base64": base64.b64encode(jpeg).decode("ascii")}
+
+
 def _restart(body: Mapping[str, Any], node: NodeContext) -> dict[str, Any]:
     _no_body("restart", body)
     if not ({"INVOCATION_ID", "NOTIFY_SOCKET"} & os.environ.keys()):
@@ -170,6 +210,7 @@ COMMAND_KINDS: dict[str, CommandKind] = {
         CommandKind("config", _config),
         CommandKind("config.get", _config_get),
         CommandKind("link.pin", _link_pin),
+        CommandKind("snapshot", _snapshot),
         CommandKind("restart", _restart),
     )
 }

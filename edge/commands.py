@@ -55,6 +55,7 @@ from sync.wire import WireError
 if TYPE_CHECKING:
     from edge.link import LinkMonitor
     from edge.reconfig import Supervisor
+    from inference.camera import Camera
 
 __all__ = ["QUEUE_SIZE", "CommandInbox"]
 
@@ -75,7 +76,8 @@ class CommandInbox(Component):
     and certificate validity; ``version`` is what ``ping`` reports; ``kinds`` the registry
     (``edge.command_kinds``); ``supervisor`` (``edge.reconfig``) the one a pushed config needs, which
     answers the commands it :meth:`~edge.reconfig.Supervisor.owes`; ``link`` the node's link monitor
-    (``link.pin``). See the module's docstring for what becomes of a payload.
+    (``link.pin``); ``cameras`` gives its cameras by name (``snapshot``). See the module's docstring
+    for what becomes of a payload.
     """
 
     def __init__(
@@ -88,11 +90,12 @@ class CommandInbox(Component):
         kinds: Mapping[str, CommandKind] = COMMAND_KINDS,
         supervisor: Supervisor | None = None,
         link: LinkMonitor | None = None,
+        cameras: Callable[[], Mapping[str, Camera]] = dict,
     ) -> None:
         super().__init__("commands")
         self._open_store = open_store
         self.verifier, self.clock, self.device, self.version = verifier, clock, device, version
-        self.kinds, self.supervisor, self.link = kinds, supervisor, link
+        self.kinds, self.supervisor, self.link, self.cameras = kinds, supervisor, link, cameras
         self.counts: Counter[str] = Counter()
         self._queue: queue.Queue[bytes] = queue.Queue(QUEUE_SIZE)
         self._started = time.monotonic()
@@ -183,7 +186,14 @@ class CommandInbox(Component):
 
     def _run_kind(self, store: Store, command: Command, kind: CommandKind) -> str:
         context = NodeContext(
-            self.device, self.version, self._started, store, command.seq, self.supervisor, self.link
+            self.device,
+            self.version,
+            self._started,
+            store,
+            command.seq,
+            self.supervisor,
+            self.link,
+            self.cameras,
         )
         try:
             details = json.dumps(kind.run(command.body, context), sort_keys=True)

@@ -246,6 +246,7 @@ class Node:
             VERSION,
             supervisor=self.supervisor,
             link=self.link,
+            cameras=self.cameras,
         )
         self._run(self.commands)
 
@@ -417,6 +418,15 @@ class Node:
             )
             self._run(self.metrics)
         self._run(ServiceWatchdog(SdNotify(), self.health.check))
+
+    def cameras(self) -> dict[str, Camera]:
+        """The node's cameras by name (for the ``snapshot`` command; none until the drivers are built)."""
+        configs = self.config.drivers.values()
+        return {
+            w.source.name: cast("Camera", w.source)
+            for w, d in zip(self.watched, configs, strict=False)  # watched grows as the drivers are built
+            if isinstance(d, CameraDriverConfig)
+        }
 
     def _recorder(self) -> Recorder:
         # start_recorder() runs first in start(): every later stage records through it

@@ -15,10 +15,12 @@ from __future__ import annotations
 import datetime
 import logging
 import math
+import queue
 import time
 import zoneinfo
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
@@ -238,9 +240,17 @@ class FramePipeline:
         jpeg = shot.jpeg(self.snapshot_max_bytes)
         return self._record(rule, track.label, track.track_id, round(shot.score, 3), shot.box, message, jpeg)
 
+    def last_snapshot(self, max_bytes: int) -> bytes | None:
+        """A JPEG of the last frame, at most ``max_bytes``, every person in it pixelated as in an event's
+        snapshot (:meth:`people`); None before the first frame. Call it from the thread that calls
+        :meth:`process` (the frame and its people's boxes change together there)."""
+        if self._last_frame is None:
+            return None
+        return snapshot(self._last_frame, boxes_to_blur=self.people(), max_bytes=max_bytes)
+
     def _frame_event(self, rule: EventRule, message: str) -> Event:
-        assert self._last_frame is not None, "an interval with frames has a last frame"
-        jpeg = snapshot(self._last_frame, boxes_to_blur=self.people(), max_bytes=self.snapshot_max_bytes)
+        jpeg = self.last_snapshot(self.snapshot_max_bytes)
+        assert jpeg is not None, "an interval with frames has a last frame"
         return self._record(rule, "", 0, 0.0, (0, 0, 0, 0), message, jpeg)
 
     def _record(
@@ -286,6 +296,32 @@ class Camera(SourceComponent):
         self.source, self.pipeline, self.sink, self.clock = source, pipeline, sink, clock
         self.interval_s = interval_s
         self._interval_start: int | None = None
+        self._snapshots: queue.SimpleQueue[tuple[int, Future[bytes | None]]] = queue.SimpleQueue()
+
+    def snapshot(self, max_bytes: int, timeout_s: float = 5.0) -> bytes:
+        """A JPEG (at most ``max_bytes``) of the next frame the camera reads, people pixelated as in its
+        events' snapshots; taken by the camera's thread after the pipeline has seen that frame, so the
+        boxes blurred are that frame's. Any thread. Raises ``TimeoutError`` when no frame comes within
+        ``timeout_s`` (the camera away, or stopped)."""
+        future: Future[bytes | None] = Future()
+        self._snapshots.put((max_bytes, future))
+        try:
+            jpeg = future.result(timeout_s)
+        except TimeoutError:
+            future.cancel()  # the camera's thread skips it if it comes to it later
+            raise
+        assert jpeg is not None, "taken after a frame"
+        return jpeg
+
+    def _take_snapshots(self) -> None:
+        while not self._snapshots.empty():
+            max_bytes, future = self._snapshots.get_nowait()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(self.pipeline.last_snapshot(max_bytes))
+            except Exception as exc:  # a bound below the smallest JPEG: the asker learns it
+                future.set_exception(exc)
 
     @property
     def activity(self) -> int:
@@ -327,6 +363,7 @@ class Camera(SourceComponent):
                     self.health["transport_recovered"] += 1
                     log.info("event=camera_recovered driver=%s", self.name)
                 self._emit("event", self.pipeline.process(frame))
+                self._take_snapshots()
                 self._maybe_flush_counts()
         except Exception as exc:
             log.exception("event=camera_crashed driver=%s", self.name)
