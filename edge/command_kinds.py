@@ -19,7 +19,8 @@ more entry here.
 - ``restart``: the node exits, once its result is committed, for systemd to start it again
   (``Restart=always``): a fresh process is the remedy for what an in-process restart would keep (a
   thread stuck in a driver's C call, a leak). Refused ``not_supervised`` when no service manager would
-  start it again (no ``INVOCATION_ID``/``NOTIFY_SOCKET``): the node would stop, not restart.
+  start it again (no ``INVOCATION_ID``/``NOTIFY_SOCKET``): the node would stop, not restart; ``busy``
+  while a pushed config is on trial (a restart would roll it back).
 
 Example::
 
@@ -184,6 +185,8 @@ def _snapshot(body: Mapping[str, Any], node: NodeContext) -> dict[str, Any]:
 
 def _restart(body: Mapping[str, Any], node: NodeContext) -> dict[str, Any]:
     _no_body("restart", body)
+    if node.supervisor is not None and node.supervisor.busy:
+        raise CommandFailed("busy", "a pushed config is on trial: a restart now would roll it back")
     if not ({"INVOCATION_ID", "NOTIFY_SOCKET"} & os.environ.keys()):
         raise CommandFailed(
             "not_supervised", "the node does not run under systemd: it would stop, and nothing start it again"

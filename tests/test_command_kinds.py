@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -268,6 +269,14 @@ def test_restart_is_refused_where_no_service_manager_would_start_the_node_again(
         "the node does not run under systemd: it would stop, and nothing start it again",
     )
     assert refusal("restart", {"now": True}, store)[0] == "bad_body"
+    monkeypatch.setenv("INVOCATION_ID", "0123456789abcdef0123456789abcdef")
+    on_trial = NodeContext("vessel-042", "0.1.0", 0.0, store, supervisor=SimpleNamespace(busy=True))  # type: ignore[arg-type]
+    with pytest.raises(CommandFailed) as refused:
+        COMMAND_KINDS["restart"].run({}, on_trial)
+    assert (refused.value.reason, refused.value.message) == (
+        "busy",
+        "a pushed config is on trial: a restart now would roll it back",
+    )
 
 
 RESTARTED = """
