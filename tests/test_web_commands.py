@@ -21,12 +21,14 @@ from support_ioc import Api
 from ioc.audit import COMMAND_SEND, entries
 from ioc.commands import CommandQueue
 from ioc.db import Database
+from ioc.desired import DesiredConfigs, config_version
 from ioc.web import WebServer
 from ioc.web.auth import Tokens, Users
-from sync.records import NodeStatus, TimeSource
+from sync.records import CommandResult, NodeStatus, TimeSource
 from sync.wire import Batch
 
 EPOCH = "a1b2c3d4e5f60718"
+NTP = int(TimeSource.NTP)
 DEVICE = "river-07"
 COMMANDS = f"/api/v1/nodes/{DEVICE}/commands"
 
@@ -34,9 +36,7 @@ COMMANDS = f"/api/v1/nodes/{DEVICE}/commands"
 def heard(db: Database, device: str = DEVICE) -> None:
     """``device`` as the receiver leaves a node that reported once."""
     t = now_ms()
-    db.store(
-        Batch(device, EPOCH, "status", [1], [NodeStatus(t, int(TimeSource.NTP), t, '{"version": "0.1.0"}')])
-    )
+    db.store(Batch(device, EPOCH, "status", [1], [NodeStatus(t, NTP, t, '{"version": "0.1.0"}')]))
 
 
 def answer(db: Database, seq: int, state: str, reason: str = "", details: str = "") -> None:
@@ -45,6 +45,24 @@ def answer(db: Database, seq: int, state: str, reason: str = "", details: str = 
     t = now_ms()
     assert queue.sent(DEVICE, seq, t, t + 60_000, EPOCH)
     assert queue.result(DEVICE, EPOCH, seq, state, reason, details, t)
+
+
+WANTED = '[node]\ndevice_id = "river-07"\n\n[drivers.level]\ninterval_s = 5\n'
+EDITED = WANTED.replace("interval_s = 5", "interval_s = 60")  # a technician's edit on site
+
+
+def runs(db: Database, text: str) -> None:
+    """The node reports running ``text``: its status's config version, and its text in the answer to the
+    centre's ``config.get`` (what the receiver hands ``ioc.desired``)."""
+    configs, t = DesiredConfigs(db), now_ms()
+    status = {"version": "0.1.0", "config_version": config_version(text)}
+    configs.from_status(Batch(DEVICE, EPOCH, "status", [2], [NodeStatus(t, NTP, t, json.dumps(status))]))
+    seq = configs.fetch(DEVICE, "lan", t)
+    details = json.dumps({"version": config_version(text), "text": text})
+    answer(db, seq, "applied", details=details)
+    configs.from_results(
+        Batch(DEVICE, EPOCH, "command_result", [seq], [CommandResult(t, NTP, t, seq, "applied", "", details)])
+    )
 
 
 @pytest.fixture
@@ -177,6 +195,38 @@ def test_a_bad_command_gets_a_422_naming_the_field_and_an_unknown_node_a_404(ioc
     assert set(operations["post"]["responses"]) >= {"201", "403", "404", "422"} and "get" in operations
 
 
+def test_a_nodes_desired_config_against_the_one_it_runs(ioc_db, users):
+    _, viewer = users
+    heard(ioc_db)
+    none = {
+        "device": DEVICE,
+        "desired": None,
+        "reported": None,
+        "reported_ms": None,
+        "drift": False,
+        "diff": "",
+        "command": None,
+    }
+    assert viewer.json(f"/api/v1/nodes/{DEVICE}/config") == none
+    pushed_ms = now_ms()
+    DesiredConfigs(ioc_db).push(DEVICE, WANTED, "lan", pushed_ms)
+    runs(ioc_db, EDITED)
+    got = viewer.json(f"/api/v1/nodes/{DEVICE}/config")
+    assert got["desired"] == {
+        "version": config_version(WANTED),
+        "issuer": "lan",
+        "issued_ms": pushed_ms,
+        "command_seq": 1,
+    }
+    assert (got["reported"], got["drift"]) == (config_version(EDITED), True)
+    assert "-interval_s = 5\n+interval_s = 60\n" in got["diff"]
+    assert (got["command"]["seq"], got["command"]["kind"], got["command"]["state"]) == (1, "config", "queued")
+
+    runs(ioc_db, WANTED)  # the node took the pushed config after all
+    got = viewer.json(f"/api/v1/nodes/{DEVICE}/config")
+    assert (got["reported"], got["drift"], got["diff"]) == (config_version(WANTED), False, "")
+
+
 @needs_chromium
 def test_the_node_page_shows_commands_and_only_an_operator_gets_the_buttons(
     dashboard: Dashboard, ioc_db: Database
@@ -203,10 +253,23 @@ def test_the_node_page_shows_commands_and_only_an_operator_gets_the_buttons(
     expect(row.locator(".answer")).to_contain_text('{"version":"0.1.0","uptime_s":12.5}')
     dashboard.screenshot(operator, "node-commands")
 
+    # A config pushed to it, and the node found running a technician's edit instead: drift, and the diff.
+    DesiredConfigs(ioc_db).push(DEVICE, WANTED, "lan", now_ms())
+    runs(ioc_db, EDITED)
     viewer = dashboard.sign_in("an", "nodes")
     viewer.locator(f'#nodes tr[data-device="{DEVICE}"]').click()
     expect(viewer.locator('#commands-list tr[data-seq="1"]')).to_have_attribute("data-state", "applied")
-    expect(viewer.locator("#commands-list tbody tr")).to_have_count(2)
+    expect(viewer.locator("#commands-list tbody tr")).to_have_count(4)  # ping, status, config, config.get
+    expect(viewer.locator("#config [data-drift]")).to_have_text(
+        "Drift: the node runs another config than the desired one."
+    )
+    expect(viewer.locator("#config-desired")).to_contain_text(f"{config_version(WANTED)[:12]} pushed by lan")
+    expect(viewer.locator("#config-desired")).to_contain_text("(command 3: queued)")
+    expect(viewer.locator("#config-reported")).to_contain_text(config_version(EDITED)[:12])
+    expect(viewer.locator("#config-diff .add")).to_have_text(
+        ["+++ reported " + config_version(EDITED)[:12], "+interval_s = 60"]
+    )
+    dashboard.screenshot(viewer, "node-config")
     expect(viewer.locator("#commands-viewer-note")).to_have_text(
         "Signed in as a viewer: issuing commands needs an operator."
     )

@@ -23,6 +23,7 @@ from ioc import commissioning, track
 from ioc.audit import COMMAND_SEND, audit
 from ioc.commands import CommandError, CommandQueue
 from ioc.db import Database, now_ms
+from ioc.desired import DesiredConfigs
 from ioc.web import queries
 from ioc.web.aqi import BANDS
 from ioc.web.auth import Principal, Sessions, Tokens, Users
@@ -34,6 +35,7 @@ from ioc.web.models import (
     AlarmItem,
     CommandItem,
     CommissioningOut,
+    ConfigOut,
     CountItem,
     Error,
     EventItem,
@@ -235,6 +237,24 @@ def node_commissioning(ctx: Ctx, device: Annotated[Device, Path()], q: Annotated
 )
 def node_track(ctx: Ctx, device: Annotated[Device, Path()], q: Annotated[NoQuery, Query()]) -> dict:
     return track.chain_status(ctx.db, device)
+
+
+@router.get(
+    "/nodes/{device}/config",
+    response_model=ConfigOut,
+    summary="A node's desired config against the one it reports, with their diff",
+)
+def node_config(ctx: Ctx, device: Annotated[Device, Path()], q: Annotated[NoQuery, Query()]) -> dict:
+    state = DesiredConfigs(ctx.db).state(device)
+    return {
+        "device": device,
+        "desired": asdict(state.desired) if state.desired else None,
+        "reported": state.reported,
+        "reported_ms": state.reported_ms,
+        "drift": state.drift,
+        "diff": state.diff(),
+        "command": asdict(state.command) if state.command else None,
+    }
 
 
 @router.get(

@@ -234,3 +234,27 @@ class CommandItem(BaseModel):
     sent_count: int = Field(description="How often it was published.")
     last_sent_ms: int | None
     result_ms: int | None = Field(description="When its latest answer (or its expiry) was recorded.")
+
+
+class DesiredConfigItem(BaseModel):
+    version: str = Field(description="The sha256 of the config text.")
+    issuer: str = Field(description="Who pushed or adopted it.")
+    issued_ms: int
+    command_seq: int | None = Field(
+        description="The `config` command that pushed it; null when adopted from what the node runs."
+    )
+
+
+class ConfigOut(BaseModel):
+    """A node's desired config (``ioc-center config push``) against the one it reports running."""
+
+    device: str
+    desired: DesiredConfigItem | None
+    reported: str | None = Field(description="The config version of the node's newest status.")
+    reported_ms: int | None = Field(description="That status's time, by the node's clock.")
+    drift: bool = Field(description="The node reports another config than the desired one.")
+    diff: str = Field(
+        description="A unified diff from the desired text to the reported one; empty when they are equal "
+        "or the node's text is unknown (`ioc-center config adopt` fetches it)."
+    )
+    command: CommandItem | None = Field(description="The push's command: where it stands at the node.")

@@ -23,6 +23,7 @@ const STATES = {
 };
 const REFRESH_MS = 3000; // answers arrive on the node's uplink: the list is fetched again while shown
 const ANSWER_CHARS = 400;
+const BODY_CHARS = 120;
 
 /**
  * The section under the nodes table: the picked node's commands, newest first, with their states and
@@ -101,7 +102,7 @@ export class CommandsPanel {
         .map((t) => h("th", { scope: "col" }, t)))),
       h("tbody", {}, items.map((c) => {
         const [dot, label] = STATES[c.state] ?? ["warn", c.state];
-        const body = Object.keys(c.body).length ? JSON.stringify(c.body) : "";
+        const body = Object.keys(c.body).length ? shorten(JSON.stringify(c.body), BODY_CHARS) : "";
         return h("tr", { dataset: { seq: c.seq, state: c.state } },
           h("td", { class: "num" }, String(c.seq)),
           h("th", { scope: "row" }, c.kind, body && h("code", { class: "detail" }, body)),
@@ -110,18 +111,18 @@ export class CommandsPanel {
             c.sent_count > 0 && h("span", { class: "detail" }, `sent ${c.sent_count}×`)),
           h("td", { class: "nowrap" }, fmt.dateTime(c.issued_ms), h("span", { class: "detail" }, `by ${c.issuer}`)),
           h("td", { class: "answer" }, c.result_ms !== null ? fmt.dateTime(c.result_ms) : "–",
-            c.details && h("code", { class: "detail" }, shorten(c.details))));
+            c.details && h("code", { class: "detail" }, shorten(c.details, ANSWER_CHARS))));
       }))));
   }
 }
 
-/** A node's answer as one short line: compact JSON when it is JSON, cut at ANSWER_CHARS. */
-function shorten(text) {
+/** A body or a node's answer as one short line: compact JSON when it is JSON, cut at `max` characters. */
+function shorten(text, max) {
   let line = text;
   try {
     line = JSON.stringify(JSON.parse(text));
   } catch {
     // a refusal's message, not JSON: shown as it is
   }
-  return line.length > ANSWER_CHARS ? `${line.slice(0, ANSWER_CHARS)}…` : line;
+  return line.length > max ? `${line.slice(0, max)}…` : line;
 }

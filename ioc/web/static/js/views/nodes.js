@@ -4,6 +4,7 @@ import { coalesce, h, replace } from "../dom.js";
 import { agoSpan, refreshAges } from "../time.js";
 import { CommandsPanel } from "./commands.js";
 import { CommissioningPanel } from "./commissioning.js";
+import { ConfigPanel } from "./config.js";
 import { TrackPanel } from "./track.js";
 
 const TSRC = { 1: ["GPS", ""], 2: ["NTP", ""], 3: ["free-running", "warn-text"] };
@@ -51,8 +52,9 @@ export class View {
     this.commissioning = new CommissioningPanel(ctx);
     this.track = new TrackPanel(ctx);
     this.commands = new CommandsPanel(ctx);
+    this.config = new ConfigPanel(ctx);
     this.commissioning.picker.addEventListener("change", () => this.pick(this.commissioning.picker.value));
-    root.append(this.commissioning.el, this.commands.el, this.track.el);
+    root.append(this.commissioning.el, this.commands.el, this.config.el, this.track.el);
     this.refresh = coalesce(() => this.load(), 1000);
   }
 
@@ -69,9 +71,10 @@ export class View {
     this.commands.stop();
   }
 
-  /** The node whose commands and track log the panels show (the commissioning panel shows itself). */
+  /** The node whose commands, config and track log the panels show (the commissioning panel shows itself). */
   pick(device) {
     this.commands.show(device);
+    this.config.show(device);
     this.track.show(device);
   }
 
