@@ -76,7 +76,8 @@ def audit(
                 user,
                 action,
                 target,
-                json.dumps(details, sort_keys=True, ensure_ascii=False),
+                # ASCII escapes: a body's unpaired surrogate (valid JSON) cannot be stored as UTF-8 text
+                json.dumps(details, sort_keys=True),
                 result,
                 command_seq,
             ],

@@ -255,3 +255,9 @@ def test_audit_csv_neutralises_formulas(ioc_db: Database) -> None:
     ]
     out = cli(center_cli, ["audit", "list", "--csv", "--since", "2023-11-14", "--db", ioc_db.url])
     assert out == text.replace("\r\n", "\n")  # what click's test runner gives
+
+
+def test_audit_keeps_a_body_with_an_unpaired_surrogate(ioc_db: Database) -> None:
+    # Valid JSON, as a command's body may hold it; neither engine stores it as UTF-8 text unescaped.
+    audit(ioc_db, "lan", "command.send", "g1", {"body": {"x": "\ud800"}}, "queued", at_ms=T0)
+    assert [e.details for e in entries(ioc_db)] == [{"body": {"x": "\ud800"}}]

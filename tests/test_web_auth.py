@@ -103,6 +103,10 @@ def test_a_form_sign_in_goes_back_to_a_page_of_this_site_only(web_server, people
     response = requests.post(f"{url}/login", json={"username": "an"}, timeout=30)
     assert response.status_code == 422
     assert response.json() == {"detail": "body field 'password': required, a string of 1 to 1024 characters"}
+    for name in ("a\x00n", "a\ud800n"):  # no user's name; PostgreSQL's text refuses a NUL
+        response = requests.post(f"{url}/login", json={"username": name, "password": PASSWORD}, timeout=30)
+        assert response.status_code == 422
+        assert response.json() == {"detail": "body field 'username': holds a NUL or an unpaired surrogate"}
     response = requests.post(f"{url}/login", data=b"x", headers={"Content-Type": "text/plain"}, timeout=30)
     assert response.status_code == 415
     assert response.json() == {

@@ -224,7 +224,10 @@ def _sign_in_routes(app: FastAPI) -> None:
                 },
             },
             415: {"model": Error, "description": "Neither JSON nor a urlencoded form."},
-            422: {"model": Error, "description": "A field is missing or too long, or the JSON is invalid."},
+            422: {
+                "model": Error,
+                "description": "A field is missing, too long or holds a NUL, or the JSON is invalid.",
+            },
         },
         openapi_extra=body_doc,
         summary="Sign in: sets the session cookie",
@@ -290,6 +293,14 @@ def _secure(request: Request, settings: WebSettings) -> bool:
     return settings.secure_cookie if settings.secure_cookie is not None else request.url.scheme == "https"
 
 
+def _unpaired_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 async def _credentials(request: Request) -> tuple[bool, dict[str, str]]:
     """``(is_form, {username, password})`` of a JSON or urlencoded-form body; 4xx naming what is wrong."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -320,6 +331,9 @@ async def _credentials(request: Request) -> tuple[bool, dict[str, str]]:
             raise HTTPException(
                 422, f"body field {name!r}: required, a string of 1 to {MAX_FIELD} characters"
             )
+        # No user name holds either, and PostgreSQL's text refuses them (the lockout stores the name).
+        if "\x00" in value or _unpaired_surrogate(value):
+            raise HTTPException(422, f"body field {name!r}: holds a NUL or an unpaired surrogate")
         fields[name] = value
     return form, fields
 
