@@ -80,6 +80,8 @@ class PrivateBroker:
             "persistence false\n"
             "max_queued_messages 100000\n"
             "max_inflight_messages 100\n"
+            # As the centre's broker config does (ioc.mosquitto_conf): small messages without delay.
+            "set_tcp_nodelay true\n"
             f"log_dest file {self.log_path}\n"
         )
         if self.listeners is None:

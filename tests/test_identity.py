@@ -305,6 +305,7 @@ def test_generated_broker_config_requires_certificates_and_confines_each_device(
     assert f"cafile {ca.ca_cert_path}\ncrlfile {ca.devices_crl_path}\n" in text
     assert f"cafile {ca.centre_ca_cert_path}\ncrlfile {ca.centre_crl_path}\n" in text
     assert f"max_packet_size {MAX_PACKET_BYTES}\n" in text and MAX_PACKET_BYTES > MAX_PAYLOAD_BYTES
+    assert "set_tcp_nodelay true\n" in text
     assert (
         f"plugin_opt_config_file {out / 'devices.json'}\n" in text and "acl_file" not in text.split("8884")[0]
     )
