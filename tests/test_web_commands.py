@@ -9,6 +9,7 @@ tests/test_commands_node.py cover that path).
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 
@@ -225,6 +226,39 @@ def test_a_nodes_desired_config_against_the_one_it_runs(ioc_db, users):
     runs(ioc_db, WANTED)  # the node took the pushed config after all
     got = viewer.json(f"/api/v1/nodes/{DEVICE}/config")
     assert (got["reported"], got["drift"], got["diff"]) == (config_version(WANTED), False, "")
+
+
+JPEG = b"\xff\xd8\xff\xe0 a camera's frame \xff\xd9"
+
+
+def snapshot_answer(camera: str, jpeg: bytes = JPEG) -> str:
+    """A ``snapshot`` command's answer as the node gives it (edge/command_kinds.py)."""
+    return json.dumps({"camera": camera, "bytes": len(jpeg), "jpeg_base64": base64.b64encode(jpeg).decode()})
+
+
+def test_a_snapshot_commands_jpeg_is_served_decoded_once_applied(ioc_db, users):
+    operator, viewer = users
+    heard(ioc_db)
+    issued = operator.http.post(
+        operator.url + COMMANDS, json={"kind": "snapshot", "body": {"camera": "gate"}}, timeout=30
+    )
+    assert issued.status_code == 201 and issued.json()["body"] == {"camera": "gate"}
+    url = f"{COMMANDS}/1/snapshot.jpg"
+    missing = {"detail": f"no snapshot from command 1 of {DEVICE}: no such, or not applied"}
+    assert (viewer.get(url).status_code, viewer.get(url).json()) == (404, missing)  # not answered yet
+    answer(ioc_db, 1, "applied", details=snapshot_answer("gate"))
+    got = viewer.get(url)  # anyone who sees the commands sees their answers
+    assert (got.status_code, got.headers["content-type"], got.content) == (200, "image/jpeg", JPEG)
+
+    for kind, state, details in [
+        ("ping", "applied", '{"version": "0.1.0"}'),
+        ("snapshot", "refused", "'yard' is not one of ['gate']"),
+        ("snapshot", "applied", '{"jpeg_base64": "not base64!"}'),
+    ]:
+        seq = CommandQueue(ioc_db).issue(DEVICE, kind, {}, "lan", 60, now_ms())
+        answer(ioc_db, seq, state, "unknown_camera" if state == "refused" else "", details)
+        assert viewer.get(f"{COMMANDS}/{seq}/snapshot.jpg").status_code == 404, kind
+    assert viewer.get(f"{COMMANDS}/99/snapshot.jpg").status_code == 404
 
 
 @needs_chromium

@@ -20,7 +20,8 @@ from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBea
 from starlette.concurrency import run_in_threadpool
 
 from ioc import commissioning, track
-from ioc.audit import COMMAND_SEND, audit
+from ioc.audit import COMMAND_SEND, audit, csv_text
+from ioc.audit import entries as audit_entries
 from ioc.commands import CommandError, CommandQueue
 from ioc.db import Database, now_ms
 from ioc.desired import DesiredConfigs
@@ -33,6 +34,7 @@ from ioc.web.lockout import SignInLimiter
 from ioc.web.models import (
     Ack,
     AlarmItem,
+    AuditItem,
     CommandItem,
     CommissioningOut,
     ConfigOut,
@@ -53,6 +55,7 @@ from ioc.web.models import (
 from ioc.web.params import (
     AckBody,
     AlarmQuery,
+    AuditQuery,
     CommandBody,
     CommandQuery,
     CountQuery,
@@ -304,6 +307,77 @@ def issue_command(
     command = queue.get(device, seq)
     assert command is not None  # just issued; commands are never deleted
     return asdict(command)
+
+
+@router.get(
+    "/nodes/{device}/commands/{seq}/snapshot.jpg",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/jpeg": {}}, "description": "The JPEG the node answered with."},
+        404: {"model": Error},
+    },
+    summary="The JPEG a node's snapshot command brought back",
+)
+def command_snapshot(
+    ctx: Ctx,
+    device: Annotated[Device, Path()],
+    seq: Annotated[Seq, Path()],
+    q: Annotated[NoQuery, Query()],
+) -> Response:
+    """Decoded from the command's answer (base64 there), so that the page shows it as an image of
+    its own origin rather than a ``data:`` URL of up to 54 kB in the commands list."""
+    jpeg = queries.command_snapshot(ctx.db, device, seq)
+    if jpeg is None:
+        raise HTTPException(404, f"no snapshot from command {seq} of {device}: no such, or not applied")
+    # An applied command's answer never changes: the browser may keep it.
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
+
+
+def _auditor(who: Principal) -> None:
+    if not who.can_command:
+        raise HTTPException(403, f"user {who.username!r} is a {who.role}: only operators read the audit log")
+
+
+@router.get(
+    "/audit",
+    response_model=ListPage[AuditItem],
+    responses={403: {"model": Error}},
+    summary="The audit log, newest first (operators)",
+)
+def audit_list(ctx: Ctx, who: Who, q: Annotated[AuditQuery, Query()]) -> Listing:
+    """Who issued which command, pushed or adopted which config, set which label, and the result;
+    an entry that issued a command follows its outcome."""
+    _auditor(who)
+    since = _since(ctx, q)
+    return queries.audit_log(ctx.db, q.device, since, Page(q.limit, q.offset))
+
+
+@router.get(
+    "/audit.csv",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "Every entry."},
+        403: {"model": Error},
+    },
+    summary="The audit log as CSV, oldest first (operators)",
+)
+def audit_csv(ctx: Ctx, who: Who, q: Annotated[AuditQuery, Query()]) -> StreamingResponse:
+    """As ``ioc-center audit list --csv``: ``limit`` and ``offset`` do not apply; text a spreadsheet
+    would run as a formula is neutralised."""
+    _auditor(who)
+    log = audit_entries(ctx.db, q.device, _since(ctx, q))
+    return StreamingResponse(
+        csv_text(log),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="audit.csv"'},
+    )
+
+
+def _since(ctx: WebContext, q: AuditQuery) -> int | None:
+    try:
+        return parse_time(q.since, "since", ctx.settings.zone) if q.since is not None else None
+    except ParameterError as exc:
+        raise HTTPException(422, str(exc)) from None
 
 
 # The stream items (VesselItem, PositionItem...) are models built from the wire's columns at import

@@ -236,6 +236,21 @@ class CommandItem(BaseModel):
     result_ms: int | None = Field(description="When its latest answer (or its expiry) was recorded.")
 
 
+class AuditItem(BaseModel):
+    """One entry of the centre's audit log (``ioc.audit``): who did what to which node, and the result."""
+
+    id: int
+    at_ms: int
+    user: str
+    action: str = Field(description="command.send, config.push, config.adopt, label.set or label.remove.")
+    target: str = Field(description="The node's device id.")
+    details: dict[str, Any] = Field(description="What was asked: a command's kind and body, the labels.")
+    result: str = Field(
+        description="ok, not issued: why, or for an entry that issued a command, where it stands."
+    )
+    command_seq: int | None = Field(description="The command the entry issued to the node; null otherwise.")
+
+
 class DesiredConfigItem(BaseModel):
     version: str = Field(description="The sha256 of the config text.")
     issuer: str = Field(description="Who pushed or adopted it.")

@@ -143,6 +143,17 @@ class CommandQuery(_Query):
     )
 
 
+class AuditQuery(_Query):
+    """A page of /api/v1/audit, newest first (/api/v1/audit.csv: every entry, oldest first)."""
+
+    device: Device | None = Field(None, description="Only the entries about this node.")
+    since: str | None = Field(None, description=f"Only the entries from this time on: {TIME_HELP}")
+    limit: int = Field(100, ge=1, le=MAX_LIMIT, description="Entries per page, 1..1000 (JSON only).")
+    offset: int = Field(
+        0, ge=0, le=2**31, description="Entries to skip: the `next_offset` of the page before (JSON only)."
+    )
+
+
 class NoQuery(_Query):
     """An endpoint without query parameters (any is refused)."""
 

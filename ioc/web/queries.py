@@ -15,7 +15,9 @@ Example::
 
 from __future__ import annotations
 
+import base64
 import builtins
+import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -406,6 +408,43 @@ def commands(db: Database, device: str, page: Page) -> Listing:
         [device, *params],
     )
     return _page(rows, page, lambda row: asdict(QueuedCommand.from_row(row)))
+
+
+def command_snapshot(db: Database, device: str, seq: int) -> bytes | None:
+    """The JPEG a ``snapshot`` command of ``device`` brought back, or None: no such command, another kind,
+    not applied (yet), or an answer without a JPEG."""
+    rows = db.fetch(
+        "SELECT details FROM commands "
+        "WHERE device = ? AND seq = ? AND kind = 'snapshot' AND state = 'applied'",
+        [device, seq],
+    )
+    try:
+        answer = json.loads(rows[0]["details"]) if rows else None
+        return base64.b64decode(answer["jpeg_base64"], validate=True) if answer else None
+    except (ValueError, TypeError, KeyError):
+        return None  # the node's answer is its own: an odd one is no JPEG, not an error of the centre
+
+
+# --- the audit log --------------------------------------------------------------------------------
+
+
+def audit_log(db: Database, device: str | None, since_ms: int | None, page: Page) -> Listing:
+    """The audit log (``ioc.audit``), newest first: of ``device``, from ``since_ms`` on."""
+    clauses: list[str] = []
+    params: list[object] = []
+    if device is not None:
+        clauses.append("target = ?")
+        params.append(device)
+    if since_ms is not None:
+        clauses.append("at_ms >= ?")
+        params.append(since_ms)
+    limit, paging = page.sql()
+    rows = db.fetch(
+        "SELECT id, at_ms, username AS user, action, target, details, result, command_seq FROM audit_log"
+        f"{_where(clauses)} ORDER BY id DESC{limit}",
+        [*params, *paging],
+    )
+    return _page(rows, page, lambda row: {**row, "details": json.loads(row["details"])})
 
 
 def _status_body(text: str | None) -> dict:
