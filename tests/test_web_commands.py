@@ -13,6 +13,8 @@ import base64
 import json
 from collections.abc import Iterator
 
+import cv2
+import numpy as np
 import pytest
 from helpers import now_ms
 from playwright.sync_api import expect
@@ -25,7 +27,7 @@ from ioc.db import Database
 from ioc.desired import DesiredConfigs, config_version
 from ioc.web import WebServer
 from ioc.web.auth import Tokens, Users
-from sync.records import CommandResult, NodeStatus, TimeSource
+from sync.records import CommandResult, Count, NodeStatus, TimeSource
 from sync.wire import Batch
 
 EPOCH = "a1b2c3d4e5f60718"
@@ -308,3 +310,47 @@ def test_the_node_page_shows_commands_and_only_an_operator_gets_the_buttons(
         "Signed in as a viewer: issuing commands needs an operator."
     )
     expect(viewer.locator("#commands button")).to_have_count(0)
+
+
+@needs_chromium
+def test_an_operator_takes_a_snapshot_and_reads_the_audit_log_a_viewer_neither(
+    dashboard: Dashboard, ioc_db: Database
+):
+    heard(ioc_db)
+    t = now_ms()
+    ioc_db.store(
+        Batch(DEVICE, EPOCH, "count", [2], [Count(t, NTP, t, "gate", "bridge", "car", "in", 60, 4)])
+    )  # the centre knows the node's camera
+    ok, frame = cv2.imencode(".jpg", np.full((48, 64, 3), 200, np.uint8))
+    assert ok
+    operator = dashboard.sign_in("lan", "nodes")
+    operator.locator(f'#nodes tr[data-device="{DEVICE}"]').click()
+    expect(operator.locator("#command-camera")).to_have_value("gate")  # its only camera, picked
+    operator.get_by_role("button", name="Snapshot").click()
+    row = operator.locator('#commands-list tr[data-seq="1"]')
+    expect(row).to_have_attribute("data-state", "queued")
+    expect(row).to_contain_text('{"camera":"gate"}')
+    answer(ioc_db, 1, "applied", details=snapshot_answer("gate", frame.tobytes()))
+    operator.locator(f'#nodes tr[data-device="{DEVICE}"]').click()  # fetched again now, not within 3 s
+    image = row.locator("img.command-snapshot")
+    expect(image).to_have_attribute("alt", f"Snapshot of gate on {DEVICE}")
+    expect(image).to_have_js_property("naturalWidth", 64)  # decoded by the API, shown by the browser
+    dashboard.screenshot(operator, "node-snapshot")
+
+    operator.get_by_role("link", name="Audit").click()
+    entry = operator.locator('#audit tr[data-id="1"]')
+    expect(entry).to_contain_text("command.send")
+    expect(entry.locator(".result")).to_have_text("applied")
+    expect(entry).to_contain_text('{"body":{"camera":"gate"},"kind":"snapshot"')
+    operator.locator("#audit-device").fill("river-99")
+    operator.get_by_role("button", name="Show").click()
+    expect(operator.locator("#audit tbody")).to_have_text("No entries.")
+    expect(operator.locator("#audit-csv")).to_have_attribute("href", "/api/v1/audit.csv?device=river-99")
+
+    viewer = dashboard.sign_in("an", "nodes")
+    viewer.locator(f'#nodes tr[data-device="{DEVICE}"]').click()
+    expect(viewer.locator('#commands-list tr[data-seq="1"] img.command-snapshot')).to_be_visible()
+    expect(viewer.get_by_role("button", name="Snapshot")).to_have_count(0)
+    expect(viewer.locator("#nav-audit")).to_be_hidden()
+    viewer.goto(f"{dashboard.url}/#/audit")
+    expect(viewer.locator("#view .message.error")).to_have_text("The audit log is for operators.")

@@ -1,5 +1,5 @@
 // The dashboard shell: who is signed in, the centre's settings, the live stream, and one view at a time
-// chosen by the URL's hash (#/nodes, #/cameras, #/environment, #/vessels, #/alarms).
+// chosen by the URL's hash (#/nodes, #/cameras, #/environment, #/vessels, #/alarms, #/audit).
 import { api } from "./api.js";
 import { coalesce, replace, h } from "./dom.js";
 import { Live } from "./live.js";
@@ -11,6 +11,7 @@ const VIEWS = {
   environment: { title: "Environment", load: () => import("./views/environment.js") },
   vessels: { title: "Vessels", load: () => import("./views/vessels.js") },
   alarms: { title: "Alarms", load: () => import("./views/alarms.js") },
+  audit: { title: "Audit log", load: () => import("./views/audit.js") }, // operators (the API refuses viewers)
 };
 const DEFAULT_VIEW = "nodes";
 
@@ -118,6 +119,7 @@ async function main() {
   const ctx = new Context(me, settings, live);
   document.getElementById("user").textContent = `${me.username} (${me.role})`;
   document.getElementById("sign-out").addEventListener("click", signOut);
+  document.getElementById("nav-audit").hidden = !ctx.isOperator;
   live.onState(showLiveState);
   live.start();
   startClock(ctx.fmt);
