@@ -66,7 +66,7 @@ def test_every_page_loads_under_the_content_security_policy(dashboard: Dashboard
     page = dashboard.sign_in("lan")
     page.context.add_init_script(WATCH_CSP)
     seen = {}
-    for view in ("nodes", "cameras", "environment", "vessels", "alarms"):
+    for view in ("nodes", "cameras", "environment", "vessels", "alarms", "audit"):
         page.goto(f"{dashboard.url}/#/{view}")
         page.reload()  # a document of its own, watched from its first line
         expect(page.get_by_role("heading", level=1)).to_have_text(view.capitalize())

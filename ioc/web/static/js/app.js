@@ -11,7 +11,7 @@ const VIEWS = {
   environment: { title: "Environment", load: () => import("./views/environment.js") },
   vessels: { title: "Vessels", load: () => import("./views/vessels.js") },
   alarms: { title: "Alarms", load: () => import("./views/alarms.js") },
-  audit: { title: "Audit log", load: () => import("./views/audit.js") }, // operators (the API refuses viewers)
+  audit: { title: "Audit", load: () => import("./views/audit.js") }, // operators (the API refuses viewers)
 };
 const DEFAULT_VIEW = "nodes";
 
