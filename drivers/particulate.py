@@ -155,9 +155,11 @@ class FrameParser:
             self.rejects["garbage"] += stop - start
 
     def _reject(self, reason: str, start: int, stop: int) -> None:
-        if start >= self._covered:  # not a false start inside a frame already rejected
+        # A false start inside a frame already rejected is neither counted nor covers what follows
+        # that frame: a byte after it is still garbage, even if the false start reached over it.
+        if start >= self._covered:
             self.rejects[reason] += 1
-        self._covered = max(self._covered, stop)
+            self._covered = max(self._covered, stop)
 
 
 # --- duty cycle ------------------------------------------------------------------------------

@@ -247,6 +247,16 @@ def test_every_bad_checksum_frame_is_counted(kind, data):
     assert parser.rejects["garbage"] == sum(len(g) for g, _, _ in items)
 
 
+def test_a_false_start_over_a_rejected_frames_end_leaves_the_byte_after_it_garbage():
+    # Found by the test above: the bad checksum's last byte is the header's first (0x42), the garbage
+    # byte after the frame its second ("BM"); that false start began inside the rejected frame.
+    bad = bad_checksum(pms_frame(0, 26, 6143), 0x42)
+    assert bad[-1] == 0x42
+    parser = Pms5003Parser("x", clock())
+    assert len(parser.feed(bad + b"M" + pms_frame(0, 0, 0))) == 3
+    assert parser.rejects == {"bad_checksum": 1, "garbage": 1}
+
+
 # --- duty cycle --------------------------------------------------------------------------------
 
 
