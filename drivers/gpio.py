@@ -267,7 +267,8 @@ class WaterLevel(GpioSensor):
     module docstring for ``rejects``. :meth:`measure` takes one measurement now.
 
     Example (the mock trigger pin echoes ``echo_time`` seconds, here for a surface 1 m
-    below a sensor mounted 5 m above the datum)::
+    below a sensor mounted 5 m above the datum; a thread times the mock echo, so on a busy
+    machine it comes late and the surface reads a little low)::
 
         >>> from gpiozero.pins.mock import MockFactory, MockTriggerPin
         >>> factory, got = MockFactory(), []
@@ -278,7 +279,7 @@ class WaterLevel(GpioSensor):
         >>> level.start()
         >>> time.sleep(0.3)
         >>> reading = level.measure()
-        >>> reading.quantity, 3.9 < reading.value <= 4.0
+        >>> reading.quantity, 3.5 < reading.value <= 4.0
         ('water_level_m', True)
         >>> level.stop()
     """
