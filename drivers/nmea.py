@@ -440,10 +440,14 @@ class NmeaGps(Driver):
         self.ignored = self.parser.ignored
         self.ais = AisPassthrough(clock, ais_per_s, rejects=self.rejects)
         self.passed = self.ais.counts
+        self.last_fix: Position | None = None
+        """The newest fix (its GPS time against the node's clock: the live self-test's clock check)."""
 
     def feed(self, data: bytes) -> list[Position]:
         positions = self.parser.feed(data)
         self._pass_ais()
+        if positions:
+            self.last_fix = positions[-1]
         return positions
 
     def flush(self) -> list[Position]:

@@ -16,6 +16,10 @@ more entry here.
   the result's details (an answer to this command, on the alarm lane, never held back by a link
   profile as the ``event`` stream may be). Refused ``no_camera``, ``unknown_camera``,
   ``camera_unavailable`` (no frame within :data:`SNAPSHOT_TIMEOUT_S`).
+- ``selftest``: ``{"seconds": N}`` (optional, up to 30; 5 by default): the technician's self-test of the
+  running node (``edge.selftest.LiveSelftest``: each driver judged by its running source, the broker
+  and the IOC by the uplink, no device opened), its signed commissioning record stored for the IOC as
+  ``ioc-edge selftest`` does; answers ``passed``, ``checks`` and ``commissioning``.
 - ``restart``: the node exits, once its result is committed, for systemd to start it again
   (``Restart=always``): a fresh process is the remedy for what an in-process restart would keep (a
   thread stuck in a driver's C call, a leak). Refused ``not_supervised`` when no service manager would
@@ -25,7 +29,7 @@ more entry here.
 Example::
 
     >>> sorted(COMMAND_KINDS)
-    ['config', 'config.get', 'link.pin', 'ping', 'restart', 'snapshot', 'status']
+    ['config', 'config.get', 'link.pin', 'ping', 'restart', 'selftest', 'snapshot', 'status']
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from sync.store import Store
 if TYPE_CHECKING:
     from edge.link import LinkMonitor
     from edge.reconfig import Supervisor
+    from edge.runtime import Node
     from inference.camera import Camera
 
 __all__ = [
@@ -92,7 +97,8 @@ class NodeContext:
     """What a kind may use of the running node: who it is, its version, when it started (``time.monotonic``),
     the command inbox's connection to the store (used from the inbox's thread only), the command's
     ``seq``, the supervisor of ``ioc-edge run`` (None: the node runs without one), the node's link
-    monitor (None: no ``[link]``), and what gives its cameras by name."""
+    monitor (None: no ``[link]``), what gives its cameras by name, and the node itself (the live
+    self-test reads its sources and uplink; None: an inbox without a node)."""
 
     device: str
     version: str
@@ -102,6 +108,7 @@ class NodeContext:
     supervisor: Supervisor | None = None
     link: LinkMonitor | None = None
     cameras: Callable[[], Mapping[str, Camera]] = dict
+    node: Node | None = None
 
 
 @dataclass(frozen=True)
@@ -183,6 +190,12 @@ def _snapshot(body: Mapping[str, Any], node: NodeContext) -> dict[str, Any]:
     return {"camera": name, "bytes": len(jpeg), "jpeg_base64": base64.b64encode(jpeg).decode("ascii")}
 
 
+def _selftest(body: Mapping[str, Any], node: NodeContext) -> dict[str, Any]:
+    from edge.selftest import selftest_command  # imported here: edge.selftest imports this module
+
+    return selftest_command(body, node)
+
+
 def _restart(body: Mapping[str, Any], node: NodeContext) -> dict[str, Any]:
     _no_body("restart", body)
     if node.supervisor is not None and node.supervisor.busy:
@@ -214,6 +227,7 @@ COMMAND_KINDS: dict[str, CommandKind] = {
         CommandKind("config.get", _config_get),
         CommandKind("link.pin", _link_pin),
         CommandKind("snapshot", _snapshot),
+        CommandKind("selftest", _selftest),
         CommandKind("restart", _restart),
     )
 }

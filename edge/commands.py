@@ -55,6 +55,7 @@ from sync.wire import WireError
 if TYPE_CHECKING:
     from edge.link import LinkMonitor
     from edge.reconfig import Supervisor
+    from edge.runtime import Node
     from inference.camera import Camera
 
 __all__ = ["QUEUE_SIZE", "CommandInbox"]
@@ -76,7 +77,8 @@ class CommandInbox(Component):
     and certificate validity; ``version`` is what ``ping`` reports; ``kinds`` the registry
     (``edge.command_kinds``); ``supervisor`` (``edge.reconfig``) the one a pushed config needs, which
     answers the commands it :meth:`~edge.reconfig.Supervisor.owes`; ``link`` the node's link monitor
-    (``link.pin``); ``cameras`` gives its cameras by name (``snapshot``). See the module's docstring
+    (``link.pin``); ``cameras`` gives its cameras by name (``snapshot``); ``node`` the running node
+    (``selftest``). See the module's docstring
     for what becomes of a payload.
     """
 
@@ -91,11 +93,13 @@ class CommandInbox(Component):
         supervisor: Supervisor | None = None,
         link: LinkMonitor | None = None,
         cameras: Callable[[], Mapping[str, Camera]] = dict,
+        node: Node | None = None,
     ) -> None:
         super().__init__("commands")
         self._open_store = open_store
         self.verifier, self.clock, self.device, self.version = verifier, clock, device, version
         self.kinds, self.supervisor, self.link, self.cameras = kinds, supervisor, link, cameras
+        self.node = node
         self.counts: Counter[str] = Counter()
         self._queue: queue.Queue[bytes] = queue.Queue(QUEUE_SIZE)
         self._started = time.monotonic()
@@ -194,6 +198,7 @@ class CommandInbox(Component):
             self.supervisor,
             self.link,
             self.cameras,
+            self.node,
         )
         try:
             details = json.dumps(kind.run(command.body, context), sort_keys=True)

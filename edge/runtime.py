@@ -247,6 +247,7 @@ class Node:
             supervisor=self.supervisor,
             link=self.link,
             cameras=self.cameras,
+            node=self,
         )
         self._run(self.commands)
 

@@ -20,23 +20,36 @@ import json
 import secrets
 import shutil
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from common.clock import SANE_WALL_MS, Clock
 from common.errors import IocEdgeError
+from drivers.base import RecordSource
+from edge.command_kinds import CommandFailed, NodeContext
+from edge.commissioning import Commissioner, Outcome
 from edge.config import NodeConfig, load_config
 from edge.devices import DEVICE_TYPES
 from edge.devices.base import FAIL, PASS, SKIP, CheckContext, CheckResult
+from edge.health import Watched
 from edge.runtime import open_store, store_path
+from edge.status import counts_text
 from sync.records import NodeStatus, Position, TimeSource
+from sync.store import Store
 from sync.wire import Ack, Batch, WireError, ack_topic, decode_ack, encode_batch, up_topic
 
-__all__ = ["FAIL", "PASS", "SKIP", "CheckResult", "Selftest"]
+if TYPE_CHECKING:
+    from edge.reconfig import ConfigFiles
+    from edge.runtime import Node
+    from sync.uplink import MqttUplink
+
+__all__ = ["FAIL", "PASS", "SKIP", "CheckResult", "LiveNode", "LiveSelftest", "Selftest", "selftest_command"]
 
 CLOCK_TOLERANCE_S = 5.0
 """Largest difference between GPS time and the system clock that passes."""
@@ -220,3 +233,235 @@ class Selftest:
         else:
             results.append(CheckResult("broker", SKIP, "uplink.enabled is false"))
         return results
+
+
+SELFTEST_SECONDS = 5.0
+"""How long the ``selftest`` command watches the running node's drivers and uplink, unless it says."""
+SELFTEST_MAX_S = 30.0
+"""The longest a ``selftest`` command may ask for: the inbox runs nothing else meanwhile."""
+SELFTEST_MAX_BYTES = 60 * 1024
+"""The most the ``selftest`` command's details may take (the centre keeps 64 KiB of them)."""
+TEXT_MAX = 400
+"""The most characters of a check's detail or hint in the command's details."""
+POLL_S = 0.1
+
+
+@dataclass(frozen=True)
+class LiveNode:
+    """What the live self-test reads of a running node (:class:`edge.runtime.Node`): its ``config``
+    and ``clock``, its sources as it runs them (``watched``), the drivers that did not start
+    (``failed``), its ``uplink`` (None: ``uplink.enabled`` is false), a connection to its ``store`` of
+    the calling thread, and the config file ``ioc-edge run``'s supervisor runs it from (None: none).
+
+    Example::
+
+        live = LiveNode.of(node, store)
+    """
+
+    config: NodeConfig
+    clock: Clock
+    watched: Sequence[Watched]
+    failed: Mapping[str, str]
+    uplink: MqttUplink | None
+    store: Store
+    config_files: ConfigFiles | None = None
+
+    @classmethod
+    def of(cls, node: Node, store: Store) -> LiveNode:
+        files = node.supervisor.files if node.supervisor is not None else None
+        return cls(node.config, node.clock, node.watched, node.failed, node.uplink, store, files)
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """A source's or the uplink's figures at one moment: what moved during the watch."""
+
+    activity: int
+    records: int
+    rejects: Counter[str]
+
+
+def _seen(source: RecordSource) -> _Seen:
+    return _Seen(source.activity, source.records, Counter(source.rejects))
+
+
+class LiveSelftest:
+    """The self-test of a running node, without touching what it holds: each driver judged by its running
+    source (started, in outage or away, input arriving within ``seconds``, what it rejected), the broker and
+    the IOC by the uplink (connected, acks arriving), the clock against the GPS's newest fix. Opens no
+    device and makes no second connection to the broker (the node's client id would push the node's own
+    off). The config and store checks are those of :class:`Selftest`.
+
+    Example::
+
+        results = LiveSelftest(LiveNode.of(node, store), seconds=5).run()
+    """
+
+    def __init__(self, live: LiveNode, seconds: float = SELFTEST_SECONDS) -> None:
+        self.live, self.seconds = live, seconds
+
+    def run(self) -> list[CheckResult]:
+        """One result per check, in :class:`Selftest`'s order; waits at most ``seconds``."""
+        live = self.live
+        results = [self._config(), check_store(live.config)]
+        before = {w.source.name: _seen(w.source) for w in live.watched}
+        acked = live.uplink.stats["acked_records"] if live.uplink else 0
+        took = self._watch(before, acked)
+        types = {w.source.name: DEVICE_TYPES[w.type] for w in live.watched}
+        fixes = [
+            fix
+            for w in live.watched
+            if (last_fix := types[w.source.name].last_fix) is not None
+            and (fix := last_fix(w.source)) is not None
+        ]
+        results.append(check_clock(live.clock, max(fixes, key=lambda f: f.clock_ms, default=None)))
+        ordered = sorted(live.watched, key=lambda w: types[w.source.name].check_stage)
+        results += [self._driver(w, before[w.source.name], took) for w in ordered]
+        results.append(self._broker(acked, took))
+        return results
+
+    def _config(self) -> CheckResult:
+        config, files = self.live.config, self.live.config_files
+        drivers = f"{len(config.drivers)} drivers"
+        if files is None:
+            return CheckResult("config", PASS, f"the running config is valid ({drivers}; no config file)")
+        try:
+            load_config(files.path)
+        except IocEdgeError as exc:
+            hint = f"fix {files.path} (ioc-edge config check): the node runs the config it started with"
+            return CheckResult("config", FAIL, str(exc).replace("\n", "; "), hint)
+        trial = files.trial()
+        on_trial = f"; config of command {trial.seq} on trial" if trial is not None else ""
+        return CheckResult(
+            "config", PASS, f"{files.path} valid ({drivers}), version {files.version()[:12]}{on_trial}"
+        )
+
+    def _waiting(self, before: Mapping[str, _Seen], acked: int) -> bool:
+        """Whether something the checks would see moving has not moved yet."""
+        live = self.live
+        for w in live.watched:
+            source = w.source
+            steady = source.name not in live.failed and source.running and source.outage is None
+            if steady and w.quiet_s == 0 and source.activity == before[source.name].activity:
+                return True
+        uplink = live.uplink
+        return (
+            uplink is not None
+            and uplink.connected
+            and uplink.stats["acked_records"] == acked
+            and any(live.store.backlog().values())
+        )
+
+    def _watch(self, before: Mapping[str, _Seen], acked: int) -> float:
+        """Seconds watched: until every continuous driver and the uplink moved, at most ``seconds``."""
+        started = time.monotonic()
+        deadline = started + self.seconds
+        while self._waiting(before, acked) and time.monotonic() < deadline:
+            time.sleep(POLL_S)
+        return time.monotonic() - started
+
+    def _driver(self, watched: Watched, before: _Seen, took: float) -> CheckResult:
+        source, name = watched.source, watched.source.name
+        label = f"{watched.type} {name}"
+        cable = f"check drivers.{name} (its transport, device and cable), then send the restart command"
+        if name in self.live.failed:
+            return CheckResult(label, FAIL, f"did not start: {self.live.failed[name]}", cable)
+        if not source.running:
+            if watched.finite:
+                return CheckResult(label, SKIP, "its input ended (a file read without loop)")
+            return CheckResult(
+                label, FAIL, "its thread stopped", "send the restart command; see the node's log"
+            )
+        if source.outage is not None:
+            return CheckResult(
+                label, FAIL, f"in outage since {_iso(source.outage.since_ms)}: {source.outage.error}", cable
+            )
+        health = Counter(source.health)  # a copy: the source's thread counts into it
+        lost, back = health["transport_lost"], health["transport_recovered"]
+        if lost > back:
+            return CheckResult(
+                label, FAIL, f"its device is away (transport lost {lost} times, back {back})", cable
+            )
+        now = _seen(source)
+        records, rejects = now.records - before.records, now.rejects - before.rejects
+        rejected = f"; rejected {counts_text(rejects, ', ')}" if rejects else ""
+        if now.activity == before.activity:
+            if watched.quiet_s == 0:
+                hint = "silent: check the device's power and that its TX reaches the node on this port"
+                return CheckResult(label, FAIL, f"running, nothing from it in {took:.1f} s", hint)
+            return CheckResult(label, PASS, f"running, quiet for {took:.1f} s (it may stay quiet longer)")
+        if not records and rejects.total() == now.activity - before.activity:
+            hint = f"garbage: wrong baud rate? check drivers.{name}.transport's settings"
+            return CheckResult(label, FAIL, f"running, nothing valid in {took:.1f} s{rejected}", hint)
+        return CheckResult(label, PASS, f"running, {records} records in {took:.1f} s{rejected}")
+
+    def _broker(self, acked: int, took: float) -> CheckResult:
+        live, uplink = self.live, self.live.uplink
+        if uplink is None:
+            return CheckResult("broker", SKIP, "uplink.enabled is false")
+        cfg, stats = live.config.uplink, Counter(uplink.stats)
+        where = f"{cfg.host}:{cfg.port}"
+        last = live.store.meta("last_ack_ms")
+        last_ack = f"last IOC ack {_iso(int(last))}" if last else "no IOC ack yet"
+        if not uplink.connected:
+            hint = "check the network, uplink.host and uplink.port, and that the IOC's broker runs"
+            tried = f"{stats['connects']} connects, {stats['connect_attempts']} attempts"
+            return CheckResult("broker", FAIL, f"{where} not connected ({tried}); {last_ack}", hint)
+        tls = "mutual TLS" if cfg.tls is not None else "plain MQTT"
+        moved = stats["acked_records"] - acked
+        if moved:
+            return CheckResult(
+                "broker", PASS, f"{where} over {tls}, IOC acked {moved} records in {took:.1f} s"
+            )
+        waiting = sum(live.store.backlog().values())
+        if not waiting:
+            return CheckResult("broker", PASS, f"{where} over {tls}, nothing waiting; {last_ack}")
+        hint = "the broker takes the batches but the IOC does not ack: is its receiver running (ioc-center)?"
+        detail = f"{where} connected, {waiting} records waiting, no IOC ack in {took:.1f} s; {last_ack}"
+        return CheckResult("broker", FAIL, detail, hint)
+
+
+def selftest_command(body: Mapping[str, Any], context: NodeContext) -> dict[str, Any]:
+    """The ``selftest`` command kind: body ``{"seconds": N}`` (optional, up to :data:`SELFTEST_MAX_S`);
+    runs :class:`LiveSelftest` on the running node, records the signed commissioning record as
+    ``ioc-edge selftest`` does, and answers ``passed``, ``checks`` and ``commissioning`` (what became
+    of the record) in at most :data:`SELFTEST_MAX_BYTES`. Raises :class:`CommandFailed` ``bad_body``,
+    or ``no_node`` when the inbox runs without a node."""
+    if set(body) - {"seconds"}:
+        raise CommandFailed(
+            "bad_body", f'selftest takes {{"seconds": N}} or no body; got keys {sorted(body)}'
+        )
+    seconds = body.get("seconds", SELFTEST_SECONDS)
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 < seconds <= SELFTEST_MAX_S:
+        raise CommandFailed(
+            "bad_body", f"seconds: {seconds!r} is not a number of seconds up to {SELFTEST_MAX_S:g}"
+        )
+    if context.node is None:
+        raise CommandFailed("no_node", "the command inbox runs without a node to test")
+    live = LiveNode.of(context.node, context.store)
+    results = LiveSelftest(live, seconds).run()
+    outcome = Commissioner(live.config, live.clock, who=f"centre command {context.seq}").record(results)
+    return _bounded(results, outcome)
+
+
+def _bounded(results: list[CheckResult], outcome: Outcome) -> dict[str, Any]:
+    """The answer, every text cut to :data:`TEXT_MAX`; failures first when not every check fits (a node
+    of hundreds of drivers), with how many were left out."""
+    answer: dict[str, Any] = {
+        "passed": all(r.status != FAIL for r in results),
+        "commissioning": asdict(outcome),
+        "checks": [],
+        "left_out": 0,
+    }
+    size = len(json.dumps(answer))
+    cut = [CheckResult(r.name[:TEXT_MAX], r.status, r.detail[:TEXT_MAX], r.hint[:TEXT_MAX]) for r in results]
+    for result in sorted(cut, key=lambda r: r.status != FAIL):  # stable: the checks' order otherwise
+        entry = asdict(result)
+        size += len(json.dumps(entry)) + 2
+        if size > SELFTEST_MAX_BYTES:
+            answer["left_out"] += 1
+        else:
+            answer["checks"].append(entry)
+    if not answer["left_out"]:
+        answer["checks"] = [asdict(r) for r in cut]
+    return answer

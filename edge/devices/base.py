@@ -20,7 +20,7 @@ from typing import Any, Generic, Protocol, TypeVar, get_args
 from pydantic import BaseModel
 
 from common.clock import Clock
-from drivers.base import Parser, Sink
+from drivers.base import Parser, RecordSource, Sink
 from drivers.transport import EndOfStream, Transport
 from edge.health import Watched
 from sync.records import Position
@@ -125,7 +125,8 @@ class DeviceType(Generic[C]):
     ``build(name, cfg, ctx)``: the source of records with its stall rule. ``check(name, cfg,
     ctx)``: its self-test results; ``check_stage`` orders them as a technician fixes things
     (:data:`SERIAL`, :data:`GPS`, :data:`CAMERA`, :data:`GPIO`). ``gps_time(name, cfg, ctx)``:
-    a fix with GPS time, for the clock check, from a device that gives one. ``quantities``: what
+    a fix with GPS time, for the clock check, from a device that gives one; ``last_fix(source)``: the
+    same of its running source (the live self-test, ``edge.selftest.LiveSelftest``). ``quantities``: what
     its readings carry (alarms may watch them); ``every_interval``: those summarised every
     interval even without a reading (a rain gauge that saw no tip reports 0 mm).
     """
@@ -138,6 +139,7 @@ class DeviceType(Generic[C]):
     every_interval: tuple[str, ...] = ()
     decoder: Decoder | None = None
     gps_time: Callable[[str, C, CheckContext], Position | None] | None = None
+    last_fix: Callable[[RecordSource], Position | None] | None = None
 
     @property
     def name(self) -> str:

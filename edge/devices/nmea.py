@@ -8,6 +8,7 @@ from pydantic import Field
 
 from common.clock import Clock
 from common.config import Section
+from drivers.base import RecordSource
 from drivers.nmea import NmeaGps, NmeaParser
 from drivers.transport import TransportError
 from edge.devices.base import (
@@ -77,6 +78,11 @@ def gps_time(name: str, cfg: NmeaDriverConfig, ctx: CheckContext) -> Position | 
     return _probe(name, cfg, ctx).fix
 
 
+def last_fix(source: RecordSource) -> Position | None:
+    """The running receiver's newest fix, for the live self-test's clock check."""
+    return source.last_fix if isinstance(source, NmeaGps) else None
+
+
 def check(name: str, cfg: NmeaDriverConfig, ctx: CheckContext) -> list[CheckResult]:
     """The GPS receiver reports a valid fix within the probe's time."""
     probe = _probe(name, cfg, ctx)
@@ -115,4 +121,5 @@ DEVICE = DeviceType(
         baudrate=4800,
     ),
     gps_time=gps_time,
+    last_fix=last_fix,
 )

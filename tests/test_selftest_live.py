@@ -1,0 +1,169 @@
+"""The ``selftest`` command kind: the technician's self-test of a running node, through its inbox, judging
+each driver by its running source and the broker by the uplink (no port opened, no second connection), its
+signed commissioning record stored for the IOC."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import make_identity
+from helpers import nmea_fix, now_ms, wait_for
+from support_commands import DEVICE, Bench, command_bench
+from support_nodes import write_config
+
+from edge import selftest
+from edge.devices import nmea
+from edge.runtime import Node, open_store
+from ioc.commissioning import latest
+from ioc.db import Database
+from ioc.receiver import Receiver
+
+GPS = '\n[drivers.gps]\ntype = "nmea"\ntransport = {{ type = "pty", path = "{path}" }}\n'
+
+
+@pytest.fixture
+def bench(tmp_path: Path, pty_pair: tuple[int, str]) -> Iterator[Bench]:
+    """The command bench, its node with a GPS receiver on ``pty_pair``."""
+    with command_bench(tmp_path) as b:
+        text = (tmp_path / "edge.toml").read_text() + GPS.format(path=pty_pair[1])
+        b.config = write_config(tmp_path, text)
+        yield b
+
+
+@pytest.fixture
+def centre(bench: Bench, tmp_path: Path) -> Iterator[Database]:
+    """The IOC's receiver on the bench's broker (it acks what the node sends, judges commissioning records
+    against the device CA), and its database."""
+    db = Database(f"sqlite:///{tmp_path / 'ioc.db'}")
+    r = Receiver(
+        db, "127.0.0.1", bench.broker.port, client_id="ioc-test-receiver", tls=make_identity(tmp_path, "ioc")
+    )
+    r.start()
+    assert r.subscribed.wait(10)
+    yield db
+    r.stop()
+    db.close()
+
+
+@pytest.fixture
+def no_device_opened(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The offline self-test's ways to a device and to the broker fail the test: the live one takes none."""
+
+    def refused(*args, **kwargs):
+        raise AssertionError("the live self-test opened a device or a second connection")
+
+    monkeypatch.setattr(nmea, "open_transport", refused)
+    monkeypatch.setattr(selftest, "AckProbe", refused)
+
+
+def feed(master: int, data: bytes, stop: threading.Event) -> threading.Thread:
+    """Writes ``data`` (bytes or fixes made now) to the GPS's pty every 0.2 s until ``stop``."""
+
+    def run() -> None:
+        while not stop.wait(0.2):
+            os.write(master, data or nmea_fix(now_ms(), 54.5, 10.1))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def selftest_answer(bench: Bench, node: Node, seq: int, body: dict) -> dict:
+    bench.publish(bench.signer.sign(bench.command(seq, "selftest", body=body)))
+    wait_for(
+        lambda: any(r.command_seq == seq and r.state != "delivered" for r in bench.results()), 20, "an answer"
+    )
+    [answer] = [r for r in bench.results() if r.command_seq == seq and r.state != "delivered"]
+    assert (answer.state, answer.reason) == ("applied", ""), answer.details
+    return json.loads(answer.details)
+
+
+def commissioning_records(bench: Bench) -> list:
+    store = open_store(bench.config)
+    try:
+        return store.read("commissioning", 0, 10)[1]
+    finally:
+        store.close()
+
+
+def test_a_selftest_command_checks_the_running_node_and_stores_its_signed_commissioning_record(
+    bench, centre, run_node, pty_pair, no_device_opened
+):
+    stop = threading.Event()
+    feeder = feed(pty_pair[0], b"", stop)
+    try:
+        node = bench.start(run_node)
+        wait_for(lambda: node.drivers[0].records, 10, "a fix from the GPS")
+        details = selftest_answer(bench, node, 1, {"seconds": 3})
+    finally:
+        stop.set()
+        feeder.join()
+    checks = {c["name"]: c for c in details["checks"]}
+    assert [c["name"] for c in details["checks"]] == ["config", "store", "clock", "nmea gps", "broker"]
+    assert {c["status"] for c in details["checks"]} == {"PASS"} and details["passed"] is True, details
+    assert checks["config"]["detail"] == "the running config is valid (1 drivers; no config file)"
+    assert "s from GPS time" in checks["clock"]["detail"]
+    assert checks["nmea gps"]["detail"].startswith("running, ")
+    assert checks["broker"]["detail"].startswith(f"127.0.0.1:{bench.broker.port} over mutual TLS, ")
+    outcome = details["commissioning"]
+    assert (outcome["stored"], outcome["signed"], outcome["seq"]) == (True, True, 1), outcome
+    # The record reaches the IOC, which finds it signed by the node's key.
+    wait_for(lambda: latest(centre, DEVICE), 10, "the commissioning record at the IOC")
+    record = latest(centre, DEVICE)
+    assert record is not None and record["verdict"] == "valid", record
+    report = record["report"]
+    assert (report["operator"], report["passed"], report["checks"]) == (
+        "centre command 1",
+        True,
+        details["checks"],
+    )
+
+
+def test_a_selftest_command_fails_the_gps_check_of_a_receiver_sending_garbage_without_opening_its_port(
+    bench, run_node, pty_pair, no_device_opened
+):
+    stop = threading.Event()
+    feeder = feed(pty_pair[0], b"\x00\xff garbage at the wrong baud rate \xfe\r\n", stop)
+    try:
+        node = bench.start(run_node)
+        wait_for(lambda: node.drivers[0].rejects, 10, "the GPS's rejects")
+        details = selftest_answer(bench, node, 1, {"seconds": 1})
+    finally:
+        stop.set()
+        feeder.join()
+    checks = {c["name"]: c for c in details["checks"]}
+    assert details["passed"] is False
+    gps = checks["nmea gps"]
+    assert gps["status"] == "FAIL" and gps["detail"].startswith("running, nothing valid in "), gps
+    assert "rejected " in gps["detail"] and gps["hint"].startswith("garbage: wrong baud rate?")
+    assert checks["clock"]["detail"].endswith("(no GPS time to compare)")
+    # No IOC on this bench: the node's batches wait unacked, which the broker check says.
+    assert checks["broker"]["status"] == "FAIL" and "no IOC ack in " in checks["broker"]["detail"]
+    [record] = commissioning_records(bench)
+    assert json.loads(record.body)["passed"] is False
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"seconds": 0}, "seconds: 0 is not a number of seconds up to 30"),
+        ({"seconds": True}, "seconds: True is not a number of seconds up to 30"),
+        ({"port": "/dev/ttyUSB0"}, "selftest takes {\"seconds\": N} or no body; got keys ['port']"),
+    ],
+)
+def test_a_selftest_command_with_a_bad_body_is_refused_naming_the_field(tmp_path, body, message):
+    from edge.command_kinds import COMMAND_KINDS, CommandFailed, NodeContext
+    from sync.store import Store
+
+    store = Store(tmp_path / "store.db")
+    try:
+        with pytest.raises(CommandFailed) as refused:
+            COMMAND_KINDS["selftest"].run(body, NodeContext(DEVICE, "0.1.0", 0.0, store))
+    finally:
+        store.close()
+    assert (refused.value.reason, refused.value.message) == ("bad_body", message)
