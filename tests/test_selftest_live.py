@@ -17,8 +17,10 @@ from support_commands import DEVICE, Bench, command_bench
 from support_nodes import write_config
 
 from edge import selftest
+from edge.commissioning import Outcome
 from edge.devices import nmea
 from edge.runtime import Node, open_store
+from edge.selftest import FAIL, PASS, CheckResult
 from ioc.commissioning import latest
 from ioc.db import Database
 from ioc.receiver import Receiver
@@ -167,3 +169,20 @@ def test_a_selftest_command_with_a_bad_body_is_refused_naming_the_field(tmp_path
     finally:
         store.close()
     assert (refused.value.reason, refused.value.message) == ("bad_body", message)
+
+
+def test_the_answer_of_a_node_of_many_drivers_keeps_to_its_bound_failures_first():
+    outcome = Outcome(True, True, 7, "signed by vessel-042, stored as record 7")
+    results = [CheckResult(f"nmea gps{n}", PASS, "x" * 1000) for n in range(200)]
+    results.insert(150, CheckResult("nmea gps-away", FAIL, "its device is away", "check the cable"))
+    answer = selftest._bounded(results, outcome)
+    assert len(json.dumps(answer)) <= selftest.SELFTEST_MAX_BYTES
+    assert answer["checks"][0] == {
+        "name": "nmea gps-away",
+        "status": FAIL,
+        "detail": "its device is away",
+        "hint": "check the cable",
+    }
+    assert {len(c["detail"]) for c in answer["checks"][1:]} == {selftest.TEXT_MAX}
+    assert answer["left_out"] == 201 - len(answer["checks"]) > 0
+    assert (answer["passed"], answer["commissioning"]["seq"]) == (False, 7)
