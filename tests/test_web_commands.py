@@ -311,6 +311,11 @@ def test_the_node_page_shows_commands_and_only_an_operator_gets_the_buttons(
     )
     expect(viewer.locator("#commands button")).to_have_count(0)
 
+    # The operator's last button: the node's self-test as it runs.
+    operator.get_by_role("button", name="Self-test").click()
+    expect(operator.locator('#commands-list tr[data-seq="5"]')).to_contain_text("selftest")
+    assert CommandQueue(ioc_db).get(DEVICE, 5).kind == "selftest"
+
 
 @needs_chromium
 def test_an_operator_takes_a_snapshot_and_reads_the_audit_log_a_viewer_neither(

@@ -13,6 +13,8 @@ export const COMMAND_BUTTONS = [
   { kind: "status", label: "Status now", title: "The node answers with its status as of now." },
   { kind: "snapshot", label: "Snapshot", camera: true,
     title: "The camera's next frame, people pixelated (the camera named beside, or the node's only one)." },
+  { kind: "selftest", label: "Self-test",
+    title: "The node tests itself as it runs; its signed commissioning record follows on its uplink." },
 ];
 
 /** A command's state at the centre: [dot class, label]. */
