@@ -24,7 +24,7 @@ from edge.config import load_config
 from edge.config_schema import node_config_schema
 from edge.devices import DEVICE_TYPES
 from edge.devices.base import Decoder
-from edge.status import counts_text, render_status, status_json
+from edge.status import ConfigState, counts_text, render_status, status_json
 from sync.records import Position, Reading, TimeSource
 
 __all__ = ["main"]
@@ -235,7 +235,8 @@ def install_service(root: Path, no_enable: bool, start: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 def status(file: Path, as_json: bool) -> None:
     """Show the backlog, last ack, drops and rejects of the node described by FILE, and the cameras
-    that deliver no frames (why, and what to check).
+    that deliver no frames (why, and what to check); the version of FILE (its sha256, as the IOC
+    sees it) and whether a config pushed by the IOC is on trial.
 
     Reads the node's store; works while the node runs (as of its last status report).
 
@@ -247,12 +248,13 @@ def status(file: Path, as_json: bool) -> None:
         store = open_store(load_config(file))
         report = store.status()
         store.close()
+        config = ConfigState.read(file)
     except IocEdgeError as exc:
         raise Failed(str(exc)) from None
     if as_json:
-        click.echo(status_json(report))
+        click.echo(status_json(report, config))
         return
-    click.echo(render_status(report))
+    click.echo(render_status(report, config))
 
 
 @main.command()

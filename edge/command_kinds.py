@@ -6,7 +6,8 @@ reason. A later kind (a camera snapshot, a link profile pinned for a while, a pu
 more entry here.
 
 - ``ping``: answers at once with the node's version, store epoch and uptime; takes no body.
-- ``status``: the node's status now, as ``ioc-edge status --json`` prints it; takes no body.
+- ``status``: the node's status now, as ``ioc-edge status --json`` prints it (``config_version`` and
+  ``config_trial`` when it runs under ``ioc-edge run``'s supervisor); takes no body.
 - ``config``: a pushed config (``{"text", "version"}``), tried and kept or rolled back; ``config.get``:
   the config the node runs. Both in ``edge.reconfig``; they need the supervisor of ``ioc-edge run``.
 - ``link.pin``: ``{"profile": NAME, "for_s": SECONDS}`` keeps a link profile in force for that long
@@ -46,7 +47,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from common.errors import IocEdgeError
-from edge.status import status_json
+from edge.status import ConfigState, status_json
 from sync.store import Store
 
 if TYPE_CHECKING:
@@ -133,7 +134,8 @@ def _ping(body: Mapping[str, Any], node: NodeContext) -> dict[str, Any]:
 
 def _status(body: Mapping[str, Any], node: NodeContext) -> dict[str, Any]:
     _no_body("status", body)
-    return json.loads(status_json(node.store.status()))
+    config = ConfigState.read(node.supervisor.files.path) if node.supervisor is not None else None
+    return json.loads(status_json(node.store.status(), config))
 
 
 def _config(body: Mapping[str, Any], node: NodeContext) -> dict[str, Any]:

@@ -1,11 +1,17 @@
-"""The text of `ioc-edge status`: a pure function of the store's status, every section of it."""
+"""The text of `ioc-edge status`: a pure function of the store's status and the config file's state, every
+section of it; and `ioc-edge status` reading them."""
 
 from __future__ import annotations
 
 import json
 
+from helpers import cli, free_port
+from support_nodes import node_toml, write_config
+
 from drivers.base import Outage
-from edge.status import render_status
+from edge.cli import main
+from edge.reconfig import ConfigFiles, Trial, config_version
+from edge.status import ConfigState, render_status
 from sync.store import Store, StoreStatus
 
 
@@ -60,3 +66,42 @@ def test_a_new_store_reads_as_a_status_with_nothing_to_tell(tmp_path):
         "dropped: none",
         "camera cam delivers no frames since 1970-01-01T00:00:00Z: cannot open camera device 0",
     ]
+
+
+def test_the_status_text_says_which_config_runs_and_which_pushed_config_is_on_trial():
+    status = StoreStatus(epoch="7", size_bytes=4096, backlog={}, kept_local={}, last_ack_ms=None, drops={})
+    running, pushed = "3f" * 32, "9c" * 32
+    lines = [
+        render_status(status, config).splitlines()[1]
+        for config in (
+            ConfigState(running),
+            ConfigState(pushed, Trial(7, pushed)),
+            ConfigState(running, Trial(7, pushed)),  # killed between the marker and the rename
+            ConfigState(pushed, Trial(7, pushed, "kept")),
+        )
+    ]
+    assert lines == [
+        f"config: {running} (no pushed config on trial)",
+        f"config: {pushed}; this config of command 7 on trial: kept if healthy within [commands] trial_s, "
+        "else rolled back",
+        f"config: {running}; pushed config 9c9c9c9c9c9c of command 7 on trial: kept if healthy within "
+        "[commands] trial_s, else rolled back",
+        f"config: {pushed}; this config of command 7 kept, its answer being recorded",
+    ]
+    assert render_status(status).splitlines()[1] == "store: 4096 bytes"  # no config given: no line
+
+
+def test_ioc_edge_status_shows_the_config_files_version_and_a_trial(tmp_path):
+    write_config(tmp_path, node_toml(tmp_path, "vessel-042", free_port()))
+    path = tmp_path / "edge.toml"
+    assert cli(main, ["status", str(path)]).splitlines()[1] == (
+        f"config: {config_version(path.read_bytes())} (no pushed config on trial)"
+    )
+    pushed = path.read_text() + "\n[watchdog]\nstall_s = 300\n"
+    trial = ConfigFiles(path).stage(pushed, 12)  # as the config kind does, before the node's trial
+    report = json.loads(cli(main, ["status", "--json", str(path)]))
+    assert (report["config_version"], report["config_trial"]) == (
+        config_version(pushed.encode()),
+        {"seq": 12, "version": trial.version, "state": "trial"},
+    )
+    assert "; this config of command 12 on trial: " in cli(main, ["status", str(path)])
