@@ -12,15 +12,19 @@ from pathlib import Path
 
 import pytest
 from conftest import make_identity
-from helpers import nmea_fix, now_ms, wait_for
+from helpers import free_port, nmea_fix, now_ms, wait_for
 from support_commands import DEVICE, Bench, command_bench
-from support_nodes import write_config
+from support_nodes import node_toml, write_config
 
+from common.clock import Clock
+from drivers.base import SourceComponent
 from edge import selftest
 from edge.commissioning import Outcome
 from edge.devices import nmea
-from edge.runtime import Node, open_store
-from edge.selftest import FAIL, PASS, CheckResult
+from edge.health import Watched
+from edge.reconfig import ConfigFiles
+from edge.runtime import open_store
+from edge.selftest import FAIL, PASS, CheckResult, LiveNode, LiveSelftest
 from ioc.commissioning import latest
 from ioc.db import Database
 from ioc.receiver import Receiver
@@ -75,14 +79,14 @@ def feed(master: int, data: bytes, stop: threading.Event) -> threading.Thread:
     return thread
 
 
-def selftest_answer(bench: Bench, node: Node, seq: int, body: dict) -> dict:
+def selftest_answer(bench: Bench, seq: int, body: dict) -> dict:
+    """What the node answered to a signed ``selftest`` with ``body``, as its store keeps it (a result acked by
+    the IOC leaves the store's ``command_result`` stream)."""
     bench.publish(bench.signer.sign(bench.command(seq, "selftest", body=body)))
-    wait_for(
-        lambda: any(r.command_seq == seq and r.state != "delivered" for r in bench.results()), 20, "an answer"
-    )
-    [answer] = [r for r in bench.results() if r.command_seq == seq and r.state != "delivered"]
-    assert (answer.state, answer.reason) == ("applied", ""), answer.details
-    return json.loads(answer.details)
+    wait_for(lambda: any(c.seq == seq and c.finished for c in bench.taken()), 20, "the selftest's answer")
+    [taken] = [c for c in bench.taken() if c.seq == seq]
+    assert (taken.state, taken.reason) == ("applied", ""), taken.details
+    return json.loads(taken.details)
 
 
 def commissioning_records(bench: Bench) -> list:
@@ -101,7 +105,7 @@ def test_a_selftest_command_checks_the_running_node_and_stores_its_signed_commis
     try:
         node = bench.start(run_node)
         wait_for(lambda: node.drivers[0].records, 10, "a fix from the GPS")
-        details = selftest_answer(bench, node, 1, {"seconds": 3})
+        details = selftest_answer(bench, 1, {"seconds": 3})
     finally:
         stop.set()
         feeder.join()
@@ -114,8 +118,13 @@ def test_a_selftest_command_checks_the_running_node_and_stores_its_signed_commis
     assert checks["broker"]["detail"].startswith(f"127.0.0.1:{bench.broker.port} over mutual TLS, ")
     outcome = details["commissioning"]
     assert (outcome["stored"], outcome["signed"], outcome["seq"]) == (True, True, 1), outcome
+
     # The record reaches the IOC, which finds it signed by the node's key.
-    wait_for(lambda: latest(centre, DEVICE), 10, "the commissioning record at the IOC")
+    def judged() -> bool:  # the receiver stores a batch, then judges its records
+        record = latest(centre, DEVICE)
+        return record is not None and record["verdict"] != "unchecked"
+
+    wait_for(judged, 10, "the commissioning record judged at the IOC")
     record = latest(centre, DEVICE)
     assert record is not None and record["verdict"] == "valid", record
     report = record["report"]
@@ -134,7 +143,7 @@ def test_a_selftest_command_fails_the_gps_check_of_a_receiver_sending_garbage_wi
     try:
         node = bench.start(run_node)
         wait_for(lambda: node.drivers[0].rejects, 10, "the GPS's rejects")
-        details = selftest_answer(bench, node, 1, {"seconds": 1})
+        details = selftest_answer(bench, 1, {"seconds": 1})
     finally:
         stop.set()
         feeder.join()
@@ -186,3 +195,29 @@ def test_the_answer_of_a_node_of_many_drivers_keeps_to_its_bound_failures_first(
     assert {len(c["detail"]) for c in answer["checks"][1:]} == {selftest.TEXT_MAX}
     assert answer["left_out"] == 201 - len(answer["checks"]) > 0
     assert (answer["passed"], answer["commissioning"]["seq"]) == (False, 7)
+
+
+def test_a_live_selftest_reads_the_supervisors_config_file_and_names_what_stopped(tmp_path):
+    config = write_config(tmp_path, node_toml(tmp_path, DEVICE, free_port(), uplink="enabled = false"))
+    files = ConfigFiles(tmp_path / "edge.toml")
+    trial = files.stage(files.path.read_text() + "\n", 3)
+    sources = {name: SourceComponent(name, name) for name in ("gps", "pm", "replay")}
+    watched = [Watched(sources["gps"], "nmea", 0.0), Watched(sources["pm"], "sds011", 0.0)]
+    watched.append(Watched(sources["replay"], "nmea", 0.0, finite=True))
+    store = open_store(config)
+    try:
+        live = LiveNode(
+            config, Clock(), watched, {"gps": "serial port /dev/ttyUSB0 not found"}, None, store, files
+        )
+        results = LiveSelftest(live, seconds=0.2).run()
+    finally:
+        store.close()
+    assert [r.line() for r in results if r.name not in ("store", "clock")] == [
+        f"PASS  config: {files.path} valid (0 drivers), version {trial.version[:12]}; "
+        "config of command 3 on trial",
+        "FAIL  sds011 pm: its thread stopped -> send the restart command; see the node's log",
+        "FAIL  nmea gps: did not start: serial port /dev/ttyUSB0 not found -> check drivers.gps (its "
+        "transport, device and cable), then send the restart command",
+        "SKIP  nmea replay: its input ended (a file read without loop)",
+        "SKIP  broker: uplink.enabled is false",
+    ]
