@@ -26,6 +26,9 @@ from support_nodes import node_toml, write_config
 from edge.config import NodeConfig
 from edge.runtime import Node, open_store
 from ioc.broker import PrivateBroker
+from ioc.commands import CommandQueue, Dispatcher
+from ioc.db import Database
+from ioc.receiver import Receiver
 from provisioning import pki
 from provisioning.commands import CommandSigner, issue_command_signer
 from provisioning.tls import TlsFiles
@@ -133,3 +136,38 @@ def command_bench(tmp_path: Path) -> Iterator[Bench]:
         publisher.subscribe(f"ioc/v1/{DEVICE}/up/+")
         yield Bench(tmp_path, broker, identity, config, publisher, signer)
         publisher.close()
+
+
+@dataclass
+class CentreSide:
+    """The centre on a bench's broker: its receiver (whose acks end a config's trial), its dispatcher
+    (retrying fast; not started) and its command queue, on a SQLite database."""
+
+    db: Database
+    queue: CommandQueue
+    dispatcher: Dispatcher
+
+
+@contextmanager
+def centre_on(bench: Bench, tmp_path: Path) -> Iterator[CentreSide]:
+    db = Database(f"sqlite:///{tmp_path / 'ioc.db'}")
+    centre = make_identity(tmp_path, "ioc-centre")  # the broker has no ACL: any certificate of the CA
+    receiver = Receiver(db, "127.0.0.1", bench.broker.port, client_id="ioc-test-receiver", tls=centre)
+    receiver.start()
+    assert receiver.subscribed.wait(10)
+    dispatcher = Dispatcher(
+        db,
+        bench.signer,
+        "127.0.0.1",
+        bench.broker.port,
+        tls=centre,
+        retry_min_s=0.2,
+        retry_max_s=1,
+        tick_s=0.05,
+    )
+    try:
+        yield CentreSide(db, CommandQueue(db), dispatcher)
+    finally:
+        dispatcher.stop()
+        receiver.stop()
+        db.close()

@@ -7,21 +7,17 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from conftest import make_identity
 from helpers import capture_logs, now_ms, wait_for
-from support_commands import DEVICE, Bench, command_bench, command_signer
+from support_commands import DEVICE, Bench, CentreSide, centre_on, command_bench, command_signer
 from support_nodes import node_toml, store_status, write_config
 
 from edge.command_kinds import COMMAND_KINDS, CommandKind
 from edge.runtime import open_store
 from edge.status import render_status
-from ioc.commands import CommandQueue, Dispatcher
-from ioc.db import Database
-from ioc.receiver import Receiver
 from provisioning.signing import DeviceSigner
 from sync.commands import SignedCommand
 from sync.records import CommandResult
@@ -177,38 +173,10 @@ def test_a_node_without_tls_takes_no_commands_and_says_so(broker, run_node, tmp_
     assert "event=commands_off reason=no_uplink_tls action=no_subscription" in caplog.text
 
 
-@dataclass
-class CentreSide:
-    """The centre's receiver, dispatcher (retrying fast) and command queue on a SQLite database."""
-
-    db: Database
-    queue: CommandQueue
-    dispatcher: Dispatcher
-
-
 @pytest.fixture
 def centre_side(bench: Bench, tmp_path: Path) -> Iterator[CentreSide]:
-    db = Database(f"sqlite:///{tmp_path / 'ioc.db'}")
-    centre = make_identity(tmp_path, "ioc-centre")  # the broker has no ACL: any certificate of the CA
-    receiver = Receiver(db, "127.0.0.1", bench.broker.port, client_id="ioc-test-receiver", tls=centre)
-    receiver.start()
-    assert receiver.subscribed.wait(10)
-    dispatcher = Dispatcher(
-        db,
-        bench.signer,
-        "127.0.0.1",
-        bench.broker.port,
-        tls=centre,
-        retry_min_s=0.2,
-        retry_max_s=1,
-        tick_s=0.05,
-    )
-    try:
-        yield CentreSide(db, CommandQueue(db), dispatcher)
-    finally:
-        dispatcher.stop()
-        receiver.stop()
-        db.close()
+    with centre_on(bench, tmp_path) as centre:
+        yield centre
 
 
 def test_a_command_issued_while_the_node_is_away_is_applied_once_when_it_is_back_and_the_centre_learns_it(

@@ -15,20 +15,17 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import make_identity
 from helpers import free_port, now_ms, wait_for
-from support_commands import DEVICE, Bench, command_bench
+from support_commands import DEVICE, Bench, centre_on, command_bench
 from support_nodes import node_toml
 
 from edge.config import parse_config
 from edge.reconfig import CRASH_ENV, ConfigFiles, Supervisor, config_version
 from edge.runtime import open_store
 from ioc.cli import main
-from ioc.commands import Dispatcher
 from ioc.db import Database
 from ioc.desired import DesiredConfigs, DesiredError
 from ioc.labels import NodeLabels
-from ioc.receiver import Receiver
 from sync.records import CommandResult, NodeStatus
 from sync.store import StoredCommand
 from sync.wire import Batch
@@ -74,26 +71,9 @@ def bench(tmp_path: Path) -> Iterator[Bench]:
 def centre(bench: Bench, tmp_path: Path) -> Iterator[Database]:
     """The centre on the bench's broker: its receiver (whose acks end a trial) and its dispatcher (retrying
     fast), on a SQLite database."""
-    db = Database(f"sqlite:///{tmp_path / 'ioc.db'}")
-    identity = make_identity(tmp_path, "ioc-centre")  # the broker has no ACL: any certificate of the CA
-    receiver = Receiver(db, "127.0.0.1", bench.broker.port, client_id="ioc-test-receiver", tls=identity)
-    receiver.start()
-    assert receiver.subscribed.wait(10)
-    dispatcher = Dispatcher(
-        db,
-        bench.signer,
-        "127.0.0.1",
-        bench.broker.port,
-        tls=identity,
-        retry_min_s=0.2,
-        retry_max_s=1,
-        tick_s=0.05,
-    )
-    dispatcher.start()
-    yield db
-    dispatcher.stop()
-    receiver.stop()
-    db.close()
+    with centre_on(bench, tmp_path) as side:
+        side.dispatcher.start()
+        yield side.db
 
 
 @pytest.fixture
