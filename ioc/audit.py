@@ -96,22 +96,31 @@ def command_outcome(cur: Cursor, device: str, seq: int, state: str, reason: str)
     )
 
 
+SELECT = "id, at_ms, username AS user, action, target, details, result, command_seq"
+"""The columns of an entry, as :class:`AuditEntry` names them (the CLI's and the API's queries)."""
+
+
+def filters(device: str | None, since_ms: int | None) -> tuple[list[str], list[object]]:
+    """``(clauses, params)`` choosing the entries of ``device`` from ``since_ms`` on (None: any)."""
+    clauses: list[str] = []
+    params: list[object] = []
+    if device is not None:
+        clauses.append("target = ?")
+        params.append(device)
+    if since_ms is not None:
+        clauses.append("at_ms >= ?")
+        params.append(since_ms)
+    return clauses, params
+
+
 def entries(
     db: Database, device: str | None = None, since_ms: int | None = None, limit: int | None = None
 ) -> list[AuditEntry]:
     """The log oldest first (of ``device``, from ``since_ms`` on; the latest ``limit`` of them)."""
-    where: list[str] = ["1 = 1"]
-    params: list[object] = []
-    if device is not None:
-        where.append("target = ?")
-        params.append(device)
-    if since_ms is not None:
-        where.append("at_ms >= ?")
-        params.append(since_ms)
+    where, params = filters(device, since_ms)
     newest = f" LIMIT {int(limit)}" if limit is not None else ""
     rows = db.fetch(
-        "SELECT id, at_ms, username AS user, action, target, details, result, command_seq FROM audit_log "
-        f"WHERE {' AND '.join(where)} ORDER BY id DESC{newest}",
+        f"SELECT {SELECT} FROM audit_log WHERE {' AND '.join(where or ['1 = 1'])} ORDER BY id DESC{newest}",
         params,
     )
     return [AuditEntry(**{**row, "details": json.loads(row["details"])}) for row in reversed(rows)]

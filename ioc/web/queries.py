@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+from ioc import audit
 from ioc.admission import FIELD_BYTES, json_object
 from ioc.commands import QueuedCommand
 from ioc.db import Database
@@ -430,18 +431,10 @@ def command_snapshot(db: Database, device: str, seq: int) -> bytes | None:
 
 def audit_log(db: Database, device: str | None, since_ms: int | None, page: Page) -> Listing:
     """The audit log (``ioc.audit``), newest first: of ``device``, from ``since_ms`` on."""
-    clauses: list[str] = []
-    params: list[object] = []
-    if device is not None:
-        clauses.append("target = ?")
-        params.append(device)
-    if since_ms is not None:
-        clauses.append("at_ms >= ?")
-        params.append(since_ms)
+    clauses, params = audit.filters(device, since_ms)
     limit, paging = page.sql()
     rows = db.fetch(
-        "SELECT id, at_ms, username AS user, action, target, details, result, command_seq FROM audit_log"
-        f"{_where(clauses)} ORDER BY id DESC{limit}",
+        f"SELECT {audit.SELECT} FROM audit_log{_where(clauses)} ORDER BY id DESC{limit}",
         [*params, *paging],
     )
     return _page(rows, page, lambda row: {**row, "details": json.loads(row["details"])})
