@@ -67,7 +67,8 @@ class RecordSource(Protocol):
     outages: ``transport_lost``, ``transport_recovered``), ``passed`` (input passed on as it came:
     the GPS's AIS sentences). ``records`` counts the records produced; ``activity`` is a figure
     that moves whenever input reaches the source (the health's sign of life); ``outage`` says why
-    the source delivers nothing now, if it knows (None otherwise).
+    the source delivers nothing now, if it knows (None otherwise); ``failing`` is its transport's error
+    while the device is away (set before ``transport_lost`` counts the outage; None once it reads again).
     """
 
     name: str
@@ -77,6 +78,7 @@ class RecordSource(Protocol):
     passed: Counter[str]
     records: int
     outage: Outage | None
+    failing: str | None
 
     @property
     def running(self) -> bool: ...
@@ -105,6 +107,9 @@ class SourceComponent(Component):
         self.passed: Counter[str] = Counter()
         self.records = 0
         self.outage: Outage | None = None
+        # the transport's error while its device is away (None when it reads): a rollback or a self-test
+        # names the port and what failed, not only that something did
+        self.failing: str | None = None
 
     @property
     def activity(self) -> int:
@@ -192,7 +197,6 @@ class Driver(SourceComponent):
 
     def _loop(self) -> None:
         backoff = Backoff(RETRY_MIN_S, RETRY_MAX_S)
-        failing: str | None = None
         while not self._stop.is_set():
             try:
                 data = self.transport.read(timeout=READ_TIMEOUT_S)
@@ -206,19 +210,20 @@ class Driver(SourceComponent):
                 break
             except TransportError as exc:
                 delay = backoff.next()
-                if failing is None:
-                    self.health["transport_lost"] += 1  # once per outage, however long it lasts
-                if failing != str(exc):  # once per distinct failure, not once per retry
+                lost = self.failing is None
+                if self.failing != str(exc):  # once per distinct failure, not once per retry
                     log.warning(
                         "event=transport_error driver=%s error=%r retry_s=%.1f", self.name, str(exc), delay
                     )
-                    failing = str(exc)
+                    self.failing = str(exc)
+                if lost:  # once per outage, however long it lasts; counted after failing is set
+                    self.health["transport_lost"] += 1
                 self._stop.wait(delay)
                 continue
-            if failing is not None:
+            if self.failing is not None:
                 log.info("event=transport_recovered driver=%s", self.name)
                 self.health["transport_recovered"] += 1
-                failing = None
+                self.failing = None
                 backoff.reset()
             self._emit(self.tick())
             if data:

@@ -325,7 +325,7 @@ def unhealthy(node: Node, acked: int, activity: Mapping[str, int]) -> list[str]:
         if source.outage is not None:
             problems.append(f"driver {source.name}: {source.outage.error}")
         elif source.health["transport_lost"] > source.health["transport_recovered"]:
-            problems.append(f"driver {source.name}: its device is away (transport lost, not back)")
+            problems.append(f"driver {source.name}: its device is away: {source.failing}")
         elif w.quiet_s == 0 and source.activity == activity.get(source.name):
             problems.append(f"driver {source.name} delivered nothing yet")
     if node.health is not None:

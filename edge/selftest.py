@@ -393,7 +393,7 @@ class LiveSelftest:
         lost, back = health["transport_lost"], health["transport_recovered"]
         if lost > back:
             return CheckResult(
-                label, FAIL, f"its device is away (transport lost {lost} times, back {back})", cable
+                label, FAIL, f"its device is away: {source.failing} (lost {lost} times, back {back})", cable
             )
         now = _seen(source)
         records, rejects = now.records - before.records, now.rejects - before.rejects

@@ -140,7 +140,7 @@ def test_a_config_with_an_error_is_refused_with_field_line_and_message_and_nothi
     ("change", "why"),
     [
         ("uplink", "no ack from the IOC yet (uplink 127.0.0.1:{port}"),
-        ("gps", "driver gps: its device is away (transport lost, not back)"),
+        ("gps", "driver gps: its device is away: serial port /dev/ttyUSB99 not found"),
     ],
 )
 def test_a_config_that_cannot_work_is_rolled_back_within_the_trial_and_the_node_is_reachable_again(

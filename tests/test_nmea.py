@@ -406,6 +406,7 @@ def test_driver_retries_transport_errors_logging_once(monkeypatch, caplog):
     assert sum("event=transport_error" in m for m in messages) == 1
     assert sum("event=transport_recovered" in m for m in messages) == 1
     assert sum("event=end_of_stream" in m for m in messages) == 1
+    assert (gps.failing, gps.health) == (None, {"transport_lost": 1, "transport_recovered": 1})
 
 
 def test_driver_stops_on_request():
