@@ -223,3 +223,28 @@ class CommandResult(NamedTuple):
     state: str
     reason: str
     details: str
+
+
+class WarningReceipt(NamedTuple):
+    """What became of a warning (``sync.warnings.Alert``) on a node, one record per step, on the alarm lane.
+
+    ``identifier`` is the alert's (a local alarm's own sounding: ``local:<device>:<alarm>:<ms>``);
+    ``event`` one of ``delivered`` (the node has it), ``sounded`` / ``silenced`` (an output started /
+    stopped: ``output`` names it, ``details`` says why it stopped), ``displayed``, ``acknowledged``
+    (by a person on site), ``cancelled``, ``expired`` (ended unsounded) and ``refused``; ``by`` who
+    or what caused it (``centre``, ``alarm:<name>``, ``hand``, ``button:<name>``, ``cli``, ``expiry``).
+    ``inside`` is 1 when the node's position was in the alert's area, 0 outside, None unknown (a
+    vessel without a fix); ``lat``/``lon`` that position. ``details`` is JSON text.
+    """
+
+    ts_ms: int
+    tsrc: int
+    clock_ms: int
+    identifier: str
+    event: str
+    output: str
+    by: str
+    inside: int | None
+    lat: float | None
+    lon: float | None
+    details: str

@@ -57,6 +57,7 @@ from sync.records import (
     TimeSource,
     TrackPoint,
     TrackSig,
+    WarningReceipt,
 )
 
 if TYPE_CHECKING:
@@ -311,6 +312,24 @@ COMMAND_RESULT = Stream(
     ),
 )
 
+# What became of the centre's warnings on a node (sync.warnings): the alarm lane, ahead of any backlog.
+WARNING_RECEIPT = Stream(
+    "warning_receipt",
+    WarningReceipt,
+    0,
+    _STAMP
+    + (
+        Column("identifier", "text"),
+        Column("event", "text"),
+        Column("output", "text"),
+        Column("by", "text"),
+        Column("inside", nullable=True, lo=0, hi=1),
+        Column("lat", "fixed", scale=10_000_000, nullable=True, lo=-90, hi=90),
+        Column("lon", "fixed", scale=10_000_000, nullable=True, lo=-180, hi=180),
+        Column("details", "text"),
+    ),
+)
+
 STREAMS: dict[str, Stream] = {
     s.name: s
     for s in (
@@ -326,6 +345,7 @@ STREAMS: dict[str, Stream] = {
         TRACK_SIG,
         AIS,
         COMMAND_RESULT,
+        WARNING_RECEIPT,
     )
 }
 
