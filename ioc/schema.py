@@ -267,6 +267,51 @@ def _desired_configs(d: Dialect) -> list[str]:
     ]
 
 
+def _warnings(d: Dialect) -> list[str]:
+    """Warnings to the field (``ioc.warnings``): what was issued, to whom, and what became of it there.
+
+    ``warnings``: one row per CAP message (an Alert, or an Update or Cancel of one, ``refers_to`` the
+    original's identifier), with the CAP fields a list shows (the first info's), the alert's JSON,
+    the selector, issuer, time, ``ack_within_s`` and ``state`` (``active``, ``updated``, ``cancelled``;
+    a Cancel's own: ``sent``; ``local`` for a node's own sounding, created from its first receipt,
+    ``origin`` ``local`` and ``device`` its node). ``warning_targets``: per warning and device, why
+    it was targeted, its ``warning`` command's seq, and its receipts: the times of delivered, first
+    sounded, last silenced (and why), displayed, acknowledged (and by whom), cancelled, expired,
+    refused (and why), inside/outside with the position, and per output (JSON). ``node_places``:
+    where each node reports it is (a station's fixed ``lat``/``lon``; ``mobile`` a vessel), as of
+    its newest status by the node's clock. ``rec_warning_receipt``: the receipts as the nodes sent them.
+    """
+    return (
+        stream_tables(d, ("warning_receipt",))
+        + stream_indexes(("warning_receipt",))
+        + [
+            "CREATE INDEX IF NOT EXISTS rec_warning_receipt_identifier "
+            "ON rec_warning_receipt (identifier, device)",
+            f"CREATE TABLE IF NOT EXISTS warnings (identifier {d.text} PRIMARY KEY, "
+            f"sender {d.text} NOT NULL, sent_ms {d.int} NOT NULL, status {d.text} NOT NULL, "
+            f"msg_type {d.text} NOT NULL, refers_to {d.text} NOT NULL, event {d.text} NOT NULL, "
+            f"urgency {d.text} NOT NULL, severity {d.text} NOT NULL, certainty {d.text} NOT NULL, "
+            f"headline {d.text} NOT NULL, area_desc {d.text} NOT NULL, pattern {d.text} NOT NULL, "
+            f"expires_ms {d.int}, alert {d.text} NOT NULL, selector {d.text} NOT NULL, "
+            f"issuer {d.text} NOT NULL, issued_ms {d.int} NOT NULL, ack_within_s {d.int} NOT NULL, "
+            f"state {d.text} NOT NULL, changed_ms {d.int}, changed_by {d.text} NOT NULL, "
+            f"superseded_by {d.text} NOT NULL, origin {d.text} NOT NULL, device {d.text} NOT NULL, "
+            f"targets {d.int} NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS warnings_issued ON warnings (issued_ms)",
+            f"CREATE TABLE IF NOT EXISTS warning_targets (identifier {d.text} NOT NULL, "
+            f"device {d.text} NOT NULL, why {d.text} NOT NULL, command_seq {d.int}, "
+            f"delivered_ms {d.int}, sounded_ms {d.int}, silenced_ms {d.int}, silenced_why {d.text} NOT NULL, "
+            f"displayed_ms {d.int}, acknowledged_ms {d.int}, acknowledged_by {d.text} NOT NULL, "
+            f"cancelled_ms {d.int}, expired_ms {d.int}, refused_ms {d.int}, refused_why {d.text} NOT NULL, "
+            f"inside {d.int}, lat {d.real}, lon {d.real}, position_ms {d.int}, outputs {d.text} NOT NULL, "
+            f"receipt_ms {d.int}, PRIMARY KEY (identifier, device))",
+            "CREATE INDEX IF NOT EXISTS warning_targets_device ON warning_targets (device)",
+            f"CREATE TABLE IF NOT EXISTS node_places (device {d.text} PRIMARY KEY, lat {d.real}, "
+            f"lon {d.real}, mobile {d.int} NOT NULL, reported_ms {d.int} NOT NULL, seen_ms {d.int} NOT NULL)",
+        ]
+    )
+
+
 Migration = Callable[[Dialect], list[str]]
 
 MIGRATIONS: list[tuple[int, str, Migration]] = [
@@ -281,5 +326,6 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (9, "commands", _commands),
     (10, "desired_configs", _desired_configs),
     (11, "labels_audit", _labels_audit),
+    (12, "warnings", _warnings),
 ]
 """(version, name, statements): append only, versions increasing."""
