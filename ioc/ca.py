@@ -7,6 +7,7 @@ A CA directory (``ioc-center ca init DIR``)::
     signers/NAME/                  each signer: signer.key (the IOC's copy, to sign its CRL), signer.crt,
                                    signer.crl, issued/ (device certificates it signed)
     command-signers/NAME.crt       each command signer's certificate (its key is only where it was written)
+    warning-signers/NAME.crt       each warning signer's certificate, likewise
     revoked-signers/NAME/          a signer cut off (``ca revoke-signer``): kept, its name never reused
     issued/                        device certificates imported from the field (``ca import``)
     devices-crl.pem                every CRL of the device side in one file: the broker's ``crlfile``
@@ -48,6 +49,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from provisioning import commands, credential, pki
 from provisioning.pki import PkiError, Revoked
+from provisioning.trust import Purpose
 
 __all__ = ["CRL_DAYS", "CertificateAuthority", "Issuer"]
 
@@ -160,20 +162,24 @@ class CertificateAuthority:
         self._write_devices_crl()
         return Path(out) if out else home
 
-    def issue_command_signer(self, name: str, out: Path, days: int = 365) -> tuple[Path, Path]:
-        """The centre's command-signing key and certificate, ``out/NAME.key`` (0600) and ``out/NAME.crt``.
+    def issue_command_signer(
+        self, name: str, out: Path, days: int = 365, purpose: Purpose = commands.COMMAND_SIGNER
+    ) -> tuple[Path, Path]:
+        """The centre's command-signing key and certificate, ``out/NAME.key`` (0600) and ``out/NAME.crt``;
+        with ``purpose`` :data:`~provisioning.commands.WARNING_SIGNER`, its warning signer's.
 
         The device CA issues it (``provisioning.commands``); the CA keeps the certificate in
-        ``command-signers/NAME.crt`` and never the key. Raises :class:`PkiError` for a name that is
-        not valid or was used before.
+        ``command-signers/NAME.crt`` (``warning-signers/``) and never the key. Raises
+        :class:`PkiError` for a name that is not valid or was used before.
         """
+        what = purpose.what.removeprefix("a ")
         if not SIGNER_NAME.fullmatch(name):
-            raise PkiError(f"command signer name {name!r} is not valid; expected {SIGNER_NAME.pattern}")
-        kept = self.path / "command-signers" / f"{name}.crt"
+            raise PkiError(f"{what} name {name!r} is not valid; expected {SIGNER_NAME.pattern}")
+        kept = self.path / purpose.unit / f"{name}.crt"
         if kept.exists():
-            raise PkiError(f"{kept}: command signer {name!r} exists; choose another name (e.g. {name}-2)")
+            raise PkiError(f"{kept}: {what} {name!r} exists; choose another name (e.g. {name}-2)")
         ca = self.device_ca()
-        key, cert = commands.issue_command_signer(ca.key, ca.cert, name, days)
+        key, cert = commands.issue_command_signer(ca.key, ca.cert, name, days, purpose)
         key_path, cert_path = Path(out) / f"{name}.key", Path(out) / f"{name}.crt"
         pki.write_private_key(key_path, key)
         pki.write_public(cert_path, pki.certificate_pem(cert))

@@ -164,6 +164,19 @@ def _web_server(db: Database, http_host: str, http_port: int, web: dict) -> WebS
     help="The command signer's certificate, with --command-key.",
 )
 @click.option(
+    "--warning-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The warning signer's key (`ioc-center ca command-signer NAME --warnings`), with --warning-cert "
+    "and the command signer's: warnings (`ioc-center warn`) are signed with it, and only with it.",
+)
+@click.option(
+    "--warning-cert",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The warning signer's certificate, with --warning-key.",
+)
+@click.option(
     "--command-lease-s",
     type=click.FloatRange(1, 600),
     default=10,
@@ -190,6 +203,8 @@ def run(
     quota_mb_per_hour: float,
     command_key: Path | None,
     command_cert: Path | None,
+    warning_key: Path | None,
+    warning_cert: Path | None,
     command_lease_s: float,
     **web: Any,
 ) -> None:
@@ -213,6 +228,8 @@ def run(
 
     if (command_key is None) != (command_cert is None):
         raise Failed("give both --command-key and --command-cert, or neither (then no command is sent)")
+    if (warning_key is None) != (warning_cert is None) or (warning_key and not command_key):
+        raise Failed("give both --warning-key and --warning-cert, with --command-key and --command-cert")
     # Device ids are proven only over mutual TLS: there the register is enforced unless told otherwise.
     required = enrolment == "required" or (enrolment is None and tls_dir is not None)
     try:
@@ -250,6 +267,9 @@ def run(
                 CommandSigner.load(command_key, command_cert),
                 mqtt_host,
                 mqtt_port,
+                warning_signer=CommandSigner.load(warning_key, warning_cert)
+                if warning_key and warning_cert
+                else None,
                 prefix=topic_prefix,
                 client_id=f"{receiver.client_id}.commands",  # a dot: no device id takes it
                 tls=tls,
@@ -1106,19 +1126,29 @@ def ca_issue_signer(name: str, ca_dir: Path, out: Path | None, days: int, device
     help="Directory for NAME.key (0600) and NAME.crt.",
 )
 @click.option("--days", type=click.IntRange(1, 3650), default=365, show_default=True, help="Validity.")
-def ca_command_signer(name: str, ca_dir: Path, out: Path, days: int) -> None:
+@click.option(
+    "--warnings",
+    is_flag=True,
+    help="A warning signer instead: the credential that alone signs warnings (sirens, displays); "
+    "a command signer cannot, and it signs nothing else.",
+)
+def ca_command_signer(name: str, ca_dir: Path, out: Path, days: int, warnings: bool) -> None:
     """Issue the centre's command-signing key and certificate: nodes run only commands it signs.
 
     Example: ioc-center ca command-signer centre --out /etc/ioc --ca /var/lib/ioc/ca
+    (and with --warnings, the warning signer: ioc-center ca command-signer centre-warnings --warnings ...)
     """
     from ioc.ca import CertificateAuthority
+    from provisioning.commands import COMMAND_SIGNER, WARNING_SIGNER
 
+    purpose = WARNING_SIGNER if warnings else COMMAND_SIGNER
     try:
-        key, cert = CertificateAuthority(ca_dir).issue_command_signer(name, out, days)
+        key, cert = CertificateAuthority(ca_dir).issue_command_signer(name, out, days, purpose)
     except IocEdgeError as exc:
         raise Failed(str(exc)) from None
-    click.echo(f"command signer {name}: {key} (0600), {cert} (valid {days} days)")
-    click.echo(f"the dispatcher signs with it: ioc-center run --command-key {key} --command-cert {cert} ...")
+    option = "--warning" if warnings else "--command"
+    click.echo(f"{purpose.what.removeprefix('a ')} {name}: {key} (0600), {cert} (valid {days} days)")
+    click.echo(f"the dispatcher signs with it: ioc-center run {option}-key {key} {option}-cert {cert} ...")
 
 
 @ca.command("import")

@@ -44,6 +44,7 @@ from common.component import Component
 from common.errors import IocEdgeError
 from ioc import audit
 from ioc.db import Cursor, Database, now_ms
+from provisioning.commands import WARNING_SIGNER, purpose_of
 from provisioning.tls import TlsFiles, client_context
 from sync.commands import Command, command_topic, encode_command
 from sync.records import CommandResult
@@ -259,6 +260,17 @@ class CommandQueue:
             log.info("event=command_result device=%s seq=%d state=%s reason=%s", device, seq, state, reason)
         return changed
 
+    def unsigned(self, device: str, seq: int, message: str, now_ms: int) -> None:
+        """Refuse a waiting command at the centre (``no_signer``): no credential here signs its kind."""
+        with self.db.transaction() as cur:
+            cur.execute(
+                "UPDATE commands SET state = 'refused', reason = 'no_signer', details = ?, result_ms = ? "
+                "WHERE device = ? AND seq = ? AND state IN ('queued', 'sent')",
+                [json.dumps({"message": message}), now_ms, device, seq],
+            )
+            if cur.rowcount == 1:
+                audit.command_outcome(cur, device, seq, "refused", "no_signer")
+
     def expire(self, now_ms: int) -> int:
         """Mark the commands without a final result whose expiry has come; how many."""
         with self.db.transaction() as cur:
@@ -337,8 +349,10 @@ class Dispatcher(Component):
     """Publishes the waiting commands, signed, to their nodes, while it holds the dispatcher's lease.
 
     Every ``tick_s`` (the lease taken or renewed as due): commands past their expiry are marked
-    expired, then each due command (:meth:`CommandQueue.due`) is signed with ``signer`` for its
-    device's latest epoch and published at QoS 1 on the device's command topic, and published
+    expired, then each due command (:meth:`CommandQueue.due`) is signed for its device's latest
+    epoch, with ``signer`` (a command signer) or, for a warning, ``warning_signer``
+    (``provisioning.commands.purpose_of``; a kind whose signer this centre lacks is refused at once,
+    ``no_signer``), and published at QoS 1 on the device's command topic, and published
     again ``retry_min_s`` later, doubling up to ``retry_max_s``, until the node answers or the
     command expires. Each copy carries an MQTT message expiry of its retry delay, so a broker
     holding them for an offline node keeps about one. Only the lease's holder publishes (the lease
@@ -360,6 +374,7 @@ class Dispatcher(Component):
         host: str,
         port: int,
         *,
+        warning_signer: CommandSigner | None = None,
         prefix: str = "ioc/v1",
         client_id: str = "ioc-center.commands",
         tls: TlsFiles | None = None,
@@ -375,7 +390,7 @@ class Dispatcher(Component):
     ) -> None:
         super().__init__("dispatcher")
         self.queue = CommandQueue(db)
-        self.signer = signer
+        self.signers = {s.purpose.unit: s for s in (signer, warning_signer) if s is not None}
         self.host, self.port, self.prefix = host, port, prefix
         self.tick_s, self.batch, self.clock = tick_s, batch, clock
         self.retry_min_ms, self.retry_max_ms = round(retry_min_s * 1000), round(retry_max_s * 1000)
@@ -441,7 +456,24 @@ class Dispatcher(Component):
         delay_ms = retry_delay_ms(c.sent_count, self.retry_min_ms, self.retry_max_ms)
         props = Properties(PacketTypes.PUBLISH)
         props.MessageExpiryInterval = max(1, math.ceil(min(delay_ms, c.expires_ms - self.clock()) / 1000))
-        payload = encode_command(self.signer.sign(command))
+        purpose = purpose_of(c.kind)
+        signer = self.signers.get(purpose.unit)
+        if signer is None:
+            self.stats["no_signer"] += 1
+            option = (
+                "--warning-key/--warning-cert"
+                if purpose is WARNING_SIGNER
+                else "--command-key/--command-cert"
+            )
+            self.queue.unsigned(
+                c.device,
+                c.seq,
+                f"this centre has no {purpose.what.removeprefix('a ')}: run with {option}",
+                self.clock(),
+            )
+            log.warning("event=command_unsigned device=%s seq=%d kind=%s", c.device, c.seq, c.kind)
+            return True  # answered: the round goes on
+        payload = encode_command(signer.sign(command))
         info = self._client.publish(command_topic(self.prefix, c.device), payload, qos=1, properties=props)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             log.warning("event=dispatch_not_sent device=%s seq=%d rc=%d", c.device, c.seq, info.rc)

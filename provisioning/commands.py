@@ -9,6 +9,10 @@ certificate a technician's signer minted with that usage (such a signer is trust
 devices only). The signature is ECDSA P-256 / SHA-256 (DER) over the command's canonical text
 (``sync.commands``); the chain travels with it, so a node needs only its CA certificate.
 
+Warnings (commands of kind ``warning``, which sound sirens) are signed by a **warning signer**
+instead (``ioc-center ca warning-signer``: ``OU=warning-signers``, :data:`WARNING_SIGNING`), and
+only by one: each credential signs the kinds made for it (:func:`purpose_of`).
+
 A node checks the chain at its own time: a node whose clock was never set cannot tell a valid
 certificate from an expired one, and refuses (``untrusted``) until it can. Replays are the
 node's to refuse (a seq it has run, an epoch not its store's): :class:`CommandVerifier` answers
@@ -40,10 +44,13 @@ from sync.commands import Command, SignedCommand
 __all__ = [
     "COMMAND_SIGNER",
     "COMMAND_SIGNING",
+    "WARNING_SIGNER",
+    "WARNING_SIGNING",
     "CommandRefused",
     "CommandSigner",
     "CommandVerifier",
     "issue_command_signer",
+    "purpose_of",
 ]
 
 COMMAND_SIGNING = x509.ObjectIdentifier("2.25.62971358531637551199880080299825013691")
@@ -60,6 +67,31 @@ COMMAND_SIGNER = trust.Purpose(
 )
 """The path validation's profile of a command signer's certificate (:func:`provisioning.trust.validate`)."""
 
+WARNING_SIGNING = x509.ObjectIdentifier("2.25.166301790362959823924638069333190068847")
+"""The extended key usage of a warning signer (an OID under 2.25, made from a random UUID)."""
+WARNING_SIGNER = trust.Purpose(
+    "a warning signer",
+    "a warning signer",
+    "warning-signers",
+    WARNING_SIGNING,
+    "warningSigning",
+    by_ca=True,
+)
+"""The profile of a warning signer's certificate: the credential that alone may make a siren sound."""
+SIGNERS = (COMMAND_SIGNER, WARNING_SIGNER)
+
+
+def purpose_of(kind: str) -> trust.Purpose:
+    """The credential a command of ``kind`` must be signed by: a warning (``warning``, ``warning.*``)
+    by a warning signer, every other kind by a command signer. Each credential is for its purpose
+    alone: a stolen command signer cannot sound a siren, nor a warning signer restart a node.
+
+    >>> purpose_of("warning").unit, purpose_of("restart").unit
+    ('warning-signers', 'command-signers')
+    """
+    return WARNING_SIGNER if kind == "warning" or kind.startswith("warning.") else COMMAND_SIGNER
+
+
 _ECDSA = ec.ECDSA(hashes.SHA256())
 
 
@@ -72,9 +104,14 @@ class CommandRefused(IocEdgeError, ValueError):
 
 
 def issue_command_signer(
-    ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate, name: str, days: int = 365
+    ca_key: ec.EllipticCurvePrivateKey,
+    ca_cert: x509.Certificate,
+    name: str,
+    days: int = 365,
+    purpose: trust.Purpose = COMMAND_SIGNER,
 ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    """A new key and its command-signing certificate ``OU=command-signers, CN=<name>``, from the CA.
+    """A new key and its signing certificate for ``purpose`` (``OU=command-signers, CN=<name>`` by
+    default; :data:`WARNING_SIGNER`: ``OU=warning-signers``), from the CA.
 
     Valid for ``days``, never beyond the CA's own validity.
     """
@@ -82,7 +119,7 @@ def issue_command_signer(
     subject = x509.Name(
         [
             *ca_cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME),
-            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, COMMAND_SIGNERS_UNIT),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, purpose.unit),
             x509.NameAttribute(NameOID.COMMON_NAME, name),
         ]
     )
@@ -92,7 +129,7 @@ def issue_command_signer(
         pki._builder(subject, ca_cert.subject, key.public_key(), start, end)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(pki._LEAF_USAGE, critical=True)
-        .add_extension(x509.ExtendedKeyUsage([COMMAND_SIGNING]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([purpose.usage]), critical=False)
         .add_extension(pki._aki(ca_cert), critical=False)
         .sign(ca_key, pki._SIG)
     )
@@ -112,7 +149,14 @@ class CommandSigner:
     def __init__(self, key: ec.EllipticCurvePrivateKey, chain: list[x509.Certificate]) -> None:
         if not chain or chain[0].public_key() != key.public_key():
             raise pki.PkiError("the certificate is not the certificate of the command signer's key")
+        usages = _usages(chain[0])
+        purpose = next((p for p in SIGNERS if p.usage in usages), None)
+        if purpose is None:
+            raise pki.PkiError(
+                f"the certificate {trust.describe(chain[0])} is not a command signer's or a warning signer's"
+            )
         self._key = key
+        self.purpose = purpose
         self.name = pki.common_name(chain[0].subject)
         self.chain_pem = pki.certificate_pem(*chain)
 
@@ -127,6 +171,9 @@ class CommandSigner:
             raise pki.PkiError(f"{cert}: {exc}") from None
 
     def sign(self, command: Command) -> SignedCommand:
+        """``command`` signed; :class:`PkiError` for a kind another credential signs (:func:`purpose_of`)."""
+        if purpose_of(command.kind) != self.purpose:
+            raise pki.PkiError(f"{self.purpose.what} does not sign a {command.kind!r} command")
         return SignedCommand(command, self._key.sign(command.canonical(), _ECDSA), self.chain_pem)
 
     def __repr__(self) -> str:  # never the key
@@ -138,7 +185,9 @@ class CommandVerifier:
 
     :meth:`verify` raises :class:`CommandRefused` with ``reason``, checked in this order:
     ``unsigned`` (no signature or no chain), ``not_a_command_signer`` (the leaf lacks
-    :data:`COMMAND_SIGNING`: a device's certificate, a technician's signer, the broker's),
+    :data:`COMMAND_SIGNING`: a device's certificate, a technician's signer, the broker's, a warning
+    signer's), ``not_a_warning_signer`` (a ``warning`` command whose leaf lacks :data:`WARNING_SIGNING`:
+    a command signer cannot sound a siren),
     ``untrusted`` (no valid path from the leaf to ``ca`` at ``now_ms``: another CA, expired, not
     issued by the CA itself, the node's clock not set), ``bad_signature``, ``other_device``,
     ``expired`` (``now_ms >= expires_ms``). The last two are about a genuine command.
@@ -151,13 +200,14 @@ class CommandVerifier:
 
     def __init__(self, ca: x509.Certificate, device: str) -> None:
         self.ca, self.device = ca, device
-        self._paths: dict[bytes, trust.TrustedPath] = {}  # one chain in practice: the centre's signer
+        # one chain per purpose in practice: the centre's command signer and its warning signer
+        self._paths: dict[tuple[str, bytes], trust.TrustedPath] = {}
 
     def verify(self, signed: SignedCommand, now_ms: int) -> Command:
         command = signed.command
         if not signed.signature or not signed.chain_pem:
             raise CommandRefused("unsigned", f"command {command.seq} came without a signature or chain")
-        key = self._signer_key(signed.chain_pem, now_ms)
+        key = self._signer_key(signed.chain_pem, now_ms, purpose_of(command.kind))
         try:
             key.verify(signed.signature, command.canonical(), _ECDSA)
         except InvalidSignature:
@@ -172,39 +222,44 @@ class CommandVerifier:
             raise CommandRefused("expired", f"command {command.seq} expired at {_when(command.expires_ms)}")
         return command
 
-    def _signer_key(self, chain_pem: bytes, now_ms: int) -> ec.EllipticCurvePublicKey:
-        """The key of the chain's leaf once its path to the CA holds at ``now_ms`` for a command signer."""
+    def _signer_key(self, chain_pem: bytes, now_ms: int, purpose: trust.Purpose) -> ec.EllipticCurvePublicKey:
+        """The key of the chain's leaf once its path to the CA holds at ``now_ms`` for ``purpose``."""
         try:
             chain = x509.load_pem_x509_certificates(chain_pem)
         except ValueError:
             raise CommandRefused("untrusted", "the certificate chain is not PEM certificates") from None
         leaf = chain[0]
-        try:
-            usages = list(leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
-        except (x509.ExtensionNotFound, ValueError):  # ValueError: an extension that does not parse
-            usages = []
-        if COMMAND_SIGNING not in usages:
+        usages = _usages(leaf)
+        if purpose.usage not in usages:
             names = ", ".join(u._name for u in usages) or "none"
             raise CommandRefused(
-                "not_a_command_signer",
-                f"the certificate {trust.describe(leaf)} is not a command signer's (its usage: {names})",
+                f"not_{purpose.what.replace(' ', '_')}",  # not_a_command_signer, not_a_warning_signer
+                f"the certificate {trust.describe(leaf)} is not {purpose.what}'s (its usage: {names})",
             )
         if now_ms < SANE_WALL_MS:
             raise CommandRefused(
                 "untrusted", f"the node's clock is not set ({_when(now_ms)}): no certificate can be checked"
             )
         at = _time(now_ms)
-        path = self._paths.get(chain_pem)
+        path = self._paths.get((purpose.unit, chain_pem))
         if path is None or not path.holds_at(at):
             try:
-                path = trust.validate(self.ca, chain, None, at, COMMAND_SIGNER)
+                path = trust.validate(self.ca, chain, None, at, purpose)
             except trust.SignatureError as exc:
                 raise CommandRefused("untrusted", str(exc)) from None
-            self._paths = {chain_pem: path}
+            others = {k: v for k, v in self._paths.items() if k[0] != purpose.unit}
+            self._paths = others | {(purpose.unit, chain_pem): path}  # the newest chain of each purpose
         key = path.certs[0].public_key()
         if not isinstance(key, ec.EllipticCurvePublicKey):
-            raise CommandRefused("untrusted", f"the command signer's key is {type(key).__name__}, not ECDSA")
+            raise CommandRefused("untrusted", f"{purpose.what}'s key is {type(key).__name__}, not ECDSA")
         return key
+
+
+def _usages(cert: x509.Certificate) -> list[x509.ObjectIdentifier]:
+    try:
+        return list(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+    except (x509.ExtensionNotFound, ValueError):  # ValueError: an extension that does not parse
+        return []
 
 
 def _time(ms: int) -> dt.datetime:

@@ -24,7 +24,9 @@ from ioc.ca import CertificateAuthority
 from ioc.cli import main as center_cli
 from provisioning import pki
 from provisioning.commands import (
+    COMMAND_SIGNER,
     COMMAND_SIGNING,
+    WARNING_SIGNER,
     CommandRefused,
     CommandSigner,
     CommandVerifier,
@@ -261,6 +263,17 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
     tmp = tmp_path_factory.mktemp("commands")
     node = make_identity(tmp, DEVICE)
     cli(center_cli, ["ca", "command-signer", "centre", "--out", str(tmp / "centre"), "--ca", str(tmp / "ca")])
+    warn = [
+        "ca",
+        "command-signer",
+        "warnings",
+        "--warnings",
+        "--out",
+        str(tmp / "centre"),
+        "--ca",
+        str(tmp / "ca"),
+    ]
+    cli(center_cli, warn)
     ca = CertificateAuthority(tmp / "ca").device_ca()
     other = CertificateAuthority.create(tmp / "other-ca", "Hue IOC").device_ca()
     broker_key = pki.new_key()
@@ -271,6 +284,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "tmp": tmp,
         "ca": ca,
         "centre": CommandSigner.load(tmp / "centre" / "centre.key", tmp / "centre" / "centre.crt"),
+        "warnings": CommandSigner.load(tmp / "centre" / "warnings.key", tmp / "centre" / "warnings.crt"),
         "other_ca": CommandSigner(*_pair(issue_command_signer(other.key, other.cert, "centre"))),
         "short": CommandSigner(*_pair(issue_command_signer(ca.key, ca.cert, "short-lived", days=1))),
         "device": Minted.load(node),
@@ -467,3 +481,32 @@ def test_an_expired_command_is_refused_at_its_expiry(world):
     error = refused(world, signed, cmd.expires_ms)
     assert error.reason == "expired"
     assert str(error).startswith("expired: command 1 expired at ")
+
+
+def test_a_warning_is_signed_by_the_warning_signer_and_by_nothing_else(world):
+    warning = fresh(kind="warning", body={"identifier": "storm-9"})
+    signer = world["warnings"]
+    assert (signer.purpose, world["centre"].purpose) == (WARNING_SIGNER, COMMAND_SIGNER)
+    assert verifier(world).verify(signer.sign(warning), now_ms()) == warning
+    leaf = x509.load_pem_x509_certificate(signer.chain_pem)
+    assert leaf.subject.rfc4514_string() == "CN=warnings,OU=warning-signers,O=Hue IOC"
+    assert (world["tmp"] / "ca" / "warning-signers" / "warnings.crt").exists()
+    # The command signer's key, used by hand (its CommandSigner would not sign a warning at all):
+    error = refused(world, signed_by(key_files(world, "centre"), warning))
+    assert error.reason == "not_a_warning_signer"
+    assert "OU=command-signers" in str(error) and "is not a warning signer's (its usage: Unknown OID)" in str(
+        error
+    )
+    # ... and the warning signer's key cannot sign anything but a warning.
+    error = refused(world, signed_by(key_files(world, "warnings"), fresh(kind="restart")))
+    assert (error.reason, "OU=warning-signers" in str(error)) == ("not_a_command_signer", True)
+    with pytest.raises(pki.PkiError, match="a warning signer does not sign a 'restart' command"):
+        signer.sign(fresh(kind="restart"))
+    with pytest.raises(pki.PkiError, match="a command signer does not sign a 'warning' command"):
+        world["centre"].sign(warning)
+
+
+def key_files(world: dict, name: str) -> Minted:
+    """The signer ``name``'s key and certificate as written: what a thief of those files holds."""
+    where = world["tmp"] / "centre"
+    return Minted(pki.load_private_key(where / f"{name}.key"), pki.load_certificates(where / f"{name}.crt"))

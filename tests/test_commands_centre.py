@@ -341,6 +341,23 @@ def test_a_command_unanswered_expires_and_is_sent_no_more(ioc_db, listener, disp
     assert (queue.get("vessel-042", seq).reason, d.stats["expired"]) == ("no_answer", 1)
 
 
+def test_a_warning_without_the_centres_warning_signer_is_refused_at_the_centre_never_sent(
+    ioc_db, listener, dispatching
+):
+    queue = CommandQueue(ioc_db)
+    heard(ioc_db, "vessel-042")
+    warning = queue.issue("vessel-042", "warning", {"identifier": "storm-9"}, "lan", 60, now_ms())
+    ping = queue.issue("vessel-042", "ping", {}, "lan", 60, now_ms())
+    d = dispatching()
+    wait_for(lambda: listener.copies("vessel-042", ping), what="the ping, signed by the command signer")
+    refused = queue.get("vessel-042", warning)
+    assert (refused.state, refused.reason, d.stats["no_signer"]) == ("refused", "no_signer", 1)
+    assert json.loads(refused.details) == {
+        "message": "this centre has no warning signer: run with --warning-key/--warning-cert"
+    }
+    assert listener.copies("vessel-042", warning) == []
+
+
 def test_a_device_never_heard_gets_its_command_once_it_is(ioc_db, listener, dispatching):
     queue = CommandQueue(ioc_db)
     seq = queue.issue("vessel-043", "ping", {}, "lan", 60, now_ms())
