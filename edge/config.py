@@ -60,6 +60,10 @@ from common.config import ConfigError, ConfigPath, Section, parse_toml, read_tex
 from common.fields import Labels
 from edge.devices import DEVICE_TYPES
 from edge.devices.base import DriverSection
+from edge.outputs import OUTPUT_TYPES
+from edge.outputs.base import OutputSection
+from edge.outputs.checks import check_outputs
+from edge.outputs.patterns import PatternConfig
 
 __all__ = [
     "CommandsConfig",
@@ -89,6 +93,15 @@ else:
         Field(discriminator="type"),
     ]
 """A ``[drivers.NAME]`` table: the config model of its ``type``'s entry in the registry (``edge.devices``)."""
+
+if TYPE_CHECKING:
+    OutputConfig: TypeAlias = OutputSection
+else:
+    OutputConfig = Annotated[
+        Union[tuple(output.config for output in OUTPUT_TYPES.values())],  # noqa: UP007
+        Field(discriminator="type"),
+    ]
+"""An ``[outputs.NAME]`` table: the config model of its ``type``'s entry in the registry (edge.outputs)."""
 
 
 class NodeSection(Section):
@@ -247,6 +260,14 @@ class AlarmRuleConfig(Section):
     hysteresis: float = Field(0.0, description="Clear only once back beyond the threshold by this.", ge=0)
     window_s: float = Field(
         0.0, description="Watch the mean (or rate) over this many seconds; 0: each reading.", ge=0, le=86_400
+    )
+    # exclude: the alarm engine's Rule is built from the other fields; the runtime sounds the pattern
+    sound: str = Field(
+        "",
+        description="A pattern ([patterns.NAME] or a default) sounded on every siren and light when the "
+        "alarm is raised; '': none.",
+        examples=["flood-2"],
+        exclude=True,
     )
 
     @model_validator(mode="after")
@@ -502,6 +523,16 @@ class NodeConfig(Section):
     geofences: dict[DriverName, GeofenceConfig] = Field(
         default_factory=dict, description="Permitted zones and forbidden areas by name.", max_length=64
     )
+    outputs: dict[DriverName, OutputConfig] = Field(
+        default_factory=dict,
+        description="Output devices (sirens, lights, displays, buttons) by name.",
+        max_length=32,
+    )
+    patterns: dict[DriverName, PatternConfig] = Field(
+        default_factory=dict,
+        description="Signal patterns by name, beside Hue's (storm, flood-2, flood-3, tsunami, exercise).",
+        max_length=32,
+    )
     link: LinkConfig | None = Field(
         None, description="Link profiles (live thinning, held streams); absent: send everything."
     )
@@ -540,6 +571,13 @@ class NodeConfig(Section):
                     f"alarm {name!r} watches quantity {rule.quantity!r}; "
                     f"{rule.sensor!r} gives {sorted(known) or 'no readings'}"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _outputs_fit(self) -> NodeConfig:
+        # Each problem at its key (outputs.siren.pin, alarms.flood.sound): see edge.outputs.checks.
+        sounds = {name: rule.sound for name, rule in self.alarms.items()}
+        check_outputs(self.outputs, self.patterns, sounds, self.drivers)
         return self
 
 
