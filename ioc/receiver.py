@@ -23,6 +23,7 @@ from ioc.desired import DesiredConfigs
 from ioc.enrolment import CachedRegister, Register
 from ioc.labels import NodeLabels
 from ioc.track import GAP_S, TrackCheck
+from ioc.warnings import Warnings
 from provisioning import pki
 from provisioning.revocation import CrlFile
 from provisioning.tls import TlsFiles, client_context
@@ -104,6 +105,7 @@ class Receiver:
         enrolled = self.register.enrolled if self.register is not None else None
         track = TrackCheck(db, device_ca, track_gap_s, crls=crls, enrolled=enrolled)
         desired = DesiredConfigs(db)
+        warnings = Warnings(db)
         self.checks: dict[str, Callable[[Batch], None]] = {
             "commissioning": CommissioningCheck(db, device_ca, crls=crls, enrolled=enrolled),
             "track": track,
@@ -113,7 +115,10 @@ class Receiver:
             "command_result": _each(CommandQueue(db).results, desired.from_results),
             # A node's status reports its labels, which the centre's selectors match (ioc.labels).
             # ... and the version of its config file: desired vs reported (ioc.desired).
-            "status": _each(NodeLabels(db).from_status, desired.from_status),
+            # ... and where it is (a station's place, a vessel), which warnings' areas reach (ioc.warnings).
+            "status": _each(NodeLabels(db).from_status, desired.from_status, warnings.from_status),
+            # What became of each warning at the node: delivered, sounded, acknowledged ... (ioc.warnings).
+            "warning_receipt": warnings.from_receipts,
         }
         self._client.max_inflight_messages_set(100)
         # paho annotates the delays as int but waits a float's seconds: the first retry after half a second.
