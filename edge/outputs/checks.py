@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from edge.outputs import OUTPUT_TYPES
@@ -26,7 +26,7 @@ def check_outputs(
     outputs: Mapping[str, Any],
     configured: Mapping[str, PatternConfig],
     alarm_sounds: Mapping[str, str],
-    drivers: Mapping[str, BaseModel],
+    drivers: Mapping[str, Any],
 ) -> None:
     """Check that no output takes a pin a driver or another output takes, and that each alarm's
     ``sound`` (``alarm_sounds``: rule name -> pattern, '' for none) names a pattern the node knows
@@ -50,7 +50,7 @@ def check_outputs(
         )
 
 
-def _pin_problems(outputs: Mapping[str, Any], drivers: Mapping[str, BaseModel]) -> list[Problem]:
+def _pin_problems(outputs: Mapping[str, Any], drivers: Mapping[str, Any]) -> list[Problem]:
     taken: dict[int | str, str] = {}
     for name, driver in drivers.items():
         for key, pin in pins_of(driver).items():

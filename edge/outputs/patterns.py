@@ -37,7 +37,9 @@ class PatternConfig(Section):
     off_s: float = Field(description="Gap between two blasts (seconds).", ge=0, le=600, examples=[10])
     blasts: int = Field(description="Blasts in one signal.", ge=1, le=20, examples=[3])
     repeat: int = Field(1, description="How many times the signal is sounded.", ge=1, le=10)
-    pause_s: float = Field(0.0, description="Pause between two repeats (seconds).", ge=0, le=3600)
+    pause_s: float = Field(
+        0.0, description="Pause between two repeats (seconds).", ge=0, le=3600, validate_default=True
+    )
 
     @field_validator("blasts")
     @classmethod
