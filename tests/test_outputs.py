@@ -301,5 +301,6 @@ def test_config_errors_name_the_key_and_its_line():
     gapless = STATION + "[patterns.flood-2]\non_s = 10\noff_s = 0\nblasts = 2\nrepeat = 2\n"
     assert problems(gapless) == [
         "patterns.flood-2.blasts (edge.toml line 32): 2 blasts without a gap are one blast; set off_s > 0",
-        "patterns.flood-2.pause_s (edge.toml line 29): repeat = 2 needs a pause between repeats; set pause_s > 0",
+        "patterns.flood-2.pause_s (edge.toml line 29): repeat = 2 needs a pause between repeats; "
+        "set pause_s > 0",
     ]
