@@ -4,10 +4,12 @@ Vietnamese rules for fishing vessels want a position at least every two hours at
 that cannot be edited and is kept for years. This node logs beside the certified monitoring
 device, so its record must be worth something as evidence: each fix becomes a ``track`` record
 chained to the one before (``sync.chain``); when the receiver has no fix for ``heartbeat_s`` a
-"no fix" record is chained instead, so a gap is visible and proven, never silent; every
-``sign_every_s`` (and at stop) the node signs the chain's head with its device key (a
-``track_sig`` record). Both streams are archived in the store (kept ``retention_months``, whatever
-the IOC acks) and synced like any other.
+"no fix" record is chained instead, so a gap is visible and proven, never silent; a note (a
+warning delivered or acknowledged on board: :meth:`TrackLog.note`) is chained with the last
+position and its text's digest, the text archived as a ``track_note``; every ``sign_every_s`` (and
+at stop) the node signs the chain's head with its device key (a ``track_sig`` record). The three
+streams are archived in the store (kept ``retention_months``, whatever the IOC acks) and synced
+like any other.
 
 The chain's state is never saved apart from the records: at start the log recomputes its head
 from the archive (the last signature and the records after it), so a power cut cannot put the
@@ -28,10 +30,10 @@ from common.clock import Clock
 from common.component import Component
 from common.errors import IocEdgeError
 from provisioning.signing import DeviceSigner
-from sync.chain import ChainHead, canonical, link, sig_message
-from sync.records import Position, TrackPoint, TrackSig
+from sync.chain import ChainHead, note_digest, sig_message
+from sync.records import Position, TrackNote, TrackPoint, TrackSig
 from sync.store import Store
-from sync.trackfile import BLOCK_RECORDS, TrackFileWriter
+from sync.trackfile import BLOCK_RECORDS, TrackFileWriter, export_header, span, usable_signatures
 from sync.wire import TRACK
 
 __all__ = ["TrackExportError", "TrackLog", "export_track"]
@@ -45,6 +47,10 @@ ARCHIVE_BYTES_PER_S = 8
 ~6 B a position), with a margin: the store's max_bytes must hold retention_months of it."""
 PRUNE_EVERY_S = 3600.0
 """How often the archive is pruned (retention) and compacted."""
+NOTE_BYTES = 2048
+"""The longest note text (UTF-8): a receipt's canonical JSON, not a document."""
+ARCHIVED = ("track", "track_sig", "track_note")
+"""The track log's streams, pruned together by age."""
 PEM_EVERY_S = 86_400.0
 """A signature carries the certificate chain at the start of a run and then once a day, so that
 retention, which prunes by age, always leaves a signature with the chain before the others."""
@@ -100,6 +106,7 @@ class TrackLog(Component):
         track = TrackLog(lambda: open_store(config), recorder.append, DeviceSigner.load(tls), clock)
         track.start()
         track.add([position])
+        idx = track.note('{"event":"acknowledged","identifier":"..."}')
         track.stop()
     """
 
@@ -123,6 +130,7 @@ class TrackLog(Component):
         self._store: Store | None = None
         self._last_record = self._last_sign = self._last_pem = self._last_prune = -1e18
         self._signed_idx = -1
+        self._last_at: tuple[float, float] | tuple[None, None] = (None, None)
         self.heartbeats = 0
         self.signatures = 0
 
@@ -153,6 +161,27 @@ class TrackLog(Component):
                 for i, p in enumerate(positions)
             ]
             self._chain(points)
+            if positions:
+                self._last_at = (positions[-1].lat, positions[-1].lon)
+
+    def note(self, text: str) -> int:
+        """Chain a note stamped now: a record with the vessel's last position (of this run; none before
+        its first fix) and the digest of ``text``, which is archived and synced as a ``track_note``.
+        Returns the note's idx; the next signature (within ``sign_every_s``, or at stop) proves it.
+
+        Raises ValueError when ``text`` is longer than :data:`NOTE_BYTES` in UTF-8.
+        """
+        if len(text.encode()) > NOTE_BYTES:
+            raise ValueError(f"a track note is at most {NOTE_BYTES} bytes; this one is {len(text.encode())}")
+        with self._lock:
+            stamp = self.clock.now()
+            idx = self._resumed().next_idx
+            # The text first: a power cut between the two leaves a text without its record (the
+            # export skips it), never a chained note without its text.
+            self._append("track_note", [TrackNote(*stamp, idx, text)])
+            hi, lo = note_digest(text)
+            self._chain([TrackPoint(*stamp, idx, *self._last_at, note_hi=hi, note_lo=lo)])
+            return idx
 
     def _chain(self, points: list[TrackPoint]) -> None:
         if points:
@@ -207,7 +236,7 @@ class TrackLog(Component):
                 self.sign()
             if now - self._last_prune >= PRUNE_EVERY_S:
                 self._last_prune = now
-                for stream in ("track", "track_sig"):
+                for stream in ARCHIVED:
                     store.prune_archive(stream, self.retention_s, self.clock.now().clock_ms)
                     store.compact_archive(stream)
 
@@ -258,8 +287,16 @@ def export_track(store: Store, device: str, from_ms: int, to_ms: int, out: Path)
     no signature covers them yet. Raises :class:`TrackExportError` when nothing can be exported.
     """
     lo, hi, seq_lo = _locate(store, from_ms, to_ms)
-    usable, pems = _signatures(store)
-    anchor, first, last = _span(usable, lo, hi, from_ms)
+    usable = usable_signatures(s for _, rows in store.archived("track_sig") for s in rows)
+    spanned = span(usable[0], lo, hi)
+    if spanned is None:
+        raise TrackExportError(
+            f"no signature covers the records from {_iso(from_ms)} yet: the node signs every "
+            "sign_every_s and when it stops; try again later"
+        )
+    anchor, first, last = spanned
+    if last < hi:
+        log.info("event=track_export_unsigned_tail first_unsigned=%d last=%d", last + 1, hi)
     head = ChainHead.start(device, store.epoch)
     if anchor:
         head.hash, head.next_idx = bytes(anchor.hash), first
@@ -267,75 +304,15 @@ def export_track(store: Store, device: str, from_ms: int, to_ms: int, out: Path)
         raise TrackExportError(
             "the archive no longer holds the chain's start nor a signature before the range"
         )
-    header = {
-        "device": device,
-        "chain": store.epoch,
-        "columns": list(TRACK.names),
-        "first_idx": first,
-        "prev_hash": head.hash.hex(),
-        "certificates": [p.decode() for p in pems],
-        "signatures": [
-            {
-                "idx": s.idx,
-                "signed_ms": s.clock_ms,
-                "hash": bytes(s.hash).hex(),
-                "signature": bytes(s.signature).hex(),
-                "cert": c,
-            }
-            for s, c in usable
-            if first - 1 <= s.idx <= last
-        ],
-        "from_ms": from_ms,
-        "to_ms": to_ms,
-        "exported_ms": time.time_ns() // 1_000_000,
-    }
-    with TrackFileWriter(out, header) as writer:
+    header = export_header(device, store.epoch, head.hash, first, last, usable, from_ms, to_ms)
+    notes = [n for _, rows in store.archived("track_note") for n in rows if first <= n.idx <= last]
+    with TrackFileWriter(out, header, notes) as writer:
         batch: list[TrackPoint] = []
         for rows in _points(store, max(seq_lo - (lo - first) - 1, 0), first, last):
             batch += rows
             if len(batch) >= BLOCK_RECORDS:
-                _write(writer, head, batch)
+                writer.write_points(head, batch)
                 batch = []
-        _write(writer, head, batch)
+        writer.write_points(head, batch)
     # Not in the file: what the caller should tell (records of the range too new to be signed yet).
-    return {**header, "records": writer.records, "unsigned": max(hi - last, 0)}
-
-
-def _signatures(store: Store) -> tuple[list[tuple[TrackSig, int]], list[bytes]]:
-    """The archive's signatures that can be checked, each with the index of its certificate chain."""
-    pems: list[bytes] = []
-    usable, pem = [], b""
-    for s in (s for _, rows in store.archived("track_sig") for s in rows):
-        pem = bytes(s.chain_pem) or pem  # a signature is usable once a chain has been seen before it
-        if pem:
-            if pem not in pems:
-                pems.append(pem)
-            usable.append((s, pems.index(pem)))
-    return usable, pems
-
-
-def _span(
-    usable: list[tuple[TrackSig, int]], lo: int, hi: int, from_ms: int
-) -> tuple[TrackSig | None, int, int]:
-    """(anchor signature or None, first idx, last idx) of an export of records ``lo..hi``."""
-    anchor = max((s for s, _ in usable if s.idx < lo), key=lambda s: s.idx, default=None)
-    first = anchor.idx + 1 if anchor else 0
-    after = [s.idx for s, _ in usable if s.idx >= hi]
-    covering = [s.idx for s, _ in usable if s.idx >= max(first, lo)]
-    if not covering:
-        raise TrackExportError(
-            f"no signature covers the records from {_iso(from_ms)} yet: the node signs every "
-            "sign_every_s and when it stops; try again later"
-        )
-    last = min(after) if after else max(covering)
-    if last < hi:
-        log.info("event=track_export_unsigned_tail first_unsigned=%d last=%d", last + 1, hi)
-    return anchor, first, last
-
-
-def _write(writer: TrackFileWriter, head: ChainHead, points: list[TrackPoint]) -> None:
-    if points:
-        rows = canonical(points)
-        hashes = link(head.hash, rows.astype("<i8").tobytes())
-        head.hash, head.next_idx = hashes[-32:], head.next_idx + len(points)
-        writer.write(rows, hashes)
+    return {**header, "records": writer.records, "notes": writer.notes, "unsigned": max(hi - last, 0)}

@@ -7,7 +7,9 @@ the IOC sees). Its records are numbered ``idx`` 0, 1, 2 ... and hashed in order:
     h[i]  = SHA-256(h[i-1] || canonical(record i))
 
 so each hash commits to every record before it. The node signs ``h[i]`` now and then, with the
-time (:func:`sig_message`); one signature proves every record up to ``i``.
+time (:func:`sig_message`); one signature proves every record up to ``i``. A note (a warning
+delivered or acknowledged on board) is a record like the others, committing to its text by the
+text's digest (:func:`note_digest`), so the next signature proves the text too.
 
 The canonical bytes come from the ``track`` stream's own columns (``sync.wire``), the integers
 the wire sends: ``round(value * scale)`` for a decimal, the integer for an integer, and
@@ -19,7 +21,7 @@ Example::
     >>> from sync.records import TrackPoint
     >>> chain = ChainHead.start("vessel-042", "a1b2c3d4e5f60718")
     >>> chain.append([TrackPoint(1700000000000, 1, 1700000000000, 0, 16.46, 107.59)])[0].hex()[:16]
-    'dd845be401ee0ca8'
+    'd30d8ee1cc96a840'
     >>> chain.next_idx
     1
 """
@@ -37,10 +39,12 @@ import numpy as np
 from sync.wire import TRACK
 
 __all__ = [
-    "DOMAIN", "GAP_S", "NULL", "ChainHead", "Gap", "canonical", "gaps", "genesis", "link", "sig_message",
+    "DOMAIN", "GAP_S", "NULL", "ChainHead", "Gap", "canonical", "gaps", "genesis", "link", "note_digest",
+    "sig_message",
 ]  # fmt: skip
 
-DOMAIN = b"ioc-edge track v1"
+DOMAIN = b"ioc-edge track v2"
+"""v2: records carry a note's digest (``note_hi``, ``note_lo``); v1 chains are not migrated."""
 NULL = -(2**63)
 """A missing value (no fix: no position) in the canonical bytes: no real value is this integer."""
 WIDTH = 8 * len(TRACK.columns)
@@ -71,6 +75,21 @@ def canonical(records: Sequence[tuple]) -> np.ndarray:
     return rows
 
 
+def note_digest(text: str) -> tuple[int, int]:
+    """``(note_hi, note_lo)`` of a note: the first 104 bits of SHA-256 of its UTF-8 text, as two 52-bit
+    integers (what the wire and the canonical bytes carry exactly).
+
+    104 bits: finding another text with the same digest, to change a note after it was signed,
+    takes ~2**104 hashes. A digest and not the text in the record, so that the chain keeps one
+    fixed width (the export is hashed at memory speed) and the centre follows it without the texts.
+
+    >>> note_digest('{"event":"acknowledged"}')[0] < 2**52
+    True
+    """
+    top = int.from_bytes(hashlib.sha256(text.encode()).digest()[:13], "big")
+    return top >> 52, top & (2**52 - 1)
+
+
 def genesis(device: str, chain: str) -> bytes:
     """``h[-1]``: what the chain's first record links to."""
     return hashlib.sha256(b"\0".join((DOMAIN, device.encode(), chain.encode()))).digest()
@@ -79,7 +98,7 @@ def genesis(device: str, chain: str) -> bytes:
 def link(prev: bytes, canon: bytes | memoryview) -> bytes:
     """The hashes of consecutive records whose canonical bytes are ``canon``, after ``prev``: 32 B each."""
     sha = hashlib.sha256
-    data = bytes(canon)  # slicing bytes is the quickest way to the 88 bytes of each record
+    data = bytes(canon)  # slicing bytes is the quickest way to the 104 bytes of each record
     out: list[bytes] = []
     add = out.append
     h = prev

@@ -157,10 +157,13 @@ class Commissioning(NamedTuple):
 
 
 class TrackPoint(NamedTuple):
-    """One link of a vessel's track log: a fix, or a "no fix" heartbeat (``lat``/``lon`` None).
+    """One link of a vessel's track log: a fix, a "no fix" heartbeat (``lat``/``lon`` None), or a note.
 
     ``idx`` numbers the records of one chain from 0 without a hole; each record's hash commits to
     the previous one (``sync.chain``), so a changed, dropped or reordered record is provable.
+    A note (a warning delivered or acknowledged on board) carries the vessel's last position, no
+    quality figures, and ``note_hi``/``note_lo``: the digest of its text (``sync.chain.note_digest``),
+    whose words travel as a :class:`TrackNote`; both are None in a fix or a heartbeat.
     """
 
     ts_ms: int
@@ -174,6 +177,19 @@ class TrackPoint(NamedTuple):
     fix: int | None = None
     sats: int | None = None
     hdop: float | None = None
+    note_hi: int | None = None
+    note_lo: int | None = None
+
+
+class TrackNote(NamedTuple):
+    """The text of the note chained as track record ``idx`` (short canonical JSON, <= 2 KB), archived
+    as long as the track: the chain holds only its digest."""
+
+    ts_ms: int
+    tsrc: int
+    clock_ms: int
+    idx: int
+    text: str
 
 
 class TrackSig(NamedTuple):

@@ -2,20 +2,26 @@
 
 Layout: one line of JSON (the header), then blocks of records. Each block is a 4-byte
 little-endian length and a zstd frame (with its checksum) holding, for ``n`` records, their
-canonical bytes (``sync.chain``: ``n`` x 88 bytes, the ``track`` stream's integers) and then
+canonical bytes (``sync.chain``: ``n`` x 104 bytes, the ``track`` stream's integers) and then
 their hashes (``n`` x 32 bytes). Binary and columnar because a year at one fix a second is
 31.5 million records: parsing them as JSON would take longer than hashing them. The header::
 
-    {"format": "ioc-edge-track", "version": 1, "device": "vessel-042", "chain": "<epoch>",
+    {"format": "ioc-edge-track", "version": 2, "device": "vessel-042", "chain": "<epoch>",
      "columns": ["ts_ms", ...], "scales": [1, ...], "first_idx": 0, "records": 86400,
      "prev_hash": "<hex: hash before the first record>", "certificates": ["<PEM chain>", ...],
      "signatures": [{"idx": 599, "signed_ms": ..., "hash": "<hex>", "signature": "<hex DER>",
                      "cert": 0}, ...],
+     "notes": [{"idx": 4711, "text": "{\"event\":\"acknowledged\", ...}"}, ...],
      "from_ms": ..., "to_ms": ..., "exported_ms": ...}
+
+``notes`` are the texts of the note records in the file (a warning delivered or acknowledged on
+board): the chain holds only each text's digest, so the file carries the words. Version 2 (the
+note columns, ``sync.chain.DOMAIN`` v2); version 1 files are not read.
 
 The export starts at the chain's start or just after a signature (which is then in the file
 too: it proves ``prev_hash``) and ends at a signature, so every record is covered by one.
-:func:`verify` names the first record that does not verify.
+:func:`verify` names the first record that does not verify, a note's text that does not match its
+digest included, and lists the notes.
 
 :func:`verify` also reports the gaps, by the centre's rule (``sync.chain.gaps``): more than
 ``gap_s`` between consecutive records (the node was off) or the time going back. They are not a
@@ -34,7 +40,8 @@ import json
 import shutil
 import struct
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -46,17 +53,38 @@ from cryptography import x509
 from common.errors import IocEdgeError
 from provisioning.revocation import CrlFile
 from provisioning.signing import SignatureChecker, SignatureError, signed_at
-from sync.chain import GAP_S, HASH, IDX, NULL, WIDTH, Gap, gaps, genesis, link, sig_message
+from sync.chain import (
+    GAP_S,
+    HASH,
+    IDX,
+    NULL,
+    WIDTH,
+    ChainHead,
+    Gap,
+    canonical,
+    gaps,
+    genesis,
+    link,
+    note_digest,
+    sig_message,
+)
+from sync.records import TrackNote, TrackPoint, TrackSig
 from sync.wire import TRACK
 
-__all__ = ["TrackFileError", "TrackFileWriter", "VerifyReport", "read", "verify"]
+__all__ = [
+    "Note", "TrackFileError", "TrackFileWriter", "VerifyReport", "export_header", "read", "span",
+    "usable_signatures", "verify",
+]  # fmt: skip
 
 FORMAT = "ioc-edge-track"
-VERSION = 1
+VERSION = 2
 BLOCK_RECORDS = 65_536
 """Records per block: a few MB to hold in memory at a time, whatever the file's length."""
 _TS = TRACK.names.index("ts_ms")
 _LAT = TRACK.names.index("lat")
+_LON = TRACK.names.index("lon")
+_NOTE_HI, _NOTE_LO = TRACK.names.index("note_hi"), TRACK.names.index("note_lo")
+_LATLON_SCALE = TRACK.columns[_LAT].scale
 _MAX_HEADER = 256 * 1024 * 1024
 GAPS_LISTED = 100
 """Gaps a report lists (it counts them all): a clock gone wrong can make one every record."""
@@ -73,15 +101,24 @@ def _when(ms: int) -> str:
 class TrackFileWriter:
     """Writes an export: blocks first (to a temporary file beside ``path``), the header on close.
 
+    ``notes`` are the texts that may belong to the note records written (a node archives a note's
+    text just before its record, so a power cut between can leave a text whose record was never
+    chained): each note record written takes the text of its idx whose digest it carries, and the
+    header lists those.
+
     Example::
 
-        with TrackFileWriter(path, header) as out:   # header without "records"
-            out.write(rows, hashes)                  # canonical int64 rows and their hashes
+        with TrackFileWriter(path, header, notes) as out:   # header without "records" and "notes"
+            out.write_points(head, points)                  # TrackPoints, chained on from head
     """
 
-    def __init__(self, path: Path, header: dict[str, Any]) -> None:
+    def __init__(self, path: Path, header: dict[str, Any], notes: Iterable[TrackNote] = ()) -> None:
         self.path, self.header = path, dict(header)
         self.records = 0
+        self._candidates: dict[int, list[str]] = {}
+        for n in notes:
+            self._candidates.setdefault(n.idx, []).append(n.text)
+        self.notes: list[dict[str, Any]] = []
         self._body = tempfile.TemporaryFile(dir=path.parent)  # noqa: SIM115 - closed by close()
         self._zc = zstandard.ZstdCompressor(level=3, write_checksum=True)
 
@@ -94,6 +131,21 @@ class TrackFileWriter:
             self._body.write(struct.pack("<I", len(frame)) + frame)
             self.records += len(part)
 
+    def write_points(self, head: ChainHead, points: list[TrackPoint]) -> None:
+        """Write ``points`` (records ``head.next_idx`` ...), chained on from ``head``, which moves on."""
+        for p in points:
+            if p.note_hi is not None:
+                texts = self._candidates.get(p.idx, [])
+                digest = (p.note_hi, p.note_lo)
+                text = next((t for t in texts if note_digest(t) == digest), texts[0] if texts else None)
+                if text is not None:  # else verify names the record: its text is missing
+                    self.notes.append({"idx": p.idx, "text": text})
+        if points:
+            rows = canonical(points)
+            hashes = link(head.hash, rows.astype("<i8").tobytes())
+            head.hash, head.next_idx = hashes[-HASH:], head.next_idx + len(points)
+            self.write(rows, hashes)
+
     def __enter__(self) -> TrackFileWriter:
         return self
 
@@ -104,7 +156,9 @@ class TrackFileWriter:
             self._body.close()
 
     def close(self) -> None:
-        header = {"format": FORMAT, "version": VERSION, **self.header, "records": self.records}
+        # A header that already has its notes (a file rewritten by a tool) keeps them.
+        header = {"format": FORMAT, "version": VERSION, "notes": self.notes, **self.header}
+        header["records"] = self.records
         tmp = self.path.with_name(self.path.name + ".part")
         with tmp.open("wb") as out:
             out.write(json.dumps(header, separators=(",", ":")).encode() + b"\n")
@@ -127,7 +181,7 @@ def read_header(f: BinaryIO, name: str) -> dict[str, Any]:
         raise TrackFileError(f"{name}: export version {header.get('version')!r}; this tool reads {VERSION}")
     needed = {
         "device": str, "chain": str, "columns": list, "first_idx": int, "records": int,
-        "prev_hash": str, "certificates": list, "signatures": list,
+        "prev_hash": str, "certificates": list, "signatures": list, "notes": list,
     }  # fmt: skip
     for key, kind in needed.items():
         if not isinstance(header.get(key), kind):
@@ -157,6 +211,88 @@ def read_blocks(f: BinaryIO, name: str) -> Iterator[tuple[np.ndarray, bytes]]:
         start += n
 
 
+def usable_signatures(sigs: Iterable[TrackSig]) -> tuple[list[tuple[TrackSig, int]], list[bytes]]:
+    """The signatures of a chain (in idx order) that can be checked, each with the index of its
+    certificate chain in the returned list: a signature is usable once a chain has come with it or
+    before it (a node sends its PEM chain at the start of a run and once a day)."""
+    pems: list[bytes] = []
+    usable, pem = [], b""
+    for s in sigs:
+        pem = bytes(s.chain_pem) or pem
+        if pem:
+            if pem not in pems:
+                pems.append(pem)
+            usable.append((s, pems.index(pem)))
+    return usable, pems
+
+
+def span(usable: list[tuple[TrackSig, int]], lo: int, hi: int) -> tuple[TrackSig | None, int, int] | None:
+    """(anchor signature or None, first idx, last idx) of an export of records ``lo..hi``: back to
+    just after the last signature before ``lo`` (or the chain's start), on to the first signature at
+    or after ``hi`` (or the newest). None when no signature covers any record of the range yet."""
+    anchor = max((s for s, _ in usable if s.idx < lo), key=lambda s: s.idx, default=None)
+    first = anchor.idx + 1 if anchor else 0
+    after = [s.idx for s, _ in usable if s.idx >= hi]
+    covering = [s.idx for s, _ in usable if s.idx >= max(first, lo)]
+    if not covering:
+        return None
+    return anchor, first, min(after) if after else max(covering)
+
+
+def export_header(
+    device: str,
+    chain: str,
+    prev_hash: bytes,
+    first: int,
+    last: int,
+    usable: tuple[list[tuple[TrackSig, int]], list[bytes]],
+    from_ms: int,
+    to_ms: int,
+) -> dict[str, Any]:
+    """The header of an export of records ``first..last`` (for :class:`TrackFileWriter`, which adds
+    the notes' texts): the signatures of :func:`usable_signatures` that prove them."""
+    sigs, pems = usable
+    return {
+        "device": device,
+        "chain": chain,
+        "columns": list(TRACK.names),
+        "first_idx": first,
+        "prev_hash": prev_hash.hex(),
+        "certificates": [p.decode() for p in pems],
+        "signatures": [
+            {
+                "idx": s.idx,
+                "signed_ms": s.clock_ms,
+                "hash": bytes(s.hash).hex(),
+                "signature": bytes(s.signature).hex(),
+                "cert": c,
+            }
+            for s, c in sigs
+            if first - 1 <= s.idx <= last
+        ],
+        "from_ms": from_ms,
+        "to_ms": to_ms,
+        "exported_ms": time.time_ns() // 1_000_000,
+    }
+
+
+@dataclass(frozen=True)
+class Note:
+    """A note of a verified export: its record, time, the vessel's position then (None: no fix yet)
+    and its text."""
+
+    idx: int
+    ts_ms: int
+    lat: float | None
+    lon: float | None
+    text: str
+
+    @property
+    def line(self) -> str:
+        where = "no position" if self.lat is None else f"at {self.lat:.5f}, {self.lon:.5f}"
+        return f"  {_when(self.ts_ms)} record {self.idx} {where}: {self.text}"
+
+
 @dataclass(frozen=True)
 class VerifyReport:
     """What a verified export holds."""
@@ -176,9 +312,11 @@ class VerifyReport:
     gap_s: float = GAP_S
     listed_gaps: tuple[Gap, ...] = ()
     """The first :data:`GAPS_LISTED` of the ``gaps``."""
+    notes: tuple[Note, ...] = ()
+    """Every note of the export, in idx order, its text checked against the chain."""
 
     def summary(self) -> str:
-        """The report as ``track verify`` prints it: the OK line, then a line per gap."""
+        """The report as ``track verify`` prints it: the OK line, a line per gap, then a line per note."""
         ca = "against its own certificates only (no CA given)"
         if self.ca_checked:
             ca = "against the CA " + ("and its CRLs" if self.crl_checked else "(revocation not checked)")
@@ -195,6 +333,9 @@ class VerifyReport:
             lines += [f"  record {g.idx}: {g.detail}" for g in self.listed_gaps]
             if self.gaps > len(self.listed_gaps):
                 lines.append(f"  ... and {self.gaps - len(self.listed_gaps)} more")
+        if self.notes:
+            lines.append(f"{len(self.notes)} note(s) chained (time, record, position, text):")
+            lines += [n.line for n in self.notes]
         return "\n".join(lines)
 
 
@@ -267,8 +408,46 @@ def read(path: Path) -> tuple[dict[str, Any], np.ndarray, bytes]:
     return header, rows, b"".join(b[1] for b in blocks)
 
 
+def _texts(header: dict, name: str) -> dict[int, str]:
+    """The header's note texts by idx; TrackFileError when malformed."""
+    texts: dict[int, str] = {}
+    for n, note in enumerate(header["notes"]):
+        if (
+            not isinstance(note, dict)
+            or type(note.get("idx")) is not int
+            or not isinstance(note.get("text"), str)
+        ):
+            raise TrackFileError(f"{name}: note {n} of the header is malformed")
+        if note["idx"] in texts:
+            raise TrackFileError(f"{name}: record {note['idx']}: the header has two note texts for it")
+        texts[note["idx"]] = note["text"]
+    return texts
+
+
+def _notes(rows: np.ndarray, texts: dict[int, str], name: str) -> list[Note]:
+    """The notes among ``rows`` (verified records), each text taken out of ``texts`` and checked
+    against the digest chained in its record; TrackFileError naming the first that does not match."""
+    found = []
+    for p in np.flatnonzero(rows[:, _NOTE_HI] != NULL).tolist():
+        i, ts = int(rows[p, IDX]), int(rows[p, _TS])
+        text = texts.pop(i, None)
+        if text is None:
+            raise TrackFileError(
+                f"{name}: record {i} ({_when(ts)}): a note is chained there; its text is missing"
+            )
+        if note_digest(text) != (int(rows[p, _NOTE_HI]), int(rows[p, _NOTE_LO])):
+            why = "the note's text does not match the digest chained there: changed"
+            raise TrackFileError(f"{name}: record {i} ({_when(ts)}): {why}")
+        lat, lon = int(rows[p, _LAT]), int(rows[p, _LON])
+        at = (None, None) if lat == NULL or lon == NULL else (lat / _LATLON_SCALE, lon / _LATLON_SCALE)
+        found.append(Note(i, ts, *at, text))
+    return found
+
+
 def _walk(f: BinaryIO, header: dict, sigs: _Signatures, name: str, gap_ms: int) -> VerifyReport:
     first = header["first_idx"]
+    texts = _texts(header, name)
+    notes: list[Note] = []
     try:
         prev = bytes.fromhex(header["prev_hash"])
     except ValueError:
@@ -310,6 +489,7 @@ def _walk(f: BinaryIO, header: dict, sigs: _Signatures, name: str, gap_ms: int) 
         if stop < n:
             idx_wrong = len(bad_idx) > 0 and bad_idx[0] == stop
             raise TrackFileError(f"{name}: {_what_is_wrong(rows, stop, int(want[stop]), idx_wrong)}")
+        notes += _notes(rows, texts, name)
         no_fix += int((rows[:, _LAT] == NULL).sum())
         more = gaps(idx, rows[:, _TS], last_ms, gap_ms)
         gap_count += len(more)
@@ -325,9 +505,14 @@ def _walk(f: BinaryIO, header: dict, sigs: _Signatures, name: str, gap_ms: int) 
         raise TrackFileError(
             f"{name}: records {last_signed + 1}..{expected - 1}: not covered by any signature"
         )
+    if texts:
+        raise TrackFileError(
+            f"{name}: record {min(texts)}: the header has a note text for it; no note is chained there"
+        )
     return VerifyReport(
         header["device"], header["chain"], first, expected - 1, expected - first, no_fix,
         len(sigs.by_idx), first_ms, last_ms, False, gaps=gap_count, listed_gaps=tuple(found),
+        notes=tuple(notes),
     )  # fmt: skip
 
 

@@ -55,6 +55,7 @@ from sync.records import (
     Reading,
     Summary,
     TimeSource,
+    TrackNote,
     TrackPoint,
     TrackSig,
     WarningReceipt,
@@ -278,7 +279,19 @@ TRACK = Stream(
         Column("fix", nullable=True, lo=0, hi=9),
         Column("sats", nullable=True, lo=0, hi=255),
         Column("hdop", "fixed", scale=100, nullable=True, lo=0, hi=100),
+        # A note's digest (sync.chain.note_digest): two 52-bit halves, as the wire and the
+        # canonical bytes carry an integer exactly only below 2**53.
+        Column("note_hi", nullable=True, lo=0, hi=2**52 - 1),
+        Column("note_lo", nullable=True, lo=0, hi=2**52 - 1),
     ),
+    archive=True,
+)
+# The texts of the track's notes (warnings received and acknowledged on board), kept as the track is.
+TRACK_NOTE = Stream(
+    "track_note",
+    TrackNote,
+    1,
+    _STAMP + (Column("idx", lo=0), Column("text", "text")),
     archive=True,
 )
 TRACK_SIG = Stream(
@@ -343,6 +356,7 @@ STREAMS: dict[str, Stream] = {
         COMMISSIONING,
         TRACK,
         TRACK_SIG,
+        TRACK_NOTE,
         AIS,
         COMMAND_RESULT,
         WARNING_RECEIPT,
