@@ -312,6 +312,18 @@ def _warnings(d: Dialect) -> list[str]:
     )
 
 
+def _track_notes(d: Dialect) -> list[str]:
+    """A vessel's track notes (issue 16: a warning delivered or acknowledged on board): the digest
+    columns of ``rec_track`` (``note_hi``, ``note_lo``: NULL in a fix) and ``rec_track_note``, the
+    notes' texts, looked up by chain and idx for the centre's track export."""
+    return (
+        [f'ALTER TABLE rec_track ADD COLUMN "{c}" {d.int}' for c in ("note_hi", "note_lo")]
+        + stream_tables(d, ("track_note",))
+        + stream_indexes(("track_note",))
+        + ["CREATE INDEX IF NOT EXISTS rec_track_note_chain_idx ON rec_track_note (device, epoch, idx)"]
+    )
+
+
 Migration = Callable[[Dialect], list[str]]
 
 MIGRATIONS: list[tuple[int, str, Migration]] = [
@@ -327,5 +339,6 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (10, "desired_configs", _desired_configs),
     (11, "labels_audit", _labels_audit),
     (12, "warnings", _warnings),
+    (13, "track_notes", _track_notes),
 ]
 """(version, name, statements): append only, versions increasing."""
