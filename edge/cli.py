@@ -10,6 +10,7 @@ import json
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -255,6 +256,89 @@ def status(file: Path, as_json: bool) -> None:
         click.echo(status_json(report, config))
         return
     click.echo(render_status(report, config))
+
+
+@main.group()
+def warn() -> None:
+    """Sound, silence and acknowledge warnings on this node, by hand (a person on site).
+
+    Talks to the running node (`ioc-edge run`) through its control socket in the state directory;
+    each action is receipted to the centre as done by hand.
+
+    Example: ioc-edge warn sound flood-2 --config /etc/ioc-edge/edge.toml
+    """
+
+
+def _warn(file: Path, request: dict[str, object]) -> dict[str, Any]:
+    from edge.control import CONTROL_SOCKET, ask
+
+    try:
+        return ask(load_config(file).node.state_dir / CONTROL_SOCKET, request)
+    except IocEdgeError as exc:
+        raise Failed(str(exc)) from None
+
+
+_config_file = click.option(
+    "--config",
+    "file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("/etc/ioc-edge/edge.toml"),
+    show_default=True,
+    help="The node's config file.",
+)
+
+
+@warn.command("sound")
+@click.argument("pattern")
+@_config_file
+def warn_sound(pattern: str, file: Path) -> None:
+    """Sound PATTERN (storm, flood-2, flood-3, tsunami, exercise or one of [patterns]) on every siren
+    and light now, for a warning given on site when the link is down.
+
+    Example: ioc-edge warn sound flood-2
+    """
+    click.echo(
+        f"sounding {pattern}: {_warn(file, {'action': 'warn.sound', 'pattern': pattern})['identifier']}"
+    )
+
+
+@warn.command("silence")
+@_config_file
+def warn_silence(file: Path) -> None:
+    """Silence every siren and light now (the warnings stay in force and shown).
+
+    Example: ioc-edge warn silence
+    """
+    silenced = _warn(file, {"action": "warn.silence"})["silenced"]
+    click.echo(f"silenced: {', '.join(map(str, silenced))}" if silenced else "nothing was sounding")
+
+
+@warn.command("ack")
+@_config_file
+def warn_ack(file: Path) -> None:
+    """Acknowledge the warnings in force: a person on site has them (as the button does).
+
+    Example: ioc-edge warn ack
+    """
+    acked = _warn(file, {"action": "warn.ack"})["acknowledged"]
+    click.echo(f"acknowledged: {', '.join(map(str, acked))}" if acked else "no warning to acknowledge")
+
+
+@warn.command("list")
+@_config_file
+def warn_list(file: Path) -> None:
+    """List the warnings in force on the node: event, inside the area, sounding, acknowledged.
+
+    Example: ioc-edge warn list
+    """
+    held = _warn(file, {"action": "warn.list"})["warnings"]
+    for identifier, w in held.items():
+        click.echo(
+            f"{identifier}  {w['event']}  inside={w['inside']}  sounding={w['sounding']}  "
+            f"acknowledged={w['acknowledged']}  by={w['by']}"
+        )
+    if not held:
+        click.echo("no warning in force")
 
 
 @main.command()

@@ -21,6 +21,11 @@ more entry here.
   running node (``edge.selftest.LiveSelftest``: each driver judged by its running source, the broker
   and the IOC by the uplink, no device opened), its signed commissioning record stored for the IOC as
   ``ioc-edge selftest`` does; answers ``passed``, ``checks`` and ``commissioning``.
+- ``warning``: a CAP alert (``sync.warnings.Alert.to_json``; signed by the centre's warning signer,
+  not its command signer: ``provisioning.commands.purpose_of``) for the node's warning desk
+  (``edge.warnings.WarningDesk.receive``): delivered, sounded and shown when the node is inside its
+  area, an Update or Cancel applied to the alerts it refers to; answers ``inside``, ``sounded``,
+  ``shown``. Refused ``bad_warning`` (the field at fault) and ``no_warnings``.
 - ``restart``: the node exits, once its result is committed, for systemd to start it again
   (``Restart=always``): a fresh process is the remedy for what an in-process restart would keep (a
   thread stuck in a driver's C call, a leak). Refused ``not_supervised`` when no service manager would
@@ -30,7 +35,7 @@ more entry here.
 Example::
 
     >>> sorted(COMMAND_KINDS)
-    ['config', 'config.get', 'link.pin', 'ping', 'restart', 'selftest', 'snapshot', 'status']
+    ['config', 'config.get', 'link.pin', 'ping', 'restart', 'selftest', 'snapshot', 'status', 'warning']
 """
 
 from __future__ import annotations
@@ -49,6 +54,8 @@ from typing import TYPE_CHECKING, Any
 from common.errors import IocEdgeError
 from edge.status import ConfigState, status_json
 from sync.store import Store
+from sync.warnings import Alert
+from sync.wire import WireError
 
 if TYPE_CHECKING:
     from edge.link import LinkMonitor
@@ -213,6 +220,17 @@ def _restart(body: Mapping[str, Any], node: NodeContext) -> dict[str, Any]:
     return {"exits_in_s": RESTART_DELAY_S, "pid": os.getpid()}
 
 
+def _warning(body: Mapping[str, Any], node: NodeContext) -> dict[str, Any]:
+    desk = node.node.warnings if node.node is not None else None
+    if desk is None:
+        raise CommandFailed("no_warnings", "the node runs without its warning desk (ioc-edge run starts it)")
+    try:
+        alert = Alert.from_json(body)
+    except WireError as exc:
+        raise CommandFailed("bad_warning", str(exc).removeprefix(f"{exc.reason}: ")) from None
+    return desk.receive(alert)
+
+
 def _exit_for_restart() -> None:
     # SIGTERM, as systemd stops it: `ioc-edge run` stops every component (the store committed) and
     # exits; Restart=always starts it again after RestartSec.
@@ -231,6 +249,7 @@ COMMAND_KINDS: dict[str, CommandKind] = {
         CommandKind("snapshot", _snapshot),
         CommandKind("selftest", _selftest),
         CommandKind("restart", _restart),
+        CommandKind("warning", _warning),
     )
 }
 """The kinds a node runs, by name; a command of any other kind is refused ``unknown_kind``."""

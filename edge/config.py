@@ -63,7 +63,7 @@ from edge.devices.base import DriverSection
 from edge.outputs import OUTPUT_TYPES
 from edge.outputs.base import OutputSection
 from edge.outputs.checks import check_outputs
-from edge.outputs.patterns import PatternConfig
+from edge.outputs.patterns import PatternConfig, patterns
 
 __all__ = [
     "CommandsConfig",
@@ -104,6 +104,13 @@ else:
 """An ``[outputs.NAME]`` table: the config model of its ``type``'s entry in the registry (edge.outputs)."""
 
 
+class Location(Section):
+    """Where a station is installed, in WGS 84 degrees."""
+
+    lat: float = Field(description="Latitude (degrees north).", ge=-90, le=90, examples=[16.4637])
+    lon: float = Field(description="Longitude (degrees east).", ge=-180, le=180, examples=[107.5909])
+
+
 class NodeSection(Section):
     """``[node]``: who this node is and where it keeps its state."""
 
@@ -118,6 +125,12 @@ class NodeSection(Section):
         description="Labels the centre selects nodes by (key: a-z, 0-9, '_', '-'; value: short text); "
         "reported in the node's status.",
         examples=[{"district": "phu-vang", "kind": "flood-station"}],
+    )
+    location: Location | None = Field(
+        None,
+        description="Where a fixed station is installed: the centre sends it the warnings of areas that "
+        "cover it and shows it on the map. A vessel has none: its GPS decides, on board.",
+        examples=[{"lat": 16.4637, "lon": 107.5909}],
     )
     state_dir: ConfigPath = Field(
         Path("/var/lib/ioc-edge"),
@@ -493,6 +506,21 @@ class TrackConfig(Section):
     )
 
 
+class WarningsConfig(Section):
+    """``[warnings]``: how the node treats the centre's warnings and its own soundings (``edge.warnings``)."""
+
+    exercise_pattern: str = Field(
+        "exercise",
+        description="The pattern an exercise (CAP status Exercise) sounds; '': shown, not sounded.",
+        examples=["exercise", ""],
+    )
+    ack_silences: bool = Field(
+        True,
+        description="An acknowledgement (the button, ioc-edge warn ack) also silences the sirens and lights: "
+        "true for a cabin buzzer; false for a station's siren that warns the public whoever acknowledged.",
+    )
+
+
 class NodeConfig(Section):
     """The whole file: ``[node]`` (required), ``[store]``, ``[uplink]`` and ``[drivers.NAME]``.
 
@@ -532,6 +560,9 @@ class NodeConfig(Section):
         default_factory=dict,
         description="Signal patterns by name, beside Hue's (storm, flood-2, flood-3, tsunami, exercise).",
         max_length=32,
+    )
+    warnings: WarningsConfig = Field(
+        default_factory=WarningsConfig, description="The centre's warnings and the node's own soundings."
     )
     link: LinkConfig | None = Field(
         None, description="Link profiles (live thinning, held streams); absent: send everything."
@@ -578,6 +609,12 @@ class NodeConfig(Section):
         # Each problem at its key (outputs.siren.pin, alarms.flood.sound): see edge.outputs.checks.
         sounds = {name: rule.sound for name, rule in self.alarms.items()}
         check_outputs(self.outputs, self.patterns, sounds, self.drivers)
+        known = patterns(self.patterns)
+        if self.warnings.exercise_pattern and self.warnings.exercise_pattern not in known:
+            raise ValueError(
+                f"warnings.exercise_pattern: {self.warnings.exercise_pattern!r} is not a pattern; "
+                f"expected one of {sorted(known)} or ''"
+            )
         return self
 
 

@@ -11,7 +11,7 @@ import contextlib
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar, cast
@@ -23,6 +23,7 @@ from drivers.base import DriverStartError, Outage, RecordSource
 from drivers.transport import ReopeningTransport, Transport
 from edge.alarms import AlarmEngine, Rule
 from edge.config import NodeConfig
+from edge.control import CONTROL_SOCKET, ControlServer
 from edge.devices import DEVICE_TYPES
 from edge.devices.base import BuildContext
 from edge.devices.camera import CameraDriverConfig
@@ -30,7 +31,10 @@ from edge.devices.transport import TransportConfig, open_transport
 from edge.health import PipelineHealth, Watched
 from edge.link import LinkMonitor
 from edge.metrics import NodeFigures, NodeMetrics
+from edge.outputs.bank import OutputBank
+from edge.outputs.base import OutputContext
 from edge.summary import Summarizer
+from edge.warnings import WarningDesk
 from sync.recorder import Recorder
 from sync.records import NodeStatus
 from sync.store import Store
@@ -88,7 +92,7 @@ class StatusReporter(Component):
         interval_s: float,
         failed: dict[str, str] | None = None,
         outages: dict[str, Callable[[], Outage | None]] | None = None,
-        facts: dict[str, Callable[[], dict]] | None = None,
+        facts: Mapping[str, Callable[[], object]] | None = None,
         config_version: Callable[[], str] | None = None,
     ) -> None:
         super().__init__("status")
@@ -179,6 +183,10 @@ class Node:
         self.health: PipelineHealth | None = None
         self.metrics: NodeMetrics | None = None
         self.track: TrackLog | None = None
+        self.outputs: OutputBank | None = None
+        self.warnings: WarningDesk | None = None
+        """The warnings in force and the outputs they drive; before the commands, which bring warnings."""
+        self.control: ControlServer | None = None
         self.failed: dict[str, str] = {}
         """Drivers that could not start, with why."""
         self._started: list = []
@@ -188,6 +196,7 @@ class Node:
         self.init_store()
         self.start_recorder()
         self.start_link()
+        self.start_warnings()
         self.start_commands()
         self.start_uplink()
         self.init_drivers()
@@ -223,6 +232,51 @@ class Node:
             self._run(link)
             self.live = LiveTrack(lambda: link.profile, self._recorder().append)
             self._run(self.live)
+
+    def start_warnings(self) -> None:
+        """The outputs (``[outputs]``), the warning desk that alone drives them, and the local control
+        socket through which a person on site sounds, silences and acknowledges (``ioc-edge warn``)."""
+        cfg = self.config
+        bank = None
+        if cfg.outputs:
+            bank = self.outputs = OutputBank(
+                cfg.outputs, cfg.patterns, OutputContext(self.pin_factory, self.transport_for, self.clock)
+            )
+            self._opened.append(bank)  # closed last: every pin released, every siren off
+            self.failed |= bank.failed
+        desk = self.warnings = WarningDesk(
+            cfg.node.device_id,
+            bank,
+            self._recorder().append,
+            self.clock,
+            self.position,
+            alarm_patterns={name: rule.sound for name, rule in cfg.alarms.items() if rule.sound},
+            exercise_pattern=cfg.warnings.exercise_pattern,
+            ack_silences=cfg.warnings.ack_silences,
+            note=self._note if cfg.track is not None and cfg.track.enabled else None,
+        )
+        self._run(desk)
+        if bank is not None:
+            bank.on_ack(desk.pressed)
+        try:
+            self.control = ControlServer(cfg.node.state_dir / CONTROL_SOCKET, desk.actions())
+        except OSError as exc:  # a state directory the node cannot write: warnings still work
+            log.error("event=control_socket_failed error=%r", str(exc))
+            return
+        self._run(self.control)
+
+    def position(self) -> tuple[float, float] | None:
+        """Where the node is now: its GPS's last fix, else its installed ``[node] location``, else None."""
+        for w, d in zip(self.watched, self.config.drivers.values(), strict=False):
+            last_fix = DEVICE_TYPES[d.type].last_fix
+            if last_fix is not None and (fix := last_fix(w.source)) is not None:
+                return fix.lat, fix.lon
+        location = self.config.node.location
+        return (location.lat, location.lon) if location is not None else None
+
+    def _note(self, text: str) -> None:
+        if self.track is not None:  # started after the desk: a note before it is in the receipts only
+            self.track.note(text)
 
     def start_commands(self) -> None:
         """The centre's signed commands (``[commands]``), verified with the CA of ``[uplink.tls]``."""
@@ -292,7 +346,7 @@ class Node:
             with contextlib.closing(open_store(cfg)) as store:
                 self.geofences = monitor_for(cfg.geofences, recorder, store)
         rules = [Rule(name, **rule.model_dump()) for name, rule in cfg.alarms.items()]
-        self.alarms = AlarmEngine(rules, recorder.append, self.clock)
+        self.alarms = AlarmEngine(rules, self._alarm, self.clock)
         self._run(self.alarms)
         self.start_track()
 
@@ -345,6 +399,12 @@ class Node:
             summarizer.add(records)
             alarms.feed(records)
 
+    def _alarm(self, stream: str, alarms: list) -> None:
+        """The alarm engine's sink: stored, and a rule's pattern sounded at once, link or no link."""
+        self._recorder().append(stream, alarms)
+        if self.warnings is not None:
+            self.warnings.alarms(alarms)
+
     def start_drivers(self) -> None:
         for driver in self.drivers:
             try:
@@ -372,6 +432,9 @@ class Node:
             sources["commands"] = lambda: commands.counts
         if live := self.live:
             sources["live_track"] = lambda: live.stats
+        location = self.config.node.location
+        # A node with a GPS and no fixed place moves (a vessel); a station may have a GPS for its clock.
+        mobile = location is None and any(DEVICE_TYPES[d.type].gps_time for d in self.config.drivers.values())
         self.status = StatusReporter(
             open_store(self.config),
             self._recorder(),
@@ -381,8 +444,13 @@ class Node:
             self.failed,
             {d.name: _reader(d, lambda s: s.outage) for d in self.drivers},
             {name: c.describe for name, c in (("link", self.link), ("track", self.track)) if c is not None}
-            # Always told, none too: the centre's selectors match what the node last reported (ioc.labels).
-            | {"labels": lambda: dict(self.config.node.labels)},
+            # Always told, none too: the centre's selectors match what the node last reported (ioc.labels),
+            # and its area warnings reach the stations it covers and every node that moves (ioc.warnings).
+            | {
+                "labels": lambda: dict(self.config.node.labels),
+                "location": lambda: location.model_dump() if location else None,
+                "mobile": lambda: mobile,
+            },
             self.supervisor.files.version if self.supervisor else None,
         )
         self._run(self.status)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import itertools
 import logging
 import os
 import socket
@@ -82,3 +83,11 @@ def capture_logs(caplog: pytest.LogCaptureFixture) -> None:
     """Capture every log record from here on (the CLI's setup_logging replaced the root's handlers)."""
     logging.getLogger().addHandler(caplog.handler)
     caplog.set_level(logging.DEBUG)
+
+
+def pin_edges(pin, after: int = 0) -> list[tuple[float, bool]]:
+    """``(seconds after the first, state)`` of each change in a gpiozero mock pin's history after its
+    first ``after`` changes (its ``states`` hold the time since the previous change, not a clock)."""
+    times = list(itertools.accumulate(state.timestamp for state in pin.states))
+    changes = list(zip(times, (bool(state.state) for state in pin.states), strict=True))[1 + after :]
+    return [(round(t - changes[0][0], 4), state) for t, state in changes]

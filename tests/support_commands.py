@@ -1,6 +1,6 @@
 """A node's bench for the centre's signed commands: a real mosquitto over mutual TLS without an ACL (so a test
-client may publish anything on the node's command topic), the node's identity and config, and a command
-signer of the node's CA.
+client may publish anything on the node's command topic), the node's identity and config, and the command
+signer and the warning signer of the node's CA.
 
 Example::
 
@@ -30,8 +30,9 @@ from ioc.commands import CommandQueue, Dispatcher
 from ioc.db import Database
 from ioc.receiver import Receiver
 from provisioning import pki
-from provisioning.commands import CommandSigner, issue_command_signer
+from provisioning.commands import COMMAND_SIGNER, WARNING_SIGNER, CommandSigner, issue_command_signer
 from provisioning.tls import TlsFiles
+from provisioning.trust import Purpose
 from sync.commands import Command, SignedCommand, command_topic, encode_command
 from sync.records import CommandResult
 from sync.store import StoredCommand
@@ -39,20 +40,21 @@ from sync.store import StoredCommand
 DEVICE = "vessel-042"
 
 
-def command_signer(ca_dir: Path, out: Path) -> CommandSigner:
-    """A command signer of the device CA in ``ca_dir``, written to ``out``, loaded as the centre does."""
-    key, cert = issue_command_signer(
-        pki.load_private_key(ca_dir / "ca.key"), pki.load_certificates(ca_dir / "ca.crt")[0], "dispatcher"
-    )
-    pki.write_private_key(out / "signer.key", key)
-    pki.write_public(out / "signer.crt", pki.certificate_pem(cert))
-    return CommandSigner.load(out / "signer.key", out / "signer.crt")
+def command_signer(ca_dir: Path, out: Path, purpose: Purpose = COMMAND_SIGNER) -> CommandSigner:
+    """A command signer (or another ``purpose``'s: the warning signer) of the device CA in ``ca_dir``,
+    written to ``out``, loaded as the centre does."""
+    ca_key, ca_cert = pki.load_private_key(ca_dir / "ca.key"), pki.load_certificates(ca_dir / "ca.crt")[0]
+    key, cert = issue_command_signer(ca_key, ca_cert, "dispatcher", purpose=purpose)
+    name = "signer" if purpose is COMMAND_SIGNER else purpose.unit
+    pki.write_private_key(out / f"{name}.key", key)
+    pki.write_public(out / f"{name}.crt", pki.certificate_pem(cert))
+    return CommandSigner.load(out / f"{name}.key", out / f"{name}.crt")
 
 
 @dataclass
 class Bench:
     """The broker (mutual TLS against the device CA, no ACL), the node's identity and config, a client of
-    the same CA that publishes commands, and the CA's command signer."""
+    the same CA that publishes commands, and the CA's command signer and warning signer."""
 
     tmp: Path
     broker: PrivateBroker
@@ -60,6 +62,7 @@ class Bench:
     config: NodeConfig
     publisher: Client
     signer: CommandSigner
+    warning_signer: CommandSigner
 
     def command(self, seq: int, kind: str = "ping", **changes: Any) -> Command:
         """A command for the node's store epoch, issued now for a minute; ``changes`` override fields."""
@@ -131,10 +134,11 @@ def command_bench(tmp_path: Path) -> Iterator[Bench]:
     config = write_config(tmp_path, node_toml(tmp_path, DEVICE, port) + tls)
     (tmp_path / "signer").mkdir()
     signer = command_signer(ca_dir, tmp_path / "signer")
+    warning_signer = command_signer(ca_dir, tmp_path / "signer", WARNING_SIGNER)
     with PrivateBroker(tmp_path / "broker", port, listeners=listeners) as broker:
         publisher = Client(port, make_identity(tmp_path, "ioc-test"), "ioc-test")
         publisher.subscribe(f"ioc/v1/{DEVICE}/up/+")
-        yield Bench(tmp_path, broker, identity, config, publisher, signer)
+        yield Bench(tmp_path, broker, identity, config, publisher, signer, warning_signer)
         publisher.close()
 
 
@@ -149,8 +153,10 @@ class CentreSide:
 
 
 @contextmanager
-def centre_on(bench: Bench, tmp_path: Path) -> Iterator[CentreSide]:
-    db = Database(f"sqlite:///{tmp_path / 'ioc.db'}")
+def centre_on(bench: Bench, tmp_path: Path, db: Database | None = None) -> Iterator[CentreSide]:
+    """The centre on ``bench``'s broker over ``db`` (None: a SQLite file of its own, closed at the end)."""
+    own = db is None
+    db = Database(f"sqlite:///{tmp_path / 'ioc.db'}") if db is None else db
     centre = make_identity(tmp_path, "ioc-centre")  # the broker has no ACL: any certificate of the CA
     receiver = Receiver(db, "127.0.0.1", bench.broker.port, client_id="ioc-test-receiver", tls=centre)
     receiver.start()
@@ -160,6 +166,7 @@ def centre_on(bench: Bench, tmp_path: Path) -> Iterator[CentreSide]:
         bench.signer,
         "127.0.0.1",
         bench.broker.port,
+        warning_signer=bench.warning_signer,
         tls=centre,
         retry_min_s=0.2,
         retry_max_s=1,
@@ -170,4 +177,5 @@ def centre_on(bench: Bench, tmp_path: Path) -> Iterator[CentreSide]:
     finally:
         dispatcher.stop()
         receiver.stop()
-        db.close()
+        if own:
+            db.close()
