@@ -32,17 +32,18 @@ SQLITE = Dialect("sqlite", "INTEGER", "REAL", "TEXT", "BLOB")
 POSTGRESQL = Dialect("postgresql", "BIGINT", "DOUBLE PRECISION", 'TEXT COLLATE "C"', "BYTEA")
 
 
-def stream_tables(d: Dialect, names: tuple[str, ...]) -> list[str]:
+def stream_tables(d: Dialect, names: tuple[str, ...], omit: tuple[str, ...] = ()) -> list[str]:
     """One table per synced stream keyed on (device, epoch, seq), so the database refuses duplicates.
 
     A migration names its streams rather than taking every stream of ``sync.wire``: a released
     migration must give the same statements for ever, and a later stream gets its own migration.
+    For the same reason it names in ``omit`` the columns a later migration added to a stream.
     """
     kinds = {"int": d.int, "fixed": d.real, "text": d.text, "blob": d.blob}
     statements = []
     for stream in (STREAMS[name] for name in names):
         # Column names quoted: one is an SQL keyword ("group").
-        columns = ", ".join(f'"{c.name}" {kinds[c.kind]}' for c in stream.columns)
+        columns = ", ".join(f'"{c.name}" {kinds[c.kind]}' for c in stream.columns if c.name not in omit)
         statements.append(
             f"CREATE TABLE IF NOT EXISTS rec_{stream.name} (device {d.text} NOT NULL, "
             f"epoch {d.text} NOT NULL, seq {d.int} NOT NULL, {columns}, received_ms {d.int} NOT NULL, "
@@ -139,7 +140,7 @@ def _track(d: Dialect) -> list[str]:
     operator must see: ``break``, ``gap``, ``bad_signature``, ``new_chain``, one per record and kind.
     """
     return (
-        stream_tables(d, ("track", "track_sig"))
+        stream_tables(d, ("track", "track_sig"), omit=("note_hi", "note_lo"))  # added by migration 13
         + stream_indexes(("track", "track_sig"))
         + [
             "CREATE INDEX IF NOT EXISTS rec_track_chain_idx ON rec_track (device, epoch, idx)",
