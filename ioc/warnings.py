@@ -363,9 +363,9 @@ class Warnings:
         Raises :class:`WarningError`: ``identifier`` unknown, cancelled, updated already (update the
         newer one), expired, or a node's own; the new alert's ``identifier`` issued already.
         """
-        original = self._in_force(identifier, now_ms, "update")
+        original = self.in_force(identifier, now_ms)
         previous = original.alert()
-        assert previous is not None  # _in_force refuses a node's own sounding, the only one without
+        assert previous is not None  # in_force refuses a node's own sounding, the only one without
         try:
             update = dataclasses.replace(alert, msg_type="Update", references=(previous.reference(),))
         except WireError as exc:
@@ -381,7 +381,7 @@ class Warnings:
 
         Raises :class:`WarningError` as :meth:`update` does (a second cancel: ``identifier``, cancelled).
         """
-        original = self._in_force(identifier, now_ms, "cancel")
+        original = self.in_force(identifier, now_ms)
         previous = original.alert()
         assert previous is not None  # as in update
         try:
@@ -401,8 +401,12 @@ class Warnings:
             raise WarningError(str(exc).removeprefix(f"{exc.reason}: ")) from None
         return self._send(cancel, self._targets(identifier), original.selector, issuer, now_ms, 0, original)
 
-    def _in_force(self, identifier: str, now_ms: int, verb: str) -> StoredWarning:
-        """Warning ``identifier``, which an Update or Cancel may change; WarningError naming why not."""
+    def in_force(self, identifier: str, now_ms: int) -> StoredWarning:
+        """Warning ``identifier``, which an Update or Cancel may change at ``now_ms``.
+
+        Raises :class:`WarningError` (``identifier: ...``) for one unknown, a node's own, a Cancel,
+        cancelled, updated (naming the Update, the one to change) or expired.
+        """
         warning = self.get(identifier)
         if warning is None:
             raise WarningError(f"identifier: no warning {identifier!r} was issued here")
@@ -419,7 +423,7 @@ class Warnings:
             )
         if warning.state == "updated":
             raise WarningError(
-                f"identifier: {identifier} was updated by {warning.superseded_by}: {verb} that one"
+                f"identifier: {identifier} was updated by {warning.superseded_by}: change that one"
             )
         if warning.state_at(now_ms) == "expired":
             raise WarningError(f"identifier: {identifier} expired at {_iso(warning.expires_ms)}")

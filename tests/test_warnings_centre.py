@@ -9,8 +9,11 @@ import io
 import json
 
 import pytest
+from click.testing import CliRunner
+from helpers import cli
 
 from ioc.audit import entries
+from ioc.cli import main as center_cli
 from ioc.commands import CommandQueue
 from ioc.db import Database
 from ioc.labels import NodeLabels
@@ -194,7 +197,7 @@ def test_update_and_cancel_refer_to_the_original_and_are_audited(nodes: Database
     assert update.commands == {"st-in": 2, "vessel-1": 2}
     with pytest.raises(WarningError) as caught:
         warnings.cancel("ioc-hue-1", "lan", T0 + 61_000)
-    assert str(caught.value) == "identifier: ioc-hue-1 was updated by ioc-hue-2: cancel that one"
+    assert str(caught.value) == "identifier: ioc-hue-1 was updated by ioc-hue-2: change that one"
 
     cancel = warnings.cancel("ioc-hue-2", "lan", T0 + 120_000)
     assert (cancel.alert.msg_type, cancel.alert.references) == ("Cancel", (update.alert.reference(),))
@@ -248,4 +251,61 @@ def test_csv_of_warnings_and_receipts(nodes: Database) -> None:
     assert [(r["device"], r["delivered"], r["inside"], r["command_state"], r["flagged"]) for r in rows] == [
         ("st-in", "2026-09-21T14:13:20.100+00:00", "1", "queued", "1"),
         ("vessel-1", "", "", "queued", "1"),
+    ]
+
+
+def test_warn_issue_dry_run_prints_the_reach_and_issues_nothing(nodes: Database) -> None:
+    area = ["--circle", "16.8,107.8,50", "--area-desc", "Biển Huế", "--db", nodes.url]
+    out = cli(center_cli, ["warn", "issue", "--event", "Bão", "--dry-run", *area])
+    assert out == (
+        "would reach 2 node(s) (dry run: nothing issued)\n"
+        "st-in\tstation inside\nvessel-1\tvessel: decides on board\n"
+    )
+    assert Warnings(nodes).list() == [] and CommandQueue(nodes).list() == []
+    refused = CliRunner().invoke(center_cli, ["warn", "issue", "--dry-run", *area])
+    assert (refused.exit_code, refused.output) == (1, "--event is required (or --cap FILE)\n")
+
+
+def test_warn_issue_show_cancel_and_receipts_csv(nodes: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [T0]
+    monkeypatch.setattr("ioc.db.now_ms", lambda: clock[0])
+    db = ["--db", nodes.url]
+    square = "16.5,107.5 16.5,108 17,108 17,107.5"  # closed for the operator
+    out = cli(
+        center_cli,
+        ["warn", "issue", "--event", "Bão", "--headline-vi", "Bão số 9", "--headline-en", "Typhoon 9",
+         "--polygon", square, "--area-desc", "Biển Huế", "--select", "district=phu-vang", "--pattern",
+         "storm", "--expires-in", "2h", "--ack-within", "10m", "--sender", "ioc@hue.gov.vn", *db],
+    )  # fmt: skip
+    ident = out.split("\t")[0]
+    assert ident.startswith("ioc-hue.gov.vn-20260921141320-")
+    assert out.splitlines()[1:] == ["st-in\tstation inside\tcommand 1"]
+    alert = Warnings(nodes).get(ident)
+    assert alert is not None and alert.expires_ms == T0 + 2 * HOUR
+    issued = alert.alert()
+    assert issued is not None and [i.headline for i in issued.infos] == ["Bão số 9", "Typhoon 9"]
+    assert issued.areas[0].polygons[0][-1] == (16.5, 107.5)
+    receipts(nodes, "st-in", 1, (ident, "delivered", T0 + 100, "", "centre", 1, ""))
+    receipts(nodes, "st-in", 2, (ident, "sounded", T0 + 2000, "siren", "centre", 1, ""))
+
+    clock[0] = T0 + 11 * 60_000
+    shown = cli(center_cli, ["warn", "show", ident, "--unacked", *db]).splitlines()
+    assert shown[1] == "Bão\tSevere\tImmediate\tLikely\tBão số 9"
+    assert shown[2].startswith("issued 09-21 14:13:20Z by ")
+    assert shown[2].endswith("\texpires 09-21 16:13:20Z\tarea Biển Huế")
+    assert shown[3:] == [
+        "st-in\tstation inside\tqueued\tdelivered 09-21 14:13:20Z\tsounded 09-21 14:13:22Z\tsilenced -\t"
+        "acknowledged -\tinside\tUNACKED"
+    ]
+    cancelled = cli(center_cli, ["warn", "cancel", ident, *db]).splitlines()
+    assert cancelled[0].endswith("\tCancel\tto 1 node(s)") and cancelled[1:] == [
+        "st-in\tstation inside\tcommand 2"
+    ]
+    again = CliRunner().invoke(center_cli, ["warn", "cancel", ident, *db])
+    assert again.exit_code == 1 and again.output.startswith(f"identifier: {ident} was cancelled already")
+    listed = cli(center_cli, ["warn", "list", *db]).splitlines()
+    assert [line.split("\t")[2:4] for line in listed] == [["Cancel", "sent"], ["Alert", "cancelled"]]
+    rows = list(csv.DictReader(io.StringIO(cli(center_cli, ["warn", "receipts", ident, "--csv", *db]))))
+    assert [(r["device"], r["sounded"], r["flagged"]) for r in rows] == [
+        ("st-in", "2026-09-21T14:13:22.000+00:00", "0")  # cancelled: no acknowledgement owed
     ]
