@@ -745,8 +745,9 @@ def _fold(kept: dict[str, Any], receipts: Iterable[WarningReceipt]) -> dict[str,
 
 
 def _why(receipt: WarningReceipt) -> str:
-    """Why a receipt's step happened: ``by``, and the ``reason`` its details give (``hand: cancelled``)."""
-    reason = _detail(receipt.details, "reason")
+    """Why a receipt's step happened: ``by``, and the ``reason`` (a silence's) or ``why`` (a refusal's)
+    its details give (``centre: cancelled``)."""
+    reason = _detail(receipt.details, "reason") or _detail(receipt.details, "why")
     return f"{receipt.by}: {reason}" if reason else receipt.by
 
 

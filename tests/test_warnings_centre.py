@@ -170,7 +170,9 @@ def test_a_node_own_sounding_is_a_local_warning_from_its_first_receipt(ioc_db: D
         ioc_db,
         "gauge-7",
         1,
+        (ident, "delivered", T0 + 5, "", "alarm:flood", None, '{"local": true, "pattern": "flood-2"}'),
         (ident, "sounded", T0 + 5, "siren", "alarm:flood", None, '{"pattern": "flood-2"}'),
+        (ident, "refused", T0 + 6, "", "alarm:flood", None, '{"pattern": "x", "why": "no light"}'),
         ("ioc-unknown", "delivered", T0, "", "centre", None, ""),  # not the centre's: left in the stream
     )
     (local,) = Warnings(ioc_db).list()
@@ -184,7 +186,8 @@ def test_a_node_own_sounding_is_a_local_warning_from_its_first_receipt(ioc_db: D
     )
     ((target),) = Warnings(ioc_db).receipts(ident)
     assert (target.why, target.sounded_ms, target.ack_due_ms) == ("local", T0 + 5, None)
-    assert ioc_db.count("warning_receipt") == 2
+    assert (target.refused_ms, target.refused_why) == (T0 + 6, "alarm:flood: no light")
+    assert ioc_db.count("warning_receipt") == 4
 
 
 def test_update_and_cancel_refer_to_the_original_and_are_audited(nodes: Database) -> None:
