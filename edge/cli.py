@@ -550,7 +550,8 @@ def track() -> None:
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="File to write.")
 def track_export(file: Path, from_ms: int, to_ms: int, out: Path) -> None:
     """Write the track between --from and --to into one self-contained file (records, hashes,
-    signatures, the device's certificates) that `ioc-center track verify` checks offline.
+    signatures, the device's certificates, the notes' texts: warnings received and acknowledged on
+    board) that `ioc-center track verify` checks offline.
 
     The range widens to the signatures around it, so that every record is proven.
 
@@ -574,6 +575,7 @@ def track_export(file: Path, from_ms: int, to_ms: int, out: Path) -> None:
     click.echo(
         f"{out}: {header['records']} records ({header['first_idx']}..{last}) of chain {header['chain']}, "
         f"{len(header['signatures'])} signatures"
+        + (f", {len(header['notes'])} notes" if header["notes"] else "")
     )
     if header["unsigned"]:
         click.echo(

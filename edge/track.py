@@ -28,12 +28,18 @@ from pathlib import Path
 
 from common.clock import Clock
 from common.component import Component
-from common.errors import IocEdgeError
 from provisioning.signing import DeviceSigner
 from sync.chain import ChainHead, note_digest, sig_message
 from sync.records import Position, TrackNote, TrackPoint, TrackSig
 from sync.store import Store
-from sync.trackfile import BLOCK_RECORDS, TrackFileWriter, export_header, span, usable_signatures
+from sync.trackfile import (
+    BLOCK_RECORDS,
+    TrackExportError,
+    TrackFileWriter,
+    export_header,
+    span,
+    usable_signatures,
+)  # fmt: skip
 from sync.wire import TRACK
 
 __all__ = ["TrackExportError", "TrackLog", "export_track"]
@@ -54,10 +60,6 @@ ARCHIVED = ("track", "track_sig", "track_note")
 PEM_EVERY_S = 86_400.0
 """A signature carries the certificate chain at the start of a run and then once a day, so that
 retention, which prunes by age, always leaves a signature with the chain before the others."""
-
-
-class TrackExportError(IocEdgeError, ValueError):
-    """Nothing in the archive can be exported for the range asked, with why."""
 
 
 # The wire's (lo, hi) of each quality figure, in the track's column order; a side without a bound is infinite.
@@ -180,7 +182,8 @@ class TrackLog(Component):
             # export skips it), never a chained note without its text.
             self._append("track_note", [TrackNote(*stamp, idx, text)])
             hi, lo = note_digest(text)
-            self._chain([TrackPoint(*stamp, idx, *self._last_at, note_hi=hi, note_lo=lo)])
+            lat, lon = self._last_at
+            self._chain([TrackPoint(*stamp, idx, lat, lon, note_hi=hi, note_lo=lo)])
             return idx
 
     def _chain(self, points: list[TrackPoint]) -> None:

@@ -1943,7 +1943,8 @@ def _exported(out: Path, header: dict[str, Any]) -> str:
     last = header["first_idx"] + header["records"] - 1
     lines = [
         f"{out}: {header['records']} records ({header['first_idx']}..{last}) of chain {header['chain']}, "
-        f"{len(header['signatures'])} signatures, {len(header['notes'])} notes"
+        f"{len(header['signatures'])} signatures"
+        + (f", {len(header['notes'])} notes" if header["notes"] else "")
     ]
     if header["unsigned"]:
         lines.append(f"note: the newest {header['unsigned']} records of the range are not signed yet")

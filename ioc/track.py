@@ -19,18 +19,24 @@ up to the newest signature, in idx order whatever order the batches came in, and
 
 Records after the newest signature wait for the next one: the node signs every few minutes.
 
+:func:`export_chain` writes a stretch of a stored chain as the node's ``ioc-edge track export``
+does (``sync.trackfile``), the notes' texts (``track_note``: warnings delivered and acknowledged
+on board) included, for ``ioc-center track export``.
+
 Example::
 
     check = TrackCheck(db, ca_cert)        # ca_cert None: the certificates alone
     check(batch)                           # a stored batch of the track or track_sig stream
     chain_status(db, "vessel-042")         # {"chains": [...], "flags": [...]}
+    export_chain(db, "vessel-042", from_ms, to_ms, Path("week.track"))
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,11 +45,19 @@ from cryptography import x509
 from ioc.db import Cursor, Database, now_ms
 from provisioning.revocation import CrlFile
 from provisioning.signing import Enrolled, SignatureChecker, SignatureError, signed_at
-from sync.chain import GAP_S, HASH, IDX, canonical, gaps, genesis, link, sig_message
-from sync.records import TrackPoint
-from sync.wire import TRACK, Batch
+from sync.chain import GAP_S, HASH, IDX, ChainHead, canonical, gaps, genesis, link, sig_message
+from sync.records import TrackNote, TrackPoint, TrackSig
+from sync.trackfile import (
+    BLOCK_RECORDS,
+    TrackExportError,
+    TrackFileWriter,
+    export_header,
+    span,
+    usable_signatures,
+)
+from sync.wire import TRACK, TRACK_NOTE, TRACK_SIG, Batch
 
-__all__ = ["FLAG_KINDS", "GAP_S", "TrackCheck", "chain_status"]
+__all__ = ["FLAG_KINDS", "GAP_S", "TrackCheck", "chain_status", "export_chain"]
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +65,13 @@ FLAG_KINDS = ("break", "gap", "bad_signature", "new_chain")
 HOLE_WAIT_S = 3600.0
 """How long records after a missing one may wait for it before the hole is flagged as a break."""
 PAGE = 50_000
-_COLUMNS = ", ".join(f'"{n}"' for n in TRACK.names)
+
+
+def _quoted(names: tuple[str, ...]) -> str:
+    return ", ".join(f'"{n}"' for n in names)
+
+
+_COLUMNS = _quoted(TRACK.names)
 
 
 @dataclass
@@ -293,3 +313,84 @@ def chain_status(db: Database, device: str, flags: int = 100) -> dict[str, Any]:
         [device],
     )
     return {"device": device, "chains": chains, "flags": items}
+
+
+def export_chain(
+    db: Database, device: str, from_ms: int, to_ms: int, out: Path, epoch: str | None = None
+) -> dict[str, Any]:
+    """Write ``device``'s chain ``epoch`` (None: its newest) between ``from_ms`` and ``to_ms`` to
+    ``out``, as the node's export does: widened to the signatures around the range, the notes'
+    texts in the header. The records are the ones the node sent (the first copy of each idx): a
+    break the centre flagged fails the file's verify at that record, as it should.
+
+    Returns the file's header with ``records``, ``notes`` and ``unsigned`` (records of the range
+    that no signature has covered yet). Raises :class:`TrackExportError` when nothing can be exported.
+    """
+    if epoch is None:
+        newest = db.fetch(
+            "SELECT epoch FROM track_chains WHERE device = ? ORDER BY first_seen_ms DESC, epoch LIMIT 1",
+            [device],
+        )
+        if not newest:
+            raise TrackExportError(f"no track chain of {device} at the centre")
+        epoch = str(newest[0]["epoch"])
+    where = "device = ? AND epoch = ?"
+    (ends,) = db.fetch(
+        f"SELECT MIN(idx) AS lo, MAX(idx) AS hi FROM rec_track WHERE {where} AND ts_ms >= ? AND ts_ms < ?",
+        [device, epoch, from_ms, to_ms],
+    )
+    if ends["lo"] is None:
+        raise TrackExportError(f"no track records of {device} chain {epoch} in that range")
+    sigs = db.fetch(
+        f"SELECT {_quoted(TRACK_SIG.names)} FROM rec_track_sig WHERE {where} ORDER BY idx, seq",
+        [device, epoch],
+    )
+    usable = usable_signatures(_first_of_each(TrackSig._make(r.values()) for r in sigs))
+    spanned = span(usable[0], ends["lo"], ends["hi"])
+    if spanned is None:
+        raise TrackExportError(
+            f"no signature of {device} covers that range yet: a node signs every few minutes"
+        )
+    anchor, first, last = spanned
+    head = ChainHead.start(device, epoch)
+    if anchor:
+        head.hash, head.next_idx = bytes(anchor.hash), first
+    header = export_header(device, epoch, head.hash, first, last, usable, from_ms, to_ms)
+    notes = db.fetch(
+        f"SELECT {_quoted(TRACK_NOTE.names)} FROM rec_track_note WHERE {where} AND idx >= ? AND idx <= ? "
+        "ORDER BY idx, seq",
+        [device, epoch, first, last],
+    )
+    with TrackFileWriter(out, header, [TrackNote._make(n.values()) for n in notes]) as writer:
+        batch: list[TrackPoint] = []
+        for points in _pages(db, device, epoch, first, last):
+            batch += points
+            if len(batch) >= BLOCK_RECORDS:
+                writer.write_points(head, batch)
+                batch = []
+        writer.write_points(head, batch)
+    return {**header, "records": writer.records, "notes": writer.notes, "unsigned": max(ends["hi"] - last, 0)}
+
+
+def _first_of_each(records: Iterator[Any]) -> Iterator[Any]:
+    """``records`` (in idx order) with the first of each idx: a node may send one twice."""
+    last = None
+    for r in records:
+        if r.idx != last:
+            last = r.idx
+            yield r
+
+
+def _pages(db: Database, device: str, epoch: str, first: int, last: int) -> Iterator[list[TrackPoint]]:
+    """The stored records ``first..last`` of a chain, a page at a time, the first copy of each idx."""
+    after = first - 1
+    while after < last:
+        rows = db.fetch(
+            f"SELECT {_COLUMNS} FROM rec_track WHERE device = ? AND epoch = ? AND idx > ? AND idx <= ? "
+            f"ORDER BY idx, seq LIMIT {PAGE}",
+            [device, epoch, after, last],
+        )
+        if not rows:
+            return
+        yield list(_first_of_each(TrackPoint._make(r.values()) for r in rows))
+        after = rows[-1]["idx"]

@@ -72,8 +72,8 @@ from sync.records import TrackNote, TrackPoint, TrackSig
 from sync.wire import TRACK
 
 __all__ = [
-    "Note", "TrackFileError", "TrackFileWriter", "VerifyReport", "export_header", "read", "span",
-    "usable_signatures", "verify",
+    "Note", "TrackExportError", "TrackFileError", "TrackFileWriter", "VerifyReport", "export_header",
+    "read", "span", "usable_signatures", "verify",
 ]  # fmt: skip
 
 FORMAT = "ioc-edge-track"
@@ -88,6 +88,10 @@ _LATLON_SCALE = TRACK.columns[_LAT].scale
 _MAX_HEADER = 256 * 1024 * 1024
 GAPS_LISTED = 100
 """Gaps a report lists (it counts them all): a clock gone wrong can make one every record."""
+
+
+class TrackExportError(IocEdgeError, ValueError):
+    """Nothing can be exported for the range asked (no records, none signed yet), with why."""
 
 
 class TrackFileError(IocEdgeError, ValueError):
@@ -439,8 +443,10 @@ def _notes(rows: np.ndarray, texts: dict[int, str], name: str) -> list[Note]:
             why = "the note's text does not match the digest chained there: changed"
             raise TrackFileError(f"{name}: record {i} ({_when(ts)}): {why}")
         lat, lon = int(rows[p, _LAT]), int(rows[p, _LON])
-        at = (None, None) if lat == NULL or lon == NULL else (lat / _LATLON_SCALE, lon / _LATLON_SCALE)
-        found.append(Note(i, ts, *at, text))
+        fixed = lat != NULL and lon != NULL
+        found.append(
+            Note(i, ts, lat / _LATLON_SCALE if fixed else None, lon / _LATLON_SCALE if fixed else None, text)
+        )
     return found
 
 
