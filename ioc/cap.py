@@ -69,7 +69,8 @@ CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
 PATTERN_PARAMETER = "ioc-edge:pattern"
 """The ``valueName`` of the ``<parameter>`` that carries the siren pattern."""
 MAX_CAP_BYTES = 256 * 1024
-"""The biggest document :func:`from_xml` reads: the model's limits fit in a tenth of it."""
+"""The biggest document :func:`from_xml` reads (a storm warning in two languages with a coastline
+of a few hundred points is tens of KiB)."""
 
 _DATETIME_RE = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)([-+])(\d\d):(\d\d)")
 _DECIMAL_RE = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)")
