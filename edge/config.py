@@ -519,6 +519,13 @@ class WarningsConfig(Section):
         description="An acknowledgement (the button, ioc-edge warn ack) also silences the sirens and lights: "
         "true for a cabin buzzer; false for a station's siren that warns the public whoever acknowledged.",
     )
+    fix_wait_s: float = Field(
+        30.0,
+        description="A node with a GPS and no fix yet (just booted) waits this long for one before it "
+        "decides whether it is in a warning's area; then it sounds it, inside unknown.",
+        ge=0,
+        le=600,
+    )
 
 
 class NodeConfig(Section):

@@ -253,6 +253,8 @@ class Node:
             alarm_patterns={name: rule.sound for name, rule in cfg.alarms.items() if rule.sound},
             exercise_pattern=cfg.warnings.exercise_pattern,
             ack_silences=cfg.warnings.ack_silences,
+            # a station knows its place; a node with a GPS and none waits for a fix, not the others
+            fix_wait_s=cfg.warnings.fix_wait_s if self._mobile() else 0.0,
             note=self._note if cfg.track is not None and cfg.track.enabled else None,
         )
         self._run(desk)
@@ -273,6 +275,11 @@ class Node:
                 return fix.lat, fix.lon
         location = self.config.node.location
         return (location.lat, location.lon) if location is not None else None
+
+    def _mobile(self) -> bool:
+        # A node with a GPS and no fixed place moves (a vessel); a station may have a GPS for its clock.
+        cfg = self.config
+        return cfg.node.location is None and any(DEVICE_TYPES[d.type].gps_time for d in cfg.drivers.values())
 
     def _note(self, text: str) -> None:
         if self.track is not None:  # started after the desk: a note before it is in the receipts only
@@ -433,8 +440,7 @@ class Node:
         if live := self.live:
             sources["live_track"] = lambda: live.stats
         location = self.config.node.location
-        # A node with a GPS and no fixed place moves (a vessel); a station may have a GPS for its clock.
-        mobile = location is None and any(DEVICE_TYPES[d.type].gps_time for d in self.config.drivers.values())
+        mobile = self._mobile()
         self.status = StatusReporter(
             open_store(self.config),
             self._recorder(),

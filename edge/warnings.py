@@ -15,8 +15,10 @@ its outputs (``edge.outputs.OutputBank``: sirens, lights, displays; the acknowle
 
 Inside or outside is decided here, with the node's own position: a vessel's last GPS fix (so a boat
 whose last position at the centre is hours old decides where it is now), else the station's
-``[node] location``. A node that knows neither sounds the warning and says ``inside`` unknown: a
-needless siren is better than a storm missed. An alert without areas covers every node it is sent to.
+``[node] location``. A vessel just booted, its GPS without a fix yet, waits up to ``[warnings]
+fix_wait_s`` for one (then receipts ``located``). A node that knows neither sounds the warning and
+says ``inside`` unknown: a needless siren is better than a storm missed. An alert without areas
+covers every node it is sent to.
 
 Every step is a :class:`sync.records.WarningReceipt` on the alarm lane (see its docstring for the
 events), and on a vessel with a track log, delivery and acknowledgement are also chained into the
@@ -33,6 +35,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -47,7 +50,7 @@ from edge.outputs.bank import OutputBank
 from sync.records import Alarm, WarningReceipt
 from sync.warnings import Alert, Info
 
-__all__ = ["RECEIPTS", "Held", "WarningDesk"]
+__all__ = ["RECEIPTS", "Held", "WarningDesk", "display_lines"]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +74,8 @@ class Held:
     shown: bool = False
     sounded: bool = False
     acked: bool = False
+    deciding: float = 0.0
+    """Until when (``time.monotonic``) it waits for a position before it decides; 0: decided."""
 
 
 class WarningDesk(Component):
@@ -81,7 +86,8 @@ class WarningDesk(Component):
     (``(lat, lon)`` or None); ``alarm_patterns`` the pattern each local alarm rule sounds;
     ``exercise_pattern`` what an exercise sounds (empty: none); ``ack_silences``: an acknowledgement
     also silences the sirens (a cabin buzzer; a station's siren warning the public goes on when false);
-    ``note`` chains a text into the signed track (None: no track log).
+    ``fix_wait_s``: how long a node with a GPS and no fix yet waits for one before it decides whether
+    it is inside (0: it decides at once); ``note`` chains a text into the signed track (None: no track log).
 
     Example::
 
@@ -102,12 +108,14 @@ class WarningDesk(Component):
         alarm_patterns: Mapping[str, str] | None = None,
         exercise_pattern: str = "exercise",
         ack_silences: bool = True,
+        fix_wait_s: float = 0.0,
         note: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__("warnings")
         self.device, self.bank, self.sink, self.clock, self.position = device, bank, sink, clock, position
         self.alarm_patterns = dict(alarm_patterns or {})
         self.exercise_pattern, self.ack_silences, self.note = exercise_pattern, ack_silences, note
+        self.fix_wait_s = fix_wait_s
         self.held: dict[str, Held] = {}
         self.counts: Counter[str] = Counter()
         roles = {n: OUTPUT_TYPES[t].role for n, t in bank.kinds.items()} if bank is not None else {}
@@ -120,13 +128,14 @@ class WarningDesk(Component):
 
     def receive(self, alert: Alert, by: str = "centre") -> dict[str, object]:
         """Take one alert: delivered, then sounded and shown when the node is inside; the details of
-        the command's result (``inside``, ``sounded``, ``shown``, what it replaced or cancelled)."""
+        the command's result (``inside``, ``sounded``, ``shown``, what it replaced or cancelled, or
+        ``deciding_s``: how long it waits for a first GPS fix before it decides)."""
         with self._lock:
-            here = self.position()
-            inside = None if here is None else int(alert.covers(*here))
             if alert.identifier in self.held:
                 self.counts["duplicate"] += 1  # the inbox answers duplicates; a local id never repeats
                 return {"inside": self.held[alert.identifier].inside, "duplicate": True}
+            here = self.position()
+            inside = None if here is None else int(alert.covers(*here))
             self._receipt(alert.identifier, "delivered", by, inside, here, {"msg_type": alert.msg_type})
             self._note("delivered", alert, by, inside)
             ended = [self._end(i, "cancelled", by) for i in alert.refers_to() if i in self.held]
@@ -134,19 +143,38 @@ class WarningDesk(Component):
                 self.counts["cancelled"] += len(ended)
                 return {"inside": inside, "cancelled": ended}
             held = self.held[alert.identifier] = Held(alert, inside, by)
+            self.counts["received"] += 1
             if self.clock.now().ts_ms >= alert.expires_ms:
                 self._end(alert.identifier, "expired", "expiry")
                 return {"inside": inside, "expired": True}
-            if alert.status != "Test" and inside != 0:
-                self._show(held)
-                self._sound(held, self._pattern(alert))
-            self.counts["received"] += 1
+            if inside is None and alert.areas and self.fix_wait_s > 0:
+                # A vessel just booted has no fix yet: it decides once it has one (the desk's tick),
+                # or sounds after fix_wait_s, inside unknown.
+                held.deciding = time.monotonic() + self.fix_wait_s
+                return {"inside": None, "deciding_s": self.fix_wait_s, "replaced": ended}
+            self._act(held)
             return {
                 "inside": inside,
                 "sounded": held.sounding is not None,
                 "shown": held.shown,
                 "replaced": ended,
             }
+
+    def _act(self, held: Held) -> None:
+        """Show and sound ``held`` when the node is not known to be outside (and it is no Test)."""
+        if held.alert.status != "Test" and held.inside != 0:
+            self._show(held)
+            self._sound(held, self._pattern(held.alert))
+
+    def _decide(self, held: Held) -> None:
+        """A deferred decision (see :meth:`receive`): once the node has a position, or at the deadline."""
+        here = self.position()
+        if here is None and time.monotonic() < held.deciding:
+            return
+        held.deciding = 0.0
+        held.inside = None if here is None else int(held.alert.covers(*here))
+        self._receipt(held.alert.identifier, "located", held.by, held.inside, here, {"waited": here is None})
+        self._act(held)
 
     def alarms(self, alarms: Iterable[Alarm]) -> None:
         """The alarm engine's raised alarms: a rule with a pattern sounds it at once (no link needed)."""
@@ -265,7 +293,7 @@ class WarningDesk(Component):
     def _show(self, held: Held) -> None:
         if self.bank is None or not self.displays:
             return
-        lines = _lines(held.alert)
+        lines = display_lines(held.alert)
         failed = self.bank.show(lines)
         held.shown = True
         for output in self.displays:
@@ -293,6 +321,8 @@ class WarningDesk(Component):
                 for identifier in [i for i, h in self.held.items() if now >= h.alert.expires_ms]:
                     self._end(identifier, "expired", "expiry")
                     self.counts["expired"] += 1
+                for held in [h for h in self.held.values() if h.deciding]:
+                    self._decide(held)
 
     def _after_stop(self) -> None:
         with self._lock:
@@ -315,7 +345,7 @@ class WarningDesk(Component):
         stamp = self.clock.now()
         if at_ms is not None:
             stamp = stamp._replace(ts_ms=at_ms)
-        if here is None and event in ("delivered", "acknowledged"):
+        if here is None:
             here = self.position()
         lat, lon = here if here is not None else (None, None)
         text = json.dumps(details, sort_keys=True, ensure_ascii=False)
@@ -345,7 +375,9 @@ class WarningDesk(Component):
         self.note(text)
 
 
-def _lines(alert: Alert) -> list[str]:
+def display_lines(alert: Alert) -> list[str]:
+    """What a display shows of ``alert``: the Vietnamese headline and instruction, then the English
+    ones, at most :data:`TEXT_LINES`; an exercise's first line marked ``[DIỄN TẬP]`` (exercise)."""
     mark = "[DIỄN TẬP] " if alert.status == "Exercise" else ""
     vi, en = alert.info("vi"), alert.info("en")
     lines = [mark + (vi.headline or vi.event), vi.instruction]

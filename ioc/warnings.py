@@ -82,6 +82,7 @@ WHY_STATION = "station inside"
 WHY_VESSEL = "vessel: decides on board"
 _RECEIPT_EVENTS = (
     "delivered",
+    "located",
     "sounded",
     "silenced",
     "displayed",

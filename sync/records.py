@@ -246,7 +246,8 @@ class WarningReceipt(NamedTuple):
 
     ``identifier`` is the alert's (a local alarm's own sounding: ``local:<device>:<alarm>:<ms>``);
     ``event`` one of ``delivered`` (the node has it), ``sounded`` / ``silenced`` (an output started /
-    stopped: ``output`` names it, ``details`` says why it stopped), ``displayed``, ``acknowledged``
+    stopped: ``output`` names it, ``details`` says why it stopped), ``displayed``, ``located`` (a
+    vessel that had no fix at delivery has decided with its first one), ``acknowledged``
     (by a person on site), ``cancelled``, ``expired`` (ended unsounded) and ``refused``; ``by`` who
     or what caused it (``centre``, ``alarm:<name>``, ``hand``, ``button:<name>``, ``cli``, ``expiry``).
     ``inside`` is 1 when the node's position was in the alert's area, 0 outside, None unknown (a

@@ -21,6 +21,7 @@ from ioc.cli import main as center_cli
 from provisioning import pki
 from provisioning.tls import TlsFiles
 from sync.chain import ChainHead, canonical, sig_message
+from sync.commands import Command, SignedCommand
 from sync.records import TimeSource, TrackPoint, TrackSig
 from sync.wire import TRACK, Batch
 
@@ -46,6 +47,11 @@ class Minted:
     @property
     def pem(self) -> bytes:
         return pki.certificate_pem(*self.chain)
+
+
+def signed_by(minted: Minted, command: Command) -> SignedCommand:
+    """``command`` signed with ``minted``'s key, with its chain: what a holder of that key can send."""
+    return SignedCommand(command, minted.key.sign(command.canonical(), ec.ECDSA(hashes.SHA256())), minted.pem)
 
 
 def mint(

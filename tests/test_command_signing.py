@@ -12,13 +12,11 @@ import pytest
 from click.testing import CliRunner
 from conftest import make_identity
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from helpers import cli, now_ms
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support_forgery import Minted, mint
+from support_forgery import Minted, mint, signed_by
 
 from ioc.ca import CertificateAuthority
 from ioc.cli import main as center_cli
@@ -43,7 +41,6 @@ from sync.commands import (
 from sync.records import CommandResult, TimeSource
 from sync.wire import STREAMS, Batch, WireError, decode_batch, encode_batch
 
-_ECDSA = ec.ECDSA(hashes.SHA256())
 CLIENT_AUTH = ExtendedKeyUsageOID.CLIENT_AUTH
 
 DEVICE = "vessel-042"
@@ -310,11 +307,6 @@ def fresh(**changes: object) -> Command:
 
 def verifier(world: dict) -> CommandVerifier:
     return CommandVerifier(world["ca"].cert, DEVICE)
-
-
-def signed_by(minted: Minted, cmd: Command) -> SignedCommand:
-    """``cmd`` signed with ``minted``'s key, with its chain: what a holder of that key can send."""
-    return SignedCommand(cmd, minted.key.sign(cmd.canonical(), _ECDSA), minted.pem)
 
 
 def refused(world: dict, signed: SignedCommand, at_ms: int | None = None) -> CommandRefused:

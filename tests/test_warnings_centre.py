@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -312,3 +313,22 @@ def test_warn_issue_show_cancel_and_receipts_csv(nodes: Database, monkeypatch: p
     assert [(r["device"], r["sounded"], r["flagged"]) for r in rows] == [
         ("st-in", "2026-09-21T14:13:22.000+00:00", "0")  # cancelled: no acknowledgement owed
     ]
+
+
+def test_warn_export_is_cap_xml_and_issue_takes_it_back(
+    nodes: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ioc.cap import from_xml
+
+    monkeypatch.setattr("ioc.db.now_ms", lambda: T0)
+    warnings = Warnings(nodes)
+    storm = alert()
+    warnings.issue(storm, None, "lan", T0)
+    xml = cli(center_cli, ["warn", "export", storm.identifier, "--db", nodes.url])
+    assert from_xml(xml) == storm
+    cap = tmp_path / "storm.xml"
+    cap.write_text(xml.replace(storm.identifier, "ioc-hue-again"), encoding="utf-8")
+    out = cli(center_cli, ["warn", "issue", "--cap", str(cap), "--select", "fleet=north", "--db", nodes.url])
+    assert out == "ioc-hue-again\tAlert\tto 1 node(s)\nvessel-1\tvessel: decides on board\tcommand 2\n"
+    again = warnings.get("ioc-hue-again")
+    assert again is not None and again.alert() == alert("ioc-hue-again")
