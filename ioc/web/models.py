@@ -1,15 +1,20 @@
 """The API's answers as pydantic models: they are its OpenAPI description (/api/v1/openapi.json).
 
+The warnings' request bodies are here too (``WarningBody``...): each makes its CAP alert.
+
 Times are UTC milliseconds (``*_ms``); ``tsrc`` is where a record's time came
 from: 1 GPS, 2 NTP, 3 the node's free-running clock.
 """
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from ioc.commands import MAX_TTL_S
+from ioc.warnings import MAX_ACK_WITHIN_S
+from sync.warnings import Alert, Area, Circle, Info
 from sync.wire import STREAMS
 
 T = TypeVar("T")
@@ -273,3 +278,242 @@ class ConfigOut(BaseModel):
         "or the node's text is unknown (`ioc-center config adopt` fetches it)."
     )
     command: CommandItem | None = Field(description="The push's command: where it stands at the node.")
+
+
+# -- warnings (issue 16): the CAP alerts the centre issues, as the API takes and gives them ----------------
+
+Severity = Literal["Extreme", "Severe", "Moderate", "Minor", "Unknown"]
+Urgency = Literal["Immediate", "Expected", "Future", "Past", "Unknown"]
+Certainty = Literal["Observed", "Likely", "Possible", "Unlikely", "Unknown"]
+LatLon = Annotated[list[float], Field(min_length=2, max_length=2, description="[lat, lon] in degrees.")]
+
+
+class _Strict(BaseModel):
+    # Unknown fields are errors: a misspelt "instructions" must not vanish from a warning to the field.
+    model_config = ConfigDict(extra="forbid")
+
+
+class WarningQuery(_Strict):
+    """A page of /api/v1/warnings, newest first (/api/v1/warnings.csv: every one, no ``limit``)."""
+
+    origin: Literal["centre", "local"] | None = Field(
+        None, description="centre: issued here; local: a node's own sounding (an alarm, by hand)."
+    )
+    since: str | None = Field(
+        None, max_length=64, description="Issued from then on: UTC ms or ISO 8601 (no zone: the centre's)."
+    )
+    limit: int = Field(100, ge=1, le=1000, description="Warnings per page, 1..1000.")
+    offset: int = Field(0, ge=0, le=2**31, description="Warnings to skip: the page before's `next_offset`.")
+
+
+class WarningShowQuery(_Strict):
+    unacked: bool = Field(False, description="Only the targets flagged: not acknowledged when due.")
+
+
+class WarningText(_Strict):
+    """One language's text of a warning (CAP ``info``)."""
+
+    event: str = Field(min_length=1, max_length=128, description="What happens: Bão, Lũ, Storm.")
+    headline: str = Field("", max_length=160)
+    description: str = Field("", max_length=4000)
+    instruction: str = Field("", max_length=2000, description="What people should do.")
+
+
+class WarningArea(_Strict):
+    """Where a warning applies: polygons and circles, a node in any of them is inside."""
+
+    area_desc: str = Field(min_length=1, max_length=256, description="The area's name: Biển Huế.")
+    polygons: list[Annotated[list[LatLon], Field(min_length=3, max_length=1000)]] = Field(
+        default_factory=list, description="Rings of [lat, lon] in order; closed by the centre if open."
+    )
+    circles: list[Annotated[list[float], Field(min_length=3, max_length=3)]] = Field(
+        default_factory=list, description="[lat, lon, radius_km] each."
+    )
+
+    def to_area(self, name: str) -> Area:
+        """The CAP area; :class:`sync.wire.WireError` naming ``name``'s field when a value is out of range."""
+        rings = tuple(
+            tuple((p[0], p[1]) for p in (ring if ring[0] == ring[-1] else [*ring, ring[0]]))
+            for ring in self.polygons
+        )
+        area = Area(self.area_desc, rings, tuple(Circle(*c) for c in self.circles))
+        area.check(name)
+        return area
+
+
+class WarningReachBody(_Strict):
+    """What decides a draft warning's reach: its areas and its label selector."""
+
+    areas: list[WarningArea] = Field(
+        default_factory=list, max_length=16, description="None: every node the selector picks."
+    )
+    selector: str | None = Field(
+        None, max_length=1000, description="KEY=VALUE[,KEY=VALUE...] of the nodes' labels; null: every node."
+    )
+
+    def draft(self, now_ms: int) -> Alert:
+        """A draft alert with these areas, all that :meth:`ioc.warnings.Warnings.reach` needs of one;
+        :class:`sync.wire.WireError` naming the field."""
+        info = Info("vi-VN", "draft", "Unknown", "Unknown", "Unknown")
+        return Alert.make("draft", "ioc@draft", now_ms, "Alert", [info], _areas(self.areas), now_ms + 60_000)
+
+
+def _areas(areas: list[WarningArea]) -> list[Area]:
+    return [a.to_area(f"areas[{i}]") for i, a in enumerate(areas)]
+
+
+class WarningContent(_Strict):
+    """A warning's content: CAP's info in Vietnamese (and English), its areas, pattern and expiry."""
+
+    vi: WarningText
+    en: WarningText | None = Field(None, description="The English text; null: Vietnamese only.")
+    severity: Severity = "Severe"
+    urgency: Urgency = "Immediate"
+    certainty: Certainty = "Likely"
+    status: Literal["Actual", "Exercise", "Test"] = Field(
+        "Actual", description="Exercise sounds the nodes' exercise pattern; Test is receipted only."
+    )
+    pattern: str = Field(
+        "", max_length=64, description="The sirens' signal: storm, flood-2, tsunami...; empty: shown only."
+    )
+    expires_in_s: int = Field(6 * 3600, ge=60, le=MAX_TTL_S, description="How long it holds from now.")
+    areas: list[WarningArea] = Field(default_factory=list, max_length=16)
+
+    def to_alert(self, identifier: str, sender: str, now_ms: int) -> Alert:
+        """The CAP alert of this content, sent ``now_ms``; :class:`sync.wire.WireError` naming the field."""
+        infos = []
+        for name, language, text in (("vi", "vi-VN", self.vi), ("en", "en-US", self.en)):
+            if text is not None:
+                t, how = text, (self.urgency, self.severity, self.certainty)
+                info = Info(language, t.event, *how, t.headline, t.description, t.instruction)
+                info.check(name)  # here, to name the body's field (vi.headline) rather than infos[0]
+                infos.append(info)
+        # From the whole second sent: CAP's times have no fraction, so the CAP export says the same.
+        expires, areas = now_ms - now_ms % 1000 + 1000 * self.expires_in_s, _areas(self.areas)
+        return Alert.make(
+            identifier,
+            sender,
+            now_ms,
+            "Alert",
+            infos,
+            areas,
+            expires,
+            status=self.status,
+            pattern=self.pattern,
+        )
+
+
+class WarningBody(WarningContent):
+    """A warning to issue: its content, to whom, and how soon an acknowledgement is due."""
+
+    selector: str | None = Field(
+        None, max_length=1000, description="KEY=VALUE[,KEY=VALUE...] of the nodes' labels; null: every node."
+    )
+    ack_within_s: int = Field(
+        600, ge=0, le=MAX_ACK_WITHIN_S, description="Not acknowledged so long after issue: flagged."
+    )
+
+
+class WarningUpdateBody(WarningContent):
+    """An Update's content (it replaces the original's); it goes to the original's targets."""
+
+    ack_within_s: int | None = Field(None, ge=0, le=MAX_ACK_WITHIN_S, description="null: the original's.")
+
+
+class WarningCancelBody(_Strict):
+    note: str = Field("", max_length=1000, description="Why, for the record and the nodes (CAP note).")
+
+
+class WarningTarget(BaseModel):
+    device: str
+    why: str = Field(description="labels KEY=VALUE, every node, station inside, vessel: decides on board.")
+    lat: float | None
+    lon: float | None
+
+
+class WarningReach(BaseModel):
+    count: int
+    targets: list[WarningTarget]
+
+
+class PlaceItem(BaseModel):
+    """Where a node reports it is: a station's fixed place, or mobile (a vessel with a GPS)."""
+
+    device: str
+    lat: float | None
+    lon: float | None
+    mobile: bool
+    reported_ms: int = Field(description="The time of the status that said so, by the node's clock.")
+
+
+class WarningItem(BaseModel):
+    """A warning as the centre holds it, its targets counted with their receipts."""
+
+    identifier: str
+    sender: str
+    sent_ms: int
+    status: str = Field(description="Actual, Exercise or Test.")
+    msg_type: str = Field(description="Alert, Update or Cancel.")
+    refers_to: str = Field(description="The identifier an Update or Cancel changes.")
+    event: str
+    urgency: str
+    severity: str
+    certainty: str
+    headline: str
+    area_desc: str
+    pattern: str
+    expires_ms: int | None
+    selector: str
+    issuer: str
+    issued_ms: int
+    ack_within_s: int
+    state: str = Field(
+        description="active, expired, updated (superseded_by the Update), cancelled, sent (a Cancel) or "
+        "local (a node's own sounding)."
+    )
+    changed_ms: int | None
+    changed_by: str
+    superseded_by: str
+    origin: str = Field(description="centre, or local: a node's own sounding (device).")
+    device: str
+    targets: int
+    delivered: int
+    sounded: int
+    acknowledged: int
+
+
+class WarningReceiptItem(BaseModel):
+    """What became of a warning at one target: its command and the node's receipts (node's times)."""
+
+    device: str
+    why: str
+    command_seq: int | None
+    command_state: str | None = Field(description="queued, sent, delivered, applied, refused, expired.")
+    delivered_ms: int | None
+    sounded_ms: int | None
+    silenced_ms: int | None
+    silenced_why: str
+    displayed_ms: int | None
+    acknowledged_ms: int | None
+    acknowledged_by: str
+    cancelled_ms: int | None
+    expired_ms: int | None
+    refused_ms: int | None
+    refused_why: str
+    inside: int | None = Field(description="1 in the area, 0 outside, null unknown.")
+    lat: float | None
+    lon: float | None
+    position_ms: int | None
+    outputs: dict[str, dict[str, Any]] = Field(description="Per output: its times.")
+    receipt_ms: int | None
+    ack_due_ms: int | None = Field(description="When an acknowledgement is due; null: none expected.")
+    flagged: bool = Field(description="Not acknowledged when due.")
+
+
+class WarningOut(BaseModel):
+    """A warning, its CAP alert (null: a node's own sounding) and its receipts per target."""
+
+    warning: WarningItem
+    alert: dict[str, Any] | None = Field(description="The alert as sent: the body of its warning commands.")
+    receipts: list[WarningReceiptItem]
+    unacknowledged: int = Field(description="Targets flagged now.")

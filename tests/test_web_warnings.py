@@ -1,0 +1,224 @@
+"""Warnings in the API (issue 16, point 7): reach before issuing, issue (operators; 403 for a viewer), the
+receipts per target as the receiver stores them, flagged targets, CSV, cancel and update, errors naming the
+field. A real uvicorn server with API tokens, once on SQLite and once on PostgreSQL (``ioc_db``); the
+nodes' statuses and receipts go through the receiver's own handling of an uplink message (no broker)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+
+import pytest
+from helpers import now_ms, wait_for
+from support_ioc import EPOCH, PREFIX, Api
+
+from ioc.audit import entries
+from ioc.commands import CommandQueue
+from ioc.db import Database
+from ioc.receiver import Receiver
+from ioc.warnings import default_sender
+from ioc.web import WebServer
+from ioc.web.auth import Tokens, Users
+from sync.records import NodeStatus, TimeSource, WarningReceipt
+from sync.wire import Batch, encode_batch, up_topic
+
+NTP = int(TimeSource.NTP)
+SEA = [[16.6, 107.5], [16.9, 107.5], [16.9, 108.0], [16.6, 108.0]]
+"""The sea off Huế, drawn as an operator clicks it: open (the centre closes it)."""
+STORM = {
+    "vi": {"event": "Bão", "headline": "Bão số 9", "instruction": "Vào bờ ngay"},
+    "en": {"event": "Storm", "headline": "Typhoon no. 9", "instruction": "Return to port now"},
+    "severity": "Severe",
+    "pattern": "storm",
+    "areas": [{"area_desc": "Biển Huế", "polygons": [SEA]}],
+}
+
+
+def uplink(db: Database, device: str, stream: str, seq: int, records: list[tuple]) -> None:
+    """``records`` of ``stream`` from ``device`` as the receiver handles an uplink message: stored, then
+    handed to its checks (a status to the labels and places, a receipt to the warnings)."""
+    batch = Batch(device, EPOCH, stream, list(range(seq, seq + len(records))), records)
+    assert Receiver(db, "127.0.0.1", 1).handle(up_topic(PREFIX, device, stream), encode_batch(batch))
+
+
+def report(db: Database, device: str, body: dict) -> None:
+    """``device``'s status saying ``body`` (labels, location, mobile)."""
+    t = now_ms()
+    uplink(db, device, "status", 1, [tuple(NodeStatus(t, NTP, t, json.dumps(body)))])
+
+
+def receipt(db: Database, device: str, seq: int, identifier: str, *steps: tuple) -> None:
+    """``device``'s receipts of warning ``identifier``: ``steps`` of (event, output, by, inside), now."""
+    t = now_ms()
+    at = {1: (16.8, 107.7), 0: (15.0, 109.5)}
+    records = [
+        tuple(
+            WarningReceipt(
+                t, NTP, t, identifier, event, output, by, inside, *at.get(inside, (None, None)), ""
+            )
+        )
+        for event, output, by, inside in steps
+    ]
+    uplink(db, device, "warning_receipt", seq, records)
+
+
+def places(db: Database) -> None:
+    """A flood station on the coast, one in Saigon, one that reports no place, and a vessel."""
+    flood = {"kind": "flood-station", "district": "phu-vang"}
+    report(db, "st-in", {"labels": flood, "location": {"lat": 16.7, "lon": 107.7}})
+    report(db, "st-out", {"labels": flood, "location": {"lat": 10.8, "lon": 106.6}})
+    report(db, "st-none", {"labels": flood})
+    report(db, "vessel-1", {"labels": {"fleet": "north"}, "mobile": True})
+
+
+@pytest.fixture
+def users(web_server: WebServer, ioc_db: Database) -> Iterator[tuple[Api, Api]]:
+    """The API as the operator ``lan`` and as the viewer ``an``, over the nodes of :func:`places`."""
+    places(ioc_db)
+    Users(ioc_db).add("lan", "operator", "correct horse battery")
+    Users(ioc_db).add("an", "viewer", "correct horse battery")
+    operator = Api(web_server.url, Tokens(ioc_db).create("lan", "tests")[1])
+    viewer = Api(web_server.url, Tokens(ioc_db).create("an", "tests")[1])
+    yield operator, viewer
+    operator.close()
+    viewer.close()
+
+
+def post(api: Api, path: str, body: object = None) -> tuple[int, dict]:
+    got = api.http.post(api.url + path, json=body, timeout=30)
+    return got.status_code, got.json()
+
+
+def test_reach_issue_receipts_flagged_csv_and_cancel(ioc_db, users):
+    operator, viewer = users
+    assert viewer.json("/api/v1/places")["items"][0] == {
+        "device": "st-in",
+        "lat": 16.7,
+        "lon": 107.7,
+        "mobile": False,
+        "reported_ms": viewer.json("/api/v1/places")["items"][0]["reported_ms"],
+    }
+    assert [p["device"] for p in viewer.json("/api/v1/places")["items"]] == [
+        "st-in",
+        "st-none",
+        "st-out",
+        "vessel-1",
+    ]
+    reach = {"areas": STORM["areas"], "selector": None}
+    assert post(viewer, "/api/v1/warnings/reach", reach) == (
+        200,
+        {
+            "count": 2,
+            "targets": [
+                {"device": "st-in", "why": "station inside", "lat": 16.7, "lon": 107.7},
+                {"device": "vessel-1", "why": "vessel: decides on board", "lat": None, "lon": None},
+            ],
+        },
+    )
+    by_labels = post(viewer, "/api/v1/warnings/reach", {"selector": "district=phu-vang"})[1]
+    assert [(t["device"], t["why"]) for t in by_labels["targets"]] == [
+        (d, "labels district=phu-vang") for d in ("st-in", "st-none", "st-out")
+    ]
+
+    assert post(viewer, "/api/v1/warnings", STORM) == (
+        403,
+        {"detail": "user 'an' is a viewer: only operators issue warnings"},
+    )
+    assert CommandQueue(ioc_db).list() == []
+    before = now_ms()
+    status, issued = post(operator, "/api/v1/warnings", STORM | {"ack_within_s": 1})
+    assert status == 201, issued
+    w = issued["warning"]
+    identifier = w["identifier"]
+    assert (
+        identifier.startswith(f"ioc-{default_sender().partition('@')[2]}-")
+        and w["sender"] == default_sender()
+    )
+    assert (w["event"], w["headline"], w["severity"], w["pattern"], w["area_desc"]) == (
+        "Bão",
+        "Bão số 9",
+        "Severe",
+        "storm",
+        "Biển Huế",
+    )
+    assert (w["state"], w["issuer"], w["targets"], w["delivered"], w["msg_type"]) == (
+        "active",
+        "lan",
+        2,
+        0,
+        "Alert",
+    )
+    assert before - 1000 <= w["sent_ms"] <= w["issued_ms"] <= now_ms()
+    assert w["expires_ms"] == w["sent_ms"] + 6 * 3_600_000
+    assert issued["alert"]["areas"][0]["polygons"] == [[*SEA, SEA[0]]]  # closed by the centre
+    assert [i["language"] for i in issued["alert"]["infos"]] == ["vi-VN", "en-US"]
+    assert [
+        (r["device"], r["command_state"], r["delivered_ms"], r["flagged"]) for r in issued["receipts"]
+    ] == [
+        ("st-in", "queued", None, False),
+        ("vessel-1", "queued", None, False),
+    ]
+    assert [(c.device, c.kind, c.issuer) for c in CommandQueue(ioc_db).list()] == [
+        ("st-in", "warning", "lan"),
+        ("vessel-1", "warning", "lan"),
+    ]
+
+    receipt(ioc_db, "st-in", 1, identifier, ("delivered", "", "centre", 1), ("sounded", "siren", "centre", 1))
+    receipt(ioc_db, "st-in", 3, identifier, ("acknowledged", "", "button:ack", 1))
+    receipt(ioc_db, "vessel-1", 1, identifier, ("delivered", "", "centre", 1))
+    path = f"/api/v1/warnings/{identifier}"
+    wait_for(lambda: viewer.json(path)["unacknowledged"] == 1, 5, "the vessel flagged after 1 s")
+    shown = viewer.json(path)
+    st_in, vessel = shown["receipts"]
+    assert (st_in["acknowledged_by"], st_in["inside"], st_in["lat"], st_in["flagged"]) == (
+        "button:ack",
+        1,
+        16.8,
+        False,
+    )
+    assert st_in["delivered_ms"] <= st_in["sounded_ms"] <= st_in["acknowledged_ms"]
+    assert st_in["outputs"] == {"siren": {"sounded_ms": st_in["sounded_ms"]}}
+    assert (vessel["device"], vessel["acknowledged_ms"], vessel["flagged"]) == ("vessel-1", None, True)
+    counts = shown["warning"]
+    assert (counts["delivered"], counts["sounded"], counts["acknowledged"]) == (2, 1, 1)
+    assert [r["device"] for r in viewer.json(path, unacked="true")["receipts"]] == ["vessel-1"]
+
+    rows = list(csv.DictReader(io.StringIO(viewer.get(f"{path}/receipts.csv").text)))
+    assert [(r["device"], r["acknowledged_by"], r["inside"], r["flagged"]) for r in rows] == [
+        ("st-in", "button:ack", "1", "0"),
+        ("vessel-1", "", "1", "1"),
+    ]
+    listed = list(csv.DictReader(io.StringIO(viewer.get("/api/v1/warnings.csv").text)))
+    assert [(r["identifier"], r["event"], r["targets"], r["acknowledged"]) for r in listed] == [
+        (identifier, "Bão", "2", "1")
+    ]
+    page = viewer.json("/api/v1/warnings", limit=1)
+    assert ([i["identifier"] for i in page["items"]], page["next_offset"]) == ([identifier], None)
+    assert viewer.json("/api/v1/warnings", origin="local") == {"items": [], "next_offset": None}
+
+    assert post(viewer, f"{path}/cancel") == (
+        403,
+        {"detail": "user 'an' is a viewer: only operators cancel warnings"},
+    )
+    status, cancelled = post(operator, f"{path}/cancel", {"note": "Bão đã suy yếu"})
+    assert (status, cancelled["warning"]["state"], cancelled["warning"]["changed_by"]) == (
+        200,
+        "cancelled",
+        "lan",
+    )
+    assert not any(r["flagged"] for r in cancelled["receipts"])  # no one owes an acknowledgement now
+    status, again = post(operator, f"{path}/cancel")
+    assert status == 422 and again["detail"].startswith(
+        f"identifier: {identifier} was cancelled already, at "
+    )
+    assert post(operator, "/api/v1/warnings/ioc-nope/cancel") == (
+        404,
+        {"detail": "no warning 'ioc-nope': GET /api/v1/warnings lists them"},
+    )
+    assert viewer.get("/api/v1/warnings/ioc-nope").status_code == 404
+    assert [(e.user, e.action, e.target, e.result) for e in entries(ioc_db)] == [
+        ("lan", "warning.issue", identifier, "queued to 2 nodes"),
+        ("lan", "warning.cancel", cancelled["warning"]["superseded_by"], "queued to 2 nodes"),
+    ]
