@@ -222,3 +222,67 @@ def test_reach_issue_receipts_flagged_csv_and_cancel(ioc_db, users):
         ("lan", "warning.issue", identifier, "queued to 2 nodes"),
         ("lan", "warning.cancel", cancelled["warning"]["superseded_by"], "queued to 2 nodes"),
     ]
+
+
+def storm(**changes: object) -> dict:
+    return STORM | changes
+
+
+BAD = [
+    (storm(vi={"event": ""}), "body field 'vi.event': String should have at least 1 character"),
+    (
+        storm(severity="Awful"),
+        "body field 'severity': Input should be 'Extreme', 'Severe', 'Moderate', 'Minor' or 'Unknown'",
+    ),
+    (storm(instructions="x"), "unknown body field 'instructions'; expected one of: "),
+    (storm(vi={"event": "Bão\x00"}), "vi.event: contains a character that is not text (NUL, a surrogate or"),
+    (storm(pattern="Storm!"), "pattern: 'Storm!' is not a pattern name (a-z, 0-9, '_', '-')"),
+    (
+        storm(areas=[{"area_desc": "x", "polygons": [[[95, 107], [16, 108], [16, 107]]]}]),
+        "areas[0].polygons[0][0].lat: 95.0 is not a number -90..90",
+    ),
+    (
+        storm(areas=[{"area_desc": "x", "circles": [[16.8, 107.8, 0]]}]),
+        "areas[0].circles[0].radius_km: must be more than 0",
+    ),
+    (storm(areas=[{"area_desc": "x"}]), "areas[0]: an area needs a polygon or a circle"),
+    (storm(selector="district"), "selector term 'district' is not KEY=VALUE, e.g. district=phu-vang"),
+    (
+        storm(areas=[{"area_desc": "xa", "circles": [[0, 0, 1]]}], selector="kind=flood-station"),
+        "targets: no node to reach (labels kind=flood-station; nodes in its areas: stations by their",
+    ),
+    (storm(expires_in_s=59), "body field 'expires_in_s': Input should be greater than or equal to 60"),
+]
+
+
+def test_a_bad_warning_gets_a_422_naming_the_field_and_an_update_replaces_the_original(ioc_db, users):
+    operator, _ = users
+    for body, detail in BAD:
+        status, got = post(operator, "/api/v1/warnings", body)
+        assert status == 422 and got["detail"].startswith(detail), (body, got)
+    assert CommandQueue(ioc_db).list() == [] and entries(ioc_db) == []
+
+    identifier = post(operator, "/api/v1/warnings", STORM)[1]["warning"]["identifier"]
+    path = f"/api/v1/warnings/{identifier}"
+    changed = storm(severity="Extreme", vi=STORM["vi"] | {"headline": "Bão số 9 mạnh lên"}, en=None)
+    status, update = post(operator, f"{path}/update", changed)
+    assert status == 201, update
+    u = update["warning"]
+    assert (u["msg_type"], u["refers_to"], u["severity"], u["headline"], u["targets"]) == (
+        "Update",
+        identifier,
+        "Extreme",
+        "Bão số 9 mạnh lên",
+        2,
+    )
+    assert [i["language"] for i in update["alert"]["infos"]] == ["vi-VN"]
+    assert update["alert"]["references"][0].split(",")[:2] == [default_sender(), identifier]
+    original = operator.json(path)["warning"]
+    assert (original["state"], original["superseded_by"]) == ("updated", u["identifier"])
+    status, again = post(operator, f"{path}/update", changed)
+    assert (status, again["detail"]) == (
+        422,
+        f"identifier: {identifier} was updated by {u['identifier']}: change that one",
+    )
+    assert [e.action for e in entries(ioc_db)] == ["warning.issue", "warning.update"]
+    assert [c.seq for c in CommandQueue(ioc_db).list("st-in")] == [1, 2]
