@@ -92,7 +92,12 @@ def _choice(name: str, value: object, choices: Sequence[str]) -> None:
 
 def _text(name: str, value: object, most: int, *, empty: bool = True) -> None:
     if not isinstance(value, str) or len(value) > most or (not empty and not value.strip()):
-        raise _bad(name, f"{value!r} is not {'' if empty else 'non-empty '}text of at most {most} characters")
+        shown = (
+            repr(value)
+            if not isinstance(value, str) or len(value) <= 60
+            else f"{value[:60]!r}... ({len(value)} characters)"
+        )
+        raise _bad(name, f"{shown} is not {'' if empty else 'non-empty '}text of at most {most} characters")
     if any(c in value for c in "\x00\ufffe\uffff") or any(0xD800 <= ord(c) <= 0xDFFF for c in value):
         raise _bad(name, "contains a character that is not text (NUL, a surrogate or a non-character)")
 
@@ -272,7 +277,8 @@ class Alert:
         references: Iterable[str] = (),
         note: str = "",
     ) -> Alert:
-        """An alert from lists (tuples are what it keeps); ``sent_ms`` is cut to whole seconds, as CAP's."""
+        """An alert from lists (tuples are what it keeps); ``sent_ms`` and ``expires_ms`` are cut to
+        whole seconds, as CAP's dateTime has them (an alert made so survives its CAP XML unchanged)."""
         return cls(
             identifier,
             sender,
@@ -281,7 +287,7 @@ class Alert:
             msg_type,
             tuple(infos),
             tuple(areas),
-            expires_ms,
+            expires_ms - expires_ms % 1000,
             pattern,
             tuple(references),
             note=note,
@@ -387,5 +393,5 @@ def _area(name: str, value: object) -> Area:
 
 
 def _iso(ms: int) -> str:
-    """CAP's dateTime: UTC with an explicit offset (CAP 1.2 forbids the "Z")."""
-    return dt.datetime.fromtimestamp(ms // 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    """CAP's dateTime in UTC: CAP 1.2 forbids the "Z" and writes UTC's offset as -00:00."""
+    return dt.datetime.fromtimestamp(ms // 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S-00:00")
