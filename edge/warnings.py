@@ -215,9 +215,13 @@ class WarningDesk(Component):
         return silenced
 
     def ack(self, by: str = "hand") -> list[str]:
-        """A person on site acknowledges the warnings in force not yet acknowledged; their identifiers."""
+        """A person on site acknowledges the warnings in force not yet acknowledged (those the node is
+        outside of, and Tests, are not theirs to acknowledge); their identifiers."""
         with self._lock:
-            acked = [h for h in self.held.values() if not h.acked and h.alert.status != "Test"]
+            # what a person on site may have seen or heard: not a Test, not one the node is outside of
+            acked = [
+                h for h in self.held.values() if not h.acked and h.alert.status != "Test" and h.inside != 0
+            ]
             for held in acked:
                 held.acked = True
                 here = self.position()

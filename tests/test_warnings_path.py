@@ -5,6 +5,7 @@ stores the receipts. The desk's own rules are in test_warnings_node.py."""
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import threading
@@ -14,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from gpiozero.pins.mock import MockFactory
 from helpers import nmea_fix, now_ms, pin_edges, wait_for
 from support_commands import DEVICE, Bench, centre_on, command_bench
@@ -23,6 +25,7 @@ from support_nodes import write_config
 from drivers.outputs import Pattern, screen
 from edge.config import NodeConfig
 from edge.warnings import display_lines
+from ioc.cli import main as center_cli
 from ioc.db import Database
 from ioc.warnings import TargetReceipt, Warnings, new_identifier
 from provisioning import pki
@@ -114,9 +117,9 @@ def test_a_warning_sounds_the_stations_siren_in_its_pattern_the_button_acknowled
         wait_for(lambda: receipt(warnings, storm.identifier).silenced_ms, 10, "the pattern played out")
         want = Pattern(0.2, 0.1, 2, 2, 0.3).edges()  # [patterns.short]
         for pin in (SIREN, LIGHT):
-            got = pin_edges(factory.pin(pin))
-            assert [on for _, on in got] == [on for _, on in want]
-            assert max(abs(a - b) for (a, _), (b, _) in zip(got, want, strict=True)) < 0.05, got
+            edges = pin_edges(factory.pin(pin))
+            assert [on for _, on in edges] == [on for _, on in want]
+            assert max(abs(a - b) for (a, _), (b, _) in zip(edges, want, strict=True)) < 0.05, edges
         factory.pin(BUTTON).drive_low()
         wait_for(lambda: receipt(warnings, storm.identifier).acknowledged_ms, 10, "the acknowledgement")
         got = receipt(warnings, storm.identifier)
@@ -152,9 +155,9 @@ def test_a_local_flood_alarm_sounds_while_the_link_is_cut_and_its_receipt_arrive
         node = run_node(config, pin_factory=factory)
         wait_for(lambda: list(centre.db.dump("status", DEVICE)), 10, "the node heard at the centre")
         bench.broker.stop()
+        wait_for(lambda: not node.uplink.connected, 5, "the node to see its link cut")  # type: ignore[union-attr]
         factory.pin(FLOAT).drive_low()  # the float rises: its switch closes to ground
         wait_for(lambda: factory.pin(SIREN).state, 5, "the siren, with no link")
-        assert not node.uplink.connected  # type: ignore[union-attr]
         local = [w for w in warnings.list() if w.state == "local"]
         assert local == []  # nothing reached the centre yet
         bench.broker.start()
@@ -217,7 +220,8 @@ def test_a_vessel_away_when_warned_gets_it_on_reconnect_inside_it_sounds_and_sho
     vessel = f'\n[drivers.gps]\ntype = "nmea"\n\n[drivers.gps.transport]\ntype = "pty"\npath = "{gps}"\n'
     display = '\n[outputs.cabin]\ntype = "display"\n\n[outputs.cabin.transport]\ntype = "pty"\n'
     display += f'path = "{cabin_path}"\n'
-    config = configure(bench, vessel + OUTPUTS + display)
+    track = "\n[track]\nsign_every_s = 1\n"
+    config = configure(bench, vessel + OUTPUTS + display + track)
     with centre_on(bench, tmp_path) as centre:
         warnings = Warnings(centre.db)
         node = run_node(config, pin_factory=MockFactory())
@@ -245,6 +249,36 @@ def test_a_vessel_away_when_warned_gets_it_on_reconnect_inside_it_sounds_and_sho
             lambda: receipt(warnings, storm.identifier).acknowledged_ms, 10, "the crew's acknowledgement"
         )
         assert receipt(warnings, storm.identifier).acknowledged_by == "button:ack"
+        # The owner's proof: delivery and acknowledgement are chained into the signed track.
+        wait_for(
+            lambda: "acknowledged" in track_verified(tmp_path), 15, "the acknowledgement signed in the track"
+        )
+        notes = [
+            json.loads(line.split(": ", 1)[1])
+            for line in track_verified(tmp_path).splitlines()
+            if '{"by"' in line
+        ]
+        # (inside at delivery: 1, 0, or None when the fix came just after: the receipts say where it was)
+        assert [(n["event"], n["identifier"]) for n in notes] == [
+            ("delivered", storm.identifier),
+            ("delivered", gale.identifier),
+            ("acknowledged", storm.identifier),
+        ]
+        assert (notes[2]["by"], notes[2]["inside"]) == ("button:ack", 1)
+
+
+def track_verified(tmp_path: Path) -> str:
+    """``ioc-center track verify`` of the vessel's track as the centre exports it from its database."""
+    out = tmp_path / "vessel.track"
+    export = ["track", "export", DEVICE, "--from", "2020-01-01", "--to", "2100-01-01", "--out", str(out)]
+    exported = CliRunner().invoke(center_cli, [*export, "--db", f"sqlite:///{tmp_path / 'ioc.db'}"])
+    if exported.exit_code != 0:
+        return exported.output  # no signature yet
+    verified = CliRunner().invoke(
+        center_cli, ["track", "verify", str(out), "--ca", str(tmp_path / "ca" / "ca.crt")]
+    )
+    assert verified.exit_code == 0, verified.output
+    return verified.output
 
 
 def test_a_forged_warning_never_sounds_and_each_refusal_is_counted(bench, run_node):
@@ -267,4 +301,4 @@ def test_a_forged_warning_never_sounds_and_each_refusal_is_counted(bench, run_no
     bench.publish(bench.warning_signer.sign(bench.command(4, "warning", body=body)))  # the genuine one
     wait_for(lambda: factory.pin(SIREN).state, 10, "the genuine warning's siren")
     assert sum(1 for _, on in pin_edges(factory.pin(SIREN)) if on) == 1  # only the genuine one sounded
-    assert dict(node.commands.counts) == {"not_a_warning_signer": 2, "other_device": 1, "applied": 1}  # type: ignore[union-attr]
+    assert dict(node.commands.counts) == {"not_a_warning_signer": 2, "other_device": 1, "applied": 1}
