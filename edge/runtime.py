@@ -437,6 +437,8 @@ class Node:
             sources["uplink"] = lambda: uplink.stats
         if commands := self.commands:
             sources["commands"] = lambda: commands.counts
+        if desk := self.warnings:
+            sources["warnings"] = lambda: desk.counts
         if live := self.live:
             sources["live_track"] = lambda: live.stats
         location = self.config.node.location
@@ -449,7 +451,11 @@ class Node:
             self.config.store.status_interval_s,
             self.failed,
             {d.name: _reader(d, lambda s: s.outage) for d in self.drivers},
-            {name: c.describe for name, c in (("link", self.link), ("track", self.track)) if c is not None}
+            {
+                name: c.describe
+                for name, c in (("link", self.link), ("track", self.track), ("warnings", self.warnings))
+                if c is not None
+            }
             # Always told, none too: the centre's selectors match what the node last reported (ioc.labels),
             # and its area warnings reach the stations it covers and every node that moves (ioc.warnings).
             | {

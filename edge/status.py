@@ -146,6 +146,11 @@ def render_status(status: StoreStatus, config: ConfigState | None = None) -> str
             f"{track['heartbeats']} no-fix heartbeats"
         )
     lines += [
+        f"warning {identifier}: {w['event']}, inside {w['inside']}, "
+        f"{'sounding' if w['sounding'] else 'silent'}, {'' if w['acknowledged'] else 'not '}acknowledged"
+        for identifier, w in sorted(status.facts.get("warnings", {}).items())
+    ]
+    lines += [
         f"command {c.seq} {c.kind}: {c.state}{f' ({c.reason})' if c.reason else ''}, "
         f"received {utc_text(c.received_ms)}"
         for c in status.commands

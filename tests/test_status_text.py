@@ -31,6 +31,15 @@ def test_the_status_text_shows_every_section_in_order():
         facts={
             "link": {"profile": "satellite", "source": "file", "held": ["event", "count"]},
             "track": {"records": 90, "chain": 2, "signed_to": 88, "signatures": 5, "heartbeats": 1},
+            "warnings": {
+                "ioc-hue-1": {"event": "Bão", "inside": 1, "sounding": True, "acknowledged": False},
+                "local:station-7:flood:1": {
+                    "event": "flood-2",
+                    "inside": None,
+                    "sounding": False,
+                    "acknowledged": True,
+                },
+            },
         },
     )
     assert render_status(status).splitlines() == [
@@ -47,6 +56,8 @@ def test_the_status_text_shows_every_section_in_order():
         "check the camera's source",
         "link: satellite (chosen by file), holding event, count",
         "track log: 90 records in chain 2, signed to record 88; this run 5 signatures, 1 no-fix heartbeats",
+        "warning ioc-hue-1: Bão, inside 1, sounding, not acknowledged",
+        "warning local:station-7:flood:1: flood-2, inside None, silent, acknowledged",
     ]
 
 
