@@ -1,5 +1,5 @@
 // The dashboard shell: who is signed in, the centre's settings, the live stream, and one view at a time
-// chosen by the URL's hash (#/nodes, #/cameras, #/environment, #/vessels, #/alarms, #/audit).
+// chosen by the URL's hash (#/nodes, #/cameras, #/environment, #/vessels, #/alarms, #/warnings, #/audit).
 import { api } from "./api.js";
 import { coalesce, replace, h } from "./dom.js";
 import { Live } from "./live.js";
@@ -11,6 +11,7 @@ const VIEWS = {
   environment: { title: "Environment", load: () => import("./views/environment.js") },
   vessels: { title: "Vessels", load: () => import("./views/vessels.js") },
   alarms: { title: "Alarms", load: () => import("./views/alarms.js") },
+  warnings: { title: "Warnings", load: () => import("./views/warnings.js") },
   audit: { title: "Audit", load: () => import("./views/audit.js") }, // operators (the API refuses viewers)
 };
 const DEFAULT_VIEW = "nodes";
