@@ -15,6 +15,7 @@ from helpers import now_ms, wait_for
 from support_ioc import EPOCH, PREFIX, Api
 
 from ioc.audit import entries
+from ioc.cap import from_xml
 from ioc.commands import CommandQueue
 from ioc.db import Database
 from ioc.receiver import Receiver
@@ -22,6 +23,7 @@ from ioc.warnings import default_sender
 from ioc.web import WebServer
 from ioc.web.auth import Tokens, Users
 from sync.records import NodeStatus, TimeSource, WarningReceipt
+from sync.warnings import Alert
 from sync.wire import Batch, encode_batch, up_topic
 
 NTP = int(TimeSource.NTP)
@@ -165,6 +167,10 @@ def test_reach_issue_receipts_flagged_csv_and_cancel(ioc_db, users):
         ("vessel-1", "warning", "lan"),
     ]
 
+    cap = viewer.get(f"/api/v1/warnings/{identifier}/cap.xml")
+    assert cap.headers["content-type"] == "application/cap+xml"
+    assert from_xml(cap.content) == Alert.from_json(issued["alert"])  # CAP 1.2 as issued, read back the same
+
     receipt(ioc_db, "st-in", 1, identifier, ("delivered", "", "centre", 1), ("sounded", "siren", "centre", 1))
     receipt(ioc_db, "st-in", 3, identifier, ("acknowledged", "", "button:ack", 1))
     receipt(ioc_db, "vessel-1", 1, identifier, ("delivered", "", "centre", 1))
@@ -218,6 +224,7 @@ def test_reach_issue_receipts_flagged_csv_and_cancel(ioc_db, users):
         {"detail": "no warning 'ioc-nope': GET /api/v1/warnings lists them"},
     )
     assert viewer.get("/api/v1/warnings/ioc-nope").status_code == 404
+    assert viewer.get("/api/v1/warnings/ioc-nope/cap.xml").status_code == 404
     assert [(e.user, e.action, e.target, e.result) for e in entries(ioc_db)] == [
         ("lan", "warning.issue", identifier, "queued to 2 nodes"),
         ("lan", "warning.cancel", cancelled["warning"]["superseded_by"], "queued to 2 nodes"),

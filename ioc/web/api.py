@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from ioc import commissioning, track
 from ioc.audit import COMMAND_SEND, audit, csv_text
 from ioc.audit import entries as audit_entries
+from ioc.cap import to_xml
 from ioc.commands import CommandError, CommandQueue
 from ioc.db import Database, now_ms
 from ioc.desired import DesiredConfigs
@@ -506,6 +507,10 @@ Identifier = Annotated[str, StringConstraints(pattern=r"^[^\s,<&/\x00-\x1f\x7f]{
 _csv_file: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "CSV, a header row first."},
 }
+CAP_MEDIA_TYPE = "application/cap+xml"
+_cap_xml: dict[int | str, dict[str, Any]] = {
+    200: {"content": {CAP_MEDIA_TYPE: {}}, "description": "The CAP 1.2 document."}
+}
 _unknown: dict[int | str, dict[str, Any]] = {404: {"model": Error, "description": "No such warning."}}
 _operators: dict[int | str, dict[str, Any]] = {403: {"model": Error, "description": "Not an operator."}}
 
@@ -640,6 +645,22 @@ def warning_receipts_export(
     _stored(warnings, identifier)
     rows = warning_receipts_csv(warnings.receipts(identifier), now_ms(), ctx.settings.zone)
     return _csv_answer(rows, "receipts.csv")
+
+
+@router.get(
+    "/warnings/{identifier}/cap.xml",
+    response_class=Response,
+    responses=_cap_xml | _unknown,
+    summary="A warning as CAP 1.2 XML, as it was issued",
+)
+def warning_cap(
+    ctx: Ctx, identifier: Annotated[Identifier, Path()], q: Annotated[NoQuery, Query()]
+) -> Response:
+    """An Update or a Cancel too (with its ``references``); a node's own sounding has none (404)."""
+    alert = _stored(Warnings(ctx.db), identifier).alert()
+    if alert is None:
+        raise HTTPException(404, f"warning {identifier!r} is a node's own sounding: it has no CAP alert")
+    return Response(to_xml(alert), media_type=CAP_MEDIA_TYPE)
 
 
 @router.post(

@@ -351,6 +351,7 @@ export class View {
     replace(this.below, h("div", { class: "panel table-wrap" },
       h("div", { class: "toolbar" }, h("h2", {}, "Receipts"), this.allButton, this.unackedButton,
         h("a", { href: `${path}/receipts.csv`, download: "receipts.csv" }, "Download CSV"),
+        h("a", { href: `${path}/cap.xml`, download: "warning.xml", id: "w-cap" }, "CAP XML"),
         h("a", { href: "#/warnings" }, "All warnings")),
       h("table", { id: "w-receipts" }, h("thead", {}, h("tr", {}, ["Target", "Command", "Delivered", "Sounded",
         "Displayed", "Acknowledged", "Ended", "Inside"].map((t) => h("th", { scope: "col" }, t)))), this.receipts)));
