@@ -1,7 +1,7 @@
 """The Warnings page in headless Chromium (issue 16, point 7): an operator draws an area on the map, sees how
 many nodes it reaches, issues, and watches the receipts arrive live while the nodes' batches are stored; the
-target that does not acknowledge in time is flagged and one click away; a viewer gets no Issue button and the
-API answers 403. Once on SQLite and once on PostgreSQL."""
+target that does not acknowledge in time is flagged and one click away; an Update, then a Cancel; a viewer
+gets no Issue button and the API answers 403. Once on SQLite and once on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -72,6 +72,12 @@ def test_an_operator_draws_issues_and_sees_receipts_live_a_viewer_cannot_issue(
     expect(page.locator("#w-receipts tbody tr")).to_have_count(1)
     expect(page.locator("#w-receipts tbody tr.flagged")).to_contain_text("vessel-1")
     dashboard.screenshot(page, "warning-receipts")
+    page.get_by_role("button", name="Update").click()
+    expect(page.locator("#w-headline")).to_have_value("Bão số 9")  # the original's, to change
+    page.locator("#w-headline").fill("Bão số 9 mạnh lên")
+    page.get_by_role("button", name="Send update").click()
+    expect(page.locator("#warning-head h2")).to_have_text("Bão: Bão số 9 mạnh lên")
+    expect(page.locator("#warning-head")).to_contain_text(f"Changes {issued.identifier}")
     page.get_by_role("button", name="Cancel warning").click()
     expect(page.locator("#w-state")).to_have_text("cancelled")
 
@@ -85,4 +91,4 @@ def test_an_operator_draws_issues_and_sees_receipts_live_a_viewer_cannot_issue(
         """() => fetch("/api/v1/warnings", {method: "POST", headers: {"Content-Type": "application/json"},
         body: JSON.stringify({vi: {event: "Bão"}})}).then((r) => r.status)"""
     )
-    assert status == 403 and len(Warnings(ioc_db).list()) == 2  # the alert and its Cancel, no more
+    assert status == 403 and len(Warnings(ioc_db).list()) == 3  # the alert, its Update and a Cancel, no more

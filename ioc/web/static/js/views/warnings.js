@@ -267,6 +267,7 @@ export class View {
   compose(original = null) {
     const update = original !== null;
     this.form = new WarningForm(original?.alert ?? null, { update });
+    if (update) this.form.c.ackWithin.value = original.warning.ack_within_s / 60;
     this.reach = coalesce(() => update || this.loadReach(), 300); // an Update goes to the original's targets
     if (!this.drawer) this.drawer = new AreaDrawer(this.L, this.map, this.reach);
     this.reachEl = h("p", { id: "w-reach", role: "status" }, update ? "Goes to the original's targets." : "Reach: …");
