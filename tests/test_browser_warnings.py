@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from playwright.sync_api import Page, expect
 from support_browser import Dashboard, needs_chromium
-from test_web_warnings import places, receipt
+from support_warnings import places, receipt
 
 from ioc.db import Database
 from ioc.warnings import Warnings

@@ -106,7 +106,8 @@ def test_non_standard_baudrate():
 def test_unknown_key_lists_expected_keys():
     text = GOOD.replace('site = "thuan-an"', 'sight = "thuan-an"')
     assert problems(text) == [
-        "node.sight (edge.toml line 3): unknown key; expected one of: device_id, site, labels, location, state_dir",
+        "node.sight (edge.toml line 3): unknown key; expected one of: "
+        "device_id, site, labels, location, state_dir",
     ]
 
 

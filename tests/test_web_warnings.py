@@ -7,26 +7,22 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Iterator
 
 import pytest
 from helpers import now_ms, wait_for
-from support_ioc import EPOCH, PREFIX, Api
+from support_ioc import Api
+from support_warnings import places, receipt
 
 from ioc.audit import entries
 from ioc.cap import from_xml
 from ioc.commands import CommandQueue
 from ioc.db import Database
-from ioc.receiver import Receiver
 from ioc.warnings import default_sender
 from ioc.web import WebServer
 from ioc.web.auth import Tokens, Users
-from sync.records import NodeStatus, TimeSource, WarningReceipt
 from sync.warnings import Alert
-from sync.wire import Batch, encode_batch, up_topic
 
-NTP = int(TimeSource.NTP)
 SEA = [[16.6, 107.5], [16.9, 107.5], [16.9, 108.0], [16.6, 108.0]]
 """The sea off Huế, drawn as an operator clicks it: open (the centre closes it)."""
 STORM = {
@@ -36,43 +32,6 @@ STORM = {
     "pattern": "storm",
     "areas": [{"area_desc": "Biển Huế", "polygons": [SEA]}],
 }
-
-
-def uplink(db: Database, device: str, stream: str, seq: int, records: list[tuple]) -> None:
-    """``records`` of ``stream`` from ``device`` as the receiver handles an uplink message: stored, then
-    handed to its checks (a status to the labels and places, a receipt to the warnings)."""
-    batch = Batch(device, EPOCH, stream, list(range(seq, seq + len(records))), records)
-    assert Receiver(db, "127.0.0.1", 1).handle(up_topic(PREFIX, device, stream), encode_batch(batch))
-
-
-def report(db: Database, device: str, body: dict) -> None:
-    """``device``'s status saying ``body`` (labels, location, mobile)."""
-    t = now_ms()
-    uplink(db, device, "status", 1, [tuple(NodeStatus(t, NTP, t, json.dumps(body)))])
-
-
-def receipt(db: Database, device: str, seq: int, identifier: str, *steps: tuple) -> None:
-    """``device``'s receipts of warning ``identifier``: ``steps`` of (event, output, by, inside), now."""
-    t = now_ms()
-    at = {1: (16.8, 107.7), 0: (15.0, 109.5)}
-    records = [
-        tuple(
-            WarningReceipt(
-                t, NTP, t, identifier, event, output, by, inside, *at.get(inside, (None, None)), ""
-            )
-        )
-        for event, output, by, inside in steps
-    ]
-    uplink(db, device, "warning_receipt", seq, records)
-
-
-def places(db: Database) -> None:
-    """A flood station on the coast, one in Saigon, one that reports no place, and a vessel."""
-    flood = {"kind": "flood-station", "district": "phu-vang"}
-    report(db, "st-in", {"labels": flood, "location": {"lat": 16.7, "lon": 107.7}})
-    report(db, "st-out", {"labels": flood, "location": {"lat": 10.8, "lon": 106.6}})
-    report(db, "st-none", {"labels": flood})
-    report(db, "vessel-1", {"labels": {"fleet": "north"}, "mobile": True})
 
 
 @pytest.fixture
