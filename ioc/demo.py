@@ -6,16 +6,23 @@ provisions the three nodes (each a key of its own, mode 0600, and a certificate 
 configuration of ``ioc-center broker-config`` (:class:`~ioc.broker.PrivateBroker`); the receiver over
 mutual TLS with its database in the work directory, checking the nodes' signatures against the CA
 (as ``ioc-center run --tls`` does); the dashboard (an operator and a viewer with passwords made for
-the run); and the three nodes of :mod:`ioc.demo_field`: a vessel replaying a real NMEA capture, with
-its signed track log and a forbidden area its GPS wanders into; an environment node whose particulate
-sensors, rain gauge and river sonar the demo plays, with a flood alarm every ``flood_every_s``; and a
-roadside camera replaying ``media/bikes.mp4`` through the real detector, self-tested first (``ioc-edge
-selftest``, which leaves its signed commissioning record). The vessel and the camera each run as
-``python -m edge run`` in a process of its own. Every few seconds it prints what the centre has
-received; with ``exit_when_done`` it stops once every kind of record has arrived (the vessel's whole
-capture and its track log verified to the end, counts, an event, summaries, the flood and geofence
-alarms raised and cleared, the camera's commissioning record judged) and prints a summary. Stopping
-undoes the start in reverse.
+the run); the dispatcher, which sends the nodes the centre's commands and warnings signed with a
+command signer and a warning signer of the CA (as ``ioc-center run --command-key ... --warning-key
+...`` does); and the three nodes of :mod:`ioc.demo_field`: a vessel replaying a real NMEA capture
+(its times moved to now), with its signed track log, a forbidden area its GPS wanders into and a
+siren and a light on mock pins; an environment node, a river station in Huế whose particulate
+sensors, rain gauge and river sonar the demo plays, with a flood every ``flood_every_s`` that
+sounds its siren by itself; and a roadside camera replaying ``media/bikes.mp4`` through the real
+detector, self-tested first (``ioc-edge selftest``, which leaves its signed commissioning record).
+The vessel and the camera each run as ``python -m edge run`` in a process of its own.
+
+Once the vessel is heard and its track has begun, the centre issues a storm warning over the sea
+around it; once the vessel has it, the demo plays the crew and acknowledges it on board (``ioc-edge
+warn ack``). Every few seconds it prints what the centre has received; with ``exit_when_done`` it
+stops once every kind of record has arrived (the vessel's whole capture and its track log verified
+to the end, counts, an event, summaries, the flood and geofence alarms raised and cleared, the
+camera's commissioning record judged, the station's siren sounded, the storm warning acknowledged)
+and prints a summary. Stopping undoes the start in reverse.
 
 The demo is the one place on the IOC side that reads the edge side's config and store: it plays
 both parts, like a technician with the node's laptop in one hand and the IOC's screen in the other.
@@ -23,7 +30,9 @@ both parts, like a technician with the node's laptop in one hand and the IOC's s
 Files in the work directory (an earlier run's are replaced)::
 
     ca/                                                       the CA (``ioc-center ca``), signer ``demo``
+    centre/command-signers/, centre/warning-signers/          the dispatcher's signing keys, ``demo.key``
     vessel/edge.toml, vessel/state/, vessel/node.log          the vessel node (``vessel/link``: its link)
+    vessel/capture.nmea                                       the capture it replays, its times moved
     camera/edge.toml, camera/state/, camera/node.log          the camera node
     environment/edge.toml, environment/state/                 the environment node (log: demo.log)
     */tls/                                                    each node's key and certificate chain
@@ -42,6 +51,7 @@ Raises :class:`DemoError` (shared data missing, a node died) and the errors of t
 from __future__ import annotations
 
 import collections
+import datetime
 import json
 import logging
 import os
@@ -52,7 +62,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,27 +73,35 @@ from edge.runtime import open_store
 from ioc import commissioning
 from ioc.broker import PrivateBroker, free_port
 from ioc.ca import CertificateAuthority
-from ioc.db import Database
+from ioc.commands import Dispatcher
+from ioc.db import Database, now_ms
 from ioc.demo_field import (
     BERTH_NAME,
     CAMERA_ID,
     ENVIRONMENT_ID,
     FLOOD_LEVEL_M,
+    FLOOD_PATTERN,
     NMEA_BAUDRATE,
+    SIREN_PIN,
+    STORM_PATTERN,
     VESSEL_ID,
     EnvironmentRig,
     camera_config,
+    shift_capture,
+    storm_warning,
     vessel_config,
 )
 from ioc.enrolment import Register
 from ioc.mosquitto_conf import BrokerSettings, write_broker_config
 from ioc.receiver import Receiver
 from ioc.track import chain_status
+from ioc.warnings import TargetReceipt, Warnings, default_sender
 from ioc.web.app import create_app
 from ioc.web.auth import Users
 from ioc.web.queries import open_alarms
 from ioc.web.server import WebServer
 from ioc.web.settings import WaterLevelThreshold, WebSettings
+from provisioning.commands import COMMAND_SIGNER, WARNING_SIGNER, CommandSigner
 from provisioning.credential import SigningCredential
 from provisioning.identity import NodeIdentity
 from provisioning.revocation import CrlFile
@@ -103,7 +121,14 @@ SELFTEST_SECONDS = 10.0
 """How long each check of the camera's self-test may wait for its part (``ioc-edge selftest --seconds``),
 and the model's budget: generous, as the vessel and the environment run beside it on a small machine."""
 SELFTEST_TIMEOUT_S = 60.0
+ACK_TIMEOUT_S = 30.0
+CLOCK_LAG_S = 240.0
+"""How far behind now the vessel's replayed GPS may start: every certificate is backdated five minutes
+(``provisioning.pki.BACKDATE``), so its clock trusts the CA's from the first fix."""
 SIGNER = "demo"
+"""The technician's signer that provisions the nodes, and the name of the dispatcher's signers."""
+MOCK_PINS = {"GPIOZERO_PIN_FACTORY": "mock"}
+"""The vessel's environment: gpiozero's mock pins for its siren and light (gpiozero reads it)."""
 NODES = {"vessel": VESSEL_ID, "camera": CAMERA_ID, "environment": ENVIRONMENT_ID}
 """The nodes' directories in the work directory, and their device ids."""
 DEFAULT_CAPTURE = Path("nmea") / "ais-nmea.log"
@@ -166,14 +191,15 @@ def _shared_file(shared: Path, name: Path, hint: str = "") -> Path:
 
 
 class NodeProcess:
-    """An edge node run as ``python -m edge run CONFIG``, its log copied to ``node.log`` and watched.
+    """An edge node run as ``python -m edge run CONFIG`` (``env`` added to the demo's environment), its
+    log copied to ``node.log`` and watched.
 
     Its warnings and anything that is not a log line (a traceback, a config error) are shown on the
     demo's stderr, prefixed with the node's name.
     """
 
-    def __init__(self, name: str, config_path: Path) -> None:
-        self.name, self.config_path = name, config_path
+    def __init__(self, name: str, config_path: Path, env: Mapping[str, str] | None = None) -> None:
+        self.name, self.config_path, self.env = name, config_path, dict(env or {})
         self.log_path = config_path.parent / "node.log"
         self.replay_ended: float | None = None
         self.crashed = False
@@ -188,6 +214,7 @@ class NodeProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            env={**os.environ, **self.env},
             # Its own session: Ctrl-C reaches only the demo, which stops the node first, in order.
             start_new_session=True,
         )
@@ -257,6 +284,9 @@ class Demo:
         self.shown = options.workdir  # as the user wrote it, for the commands the demo suggests
         self.stop_event = stop_event
         self.echo = echo
+        self.storm: str | None = None
+        """The storm warning's identifier, once issued."""
+        self.crew_acked = False
         self._undo: list[Callable[[], None]] = []
 
     def run(self) -> None:
@@ -287,22 +317,30 @@ class Demo:
             ignore.write_text("# written by ioc-center demo: nothing here belongs in git\n*\n")
         for name in ("ioc.db", "ioc.db-wal", "ioc.db-shm"):
             (self.workdir / name).unlink(missing_ok=True)
-        for name in ("ca", "broker", *NODES):
+        for name in ("ca", "centre", "broker", *NODES):
             shutil.rmtree(self.workdir / name, ignore_errors=True)
-        for node in NODES:
-            (self.workdir / node).mkdir()
+        for name in ("centre", *NODES):
+            (self.workdir / name).mkdir()
 
     def init_ca(self) -> None:
         """A new CA and signer, and each node provisioned with them: ``ca init``, ``ca issue-signer``,
-        ``ioc-edge provision`` (a key made for the node, its request signed with the credential)."""
+        ``ioc-edge provision`` (a key made for the node, its request signed with the credential); and
+        the centre's command signer and warning signer (``ca command-signer [--warnings]``)."""
         self.ca = CertificateAuthority.create(self.workdir / "ca", "IOC demo")
         credential = SigningCredential.load(self.ca.issue_signer(SIGNER))
         self.certificates = []
         for node, device in NODES.items():
             files = TlsFiles(*(self.workdir / node / TLS_FILES[name] for name in ("ca", "cert", "key")))
             self.certificates.append(NodeIdentity(files).renew(device, "demo", credential))
+        self.signers = []
+        for purpose in (COMMAND_SIGNER, WARNING_SIGNER):
+            out = self.workdir / "centre" / purpose.unit
+            out.mkdir()
+            key, cert = self.ca.issue_command_signer(SIGNER, out, purpose=purpose)
+            self.signers.append(CommandSigner.load(key, cert))
         nodes = ", ".join(NODES.values())
         self.echo(f"demo: CA           {self.shown / 'ca'} (signer {SIGNER}); provisioned {nodes}")
+        self.echo(f"demo:              the centre's command and warning signers in {self.shown / 'centre'}")
 
     def start_broker(self) -> None:
         """mosquitto with ``ioc-center broker-config``'s listeners: devices and receivers over mutual TLS."""
@@ -346,6 +384,20 @@ class Demo:
             f"demo: receiver     database {self.shown / 'ioc.db'}; signatures checked against "
             f"{self.shown / 'ca' / 'ca.crt'}; {len(self.certificates)} nodes enrolled"
         )
+        command_signer, warning_signer = self.signers
+        self.dispatcher = Dispatcher(
+            self.db,
+            command_signer,
+            self.broker.host,
+            self.centre_port,
+            warning_signer=warning_signer,
+            client_id="ioc-center-demo.commands",
+            tls=TlsFiles.receiver(self.broker_tls),
+        )
+        self.dispatcher.start()
+        self._undo.append(self.dispatcher.stop)
+        self.warnings = Warnings(self.db)
+        self.echo("demo: dispatcher   the nodes' commands and warnings, signed by the centre's signers")
 
     def start_dashboard(self) -> None:
         """The dashboard on loopback, with an operator and a viewer whose passwords are new each run."""
@@ -372,31 +424,46 @@ class Demo:
         path.write_text(text)
         return path
 
-    def _start_process_node(self, name: str, config_path: Path) -> NodeProcess:
-        node = NodeProcess(name, config_path)
+    def _start_process_node(
+        self, name: str, config_path: Path, env: Mapping[str, str] | None = None
+    ) -> NodeProcess:
+        node = NodeProcess(name, config_path, env)
         node.start()
         self._undo.append(node.stop)
         self.echo(f"demo: {name + ' node':<12} pid {node.proc.pid}, config {self.shown / name / 'edge.toml'}")
         return node
 
     def start_vessel(self) -> None:
+        """The vessel replays a copy of the capture whose times are moved to end as its replay does
+        (``shift_capture``: its clock follows its GPS, and a clock in the capture's past trusts none of
+        this CA's certificates), starting at most :data:`CLOCK_LAG_S` ago."""
         options = self.options
+        size = self.capture.stat().st_size
+        replay_s = size / (NMEA_BAUDRATE / 10 * options.speed) if options.speed else 0.0
+        now = now_ms()
+        replayed = shift_capture(
+            self.capture,
+            self.workdir / "vessel" / "capture.nmea",
+            now + round(replay_s * 1000),
+            now - round(CLOCK_LAG_S * 1000),
+        )
         path = self._write_config(
-            "vessel", vessel_config(self.capture, self.broker.port, options.speed, berth=self.berth)
+            "vessel", vessel_config(replayed, self.broker.port, options.speed, berth=self.berth)
         )
         self.vessel_store = open_store(load_config(path))  # a bad config stops the demo here
         self._undo.append(self.vessel_store.close)
-        self.vessel = self._start_process_node("vessel", path)
-        size = self.capture.stat().st_size
+        self.vessel = self._start_process_node("vessel", path, MOCK_PINS)
         pace = "as fast as possible" if not options.speed else f"at speed {options.speed:g}"
-        took = f", about {size / (NMEA_BAUDRATE / 10 * options.speed):.0f} s" if options.speed else ""
+        took = f", about {replay_s:.0f} s" if options.speed else ""
         self.echo(
-            f"demo:              {VESSEL_ID} replays {self.capture.name} ({size / 1000:.0f} kB) {pace}{took}"
+            f"demo:              {VESSEL_ID} replays {self.capture.name} ({size / 1000:.0f} kB) "
+            f"{pace}{took}, its times moved to end with the replay"
         )
         fence = f", forbidden area {BERTH_NAME}" if self.berth else ""
         self.echo(
             f"demo:              signed track log{fence}; link 'cheap' (`echo satellite > "
-            f"{self.shown / 'vessel' / 'link'}`: live track thinned, log held)"
+            f"{self.shown / 'vessel' / 'link'}`: live track thinned, log held); siren and light on mock "
+            f"pins ({' '.join(f'{k}={v}' for k, v in MOCK_PINS.items())}), sounding {STORM_PATTERN}"
         )
 
     def commission_camera(self) -> None:
@@ -437,8 +504,8 @@ class Demo:
         self.environment.start()
         self._undo.append(self.environment.stop)
         self.echo(
-            f"demo: environment  {ENVIRONMENT_ID}: PM sensors on ptys, rain and river on mock pins, "
-            f"a flood every {self.options.flood_every_s:g} s"
+            f"demo: environment  {ENVIRONMENT_ID}: PM sensors on ptys, rain, river, siren and light on mock "
+            f"pins, a flood every {self.options.flood_every_s:g} s sounding {FLOOD_PATTERN} by itself"
         )
 
     # -- watching ------------------------------------------------------------------------------------
@@ -450,6 +517,7 @@ class Demo:
         while not self.stop_event.wait(POLL_S):
             for node in (self.vessel, self.camera):
                 node.check()
+            self.warn_the_vessel()
             if time.monotonic() - last_report >= REPORT_EVERY_S:
                 last_report = time.monotonic()
                 self.echo(self.progress())
@@ -459,6 +527,59 @@ class Demo:
                 if self.options.exit_when_done:
                     return
                 self.echo("demo: still running; Ctrl-C stops it")
+
+    # -- warnings ------------------------------------------------------------------------------------
+
+    def warn_the_vessel(self) -> None:
+        """Once the vessel is heard (as a node that moves) and its track has begun at the centre, issue
+        a storm warning over the sea around it; once the vessel has it, acknowledge it as its crew."""
+        if self.storm is None:
+            track = self.db.fetch(
+                "SELECT MIN(lat) AS s, MIN(lon) AS w, MAX(lat) AS n, MAX(lon) AS e FROM rec_position "
+                "WHERE device = ?",
+                [VESSEL_ID],
+            )[0]
+            heard = any(p.device == VESSEL_ID and p.mobile for p in self.warnings.places())
+            if not heard or track["s"] is None:
+                return
+            bounds = (track["s"], track["w"], track["n"], track["e"])
+            alert = storm_warning(bounds, default_sender(), now_ms())
+            issued = self.warnings.issue(alert, None, "demo", now_ms())
+            self.storm = alert.identifier
+            reach = ", ".join(f"{t.device} ({t.why})" for t in issued.targets)
+            self.echo(
+                f"demo: storm        warning {self.storm} ({STORM_PATTERN}) issued over "
+                f"{alert.areas[0].area_desc} to {reach}"
+            )
+        elif not self.crew_acked and (receipt := self.storm_receipt()) and receipt.delivered_ms:
+            self.crew_acked = self.acknowledge_on_board()
+
+    def acknowledge_on_board(self) -> bool:
+        """The crew's ``ioc-edge warn ack`` through the vessel's control socket; whether it acknowledged
+        the storm warning (if not, it is shown and tried again at the next poll)."""
+        config = self.workdir / "vessel" / "edge.toml"
+        shown = f"ioc-edge warn ack --config {self.shown / 'vessel' / 'edge.toml'}"
+        command = [sys.executable, "-m", "edge", "warn", "ack", "--config", str(config)]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=ACK_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.echo(f"demo: crew         {shown} took over {ACK_TIMEOUT_S:g} s; trying again")
+            return False
+        if done.returncode != 0 or str(self.storm) not in done.stdout:
+            self.echo(f"demo: crew         {shown}: {(done.stderr or done.stdout).strip()}; trying again")
+            return False
+        self.echo(f"demo: crew         {shown}: {done.stdout.strip()}")
+        return True
+
+    def storm_receipt(self) -> TargetReceipt | None:
+        """What became of the storm warning on the vessel, as the centre knows it (None: not issued)."""
+        found = [r for r in self.warnings.receipts(self.storm) if r.device == VESSEL_ID] if self.storm else []
+        return found[0] if found else None
+
+    def flood_soundings(self) -> list[str]:
+        """The river station's own soundings (local warnings) the centre knows sounded, newest first."""
+        local = self.warnings.list(origin="local")
+        return [w.identifier for w in local if w.device == ENVIRONMENT_ID and w.sounded]
 
     def received(self) -> dict[str, int]:
         return {stream: self.db.count(stream) for stream in SHOWN}
@@ -470,11 +591,20 @@ class Demo:
     def progress(self) -> str:
         counts = self.received()
         chain = self.track_chain()
+        backlog = sum(self.vessel_store.backlog().values())
         return (
             f"demo: {time.strftime('%H:%M:%S')}  {' '.join(f'{SHOWN[k]}={v}' for k, v in counts.items())}  "
             f"track_verified={chain['verified_idx'] + 1 if chain else 0}  "
-            f"open_alarms={open_alarms(self.db)}  vessel_backlog={sum(self.vessel_store.backlog().values())}"
+            f"open_alarms={open_alarms(self.db)}  vessel_backlog={backlog}  "
+            f"sirens_at_the_river={len(self.flood_soundings())}  storm={self._storm_state()}"
         )
+
+    def _storm_state(self) -> str:
+        receipt = self.storm_receipt()
+        if receipt is None:
+            return "issued" if self.storm else "not_issued"
+        steps = ("acknowledged", "sounded", "delivered")
+        return next((s for s in steps if getattr(receipt, f"{s}_ms") is not None), "sent")
 
     def alarms_raised_and_cleared(self) -> set[tuple[str, str, str]]:
         """(device, source, kind) of the alarms the centre has seen both raised and cleared."""
@@ -486,7 +616,8 @@ class Demo:
 
     def everything_arrived(self) -> bool:
         """The vessel's capture is in and its track log verified to its end, and counts, an event,
-        summaries, the flood's alarm (and the berth's) raised and cleared, the camera's self-test judged."""
+        summaries, the flood's alarm (and the berth's) raised and cleared, the camera's self-test judged,
+        the station's siren sounded by its flood alarm and the storm warning acknowledged on board."""
         ended = self.vessel.replay_ended
         if ended is None or time.monotonic() - ended < SETTLE_S or any(self.vessel_store.backlog().values()):
             return False
@@ -496,6 +627,7 @@ class Demo:
             expected.add((VESSEL_ID, BERTH_NAME, "geofence_entered"))
         chain = self.track_chain()
         judged = commissioning.latest(self.db, CAMERA_ID)
+        storm = self.storm_receipt()
         return (
             all(counts[s] for s in ("count", "event", "summary"))
             and expected <= self.alarms_raised_and_cleared()
@@ -504,6 +636,9 @@ class Demo:
             and chain["waiting"] == 0
             and judged is not None
             and judged["verdict"] != commissioning.UNCHECKED
+            and bool(self.flood_soundings())
+            and storm is not None
+            and storm.acknowledged_ms is not None
         )
 
     def summary(self) -> None:
@@ -517,6 +652,13 @@ class Demo:
             ("prove it offline", self._track_proof()),
             ("alarms raised and cleared", ", ".join(alarms)),
             ("camera's commissioning", self._commissioning_summary()),
+            ("river station's siren", self._siren_summary()),
+            ("storm warning on the vessel", self._storm_summary()),
+            (
+                "see the warnings",
+                f"ioc-center warn show {self.storm} --db sqlite:///{self.shown / 'ioc.db'} (and warn list "
+                "--local, warn export ID: its CAP XML); the dashboard's Warnings page",
+            ),
             ("duplicates dropped by the IOC", str(self.receiver.stats["duplicates"])),
             ("rejected by the IOC", _counts(self.db.rejects())),
             ("rejected by the vessel's GPS", _counts(self.vessel_store.counters("reject.gps"))),
@@ -555,6 +697,30 @@ class Demo:
             f"--crl {self.shown / 'ca' / 'devices-crl.pem'}"
         )
 
+    def _siren_summary(self) -> str:
+        """The station's own soundings the centre has, and the first's receipts (the node's times)."""
+        soundings = self.flood_soundings()
+        [first] = self.warnings.receipts(soundings[-1])
+        outputs = ", ".join(sorted(first.outputs))
+        blasts = self.environment.siren_blasts()
+        return (
+            f"{len(soundings)} flood alarm(s) sounded {FLOOD_PATTERN} on {outputs} by itself; the first, "
+            f"{first.identifier}, sounded at {_hms(first.sounded_ms)}, a local warning at the centre; the "
+            f"siren's mock pin (GPIO{SIREN_PIN}) has switched on {blasts} times"
+        )
+
+    def _storm_summary(self) -> str:
+        """The storm warning's receipts from the vessel (the node's times)."""
+        receipt = self.storm_receipt()
+        assert receipt is not None, "summary() follows everything_arrived(), which waits for it"
+        inside = {1: "inside its area", 0: "outside its area", None: "inside unknown"}[receipt.inside]
+        return (
+            f"{receipt.identifier}: delivered at {_hms(receipt.delivered_ms)} ({inside}), sounded at "
+            f"{_hms(receipt.sounded_ms)} on {', '.join(sorted(receipt.outputs)) or 'nothing'}, acknowledged "
+            f"at {_hms(receipt.acknowledged_ms)} by {receipt.acknowledged_by}; both chained into its signed "
+            "track (the export above lists them)"
+        )
+
     def _commissioning_summary(self) -> str:
         record = commissioning.latest(self.db, CAMERA_ID)
         assert record is not None, "summary() follows everything_arrived(), which waits for it"
@@ -571,6 +737,11 @@ class Demo:
                 undo()
             except Exception:  # keep going: what is left must still be stopped
                 log.exception("event=demo_stop_failed step=%s", getattr(undo, "__qualname__", undo))
+
+
+def _hms(ms: int | None) -> str:
+    """A node's time as ``HH:MM:SS`` UTC, or ``-`` when it has not reported it."""
+    return "-" if ms is None else f"{datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC):%H:%M:%S} UTC"
 
 
 def _counts(counts: dict[str, int]) -> str:

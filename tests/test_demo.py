@@ -16,16 +16,22 @@ import time
 import urllib.request
 from pathlib import Path
 
-from helpers import wait_for
+from helpers import nmea_sentence, wait_for
 
 from ioc import commissioning
 from ioc.db import Database
-from ioc.demo_field import BERTH_NAME, river_level
+from ioc.demo_field import BERTH_NAME, river_level, shift_capture
 from ioc.track import chain_status
+from ioc.warnings import Warnings
 
 PROGRESS = re.compile(r"^demo: \d\d:\d\d:\d\d  positions=(\d+) ")
 DASHBOARD = re.compile(r"^demo: dashboard +(http://127\.0\.0\.1:\d+/)$")
 LOGIN = re.compile(r"^demo: +sign in as operator / (\S+) \(or viewer / (\S+),")
+STORM = re.compile(
+    r"^demo: storm +warning (ioc-\S+-\d{14}-[0-9a-f]{6}) \(storm-demo\) issued over Vùng biển quanh hành "
+    r"trình của tàu vessel-042 to vessel-042 \(vessel: decides on board\)$",
+    re.M,
+)
 
 
 def demo_command(workdir: Path, *args: str) -> list[str]:
@@ -130,7 +136,70 @@ def test_demo_brings_up_three_nodes_and_every_kind_of_record_reaches_the_centre(
     assert [c["name"] for c in record["report"]["checks"]] == [
         "config", "store", "clock", "camera street", "model street", "broker",
     ]  # fmt: skip
-    assert processes_mentioning(str(workdir)) == []
+    # The warnings: the river station's siren sounded by its own flood alarm, a storm warning over the
+    # vessel's waters delivered, sounded, and acknowledged by its crew (the demo, through ioc-edge warn ack).
+    storm = STORM.search(out)
+    assert storm, out
+    config = workdir / "vessel" / "edge.toml"
+    assert f"demo: crew         ioc-edge warn ack --config {config}: acknowledged: {storm[1]}\n" in out
+    assert re.search(
+        r"^  river station's siren: +\d+ flood alarm\(s\) sounded flood-2-demo on light, siren by itself; "
+        r"the first, local:env-huong-river:flood:\d+, sounded at \d\d:\d\d:\d\d UTC, a local warning at the "
+        r"centre; the siren's mock pin \(GPIO5\) has switched on [1-9]\d* times$",
+        out,
+        re.M,
+    ), out
+    assert re.search(
+        rf"^  storm warning on the vessel: +{storm[1]}: delivered at [0-9:]+ UTC \(inside its area\), "
+        r"sounded at [0-9:]+ UTC on light, siren, acknowledged at [0-9:]+ UTC by hand; both chained into its "
+        r"signed track \(the export above lists them\)$",
+        out,
+        re.M,
+    ), out
+    centre = Database(f"sqlite:///{workdir / 'ioc.db'}")
+    try:
+        warnings = Warnings(centre)
+        [on_board] = warnings.receipts(storm[1])
+        local = [w for w in warnings.list(origin="local") if w.device == "env-huong-river"]
+        [first] = warnings.receipts(local[-1].identifier)
+        notes = centre.fetch("SELECT COUNT(*) AS n FROM rec_track_note")[0]["n"]
+    finally:
+        centre.close()
+    assert (on_board.command_state, on_board.inside, on_board.acknowledged_by) == ("applied", 1, "hand")
+    assert on_board.delivered_ms <= on_board.sounded_ms <= on_board.acknowledged_ms
+    assert set(on_board.outputs) == {"siren", "light"}
+    assert [w.pattern for w in local] == ["flood-2-demo"] * len(local) and first.sounded_ms is not None
+    assert set(first.outputs) == {"siren", "light"}
+    assert notes == 2  # delivered and acknowledged, chained into the vessel's signed track
+
+
+def test_a_replayed_capture_moves_its_times_to_end_when_its_replay_does(tmp_path: Path) -> None:
+    capture = tmp_path / "capture.nmea"
+    lines = [
+        nmea_sentence("GPRMC,235958.50,A,5250.53669,N,00542.34920,E,0.020,,070420,,,A"),
+        nmea_sentence("GPGGA,235958.50,5250.53669,N,00542.34920,E,1,09,1.03,-6.0,M,45.8,M,,"),
+        nmea_sentence("AIVDM,1,1,,A,13aEOK?P00PD2wVMdLDRhgvL289?,0", "!"),
+        b"$GPRMC,235959.00,A,5250.5,N,00542.3,E,0.0,,070420,,,A*00\r\n",  # a bad checksum stays bad
+        nmea_sentence("GPRMC,000001.00,A,5250.53675,N,00542.34923,E,0.014,,080420,,,A"),
+    ]
+    capture.write_bytes(b"".join(lines))
+    ends = 1_796_700_000_000  # 2026-12-08T03:20:00Z, so the capture's 2.5 s start at 03:19:57.5
+
+    shift_capture(capture, tmp_path / "moved.nmea", ends, ends - 240_000)
+
+    assert (tmp_path / "moved.nmea").read_bytes().splitlines(keepends=True) == [
+        nmea_sentence("GPRMC,031957.50,A,5250.53669,N,00542.34920,E,0.020,,081226,,,A"),
+        nmea_sentence("GPGGA,031957.50,5250.53669,N,00542.34920,E,1,09,1.03,-6.0,M,45.8,M,,"),
+        lines[2],
+        lines[3],
+        nmea_sentence("GPRMC,032000.00,A,5250.53675,N,00542.34923,E,0.014,,081226,,,A"),
+    ]
+    shift_capture(capture, tmp_path / "late.nmea", ends, ends - 1_000)  # no earlier than starts_after
+    assert (
+        (tmp_path / "late.nmea")
+        .read_bytes()
+        .startswith(nmea_sentence("GPRMC,031959.50,A,5250.53669,N,00542.34920,E,0.020,,081226,,,A"))
+    )
 
 
 def end_demo(proc: subprocess.Popen, workdir: Path) -> None:
