@@ -9,11 +9,12 @@ mutual TLS with its database in the work directory, checking the nodes' signatur
 the run); the dispatcher, which sends the nodes the centre's commands and warnings signed with a
 command signer and a warning signer of the CA (as ``ioc-center run --command-key ... --warning-key
 ...`` does); and the three nodes of :mod:`ioc.demo_field`: a vessel replaying a real NMEA capture
-(its times moved to now), with its signed track log, a forbidden area its GPS wanders into and a
-siren and a light on mock pins; an environment node, a river station in Huế whose particulate
-sensors, rain gauge and river sonar the demo plays, with a flood every ``flood_every_s`` that
-sounds its siren by itself; and a roadside camera replaying ``media/bikes.mp4`` through the real
-detector, self-tested first (``ioc-edge selftest``, which leaves its signed commissioning record).
+(its times moved to end with the replay), with its signed track log, a forbidden area its GPS
+wanders into and a siren and a light on mock pins; an environment node, a river station in Huế
+whose particulate sensors, rain gauge and river sonar the demo plays, with a flood every
+``flood_every_s`` that sounds its siren by itself; and a roadside camera replaying
+``media/bikes.mp4`` through the real detector, self-tested first (``ioc-edge selftest``, which
+leaves its signed commissioning record).
 The vessel and the camera each run as ``python -m edge run`` in a process of its own.
 
 Once the vessel is heard and its track has begun, the centre issues a storm warning over the sea
