@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import statistics
 import sys
 import tempfile
@@ -40,6 +41,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from multiprocessing.queues import Queue
+from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event
 from pathlib import Path
 
@@ -73,6 +75,8 @@ on_s = 0.5
 off_s = 0
 blasts = 1
 """
+START_S = 300
+"""How long the nodes may take to start: a fleet the machine cannot carry never does (see the docs)."""
 STEPS = ("delivered", "sounded", "silenced")
 """The receipts timed at the centre: the node has it, its siren started, and stopped (the pattern's end)."""
 WIRE = {"cmd": "command", "up/warning_receipt": "receipts", "up/command_result": "results"}
@@ -133,14 +137,19 @@ def mqtt_client(port: int, tls: TlsFiles, client_id: str) -> mqtt.Client:
     return client
 
 
-def run_nodes(files: list[Path], ready: Event, stop: Event) -> None:
-    """A process of nodes, each with its siren on a mock pin, until ``stop``; each records its first
-    status at once (the centre needs a node's epoch to sign for it), then every minute."""
+def run_nodes(files: list[Path], started: Synchronized, ready: Event, stop: Event) -> None:
+    """A process of nodes, each with its siren on a mock pin, until ``stop`` (``started`` counts them
+    up); each records its first status at once (the centre needs a node's epoch to sign for it), then
+    every minute."""
     nodes = []
     for path in files:
+        if stop.is_set():
+            break
         node = Node(load_config(path), pin_factory=MockFactory())
         node.start()
         nodes.append(node)
+        with started.get_lock():
+            started.value += 1
     for node in nodes:
         assert node.status is not None
         node.status.report()
@@ -155,11 +164,15 @@ def run_nodes(files: list[Path], ready: Event, stop: Event) -> None:
 
 def count_wire(port: int, tls: TlsFiles, ready: Event, stop: Event, out: Queue) -> None:
     """Payload bytes and messages the broker carries on every topic (``#``) until ``stop``, by kind
-    (:data:`WIRE`; acks by the stream they ack; the rest ``other``), put on ``out``."""
+    (:data:`WIRE`; acks by the stream they ack; the rest ``other``), and when each device's first
+    command passed (``time.monotonic``), put on ``out``."""
     counts: Counter[str] = Counter()
+    published: dict[str, float] = {}
 
     def on_message(client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
-        tail = message.topic.split("/", 3)[-1]
+        _, _, device, tail = message.topic.split("/", 3)
+        if tail == "cmd":
+            published.setdefault(device, time.monotonic())
         kind = WIRE.get(tail, "other")
         if tail == "ack":
             kind = (
@@ -179,7 +192,7 @@ def count_wire(port: int, tls: TlsFiles, ready: Event, stop: Event, out: Queue) 
     stop.wait()
     client.disconnect()
     client.loop_stop()
-    out.put(dict(counts))
+    out.put((dict(counts), published))
 
 
 def raw_subscribers(port: int, tls: TlsFiles, topics: list[str], ready: Event, out: Queue) -> None:
@@ -243,18 +256,29 @@ def raw_publish(port: int, tls: TlsFiles, topics: list[str], size: int, processe
     return max(received.values()) - t0
 
 
-def start_nodes(files: list[Path], processes: int, stop: Event) -> list[multiprocessing.process.BaseProcess]:
+def start_nodes(
+    files: list[Path], processes: int, stop: Event, procs: list[multiprocessing.process.BaseProcess]
+) -> None:
+    """``files``' nodes in ``processes`` processes (appended to ``procs``), until ``stop``; exits
+    saying how many had started when they are not all up within :data:`START_S`."""
     spawn = multiprocessing.get_context("spawn")
-    procs, readies = [], []
+    started = spawn.Value("i", 0)
+    readies = []
     for k in range(processes):
         ready = spawn.Event()
-        proc = spawn.Process(target=run_nodes, args=(files[k::processes], ready, stop))
+        proc = spawn.Process(target=run_nodes, args=(files[k::processes], started, ready, stop))
         proc.start()
         procs.append(proc)
         readies.append(ready)
-    for ready in readies:
-        ready.wait(600)
-    return procs
+    t0 = time.monotonic()
+    while not all(r.is_set() for r in readies):
+        if time.monotonic() - t0 > START_S:
+            raise SystemExit(
+                f"{started.value} of {len(files)} nodes started after {START_S} s, load average "
+                f"{os.getloadavg()[0]:.0f}: this machine cannot carry that many (see --nodes)"
+            )
+        time.sleep(5)
+        progress(f"{started.value} of {len(files)} nodes started")
 
 
 def seconds(arrivals: dict[str, float], t0: float) -> list[float]:
@@ -300,14 +324,17 @@ def main() -> None:
                 files.append(path)
             progress(f"starting them in {args.node_processes} processes")
             stop = spawn.Event()
-            procs = start_nodes(files, args.node_processes, stop)
+            procs: list[multiprocessing.process.BaseProcess] = []
             try:
+                start_nodes(files, args.node_processes, stop, procs)
                 figures = warn_all(db, port, centre_tls, alert, arrivals, devices)
             finally:
                 stop.set()
                 progress("stopping the nodes")
                 for proc in procs:
                     proc.join(120)
+                    if proc.is_alive():  # a node that would not stop: its files are about to go
+                        proc.terminate()
             dispatcher.stop()
             receiver.stop()
             db.close()
@@ -338,8 +365,8 @@ def warn_all(
     counter.start()
     counted.wait(30)
     progress(f"issuing the warning to {len(devices)} nodes")
-    t0 = time.monotonic()
-    issued = warnings.issue(alert, None, "bench", now_ms())
+    t0, t0_ms = time.monotonic(), now_ms()
+    issued = warnings.issue(alert, None, "bench", t0_ms)
     issue_s = time.monotonic() - t0
     assert len(issued.targets) == len(devices), len(issued.targets)
 
@@ -355,13 +382,17 @@ def warn_all(
         time.sleep(2)  # the last batches' acks
     finally:
         stop.set()
-        wire: Counter[str] = Counter(out.get(timeout=30))
+        counts, first_copies = out.get(timeout=30)
         counter.join(30)
+    wire: Counter[str] = Counter(counts)
     receipts = warnings.receipts(alert.identifier)
     missing = [r.device for r in receipts if not (r.delivered_ms and r.sounded_ms and r.silenced_ms)]
     if missing:
         raise SystemExit(f"{len(missing)} targets without every receipt at the centre, first {missing[0]}")
     delivered, sounded = seconds(arrivals.at["delivered"], t0), seconds(arrivals.at["sounded"], t0)
+    published = seconds(first_copies, t0)
+    # the node's own time of its receipt (the same machine's clock): before its recorder and uplink
+    on_node = sorted((r.delivered_ms - t0_ms) / 1000 for r in receipts if r.delivered_ms)
     n = len(devices)
     parts = ("command", "receipts", "results", "acks")
     return [
@@ -372,6 +403,10 @@ def warn_all(
         ("delivered_p99_s", p99(delivered), "s"),
         ("sounded_median_s", statistics.median(sounded), "s"),
         ("sounded_p99_s", p99(sounded), "s"),
+        ("published_median_s", statistics.median(published), "s"),
+        ("published_all_s", published[-1], "s"),
+        ("node_delivered_median_s", statistics.median(on_node), "s"),
+        ("node_delivered_all_s", on_node[-1], "s"),
         ("wire_bytes_per_target", sum(wire[p] for p in parts) / n, "B"),
         *((f"wire_{p}_bytes_per_target", wire[p] / n, "B") for p in parts),
         *((f"wire_{p}_messages_per_target", wire[f"{p}_messages"] / n, "") for p in parts),
