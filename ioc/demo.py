@@ -9,7 +9,7 @@ mutual TLS with its database in the work directory, checking the nodes' signatur
 the run); the dispatcher, which sends the nodes the centre's commands and warnings signed with a
 command signer and a warning signer of the CA (as ``ioc-center run --command-key ... --warning-key
 ...`` does); and the three nodes of :mod:`ioc.demo_field`: a vessel replaying a real NMEA capture
-(its times moved to end with the replay), with its signed track log, a forbidden area its GPS
+(its times moved to now), with its signed track log, a forbidden area its GPS
 wanders into and a siren and a light on mock pins; an environment node, a river station in Huế
 whose particulate sensors, rain gauge and river sonar the demo plays, with a flood every
 ``flood_every_s`` that sounds its siren by itself; and a roadside camera replaying
@@ -435,30 +435,28 @@ class Demo:
         return node
 
     def start_vessel(self) -> None:
-        """The vessel replays a copy of the capture whose times are moved to end as its replay does
-        (``shift_capture``: its clock follows its GPS, and a clock in the capture's past trusts none of
-        this CA's certificates), starting at most :data:`CLOCK_LAG_S` ago."""
+        """The vessel replays a copy of the capture whose times are moved to now (``shift_capture``: its
+        clock follows its GPS, and a clock in the capture's past trusts none of this CA's certificates).
+
+        So that its clock reads about the centre's time when the storm warning reaches it, the copy
+        starts now when replayed at a pace (the warning comes early in the replay) and ends now when
+        replayed as fast as possible (it comes after), starting at most :data:`CLOCK_LAG_S` ago."""
         options = self.options
-        size = self.capture.stat().st_size
-        replay_s = size / (NMEA_BAUDRATE / 10 * options.speed) if options.speed else 0.0
         now = now_ms()
-        replayed = shift_capture(
-            self.capture,
-            self.workdir / "vessel" / "capture.nmea",
-            now + round(replay_s * 1000),
-            now - round(CLOCK_LAG_S * 1000),
-        )
+        starts_after = now if options.speed else now - round(CLOCK_LAG_S * 1000)
+        replayed = shift_capture(self.capture, self.workdir / "vessel" / "capture.nmea", now, starts_after)
         path = self._write_config(
             "vessel", vessel_config(replayed, self.broker.port, options.speed, berth=self.berth)
         )
         self.vessel_store = open_store(load_config(path))  # a bad config stops the demo here
         self._undo.append(self.vessel_store.close)
         self.vessel = self._start_process_node("vessel", path, MOCK_PINS)
+        size = self.capture.stat().st_size
         pace = "as fast as possible" if not options.speed else f"at speed {options.speed:g}"
-        took = f", about {replay_s:.0f} s" if options.speed else ""
+        took = f", about {size / (NMEA_BAUDRATE / 10 * options.speed):.0f} s" if options.speed else ""
         self.echo(
             f"demo:              {VESSEL_ID} replays {self.capture.name} ({size / 1000:.0f} kB) "
-            f"{pace}{took}, its times moved to end with the replay"
+            f"{pace}{took}, its times moved to now"
         )
         fence = f", forbidden area {BERTH_NAME}" if self.berth else ""
         self.echo(

@@ -194,7 +194,7 @@ _TIMES = {"RMC": (1, 9), "GGA": (1, None), "GLL": (5, None)}
 def shift_capture(capture: Path, out: Path, ends_ms: int, starts_after_ms: int) -> Path:
     """Write to ``out`` a copy of the NMEA ``capture`` whose times are moved, by whole seconds, so
     that its last dated fix (RMC) is at ``ends_ms``, or later when that would put its first before
-    ``starts_after_ms``; returns ``out``.
+    ``starts_after_ms`` (then the first is there); returns ``out``.
 
     A vessel's clock follows its GPS, and a node whose clock says the capture's day (2020) trusts no
     certificate of a CA made today: it would refuse the centre's warnings. Only the time and date

@@ -176,7 +176,7 @@ def test_demo_brings_up_three_nodes_and_every_kind_of_record_reaches_the_centre(
     assert notes == 2  # delivered and acknowledged, chained into the vessel's signed track
 
 
-def test_a_replayed_capture_moves_its_times_to_end_when_its_replay_does(tmp_path: Path) -> None:
+def test_a_replayed_capture_moves_its_times_to_end_or_start_when_told(tmp_path: Path) -> None:
     capture = tmp_path / "capture.nmea"
     lines = [
         nmea_sentence("GPRMC,235958.50,A,5250.53669,N,00542.34920,E,0.020,,070420,,,A"),
