@@ -147,12 +147,11 @@ def run_nodes(files: list[Path], started: Synchronized, ready: Event, stop: Even
             break
         node = Node(load_config(path), pin_factory=MockFactory())
         node.start()
+        assert node.status is not None
+        node.status.report()  # now: its own thread's first is a minute on, so the two never meet
         nodes.append(node)
         with started.get_lock():
             started.value += 1
-    for node in nodes:
-        assert node.status is not None
-        node.status.report()
     ready.set()
     stop.wait()
     stopping = [threading.Thread(target=n.stop) for n in nodes]  # at once: each waits for its threads
