@@ -44,6 +44,7 @@ from ioc.web.lockout import SignInLimiter
 from ioc.web.models import Error, SignedIn
 from ioc.web.queries import NodeView
 from ioc.web.settings import WebSettings
+from ioc.web.warnings_api import router as warnings_router
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,7 @@ def create_app(
         pass
     app.add_middleware(ProtectiveHeaders, policy=content_security_policy(settings))
     app.include_router(router)
+    app.include_router(warnings_router)
     _sign_in_routes(app)
     _page_routes(app, static_dir)
     _docs_routes(app, static_dir)
