@@ -9,18 +9,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from common.clock import Clock
 from drivers.nmea import NmeaParser
 from edge.config import NodeConfig, parse_config
 from edge.runtime import open_store
 from edge.track import TrackLog, export_track
+from ioc.db import Database
 from ioc.demo_field import street_rules
+from ioc.track import chain_status
 from provisioning import pki
 from provisioning.signing import DeviceSigner
 from provisioning.tls import TlsFiles
 from sync.recorder import Recorder
-from sync.records import TimeSource
+from sync.records import TimeSource, TrackPoint, TrackSig
 from sync.store import Store, StoreStatus
+from sync.trackfile import TrackFileError, TrackFileWriter, read, verify
 
 # Values travel in fixed point (sync.wire): compare each field to its wire resolution.
 TOLERANCE = {"lat": 1e-7, "lon": 1e-7, "speed_kn": 0.01, "course_deg": 0.1, "hdop": 0.01, "alt_m": 0.1}
@@ -200,3 +205,48 @@ class Vessel:
 def ca_of(tls: TlsFiles):
     """The CA certificate of a node's identity ``tls``."""
     return pki.load_certificates(tls.ca)[0]
+
+
+def tampered(exported, tmp_path: Path, change) -> Path:
+    """The export rewritten after ``change(header, rows, hashes)`` (returning them), as a forger would."""
+    path, _, _ = exported
+    header, rows, hashes = read(path)
+    header, rows, hashes = change(header, rows.copy(), bytearray(hashes))
+    out = tmp_path / "tampered.track"
+    with TrackFileWriter(
+        out, {k: v for k, v in header.items() if k not in ("format", "version", "records")}
+    ) as w:
+        w.write(rows, bytes(hashes))
+    return out
+
+
+def failure(path: Path, tls: TlsFiles) -> str:
+    """Why the track file at ``path`` does not verify against the CA of ``tls`` (it must not)."""
+    with pytest.raises(TrackFileError) as err:
+        verify(path, ca_of(tls))
+    return str(err.value).removeprefix(f"{path}: ")
+
+
+def archive(path: Path) -> tuple[str, list[TrackPoint], list[TrackSig]]:
+    """The epoch, track records and signatures of the store at ``path``, as its archive holds them."""
+    store = Store(path)
+    try:
+        points = [r for _, rows in store.archived("track") for r in rows]
+        sigs = [r for _, rows in store.archived("track_sig") for r in rows]
+        return store.epoch, points, sigs
+    finally:
+        store.close()
+
+
+def flags(db: Database, device: str = "vessel-042") -> list[tuple[int, str, str]]:
+    """``(idx, kind, detail)`` of each flag the centre raised on ``device``'s track, by idx."""
+    return [
+        (f["idx"], f["kind"], f["detail"])
+        for f in sorted(chain_status(db, device)["flags"], key=lambda f: f["idx"])
+    ]
+
+
+def reached(db: Database, key: str, idx: int, device: str = "vessel-042") -> bool:
+    """Whether the device's newest chain has ``key`` (last_idx, verified_idx) at ``idx``."""
+    chains = chain_status(db, device)["chains"]
+    return bool(chains) and chains[0][key] == idx

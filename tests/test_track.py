@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import make_identity
 from helpers import wait_for
-from support_nodes import Vessel, ca_of
+from support_nodes import Vessel, ca_of, failure, tampered
 
 from edge.cli import main as edge_cli
 from edge.config import ConfigError, parse_config
@@ -22,7 +22,7 @@ from provisioning.tls import TlsFiles
 from sync.chain import HASH, NULL, link
 from sync.records import Position, TrackPoint
 from sync.store import Store
-from sync.trackfile import TrackFileError, TrackFileWriter, read, verify
+from sync.trackfile import read, verify
 
 
 @pytest.fixture(scope="module")
@@ -63,25 +63,6 @@ def test_verify_cli_prints_a_summary_and_exits_0(exported):
         r"\S+Z \.\. \S+Z, \d+ signatures, verified against the CA \(revocation not checked\)\n",
         result.output,
     )
-
-
-def tampered(exported, tmp_path: Path, change) -> Path:
-    """The export rewritten after ``change(header, rows, hashes)`` (returning them), as a forger would."""
-    path, _, _ = exported
-    header, rows, hashes = read(path)
-    header, rows, hashes = change(header, rows.copy(), bytearray(hashes))
-    out = tmp_path / "tampered.track"
-    with TrackFileWriter(
-        out, {k: v for k, v in header.items() if k not in ("format", "version", "records")}
-    ) as w:
-        w.write(rows, bytes(hashes))
-    return out
-
-
-def failure(path: Path, tls: TlsFiles) -> str:
-    with pytest.raises(TrackFileError) as err:
-        verify(path, ca_of(tls))
-    return str(err.value).removeprefix(f"{path}: ")
 
 
 def when(rows: np.ndarray, i: int) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 from helpers import capture_logs, cli, wait_for
@@ -12,7 +11,7 @@ from support_browser import needs_chromium
 from support_ioc import Api
 from support_ioc import Node as Publisher
 from support_mtls import open_centre
-from support_nodes import Vessel
+from support_nodes import Vessel, archive, flags, reached
 
 from edge.cli import main as edge_cli
 from edge.config import load_config
@@ -22,38 +21,14 @@ from ioc.receiver import Receiver
 from ioc.track import TrackCheck, chain_status
 from ioc.web.auth import Tokens, Users
 from sync.records import TrackPoint, TrackSig
-from sync.store import Store
 from sync.wire import Batch
 
 DEVICE = "vessel-042"
 
 
-def archive(path: Path) -> tuple[str, list[TrackPoint], list[TrackSig]]:
-    store = Store(path)
-    try:
-        points = [r for _, rows in store.archived("track") for r in rows]
-        sigs = [r for _, rows in store.archived("track_sig") for r in rows]
-        return store.epoch, points, sigs
-    finally:
-        store.close()
-
-
-def flags(db: Database) -> list[tuple[int, str, str]]:
-    return [
-        (f["idx"], f["kind"], f["detail"])
-        for f in sorted(chain_status(db, DEVICE)["flags"], key=lambda f: f["idx"])
-    ]
-
-
 def only_chain(db: Database) -> dict:
     (chain,) = chain_status(db, DEVICE)["chains"]
     return chain
-
-
-def reached(db: Database, key: str, idx: int) -> bool:
-    """Whether the device's newest chain has ``key`` (last_idx, verified_idx) at ``idx``."""
-    chains = chain_status(db, DEVICE)["chains"]
-    return bool(chains) and chains[0][key] == idx
 
 
 @pytest.fixture

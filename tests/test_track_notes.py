@@ -13,9 +13,7 @@ from click.testing import CliRunner
 from conftest import make_identity
 from helpers import wait_for
 from support_ioc import Node as Publisher
-from support_nodes import Vessel, ca_of
-from test_track import failure, tampered
-from test_track_ioc import archive, flags, reached
+from support_nodes import Vessel, archive, ca_of, failure, flags, reached, tampered
 
 from ioc.cli import main as center_cli
 from sync.chain import NULL

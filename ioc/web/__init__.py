@@ -2,7 +2,7 @@
 
 The names below are imported on first use, not with the package: its plain parts (the users in
 ``auth``, the ``queries``, the ``settings``) must import without the web stack of the ``ioc`` extra, so
-that ``ioc-center`` works on a device installed without it (see ``ioc/cli.py``).
+that ``ioc-center`` works on a device installed without it (see ``ioc/cli/``).
 
 Example::
 
