@@ -11,9 +11,11 @@ from collections.abc import Callable, Sequence
 
 from common.component import Component
 from sync.store import Store
+from sync.wire import STREAMS
 
 log = logging.getLogger(__name__)
 
+_URGENT = {name: s.priority == 0 for name, s in STREAMS.items()}
 EXPIRY_EVERY_S = 60.0
 """How often records past their keeping time are deleted."""
 
@@ -21,7 +23,9 @@ EXPIRY_EVERY_S = 60.0
 class Recorder(Component):
     """Buffers records and commits them at most ``flush_interval_s`` after they arrived.
 
-    A commit happens sooner when ``flush_records`` are waiting. ``append`` is
+    A commit happens sooner when ``flush_records`` are waiting, and at once for a record of the alarm
+    lane (priority 0: an alarm, a command's result, a warning's receipt), which must not wait a
+    flush interval on the node before the uplink may send it. ``append`` is
     the sink the drivers are given and may be called from any thread; the
     store is used only by the recorder's own thread (``open_store`` runs
     there). Stopping commits what is still buffered.
@@ -62,7 +66,7 @@ class Recorder(Component):
         with self._lock:
             self._buffer[stream].extend(records)
             self._buffered += len(records)
-            if self._buffered >= self.flush_records:
+            if self._buffered >= self.flush_records or _URGENT.get(stream, False):
                 self._wake.set()
 
     def add_counts(self, group: str, counts: dict[str, int]) -> None:

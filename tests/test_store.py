@@ -509,10 +509,25 @@ def test_recorder_commits_after_the_flush_interval(tmp_path):
     reader = Store(tmp_path / "store.db")
     recorder.start()
     try:
-        recorder.append("alarm", alarms(0, 1))
-        wait_for(lambda: reader.backlog()["alarm"] == 1, what="the alarm to be committed")
-        assert all_of(reader, "alarm") == ([1], alarms(0, 1))
+        recorder.append("position", positions(0, 1))
+        wait_for(lambda: reader.backlog()["position"] == 1, what="the position to be committed")
+        assert all_of(reader, "position") == ([1], positions(0, 1))
         assert recorder.committed == 1
+    finally:
+        recorder.stop()
+        reader.close()
+
+
+def test_recorder_commits_the_alarm_lane_at_once(tmp_path):
+    recorder = Recorder(lambda: Store(tmp_path / "store.db"), flush_interval_s=30, flush_records=1000)
+    reader = Store(tmp_path / "store.db")
+    recorder.start()
+    try:
+        time.sleep(0.1)  # the recorder waits on its interval: 30 s
+        recorder.append("position", positions(0, 1))
+        recorder.append("alarm", alarms(0, 1))
+        wait_for(lambda: reader.backlog()["alarm"] == 1, timeout=1, what="the alarm committed, not in 30 s")
+        assert all_of(reader, "alarm") == ([1], alarms(0, 1)) and reader.backlog()["position"] == 1
     finally:
         recorder.stop()
         reader.close()
