@@ -231,6 +231,7 @@ class Store:
         self.conn = conn
         self._unsaved_drops: Counter[str] = Counter()
         self._full = False
+        self._inserted = 0
         self._zc = zstandard.ZstdCompressor(level=1)
         self._zd = zstandard.ZstdDecompressor()
 
@@ -268,6 +269,7 @@ class Store:
         return [q for start, count in runs for q in range(start, start + count)], rows
 
     def _insert_chunk(self, stream: str, rows: Sequence[tuple]) -> None:
+        self._inserted += 1  # see version(): even one rolled back only costs a reader a needless read
         (last,) = self.conn.execute("SELECT last FROM seqs WHERE stream = ?", [stream]).fetchone()
         first, hi = last + 1, last + len(rows)
         stamps = [r[0] for r in rows]
@@ -693,6 +695,12 @@ class Store:
             facts=json.loads(self.meta("facts") or "{}"),
             commands=tuple(self.commands(RECENT_COMMANDS)),
         )
+
+    def version(self) -> tuple[int, int]:
+        """What changes whenever records may have been added: SQLite's ``PRAGMA data_version`` (moved
+        by another connection's commit) and this connection's own inserts. The same value twice
+        means nothing new to read in between (the uplink's idle rounds read no stream)."""
+        return self.conn.execute("PRAGMA data_version").fetchone()[0], self._inserted
 
     def close(self) -> None:
         self.conn.close()

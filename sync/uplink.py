@@ -89,6 +89,8 @@ class MqttUplink(Component):
         self._command_topic = command_topic(config.topic_prefix, device_id)
         self._cursor: dict[str, int] = {}
         self._inflight: dict[tuple[str, int, int], float] = {}
+        # (the store's version, the held streams) at the last full round; None: read next round
+        self._read_at: tuple[tuple[int, int], frozenset[str]] | None = None
         self._acks: list[Ack] = []
         self._last_error = ""
         self._backoff = Backoff(config.backoff_min_s, config.backoff_max_s)
@@ -125,6 +127,7 @@ class MqttUplink(Component):
         # Whatever was in flight may be lost with the old connection: send it all again.
         self._cursor = {s.name: 0 for s in self._streams}
         self._inflight.clear()
+        self._read_at = None
         log.info("event=uplink_connected host=%s port=%d", self.config.host, self.config.port)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -214,16 +217,29 @@ class MqttUplink(Component):
             return False
 
     def step(self, now: float) -> None:
-        """One round: apply acks, resend what timed out, send what the window allows."""
+        """One round: apply acks, resend what timed out, send what the window allows.
+
+        The streams are read only when something may have changed since the last full round: records
+        were added (:meth:`Store.version`: the recorder's, a command's result), acks freed the window,
+        a batch timed out, the held streams changed, or a publish could not be queued. An idle node
+        then costs one pragma a round, not a query per stream (20 rounds a second).
+        """
+        changed = False
         if self._acks:
             acks, self._acks = self._acks, []
             for ack in acks:
                 self._inflight.pop((ack.stream, ack.first, ack.last), None)
             self.stats["acked_records"] += self.store.acknowledge(acks)
+            changed = True
         for key, deadline in list(self._inflight.items()):
             if deadline < now and key in self._inflight:
                 self._resend(key[0])
-        held = self._held()
+                changed = True
+        held = frozenset(self._held())
+        version = self.store.version()
+        if not changed and (version, held) == self._read_at:
+            return
+        self._read_at = (version, held)
         for stream in self._streams:
             if stream.name in held:
                 continue  # left in the store until a link profile without the hold is in force
@@ -260,6 +276,7 @@ class MqttUplink(Component):
             up_topic(self.config.topic_prefix, self.device_id, stream), payload, qos=1
         )
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self._read_at = None  # not queued: read again next round
             return False
         self._inflight[(stream, seqs[0], seqs[-1])] = now + self.config.ack_timeout_s
         self._cursor[stream] = seqs[-1]

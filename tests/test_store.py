@@ -254,6 +254,8 @@ def test_backlog_counts_waiting_records_per_stream(fresh_store):
         "track_sig": 0,
         "ais": 0,
         "command_result": 0,
+        "warning_receipt": 0,
+        "track_note": 0,
     }
     fresh_store.write({"position": positions(0, 7), "reading": readings(0, 3)})
     fresh_store.acknowledge([Ack(fresh_store.epoch, "position", 1, 2)])
@@ -270,6 +272,8 @@ def test_backlog_counts_waiting_records_per_stream(fresh_store):
         "track_sig": 0,
         "ais": 0,
         "command_result": 0,
+        "warning_receipt": 0,
+        "track_note": 0,
     }
 
 
@@ -305,6 +309,8 @@ def test_status_shape(fresh_store):
             "track_sig": 0,
             "ais": 0,
             "command_result": 0,
+            "warning_receipt": 0,
+            "track_note": 0,
         },
         kept_local={"reading": 0},
         last_ack_ms=None,
