@@ -397,7 +397,6 @@ class Demo:
         )
         self.dispatcher.start()
         self._undo.append(self.dispatcher.stop)
-        self.warnings = Warnings(self.db)
         self.echo("demo: dispatcher   the nodes' commands and warnings, signed by the centre's signers")
 
     def start_dashboard(self) -> None:
@@ -569,6 +568,11 @@ class Demo:
             return False
         self.echo(f"demo: crew         {shown}: {done.stdout.strip()}")
         return True
+
+    @property
+    def warnings(self) -> Warnings:
+        """The centre's warnings, over the receiver's database."""
+        return Warnings(self.db)
 
     def storm_receipt(self) -> TargetReceipt | None:
         """What became of the storm warning on the vessel, as the centre knows it (None: not issued)."""

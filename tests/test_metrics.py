@@ -119,7 +119,9 @@ path = "{slave}"
         "status",
         "summary",
         "track",
+        "track_note",
         "track_sig",
+        "warning_receipt",
     }
     assert value(second, "ioc_edge_local_records", stream="reading") == 0
     assert [k for k in second if k[0] == "ioc_edge_dropped_records_total"] == []  # nothing dropped
