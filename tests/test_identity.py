@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import ssl
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import make_identity
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -356,3 +358,15 @@ def test_missing_identity_files_name_the_setting_and_the_fix(tmp_path: Path) -> 
         == f"uplink.tls.ca: {tmp_path / 'ca.crt'} not found; provision the node first (ioc-edge provision)"
     )
     assert UplinkConfig().tls is None  # without [uplink.tls], plain MQTT as before
+
+
+def test_the_uplink_trusts_the_iocs_ca_alone_not_the_systems_bundle(tmp_path: Path) -> None:
+    files = make_identity(tmp_path, "vessel-042")
+    context = client_context(files)
+    assert [dict(x[0] for x in c["subject"])["commonName"] for c in context.get_ca_certs()] == [
+        "Hue IOC device CA"
+    ]
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    (tmp_path / "bad.crt").write_text("not a certificate\n")
+    with pytest.raises(PkiError, match=r"^uplink.tls.ca: .*bad.crt is not a PEM CA certificate"):
+        client_context(TlsFiles(tmp_path / "bad.crt", files.cert, files.key))
