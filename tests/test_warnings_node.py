@@ -71,7 +71,7 @@ CITY = Area(
 class Desk:
     """A desk over a bank of MockFactory pins, its receipts, and where the node is."""
 
-    def __init__(self, tmp_path: Path, extra: str = "") -> None:
+    def __init__(self, tmp_path: Path, extra: str = "", fix_wait_s: float = 0.0) -> None:
         self.config: NodeConfig = parse_config(TOML.format(state=tmp_path) + extra)
         self.factory = MockFactory()
         self.bank = OutputBank(
@@ -89,6 +89,7 @@ class Desk:
             alarm_patterns={"flood": "short"},
             exercise_pattern=warnings.exercise_pattern,
             ack_silences=warnings.ack_silences,
+            fix_wait_s=fix_wait_s,
         )
         self.bank.on_ack(self.desk.pressed)
         self.desk.start()
@@ -259,3 +260,29 @@ def test_by_hand_on_site_through_ioc_edge_warn(tmp_path, desk):
         server.stop()
     gone = CliRunner().invoke(edge_cli, ["warn", "ack", "--config", str(config)])
     assert gone.exit_code == 1 and "no such socket: is the node running" in gone.output
+
+
+def test_a_vessel_without_a_fix_yet_decides_with_its_first_one_or_sounds_at_the_deadline(tmp_path):
+    desk = Desk(tmp_path, fix_wait_s=1.0)
+    try:
+        desk.here = None  # just booted: no fix yet
+        assert desk.desk.receive(alert("near", pattern="long")) == {
+            "inside": None,
+            "deciding_s": 1.0,
+            "replaced": [],
+        }
+        time.sleep(0.3)
+        assert not desk.pin(SIREN).state  # waiting for the GPS
+        desk.here = HUE
+        wait_for(lambda: desk.pin(SIREN).state, 1, "the siren, once the fix says inside")
+        located = [r for r in desk.receipts if r.event == "located"]
+        assert [(r.inside, r.lat, r.lon) for r in located] == [(1, *HUE)]
+        desk.desk.silence()
+        desk.here = None
+        started = time.monotonic()
+        desk.desk.receive(alert("blind", pattern="long"))
+        wait_for(lambda: desk.pin(SIREN).state, 3, "the siren at the deadline, inside unknown")
+        assert time.monotonic() - started >= 0.9
+        assert [r.inside for r in desk.receipts if r.event == "located"] == [1, None]
+    finally:
+        desk.close()
