@@ -16,6 +16,19 @@ receiver's hook for ``warning_receipt``, wrapped here to note the time): ``deliv
 (``all_*_s``: the last target's; ``*_median_s``, ``*_p99_s``: per target). Target: every node
 delivered within 5 s.
 
+``--light``: light targets (:class:`LightTarget`) in place of real nodes, for a fleet of 1,000 on
+a small machine. Each target's part of the path is the node's own code: its SQLite store, its
+``MqttUplink`` (its own paho client and session, mutual TLS with its own certificate; the uplink's
+``step`` sends the store's batches with ``encode_batch`` and applies the receiver's acks), its
+``CommandInbox.handle`` with a ``CommandVerifier``, its ``WarningDesk.receive`` sounding a siren of an
+``OutputBank`` on a ``MockFactory`` pin, its ``StatusReporter``. What is not the node's: no recorder
+thread (a receipt is written to the store at once, as the node's recorder commits the alarm lane), no
+inbox thread (a command is handled in paho's thread), no desk tick (expiries), no uplink loop polling
+20 times a second (paho's own loop, blocked on the socket, and the uplink's round run when something
+happened, plus every :data:`TICK_S` for its first round and ack timeouts), no status thread (one timer
+per process), no control socket, no supervisor; a dropped connection is taken up again by paho's
+loop with the same client, where the uplink makes a new one.
+
 Bytes on the wire, counted by a client of its own subscribed to ``#`` (payloads; MQTT and TLS framing
 not counted), per target: the signed command as published (copies the dispatcher sent again included),
 the node's ``warning_receipt`` and ``command_result`` batches, and the centre's acks of them
@@ -25,7 +38,7 @@ Baseline, same broker, before the nodes start: a bare paho QoS 1 publish of a pa
 command's size to each target's command topic, received by one paho client per target, subscribed in
 processes as the nodes run (``raw_publish_all_received_s``, ``raw_bytes_per_target``).
 
-Example: ``.venv/bin/python bench/warnings.py --nodes 1000 --node-processes 8``
+Example: ``.venv/bin/python bench/warnings.py --light --nodes 1000 --node-processes 8``
 """
 
 from __future__ import annotations
@@ -44,6 +57,7 @@ from multiprocessing.queues import Queue
 from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event
 from pathlib import Path
+from typing import cast
 
 import paho.mqtt.client as mqtt
 from _common import figure
@@ -51,19 +65,29 @@ from commands import Pki, node_file, p99, wait
 from gpiozero.pins.mock import MockFactory
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge.config import load_config
-from edge.runtime import Node
+from common.clock import Clock
+from drivers.transport import Transport
+from edge.commands import CommandInbox
+from edge.config import NodeConfig, load_config
+from edge.outputs.bank import OutputBank
+from edge.outputs.base import OutputContext
+from edge.runtime import VERSION, Node, StatusReporter, open_store
+from edge.warnings import WarningDesk
 from ioc.broker import PrivateBroker, free_port
 from ioc.commands import Dispatcher
 from ioc.db import Database, now_ms
 from ioc.receiver import Receiver
 from ioc.warnings import Warnings, new_identifier
-from provisioning.commands import WARNING_SIGNER, CommandSigner
+from provisioning.commands import WARNING_SIGNER, CommandSigner, CommandVerifier
+from provisioning.pki import load_certificates
 from provisioning.tls import TlsFiles, client_context
 from sync.commands import Command, command_topic, encode_command
+from sync.recorder import Recorder
 from sync.records import WarningReceipt
+from sync.store import Store
+from sync.uplink import MqttUplink
 from sync.warnings import Alert, Info
-from sync.wire import Batch, decode_ack
+from sync.wire import STREAMS, Batch, decode_ack
 
 SIREN = """
 [outputs.siren]
@@ -79,6 +103,8 @@ START_S = 300
 """How long the nodes may take to start: a fleet the machine cannot carry never does (see the docs)."""
 STEPS = ("delivered", "sounded", "silenced")
 """The receipts timed at the centre: the node has it, its siren started, and stopped (the pattern's end)."""
+TICK_S = 0.5
+"""How often a light target's uplink runs a round unasked: its connection's first, and ack timeouts."""
 WIRE = {"cmd": "command", "up/warning_receipt": "receipts", "up/command_result": "results"}
 """What the wire counter tells apart, by the topic's tail; acks by the stream they ack."""
 
@@ -159,6 +185,141 @@ def run_nodes(files: list[Path], started: Synchronized, ready: Event, stop: Even
         thread.start()
     for thread in stopping:
         thread.join(60)
+
+
+class LightRecorder:
+    """What a light target lends its warning desk (``append``, the sink of its receipts) and its status
+    reporter in place of the node's ``Recorder``: each append written to the store at once (the node's
+    recorder commits the alarm lane at once too, and a receipt is all a light target records), then
+    ``changed`` called (the target sends it)."""
+
+    def __init__(self, store: Store, lock: threading.RLock, changed: Callable[[], None]) -> None:
+        self.store, self.lock, self.changed = store, lock, changed
+
+    def append(self, stream: str, records: list) -> None:
+        with self.lock:
+            self.store.write({stream: records})
+        self.changed()
+
+    def add_counts(self, group: str, counts: dict[str, int]) -> None:
+        with self.lock:
+            self.store.add_counts(group, counts)
+
+
+def no_transport(name: str, cfg: object) -> Transport:
+    """A light target's outputs are a siren on a mock pin: none opens a transport."""
+    raise ValueError(f"outputs.{name}: a light target opens no transport")
+
+
+class LightTarget:
+    """One target of ``--light``: a node's store, command inbox, warning desk (a siren on a
+    ``MockFactory`` pin), status reporter and ``MqttUplink`` (its own client, mutual TLS with its own
+    certificate), without the node's threads. The uplink's paho client runs paho's own loop
+    (``loop_start``: a thread blocked on its socket, not the uplink's 20 rounds a second), and the
+    uplink's :meth:`~sync.uplink.MqttUplink.step` runs when something happened: a command handled
+    (``CommandInbox.handle`` on this target's store, in paho's thread), a receipt written (a siren's
+    thread too), an ack, and on :meth:`tick` (the process's timer: connect, ack timeouts).
+
+    Example::
+
+        target = LightTarget(load_config(path), MockFactory())
+        target.connect()
+        target.tick()
+    """
+
+    def __init__(self, config: NodeConfig, pin_factory: MockFactory) -> None:
+        cfg, tls = config, config.uplink.tls
+        assert tls is not None
+        device = cfg.node.device_id
+        clock = Clock()
+        self.lock = threading.RLock()  # one store connection: paho's thread, a siren's, the timer's
+        self.store = open_store(cfg)
+        recorder = LightRecorder(self.store, self.lock, self.tick)
+        self.bank = OutputBank(cfg.outputs, cfg.patterns, OutputContext(pin_factory, no_transport, clock))
+        self.warnings = WarningDesk(
+            device,
+            self.bank,
+            recorder.append,
+            clock,
+            lambda: None,
+            exercise_pattern=cfg.warnings.exercise_pattern,
+        )
+        verifier = CommandVerifier(load_certificates(tls.ca)[0], device)
+        # the kind ``warning`` reaches the desk as ``node.warnings``: this target is that node
+        self.inbox = CommandInbox(lambda: self.store, verifier, clock, device, VERSION, node=cast(Node, self))
+        send = {s.name for s in STREAMS.values() if s.synced}
+        self.uplink = MqttUplink(self.store, device, cfg.uplink, send, on_command=self._command)
+        self._on_message = self.uplink._client.on_message
+        self.uplink._client.on_message = self._message
+        sources = {"commands": lambda: self.inbox.counts, "warnings": lambda: self.warnings.counts}
+        facts = {"warnings": self.warnings.describe, "location": lambda: None, "mobile": lambda: False}
+        self.status = StatusReporter(
+            self.store, cast(Recorder, recorder), sources, clock, cfg.store.status_interval_s, facts=facts
+        )
+
+    def connect(self) -> bool:
+        """Connect as the uplink does (its session, mutual TLS) and start paho's loop; False: refused."""
+        if not self.uplink._connect():
+            return False
+        self.uplink._client.loop_start()
+        return True
+
+    def tick(self) -> None:
+        """One round of the uplink (acks applied, what timed out sent again, what is new sent)."""
+        with self.lock:
+            if self.uplink.connected:
+                self.uplink.step(time.monotonic())
+
+    def report(self) -> None:
+        """Record the status as the node's reporter does (the centre learns the epoch and the place)."""
+        with self.lock:
+            self.status.report()
+
+    def _command(self, payload: bytes) -> None:
+        with self.lock:
+            self.inbox.counts[self.inbox.handle(self.store, payload)] += 1
+
+    def _message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        self._on_message(client, userdata, message)
+        self.tick()
+
+    def stop(self) -> None:
+        """Disconnect, silence the siren, close the store."""
+        self.uplink.connected = False  # a disconnection asked for: the uplink does not log it as lost
+        self.uplink._client.disconnect()
+        self.uplink._client.loop_stop()
+        self.bank.close()
+        with self.lock:
+            self.store.close()
+
+
+def run_light(files: list[Path], started: Synchronized, ready: Event, stop: Event) -> None:
+    """A process of light targets (:class:`LightTarget`) until ``stop`` (``started`` counts them up):
+    each connected and its first status recorded at once, then one timer for all of them (every
+    :data:`TICK_S`: the uplinks' rounds; every ``status_interval_s``: their status)."""
+    targets = []
+    for path in files:
+        if stop.is_set():
+            break
+        target = LightTarget(load_config(path), MockFactory())
+        while not target.connect() and not stop.wait(1):
+            pass
+        target.report()
+        targets.append(target)
+        with started.get_lock():
+            started.value += 1
+    ready.set()
+    interval_s = targets[0].status.interval_s if targets else 60
+    next_status = time.monotonic() + interval_s
+    while not stop.wait(TICK_S):
+        for target in targets:
+            target.tick()
+        if time.monotonic() >= next_status:
+            next_status += interval_s
+            for target in targets:
+                target.report()
+    for target in targets:
+        target.stop()
 
 
 def count_wire(port: int, tls: TlsFiles, ready: Event, stop: Event, out: Queue) -> None:
@@ -256,16 +417,22 @@ def raw_publish(port: int, tls: TlsFiles, topics: list[str], size: int, processe
 
 
 def start_nodes(
-    files: list[Path], processes: int, stop: Event, procs: list[multiprocessing.process.BaseProcess]
+    files: list[Path],
+    processes: int,
+    stop: Event,
+    procs: list[multiprocessing.process.BaseProcess],
+    light: bool = False,
 ) -> None:
-    """``files``' nodes in ``processes`` processes (appended to ``procs``), until ``stop``; exits
-    saying how many had started when they are not all up within :data:`START_S`."""
+    """``files``' nodes (``light``: light targets) in ``processes`` processes (appended to ``procs``),
+    until ``stop``; exits saying how many had started when they are not all up within :data:`START_S`."""
     spawn = multiprocessing.get_context("spawn")
     started = spawn.Value("i", 0)
     readies = []
     for k in range(processes):
         ready = spawn.Event()
-        proc = spawn.Process(target=run_nodes, args=(files[k::processes], started, ready, stop))
+        proc = spawn.Process(
+            target=run_light if light else run_nodes, args=(files[k::processes], started, ready, stop)
+        )
         proc.start()
         procs.append(proc)
         readies.append(ready)
@@ -288,6 +455,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--nodes", type=int, default=1000, help="targets: nodes, each with a siren")
     parser.add_argument("--node-processes", type=int, default=8, help="processes the nodes run in")
+    parser.add_argument(
+        "--light", action="store_true", help="light targets (LightTarget), not Nodes: see the docstring"
+    )
     args = parser.parse_args()
     spawn = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory() as tmp_dir:
@@ -325,7 +495,7 @@ def main() -> None:
             stop = spawn.Event()
             procs: list[multiprocessing.process.BaseProcess] = []
             try:
-                start_nodes(files, args.node_processes, stop, procs)
+                start_nodes(files, args.node_processes, stop, procs, args.light)
                 figures = warn_all(db, port, centre_tls, alert, arrivals, devices)
             finally:
                 stop.set()
@@ -340,6 +510,7 @@ def main() -> None:
 
     figure("targets", args.nodes)
     figure("node_processes", args.node_processes)
+    figure("light", int(args.light))
     for name, value, unit in figures:
         figure(name, value, unit)
     figure("raw_publish_all_received_s", raw_s, "s")
