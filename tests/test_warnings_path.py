@@ -119,7 +119,12 @@ def test_a_warning_sounds_the_stations_siren_in_its_pattern_the_button_acknowled
         for pin in (SIREN, LIGHT):
             edges = pin_edges(factory.pin(pin))
             assert [on for _, on in edges] == [on for _, on in want]
-            assert max(abs(a - b) for (a, _), (b, _) in zip(edges, want, strict=True)) < 0.05, edges
+            # Here the node shares two cores with the centre, a database and another test worker: an edge
+            # may come late by a scheduling pause (one came 170 ms late in a full run). Most edges within
+            # 50 ms, none past 250 ms; every edge within 50 ms is test_warnings_node's (the same desk
+            # and output bank, without the broker and the centre in the process) and test_outputs'.
+            errors = sorted(abs(a - b) for (a, _), (b, _) in zip(edges, want, strict=True))
+            assert errors[len(errors) // 2] < 0.05 and errors[-1] < 0.25, edges
         factory.pin(BUTTON).drive_low()
         wait_for(lambda: receipt(warnings, storm.identifier).acknowledged_ms, 10, "the acknowledgement")
         got = receipt(warnings, storm.identifier)
