@@ -847,16 +847,9 @@ def warnings_csv(warnings: Iterable[StoredWarning], now_ms: int, zone: ZoneInfo 
 def receipts_csv(receipts: Iterable[TargetReceipt], now_ms: int, zone: ZoneInfo = UTC) -> Iterator[str]:
     """One warning's receipts as CSV, one row per target, times in ``zone`` (ISO 8601), ``flagged``
     at ``now_ms`` (1: not acknowledged when due)."""
-    times = (
-        "delivered",
-        "sounded",
-        "silenced",
-        "displayed",
-        "acknowledged",
-        "cancelled",
-        "expired",
-        "refused",
-    )
+    times = [
+        e for e in _RECEIPT_EVENTS if e != "located"
+    ]  # located has no time: it moves inside and the place
     items = (
         {
             **r.__dict__,

@@ -1,6 +1,7 @@
-"""A centre's view of nodes and their warning receipts, without a broker: each record handed to the
-receiver as it handles an uplink message (stored, then given to its checks: a status to the labels and
-places, a receipt to the warnings). Used by the warnings' API and browser tests."""
+"""The warnings' tests' shared parts: a node's outputs on mock pins (``OUTPUTS``, with short patterns), the
+city's area, and a centre's view of nodes and their warning receipts without a broker (each record handed
+to the receiver as it handles an uplink message: stored, then given to its checks: a status to the labels
+and places, a receipt to the warnings)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,41 @@ from support_ioc import EPOCH, PREFIX
 from ioc.db import Database
 from ioc.receiver import Receiver
 from sync.records import NodeStatus, TimeSource, WarningReceipt
+from sync.warnings import Area
 from sync.wire import Batch, encode_batch, up_topic
 
 NTP = int(TimeSource.NTP)
+SIREN, LIGHT, BUTTON = 17, 27, 5
+OUTPUTS = f"""
+[outputs.siren]
+type = "siren"
+pin = {SIREN}
+
+[outputs.light]
+type = "light"
+pin = {LIGHT}
+
+[outputs.ack]
+type = "button"
+pin = {BUTTON}
+
+[patterns.short]
+on_s = 0.2
+off_s = 0.1
+blasts = 2
+repeat = 2
+pause_s = 0.3
+
+[patterns.long]
+on_s = 30
+off_s = 0
+blasts = 1
+"""
+"""A siren, a light and an acknowledge button on mock pins; ``short`` (1.3 s) to time, ``long`` to cut."""
+CITY = Area(
+    "TP Huế",
+    polygons=(((16.40, 107.50), (16.40, 107.65), (16.52, 107.65), (16.52, 107.50), (16.40, 107.50)),),
+)
 
 
 def uplink(db: Database, device: str, stream: str, seq: int, records: list[tuple]) -> None:

@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 from gpiozero.pins.mock import MockFactory
 from helpers import now_ms, pin_edges, wait_for
+from support_warnings import BUTTON, CITY, LIGHT, OUTPUTS, SIREN
 
 from common.clock import Clock
 from edge.cli import main as edge_cli
@@ -23,49 +24,23 @@ from edge.outputs.bank import OutputBank
 from edge.outputs.base import OutputContext
 from edge.warnings import WarningDesk
 from sync.records import Alarm, TimeSource, WarningReceipt
-from sync.warnings import Alert, Area, Circle, Info
+from sync.warnings import Alert, Info
 
-SIREN, LIGHT, BUTTON = 17, 27, 5
-TOML = f"""
+TOML = (
+    """
 [node]
 device_id = "station-7"
-state_dir = "{{state}}"
-
-[outputs.siren]
-type = "siren"
-pin = {SIREN}
-
-[outputs.light]
-type = "light"
-pin = {LIGHT}
-
-[outputs.ack]
-type = "button"
-pin = {BUTTON}
-
-[patterns.short]
-on_s = 0.2
-off_s = 0.1
-blasts = 2
-repeat = 2
-pause_s = 0.3
-
-[patterns.long]
-on_s = 5
-off_s = 0
-blasts = 1
-
+state_dir = "{state}"
+"""
+    + OUTPUTS  # no braces in it: the whole is format()ed with the state directory
+    + """
 [patterns.exercise]
 on_s = 0.1
 off_s = 0
 blasts = 1
 """
-HUE = (16.4637, 107.5909)
-SEA = Area("Biển Thừa Thiên Huế", circles=(Circle(16.8, 107.9, 30.0),))
-CITY = Area(
-    "TP Huế",
-    polygons=(((16.40, 107.50), (16.40, 107.65), (16.52, 107.65), (16.52, 107.50), (16.40, 107.50)),),
 )
+HUE = (16.4637, 107.5909)
 
 
 class Desk:

@@ -21,6 +21,7 @@ from helpers import nmea_fix, now_ms, pin_edges, wait_for
 from support_commands import DEVICE, Bench, centre_on, command_bench
 from support_forgery import Minted, signed_by
 from support_nodes import write_config
+from support_warnings import BUTTON, CITY, LIGHT, OUTPUTS, SIREN
 
 from drivers.outputs import Pattern, screen
 from edge.config import NodeConfig
@@ -31,36 +32,7 @@ from ioc.warnings import TargetReceipt, Warnings, new_identifier
 from provisioning import pki
 from sync.warnings import Alert, Area, Circle, Info
 
-SIREN, LIGHT, BUTTON, FLOAT = 17, 27, 5, 22
-OUTPUTS = f"""
-[outputs.siren]
-type = "siren"
-pin = {SIREN}
-
-[outputs.light]
-type = "light"
-pin = {LIGHT}
-
-[outputs.ack]
-type = "button"
-pin = {BUTTON}
-
-[patterns.short]
-on_s = 0.2
-off_s = 0.1
-blasts = 2
-repeat = 2
-pause_s = 0.3
-
-[patterns.long]
-on_s = 30
-off_s = 0
-blasts = 1
-"""
-CITY = Area(
-    "TP Huế",
-    polygons=(((16.40, 107.50), (16.40, 107.65), (16.52, 107.65), (16.52, 107.50), (16.40, 107.50)),),
-)
+FLOAT = 22
 SEA = Area("Biển Thừa Thiên Huế", circles=(Circle(16.80, 107.90, 30.0),))
 FAR = Area("Vịnh Bắc Bộ", circles=(Circle(20.0, 107.5, 50.0),))
 AT_SEA = (16.85, 107.95)
