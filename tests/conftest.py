@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 import pytest
 from helpers import free_port
+from support_ioc import Api
 
 from edge.config import NodeConfig
 from edge.runtime import Node
@@ -232,6 +233,20 @@ def web_server(ioc_db: Database) -> Iterator[WebServer]:
     from ioc.web import WebSettings
 
     yield from _serve(ioc_db, WebSettings())
+
+
+@pytest.fixture
+def users(web_server: WebServer, ioc_db: Database) -> Iterator[tuple[Api, Api]]:
+    """The API of ``web_server`` as the operator ``lan`` and as the viewer ``an`` (API tokens)."""
+    from ioc.web.auth import Tokens, Users
+
+    Users(ioc_db).add("lan", "operator", "correct horse battery")
+    Users(ioc_db).add("an", "viewer", "correct horse battery")
+    operator = Api(web_server.url, Tokens(ioc_db).create("lan", "tests")[1])
+    viewer = Api(web_server.url, Tokens(ioc_db).create("an", "tests")[1])
+    yield operator, viewer
+    operator.close()
+    viewer.close()
 
 
 @pytest.fixture

@@ -10,20 +10,13 @@ from __future__ import annotations
 import csv
 import io
 
-from support_ioc import Api
-
 from ioc.audit import audit
-from ioc.web import WebServer
-from ioc.web.auth import Tokens, Users
 
 T0 = 1_700_000_000_000
 
 
-def test_operators_page_and_filter_the_audit_log_a_viewer_is_refused(web_server: WebServer, ioc_db):
-    Users(ioc_db).add("lan", "operator", "correct horse battery")
-    Users(ioc_db).add("an", "viewer", "correct horse battery")
-    operator = Api(web_server.url, Tokens(ioc_db).create("lan", "tests")[1])
-    viewer = Api(web_server.url, Tokens(ioc_db).create("an", "tests")[1])
+def test_operators_page_and_filter_the_audit_log_a_viewer_is_refused(users, ioc_db):
+    operator, viewer = users
     audit(ioc_db, "lan", "label.set", "river-07", {"district": "phu-vang"}, "ok", at_ms=T0)
     audit(
         ioc_db, "lan", "command.send", "river-07", {"kind": "ping"}, "queued", command_seq=1, at_ms=T0 + 1000
@@ -77,5 +70,3 @@ def test_operators_page_and_filter_the_audit_log_a_viewer_is_refused(web_server:
     paths = operator.json("/api/v1/openapi.json")["paths"]
     assert set(paths["/api/v1/audit"]["get"]["responses"]) >= {"200", "403", "422"}
     assert "/api/v1/audit.csv" in paths and "/api/v1/nodes/{device}/commands/{seq}/snapshot.jpg" in paths
-    operator.close()
-    viewer.close()

@@ -11,22 +11,17 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 
 import cv2
 import numpy as np
-import pytest
 from helpers import now_ms
 from playwright.sync_api import expect
 from support_browser import Dashboard, needs_chromium
-from support_ioc import Api
 
 from ioc.audit import COMMAND_SEND, entries
 from ioc.commands import CommandQueue
 from ioc.db import Database
 from ioc.desired import DesiredConfigs, config_version
-from ioc.web import WebServer
-from ioc.web.auth import Tokens, Users
 from sync.records import CommandResult, Count, NodeStatus, TimeSource
 from sync.wire import Batch
 
@@ -66,18 +61,6 @@ def runs(db: Database, text: str) -> None:
     configs.from_results(
         Batch(DEVICE, EPOCH, "command_result", [seq], [CommandResult(t, NTP, t, seq, "applied", "", details)])
     )
-
-
-@pytest.fixture
-def users(web_server: WebServer, ioc_db: Database) -> Iterator[tuple[Api, Api]]:
-    """The API as the operator ``lan`` and as the viewer ``an``."""
-    Users(ioc_db).add("lan", "operator", "correct horse battery")
-    Users(ioc_db).add("an", "viewer", "correct horse battery")
-    operator = Api(web_server.url, Tokens(ioc_db).create("lan", "tests")[1])
-    viewer = Api(web_server.url, Tokens(ioc_db).create("an", "tests")[1])
-    yield operator, viewer
-    operator.close()
-    viewer.close()
 
 
 def test_an_operator_issues_commands_a_viewer_sees_them_and_is_refused(ioc_db, users):

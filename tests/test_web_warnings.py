@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
 
 import pytest
 from helpers import now_ms, wait_for
@@ -19,8 +18,6 @@ from ioc.cap import from_xml
 from ioc.commands import CommandQueue
 from ioc.db import Database
 from ioc.warnings import default_sender
-from ioc.web import WebServer
-from ioc.web.auth import Tokens, Users
 from sync.warnings import Alert
 
 SEA = [[16.6, 107.5], [16.9, 107.5], [16.9, 108.0], [16.6, 108.0]]
@@ -35,16 +32,10 @@ STORM = {
 
 
 @pytest.fixture
-def users(web_server: WebServer, ioc_db: Database) -> Iterator[tuple[Api, Api]]:
-    """The API as the operator ``lan`` and as the viewer ``an``, over the nodes of :func:`places`."""
+def users(users: tuple[Api, Api], ioc_db: Database) -> tuple[Api, Api]:
+    """conftest's operator and viewer, over the nodes of :func:`places`."""
     places(ioc_db)
-    Users(ioc_db).add("lan", "operator", "correct horse battery")
-    Users(ioc_db).add("an", "viewer", "correct horse battery")
-    operator = Api(web_server.url, Tokens(ioc_db).create("lan", "tests")[1])
-    viewer = Api(web_server.url, Tokens(ioc_db).create("an", "tests")[1])
-    yield operator, viewer
-    operator.close()
-    viewer.close()
+    return users
 
 
 def post(api: Api, path: str, body: object = None) -> tuple[int, dict]:
